@@ -1,0 +1,302 @@
+/* Upstream HTTP client: libcurl wrapped once. See ark_http.h.
+ *
+ * Data flow of one transfer: ark_http_perform takes an idle easy handle
+ * (or makes one attached to the share), sets the request, and runs
+ * curl_easy_perform. curl calls write_cb with body bytes; the first call
+ * reads the final status and content type from the handle and every call
+ * forwards to the caller's on_data. Afterwards the handle is reset and
+ * pushed back onto the idle stack; its connection stays in the shared
+ * cache for the next request of any thread.
+ */
+#include <string.h>
+
+#include <apr_strings.h>
+#include <apr_thread_mutex.h>
+#include <curl/curl.h>
+
+#include "ark_http.h"
+
+struct ark_http_t {
+    CURLSH *share;
+    apr_thread_mutex_t *locks[CURL_LOCK_DATA_LAST];
+    apr_thread_mutex_t *idle_lock;
+    CURL **idle;
+    int n_idle;
+    int max_idle;
+};
+
+typedef struct {
+    const ark_http_req_t *req;
+    CURL *curl;
+    int status;
+    const char *content_type;
+    int started;
+    apr_time_t t0;
+    apr_time_t t_first;
+    apr_status_t cb_status;
+} transfer_t;
+
+static void share_lock(CURL *c, curl_lock_data data, curl_lock_access a,
+                       void *userptr)
+{
+    ark_http_t *h = userptr;
+
+    (void)c;
+    (void)a;
+    if (data < CURL_LOCK_DATA_LAST && h->locks[data]) {
+        apr_thread_mutex_lock(h->locks[data]);
+    }
+}
+
+static void share_unlock(CURL *c, curl_lock_data data, void *userptr)
+{
+    ark_http_t *h = userptr;
+
+    (void)c;
+    if (data < CURL_LOCK_DATA_LAST && h->locks[data]) {
+        apr_thread_mutex_unlock(h->locks[data]);
+    }
+}
+
+static apr_status_t http_cleanup(void *d)
+{
+    ark_http_t *h = d;
+    int i;
+
+    for (i = 0; i < h->n_idle; i++) {
+        curl_easy_cleanup(h->idle[i]);
+    }
+    h->n_idle = 0;
+    if (h->share) {
+        curl_share_cleanup(h->share);
+        h->share = NULL;
+    }
+    curl_global_cleanup();
+    return APR_SUCCESS;
+}
+
+apr_status_t ark_http_create(ark_http_t **ph, int max_idle, apr_pool_t *p)
+{
+    ark_http_t *h;
+    int i;
+
+    if (curl_global_init(CURL_GLOBAL_ALL) != CURLE_OK) {
+        return APR_EGENERAL;
+    }
+    h = apr_pcalloc(p, sizeof(*h));
+    h->max_idle = max_idle > 0 ? max_idle : 64;
+    h->idle = apr_pcalloc(p, sizeof(CURL *) * (apr_size_t)h->max_idle);
+    apr_thread_mutex_create(&h->idle_lock, APR_THREAD_MUTEX_DEFAULT, p);
+    for (i = 0; i < CURL_LOCK_DATA_LAST; i++) {
+        apr_thread_mutex_create(&h->locks[i], APR_THREAD_MUTEX_DEFAULT, p);
+    }
+    h->share = curl_share_init();
+    if (!h->share) {
+        curl_global_cleanup();
+        return APR_EGENERAL;
+    }
+    curl_share_setopt(h->share, CURLSHOPT_LOCKFUNC, share_lock);
+    curl_share_setopt(h->share, CURLSHOPT_UNLOCKFUNC, share_unlock);
+    curl_share_setopt(h->share, CURLSHOPT_USERDATA, h);
+    curl_share_setopt(h->share, CURLSHOPT_SHARE, CURL_LOCK_DATA_DNS);
+    curl_share_setopt(h->share, CURLSHOPT_SHARE, CURL_LOCK_DATA_SSL_SESSION);
+    curl_share_setopt(h->share, CURLSHOPT_SHARE, CURL_LOCK_DATA_CONNECT);
+    apr_pool_cleanup_register(p, h, http_cleanup, apr_pool_cleanup_null);
+    *ph = h;
+    return APR_SUCCESS;
+}
+
+static CURL *handle_get(ark_http_t *h)
+{
+    CURL *c = NULL;
+
+    apr_thread_mutex_lock(h->idle_lock);
+    if (h->n_idle > 0) {
+        c = h->idle[--h->n_idle];
+    }
+    apr_thread_mutex_unlock(h->idle_lock);
+    return c ? c : curl_easy_init();
+}
+
+static void handle_put(ark_http_t *h, CURL *c)
+{
+    curl_easy_reset(c);
+    apr_thread_mutex_lock(h->idle_lock);
+    if (h->n_idle < h->max_idle) {
+        h->idle[h->n_idle++] = c;
+        c = NULL;
+    }
+    apr_thread_mutex_unlock(h->idle_lock);
+    if (c) {
+        curl_easy_cleanup(c);
+    }
+}
+
+static size_t write_cb(char *ptr, size_t size, size_t nmemb, void *ud)
+{
+    transfer_t *t = ud;
+    size_t n = size * nmemb;
+
+    if (!t->started) {
+        long code = 0;
+        char *ct = NULL;
+
+        t->started = 1;
+        t->t_first = apr_time_now();
+        curl_easy_getinfo(t->curl, CURLINFO_RESPONSE_CODE, &code);
+        curl_easy_getinfo(t->curl, CURLINFO_CONTENT_TYPE, &ct);
+        t->status = (int)code;
+        t->content_type = ct;
+    }
+    if (n == 0) {
+        return 0;
+    }
+    t->cb_status = t->req->on_data(t->req->ctx, t->status, t->content_type,
+                                   ptr, n);
+    return t->cb_status == APR_SUCCESS ? n : 0;
+}
+
+static ark_http_fail_t fail_from_curl(CURLcode cc)
+{
+    switch (cc) {
+    case CURLE_OK:
+        return ARK_HTTP_OK;
+    case CURLE_COULDNT_RESOLVE_HOST:
+    case CURLE_COULDNT_RESOLVE_PROXY:
+    case CURLE_COULDNT_CONNECT:
+        return ARK_HTTP_CONNECT;
+    case CURLE_OPERATION_TIMEDOUT:
+        return ARK_HTTP_TIMEOUT;
+    case CURLE_SSL_CONNECT_ERROR:
+    case CURLE_PEER_FAILED_VERIFICATION:
+    case CURLE_SSL_CERTPROBLEM:
+    case CURLE_SSL_CIPHER:
+    case CURLE_SSL_CACERT_BADFILE:
+        return ARK_HTTP_TLS;
+    case CURLE_SEND_ERROR:
+    case CURLE_RECV_ERROR:
+    case CURLE_GOT_NOTHING:
+    case CURLE_PARTIAL_FILE:
+    case CURLE_HTTP2:
+    case CURLE_HTTP2_STREAM:
+        return ARK_HTTP_IO;
+    case CURLE_WRITE_ERROR:
+    case CURLE_ABORTED_BY_CALLBACK:
+        return ARK_HTTP_ABORTED;
+    default:
+        return ARK_HTTP_OTHER;
+    }
+}
+
+const char *ark_http_fail_name(ark_http_fail_t f)
+{
+    switch (f) {
+    case ARK_HTTP_OK:      return "ok";
+    case ARK_HTTP_CONNECT: return "connect";
+    case ARK_HTTP_TLS:     return "tls";
+    case ARK_HTTP_TIMEOUT: return "timeout";
+    case ARK_HTTP_IO:      return "io";
+    case ARK_HTTP_ABORTED: return "aborted";
+    default:               return "other";
+    }
+}
+
+const char *ark_http_version(void)
+{
+    return curl_version();
+}
+
+apr_status_t ark_http_perform(ark_http_t *h, const ark_http_req_t *req,
+                              ark_http_result_t *res, apr_pool_t *p)
+{
+    transfer_t t;
+    struct curl_slist *hdrs = NULL;
+    char errbuf[CURL_ERROR_SIZE];
+    CURLcode cc;
+    CURL *c;
+    long status = 0, nconn = 0;
+    int i;
+
+    memset(res, 0, sizeof(*res));
+    memset(&t, 0, sizeof(t));
+    c = handle_get(h);
+    if (!c) {
+        res->fail = ARK_HTTP_OTHER;
+        res->detail = "curl_easy_init failed";
+        return APR_ENOMEM;
+    }
+    t.req = req;
+    t.curl = c;
+    t.t0 = apr_time_now();
+    errbuf[0] = '\0';
+
+    for (i = 0; req->headers && i < req->headers->nelts; i++) {
+        hdrs = curl_slist_append(hdrs,
+                                 APR_ARRAY_IDX(req->headers, i, const char *));
+    }
+    /* no "Expect: 100-continue" round trip before the body */
+    hdrs = curl_slist_append(hdrs, "Expect:");
+
+    curl_easy_setopt(c, CURLOPT_SHARE, h->share);
+    curl_easy_setopt(c, CURLOPT_URL, req->url);
+    curl_easy_setopt(c, CURLOPT_HTTPHEADER, hdrs);
+    curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(c, CURLOPT_TCP_NODELAY, 1L);
+    curl_easy_setopt(c, CURLOPT_TCP_KEEPALIVE, 1L);
+    curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
+    curl_easy_setopt(c, CURLOPT_FOLLOWLOCATION, 0L);
+    curl_easy_setopt(c, CURLOPT_MAXCONNECTS, (long)h->max_idle);
+    curl_easy_setopt(c, CURLOPT_ERRORBUFFER, errbuf);
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, write_cb);
+    curl_easy_setopt(c, CURLOPT_WRITEDATA, &t);
+    if (req->connect_timeout > 0) {
+        curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS,
+                         (long)apr_time_as_msec(req->connect_timeout));
+    }
+    if (req->timeout > 0) {
+        curl_easy_setopt(c, CURLOPT_TIMEOUT_MS,
+                         (long)apr_time_as_msec(req->timeout));
+    }
+    if (req->body) {
+        curl_easy_setopt(c, CURLOPT_POST, 1L);
+        curl_easy_setopt(c, CURLOPT_POSTFIELDS, req->body);
+        curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE,
+                         (curl_off_t)req->body_len);
+    }
+
+    cc = curl_easy_perform(c);
+
+    curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
+    curl_easy_getinfo(c, CURLINFO_NUM_CONNECTS, &nconn);
+    {
+        curl_off_t ra = 0;
+
+        if (curl_easy_getinfo(c, CURLINFO_RETRY_AFTER, &ra) == CURLE_OK
+            && ra > 0) {
+            res->retry_after = apr_time_from_sec((apr_time_t)ra);
+        }
+    }
+    res->status = (int)status;
+    res->new_connections = nconn;
+    res->fail = fail_from_curl(cc);
+    if (cc == CURLE_WRITE_ERROR && t.cb_status == APR_SUCCESS) {
+        res->fail = ARK_HTTP_OTHER;   /* curl's own write failure */
+    }
+    if (cc != CURLE_OK) {
+        res->detail = apr_pstrdup(p, errbuf[0] ? errbuf
+                                               : curl_easy_strerror(cc));
+    }
+    res->total = apr_time_now() - t.t0;
+    res->ttfb = t.started ? t.t_first - t.t0 : res->total;
+    if (cc == CURLE_OK && !t.started) {
+        /* a response without a body: tell the caller its status */
+        t.cb_status = req->on_data(req->ctx, res->status, NULL, "", 0);
+        if (t.cb_status != APR_SUCCESS) {
+            res->fail = ARK_HTTP_ABORTED;
+        }
+    }
+
+    handle_put(h, c);
+    curl_slist_free_all(hdrs);
+    return res->fail == ARK_HTTP_OK ? APR_SUCCESS : APR_EGENERAL;
+}

@@ -1,0 +1,242 @@
+/* The client's request, parsed and validated. See ark_request.h.
+ * Pure C (APR + jansson), unit-tested directly. */
+#include <string.h>
+
+#include <apr_strings.h>
+
+#include "ark_request.h"
+
+static apr_status_t json_cleanup(void *data)
+{
+    json_decref((json_t *)data);
+    return APR_SUCCESS;
+}
+
+json_t *ark_json_pool_own(json_t *json, apr_pool_t *p)
+{
+    if (json) {
+        apr_pool_cleanup_register(p, json, json_cleanup,
+                                  apr_pool_cleanup_null);
+    }
+    return json;
+}
+
+const char *ark_json_pdump(const json_t *json, apr_size_t *plen,
+                           apr_pool_t *p)
+{
+    char *text = json_dumps(json, JSON_COMPACT);
+    const char *out;
+    apr_size_t len;
+
+    if (!text) {
+        return NULL;
+    }
+    len = strlen(text);
+    out = apr_pstrmemdup(p, text, len);
+    free(text);
+    if (plen) {
+        *plen = len;
+    }
+    return out;
+}
+
+void ark_usage_clear(ark_usage_t *u)
+{
+    u->prompt_tokens = -1;
+    u->completion_tokens = -1;
+    u->total_tokens = -1;
+    u->cached_tokens = -1;
+}
+
+static void take_count(long *dst, const json_t *obj, const char *field)
+{
+    const json_t *v = json_object_get(obj, field);
+
+    if (json_is_integer(v) && json_integer_value(v) >= 0) {
+        *dst = (long)json_integer_value(v);
+    }
+}
+
+int ark_usage_from_openai(ark_usage_t *u, const json_t *usage)
+{
+    if (!json_is_object(usage)) {
+        return 0;
+    }
+    take_count(&u->prompt_tokens, usage, "prompt_tokens");
+    take_count(&u->completion_tokens, usage, "completion_tokens");
+    take_count(&u->total_tokens, usage, "total_tokens");
+    take_count(&u->cached_tokens,
+               json_object_get(usage, "prompt_tokens_details"),
+               "cached_tokens");
+    return 1;
+}
+
+static const char *const known_roles[] = {
+    "system", "developer", "user", "assistant", "tool", "function", NULL
+};
+
+static int role_known(const char *role)
+{
+    int i;
+
+    for (i = 0; known_roles[i]; i++) {
+        if (!strcmp(role, known_roles[i])) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
+static apr_status_t check_messages(ark_chat_req_t *req, json_t *messages,
+                                   ark_err_t *err, apr_pool_t *p)
+{
+    size_t i;
+    json_t *msg;
+
+    if (!messages) {
+        ark_err_set(err, 400, "missing_required_parameter", "messages",
+                    "Missing required parameter: 'messages'.");
+        return APR_EINVAL;
+    }
+    if (!json_is_array(messages)) {
+        ark_err_set(err, 400, "invalid_type", "messages",
+                    "Invalid type for 'messages': expected an array of "
+                    "message objects.");
+        return APR_EINVAL;
+    }
+    if (json_array_size(messages) == 0) {
+        ark_err_set(err, 400, "empty_array", "messages",
+                    "Invalid 'messages': empty array. Expected an array "
+                    "with at least one message.");
+        return APR_EINVAL;
+    }
+    json_array_foreach(messages, i, msg) {
+        const json_t *role, *content;
+        const char *param = apr_psprintf(p, "messages[%lu]",
+                                         (unsigned long)i);
+
+        if (!json_is_object(msg)) {
+            ark_err_setf(err, p, 400, "invalid_type", param,
+                         "Invalid type for '%s': expected an object.", param);
+            return APR_EINVAL;
+        }
+        role = json_object_get(msg, "role");
+        if (!json_is_string(role)) {
+            param = apr_pstrcat(p, param, ".role", NULL);
+            ark_err_setf(err, p, 400, role ? "invalid_type"
+                                           : "missing_required_parameter",
+                         param, "%s parameter: '%s' (a string).",
+                         role ? "Invalid type for" : "Missing required",
+                         param);
+            return APR_EINVAL;
+        }
+        if (!role_known(json_string_value(role))) {
+            param = apr_pstrcat(p, param, ".role", NULL);
+            ark_err_setf(err, p, 400, "invalid_value", param,
+                         "Invalid value for '%s': '%s'. Supported values "
+                         "are: 'system', 'developer', 'user', 'assistant', "
+                         "'tool' and 'function'.", param,
+                         ark_err_quote(json_string_value(role), 32, p));
+            return APR_EINVAL;
+        }
+        content = json_object_get(msg, "content");
+        if (content && !json_is_string(content) && !json_is_array(content)
+            && !json_is_null(content)) {
+            param = apr_pstrcat(p, param, ".content", NULL);
+            ark_err_setf(err, p, 400, "invalid_type", param,
+                         "Invalid type for '%s': expected a string or an "
+                         "array of content parts.", param);
+            return APR_EINVAL;
+        }
+    }
+    req->n_messages = json_array_size(messages);
+    return APR_SUCCESS;
+}
+
+apr_status_t ark_chat_req_parse(ark_chat_req_t *req, const char *body,
+                                apr_size_t len, ark_err_t *err,
+                                apr_pool_t *p)
+{
+    json_error_t jerr;
+    json_t *root, *model, *stream, *opts;
+
+    memset(req, 0, sizeof(*req));
+    if (len == 0) {
+        ark_err_set(err, 400, "invalid_json", NULL,
+                    "The request body is empty; expected a JSON object.");
+        return APR_EINVAL;
+    }
+    root = json_loadb(body, len, JSON_REJECT_DUPLICATES, &jerr);
+    if (!root) {
+        ark_err_setf(err, p, 400, "invalid_json", NULL,
+                     "We could not parse the JSON body of your request "
+                     "(line %d, column %d: %s).", jerr.line, jerr.column,
+                     ark_err_quote(jerr.text, 120, p));
+        return APR_EINVAL;
+    }
+    req->root = ark_json_pool_own(root, p);
+    if (!json_is_object(root)) {
+        ark_err_set(err, 400, "invalid_json", NULL,
+                    "The request body must be a JSON object.");
+        return APR_EINVAL;
+    }
+
+    model = json_object_get(root, "model");
+    if (!model) {
+        ark_err_set(err, 400, "missing_required_parameter", "model",
+                    "Missing required parameter: 'model'.");
+        return APR_EINVAL;
+    }
+    if (!json_is_string(model) || json_string_length(model) == 0) {
+        ark_err_set(err, 400, "invalid_type", "model",
+                    "Invalid type for 'model': expected a non-empty string.");
+        return APR_EINVAL;
+    }
+    if (strlen(json_string_value(model)) != json_string_length(model)) {
+        ark_err_set(err, 400, "invalid_value", "model",
+                    "Invalid value for 'model': contains a NUL character.");
+        return APR_EINVAL;
+    }
+    /* a copy: translators replace "model" in root with the upstream name */
+    req->model = apr_pstrdup(p, json_string_value(model));
+
+    if (check_messages(req, json_object_get(root, "messages"), err, p)) {
+        return APR_EINVAL;
+    }
+
+    stream = json_object_get(root, "stream");
+    if (stream && !json_is_boolean(stream) && !json_is_null(stream)) {
+        ark_err_set(err, 400, "invalid_type", "stream",
+                    "Invalid type for 'stream': expected a boolean.");
+        return APR_EINVAL;
+    }
+    req->stream = json_is_true(stream);
+
+    opts = json_object_get(root, "stream_options");
+    if (opts && !json_is_null(opts)) {
+        const json_t *inc;
+
+        if (!json_is_object(opts)) {
+            ark_err_set(err, 400, "invalid_type", "stream_options",
+                        "Invalid type for 'stream_options': expected an "
+                        "object.");
+            return APR_EINVAL;
+        }
+        if (!req->stream) {
+            ark_err_set(err, 400, "invalid_value", "stream_options",
+                        "The 'stream_options' parameter is only allowed "
+                        "when 'stream' is enabled.");
+            return APR_EINVAL;
+        }
+        inc = json_object_get(opts, "include_usage");
+        if (inc && !json_is_boolean(inc)) {
+            ark_err_set(err, 400, "invalid_type",
+                        "stream_options.include_usage",
+                        "Invalid type for 'stream_options.include_usage': "
+                        "expected a boolean.");
+            return APR_EINVAL;
+        }
+        req->include_usage = json_is_true(inc);
+    }
+    return APR_SUCCESS;
+}

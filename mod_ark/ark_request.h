@@ -1,0 +1,61 @@
+/* The client's request, parsed and validated.
+ *
+ * The handler reads the body (bounded by ArkMaxBodySize) and hands the
+ * bytes to ark_chat_req_parse, which parses them with jansson (duplicate
+ * object keys rejected, so the gateway and the upstream can never read
+ * two different "model" fields), checks the fields the gateway relies
+ * on, and reports the first problem as a 400 in ark_err_t with the
+ * offending field in `param`. Fields the gateway does not interpret are
+ * left for the upstream to judge.
+ *
+ * Ownership: the parsed document (req->root) is owned by the request; a
+ * cleanup registered on the pool passed to ark_chat_req_parse releases it.
+ */
+#ifndef ARK_REQUEST_H
+#define ARK_REQUEST_H
+
+#include <apr_pools.h>
+#include <jansson.h>
+
+#include "ark_error.h"
+
+typedef struct ark_chat_req_t {
+    json_t *root;          /* the whole request object; owned (see above) */
+    const char *model;     /* the client's model alias (pool copy) */
+    int stream;            /* "stream": true */
+    int include_usage;     /* "stream_options": {"include_usage": true} */
+    apr_size_t n_messages; /* number of entries in "messages" */
+} ark_chat_req_t;
+
+/* Token usage as the upstream reported it (or as counted). -1 = unknown. */
+typedef struct ark_usage_t {
+    long prompt_tokens;
+    long completion_tokens;
+    long total_tokens;
+    long cached_tokens;
+} ark_usage_t;
+
+/* Parses and validates a chat completions request body.
+ * Returns APR_SUCCESS and fills *req, or APR_EINVAL with *err set to a
+ * 400 whose message says what is wrong (JSON syntax error with line and
+ * column, missing or mistyped field). */
+apr_status_t ark_chat_req_parse(ark_chat_req_t *req, const char *body,
+                                apr_size_t len, ark_err_t *err,
+                                apr_pool_t *p);
+
+/* Sets every field of *u to -1 (unknown). */
+void ark_usage_clear(ark_usage_t *u);
+
+/* Reads an OpenAI "usage" object ({"prompt_tokens", "completion_tokens",
+ * "total_tokens", "prompt_tokens_details": {"cached_tokens"}}) into *u.
+ * Absent fields stay as they were. Returns 1 if usage was an object. */
+int ark_usage_from_openai(ark_usage_t *u, const json_t *usage);
+
+/* Registers json_decref(json) as a cleanup of p; returns json. */
+json_t *ark_json_pool_own(json_t *json, apr_pool_t *p);
+
+/* json_dumps(json, JSON_COMPACT) copied into p; NULL on failure. */
+const char *ark_json_pdump(const json_t *json, apr_size_t *plen,
+                           apr_pool_t *p);
+
+#endif /* ARK_REQUEST_H */

@@ -1,0 +1,197 @@
+/* Incremental Server-Sent Events parser. See ark_sse.h.
+ *
+ * Bytes go into `line` until a line ending; each complete line is then
+ * interpreted (data appended to `data`, event name kept in `name`), and a
+ * blank line hands the collected event to the callback. A CR at the very
+ * end of a buffer sets `after_cr` so that an LF starting the next buffer
+ * is not taken for a second (blank) line.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "ark_sse.h"
+
+#define ARK_SSE_DEFAULT_MAX (1024 * 1024)
+
+typedef struct {
+    char *buf;
+    apr_size_t len, cap;
+} sse_buf_t;
+
+struct ark_sse_parser_t {
+    sse_buf_t line;
+    sse_buf_t data;
+    sse_buf_t name;
+    apr_size_t max_event;
+    int after_cr;
+    int has_data;        /* at least one data line in this event */
+    int in_event;        /* any field line seen since the last dispatch */
+    apr_status_t error;  /* sticky */
+};
+
+static apr_status_t sse_cleanup(void *d)
+{
+    ark_sse_parser_t *sp = d;
+
+    free(sp->line.buf);
+    free(sp->data.buf);
+    free(sp->name.buf);
+    return APR_SUCCESS;
+}
+
+ark_sse_parser_t *ark_sse_parser_make(apr_pool_t *p, apr_size_t max_event)
+{
+    ark_sse_parser_t *sp = apr_pcalloc(p, sizeof(*sp));
+
+    sp->max_event = max_event ? max_event : ARK_SSE_DEFAULT_MAX;
+    apr_pool_cleanup_register(p, sp, sse_cleanup, apr_pool_cleanup_null);
+    return sp;
+}
+
+/* Appends n bytes, keeping the buffer NUL-terminated. */
+static apr_status_t buf_add(sse_buf_t *b, const char *s, apr_size_t n,
+                            apr_size_t limit)
+{
+    if (b->len + n + 1 > b->cap) {
+        apr_size_t cap = b->cap ? b->cap : 256;
+        char *nb;
+
+        if (b->len + n > limit) {
+            return APR_ENOSPC;
+        }
+        while (cap < b->len + n + 1) {
+            cap *= 2;
+        }
+        nb = realloc(b->buf, cap);
+        if (!nb) {
+            return APR_ENOMEM;
+        }
+        b->buf = nb;
+        b->cap = cap;
+    }
+    memcpy(b->buf + b->len, s, n);
+    b->len += n;
+    b->buf[b->len] = '\0';
+    return APR_SUCCESS;
+}
+
+static void event_reset(ark_sse_parser_t *sp)
+{
+    sp->data.len = 0;
+    sp->name.len = 0;
+    sp->has_data = 0;
+    sp->in_event = 0;
+}
+
+static apr_status_t dispatch(ark_sse_parser_t *sp, ark_sse_cb *cb, void *ctx)
+{
+    ark_sse_event_t ev;
+    apr_status_t rv = APR_SUCCESS;
+
+    if (sp->has_data) {
+        /* the data buffer ends with the LF added after the last line */
+        if (sp->data.len > 0) {
+            sp->data.len--;
+        }
+        ev.data = sp->data.buf;
+        ((char *)ev.data)[sp->data.len] = '\0';
+        ev.data_len = sp->data.len;
+        ev.event = sp->name.len ? sp->name.buf : "";
+        rv = cb(ctx, &ev);
+    }
+    event_reset(sp);
+    return rv;
+}
+
+static apr_status_t process_line(ark_sse_parser_t *sp, ark_sse_cb *cb,
+                                 void *ctx)
+{
+    const char *line = sp->line.buf ? sp->line.buf : "";
+    apr_size_t len = sp->line.len, flen, vlen;
+    const char *colon, *value;
+    apr_size_t room;
+    apr_status_t rv;
+
+    if (len == 0) {
+        return dispatch(sp, cb, ctx);
+    }
+    if (line[0] == ':') {
+        return APR_SUCCESS;        /* comment, e.g. ": keep-alive" */
+    }
+    sp->in_event = 1;
+    colon = memchr(line, ':', len);
+    if (colon) {
+        flen = (apr_size_t)(colon - line);
+        value = colon + 1;
+        vlen = len - flen - 1;
+        if (vlen > 0 && *value == ' ') {
+            value++;
+            vlen--;
+        }
+    }
+    else {
+        flen = len;
+        value = "";
+        vlen = 0;
+    }
+    room = sp->max_event > sp->data.len ? sp->max_event - sp->data.len : 0;
+    if (flen == 4 && !memcmp(line, "data", 4)) {
+        sp->has_data = 1;
+        if ((rv = buf_add(&sp->data, value, vlen, room)) != APR_SUCCESS) {
+            return rv;
+        }
+        return buf_add(&sp->data, "\n", 1, room);
+    }
+    if (flen == 5 && !memcmp(line, "event", 5)) {
+        sp->name.len = 0;
+        return buf_add(&sp->name, value, vlen, sp->max_event);
+    }
+    return APR_SUCCESS;            /* id, retry and unknown fields */
+}
+
+apr_status_t ark_sse_feed(ark_sse_parser_t *sp, const char *buf,
+                          apr_size_t len, ark_sse_cb *cb, void *ctx)
+{
+    apr_size_t i = 0;
+    apr_status_t rv;
+
+    if (sp->error) {
+        return sp->error;
+    }
+    while (i < len) {
+        apr_size_t start = i;
+
+        if (sp->after_cr) {
+            sp->after_cr = 0;
+            if (buf[i] == '\n') {
+                i++;
+                continue;
+            }
+        }
+        while (i < len && buf[i] != '\n' && buf[i] != '\r') {
+            i++;
+        }
+        rv = buf_add(&sp->line, buf + start, i - start, sp->max_event);
+        if (rv != APR_SUCCESS) {
+            sp->error = rv;
+            return rv;
+        }
+        if (i == len) {
+            break;                 /* line continues in the next buffer */
+        }
+        sp->after_cr = (buf[i] == '\r');
+        i++;
+        rv = process_line(sp, cb, ctx);
+        sp->line.len = 0;
+        if (rv != APR_SUCCESS) {
+            sp->error = rv;
+            return rv;
+        }
+    }
+    return APR_SUCCESS;
+}
+
+int ark_sse_pending(const ark_sse_parser_t *sp)
+{
+    return sp->line.len > 0 || sp->in_event;
+}

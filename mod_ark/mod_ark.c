@@ -1,0 +1,353 @@
+/* mod_ark: the module record, directives and lifecycle hooks.
+ *
+ * Configuration is read and validated while httpd parses its config, so
+ * `apachectl configtest` (and the check apache2ctl runs before every
+ * graceful reload) catches a bad provider, a missing provider secret or
+ * a broken keys file before any running server is touched. A graceful
+ * reload re-reads everything, keys file and secrets included.
+ *
+ * Lifecycle: directives fill ark_server_conf_t (pconf); open_logs opens
+ * the JSON access log as root; child_init creates the process's
+ * upstream HTTP client; the handler (ark_handler.c) serves requests.
+ */
+#include <string.h>
+
+#include <apr_strings.h>
+#include <http_core.h>
+#include <http_protocol.h>
+#include <http_request.h>
+#include <ap_mpm.h>
+
+#include "mod_ark.h"
+
+static ark_http_t *ark_http;   /* per child process, from child_init */
+
+ark_http_t *ark_http_client(void)
+{
+    return ark_http;
+}
+
+/* ------------------------------------------------------ config records */
+
+static void *create_server_conf(apr_pool_t *p, server_rec *s)
+{
+    ark_server_conf_t *sc = apr_pcalloc(p, sizeof(*sc));
+
+    (void)s;
+    sc->providers = apr_hash_make(p);
+    sc->models = apr_hash_make(p);
+    sc->model_order = apr_array_make(p, 8, sizeof(const char *));
+    sc->connect_timeout = ARK_DEFAULT_CONNECT_TIMEOUT;
+    sc->timeout = ARK_DEFAULT_TIMEOUT;
+    sc->config_time = apr_time_now();
+    return sc;
+}
+
+/* All Ark server directives are global: virtual hosts share the main
+ * server's record. */
+static void *merge_server_conf(apr_pool_t *p, void *basev, void *addv)
+{
+    (void)p;
+    (void)addv;
+    return basev;
+}
+
+static void *create_dir_conf(apr_pool_t *p, char *dir)
+{
+    ark_dir_conf_t *dc = apr_pcalloc(p, sizeof(*dc));
+
+    (void)dir;
+    dc->max_body = ARK_DEFAULT_MAX_BODY;
+    return dc;
+}
+
+static void *merge_dir_conf(apr_pool_t *p, void *basev, void *addv)
+{
+    ark_dir_conf_t *base = basev, *add = addv;
+    ark_dir_conf_t *dc = apr_pcalloc(p, sizeof(*dc));
+
+    dc->max_body = add->max_body_set ? add->max_body : base->max_body;
+    dc->max_body_set = add->max_body_set || base->max_body_set;
+    return dc;
+}
+
+static ark_server_conf_t *server_conf(cmd_parms *cmd)
+{
+    return ap_get_module_config(cmd->server->module_config, &ark_module);
+}
+
+static const char *where(cmd_parms *cmd)
+{
+    return apr_psprintf(cmd->pool, "%s:%d",
+                        cmd->directive->filename, cmd->directive->line_num);
+}
+
+/* ---------------------------------------------------------- directives */
+
+static const char *cmd_provider(cmd_parms *cmd, void *dc, int argc,
+                                char *const argv[])
+{
+    ark_server_conf_t *sc = server_conf(cmd);
+    ark_provider_t *prov;
+    const char *err, *why;
+
+    (void)dc;
+    if ((err = ap_check_cmd_context(cmd, GLOBAL_ONLY))) {
+        return err;
+    }
+    if ((err = ark_provider_parse(&prov, argc, argv, cmd->pool))) {
+        return err;
+    }
+    if (apr_hash_get(sc->providers, prov->name, APR_HASH_KEY_STRING)) {
+        return apr_psprintf(cmd->pool, "ArkProvider: provider '%s' is "
+                            "defined twice", prov->name);
+    }
+    if (ark_provider_load_secret(prov, &why, cmd->pool) != APR_SUCCESS) {
+        return apr_psprintf(cmd->pool, "ArkProvider %s: cannot load its "
+                            "secret: %s", prov->name, why);
+    }
+    prov->defined_at = where(cmd);
+    apr_hash_set(sc->providers, prov->name, APR_HASH_KEY_STRING, prov);
+    return NULL;
+}
+
+static const char *cmd_model(cmd_parms *cmd, void *dc, const char *alias,
+                             const char *provider, const char *upstream)
+{
+    ark_server_conf_t *sc = server_conf(cmd);
+    const ark_provider_t *prov;
+    const char *err;
+    int is_new;
+
+    (void)dc;
+    if ((err = ap_check_cmd_context(cmd, GLOBAL_ONLY))) {
+        return err;
+    }
+    prov = apr_hash_get(sc->providers, provider, APR_HASH_KEY_STRING);
+    if (!prov) {
+        return apr_psprintf(cmd->pool, "ArkModel %s: unknown provider '%s' "
+                            "(declare it with ArkProvider before ArkModel)",
+                            alias, provider);
+    }
+    is_new = !apr_hash_get(sc->models, alias, APR_HASH_KEY_STRING);
+    if ((err = ark_model_add(sc->models, alias, prov, upstream,
+                             cmd->pool))) {
+        return err;
+    }
+    if (is_new) {
+        APR_ARRAY_PUSH(sc->model_order, const char *) =
+            apr_pstrdup(cmd->pool, alias);
+    }
+    return NULL;
+}
+
+static const char *cmd_keys_file(cmd_parms *cmd, void *dc, const char *arg)
+{
+    ark_server_conf_t *sc = server_conf(cmd);
+    const char *path, *why = NULL, *err;
+
+    (void)dc;
+    if ((err = ap_check_cmd_context(cmd, GLOBAL_ONLY))) {
+        return err;
+    }
+    path = ap_server_root_relative(cmd->pool, arg);
+    if (!path) {
+        return apr_psprintf(cmd->pool, "ArkKeysFile: invalid path '%s'", arg);
+    }
+    if (ark_keys_load(&sc->keys, path, &why, cmd->pool) != APR_SUCCESS) {
+        return apr_psprintf(cmd->pool, "ArkKeysFile %s: %s", path,
+                            why ? why : "cannot be read");
+    }
+    sc->keys_path = path;
+    return NULL;
+}
+
+static const char *cmd_access_log(cmd_parms *cmd, void *dc, const char *arg)
+{
+    ark_server_conf_t *sc = server_conf(cmd);
+    const char *err;
+
+    (void)dc;
+    if ((err = ap_check_cmd_context(cmd, GLOBAL_ONLY))) {
+        return err;
+    }
+    if (*arg == '|') {
+        sc->access_log = arg;
+    }
+    else {
+        sc->access_log = ap_server_root_relative(cmd->pool, arg);
+        if (!sc->access_log) {
+            return apr_psprintf(cmd->pool, "ArkAccessLog: invalid path "
+                                "'%s'", arg);
+        }
+    }
+    return NULL;
+}
+
+static const char *cmd_timeout(cmd_parms *cmd, void *dc, const char *arg)
+{
+    ark_server_conf_t *sc = server_conf(cmd);
+    int is_connect = (cmd->info != NULL);
+    apr_interval_time_t t;
+    const char *err;
+
+    (void)dc;
+    if ((err = ap_check_cmd_context(cmd, GLOBAL_ONLY))) {
+        return err;
+    }
+    if (ark_parse_duration(&t, arg) != APR_SUCCESS || t <= 0
+        || t > ARK_MAX_TIMEOUT) {
+        return apr_psprintf(cmd->pool, "%s: '%s' is not a duration between "
+                            "1ms and 1h (e.g. 500ms, 10s, 5m)",
+                            cmd->cmd->name, arg);
+    }
+    if (is_connect) {
+        sc->connect_timeout = t;
+    }
+    else {
+        sc->timeout = t;
+    }
+    return NULL;
+}
+
+static const char *cmd_max_body(cmd_parms *cmd, void *dcv, const char *arg)
+{
+    ark_dir_conf_t *dc = dcv;
+    apr_off_t n;
+
+    if (ark_parse_size(&n, arg) != APR_SUCCESS || n < ARK_MIN_MAX_BODY
+        || n > ARK_MAX_MAX_BODY) {
+        return apr_psprintf(cmd->pool, "ArkMaxBodySize: '%s' is not a size "
+                            "between 1K and 1G (e.g. 512K, 8M)", arg);
+    }
+    dc->max_body = n;
+    dc->max_body_set = 1;
+    return NULL;
+}
+
+static const command_rec ark_cmds[] = {
+    AP_INIT_TAKE_ARGV("ArkProvider", cmd_provider, NULL, RSRC_CONF,
+        "<name> <type> <base-url> [key=env:VAR|key=file:/path] "
+        "[connect-timeout=DUR] [timeout=DUR]: declares an upstream provider"),
+    AP_INIT_TAKE23("ArkModel", cmd_model, NULL, RSRC_CONF,
+        "<alias> <provider> [upstream-model]: serves a model alias from a "
+        "provider"),
+    AP_INIT_TAKE1("ArkKeysFile", cmd_keys_file, NULL, RSRC_CONF,
+        "file of virtual keys managed with ark-keys"),
+    AP_INIT_TAKE1("ArkAccessLog", cmd_access_log, NULL, RSRC_CONF,
+        "file or |pipe receiving one JSON line per gateway request"),
+    AP_INIT_TAKE1("ArkConnectTimeout", cmd_timeout, (void *)1, RSRC_CONF,
+        "default upstream connect timeout (default 5s)"),
+    AP_INIT_TAKE1("ArkTimeout", cmd_timeout, NULL, RSRC_CONF,
+        "default upstream total timeout (default 300s)"),
+    AP_INIT_TAKE1("ArkMaxBodySize", cmd_max_body, NULL, RSRC_CONF | ACCESS_CONF,
+        "largest accepted request body (default 8M)"),
+    { NULL }
+};
+
+/* --------------------------------------------------------------- hooks */
+
+static int ark_open_logs(apr_pool_t *pconf, apr_pool_t *plog,
+                         apr_pool_t *ptemp, server_rec *s)
+{
+    ark_server_conf_t *sc = ap_get_module_config(s->module_config,
+                                                 &ark_module);
+    apr_status_t rv;
+
+    (void)plog;
+    (void)ptemp;
+    sc->access_fd = NULL;
+    if (!sc->access_log) {
+        return OK;
+    }
+    if (sc->access_log[0] == '|') {
+        piped_log *pl = ap_open_piped_log(pconf, sc->access_log + 1);
+
+        if (!pl) {
+            ap_log_error(APLOG_MARK, APLOG_CRIT, 0, s, ARKLOGNO(00001)
+                         "ArkAccessLog: cannot start piped log program");
+            return HTTP_INTERNAL_SERVER_ERROR;
+        }
+        sc->access_fd = ap_piped_log_write_fd(pl);
+        return OK;
+    }
+    rv = apr_file_open(&sc->access_fd, sc->access_log,
+                       APR_FOPEN_WRITE | APR_FOPEN_APPEND | APR_FOPEN_CREATE
+                       | APR_FOPEN_LARGEFILE,
+                       APR_FPROT_UREAD | APR_FPROT_UWRITE | APR_FPROT_GREAD,
+                       pconf);
+    if (rv != APR_SUCCESS) {
+        ap_log_error(APLOG_MARK, APLOG_CRIT, rv, s, ARKLOGNO(00002)
+                     "ArkAccessLog: cannot open %s", sc->access_log);
+        return HTTP_INTERNAL_SERVER_ERROR;
+    }
+    return OK;
+}
+
+static int ark_post_config(apr_pool_t *pconf, apr_pool_t *plog,
+                           apr_pool_t *ptemp, server_rec *s)
+{
+    ark_server_conf_t *sc = ap_get_module_config(s->module_config,
+                                                 &ark_module);
+
+    (void)pconf;
+    (void)plog;
+    (void)ptemp;
+    if (ap_state_query(AP_SQ_MAIN_STATE) == AP_SQ_MS_CREATE_PRE_CONFIG) {
+        return OK;                   /* first of the two startup passes */
+    }
+    if (apr_hash_count(sc->models) > 0 && !sc->keys) {
+        ap_log_error(APLOG_MARK, APLOG_WARNING, 0, s, ARKLOGNO(00003)
+                     "models are configured but no ArkKeysFile: every "
+                     "gateway request will be refused with 401");
+    }
+    ap_log_error(APLOG_MARK, APLOG_INFO, 0, s, ARKLOGNO(00004)
+                 "mod_ark configured: %u providers, %u models, %d keys; %s",
+                 apr_hash_count(sc->providers), apr_hash_count(sc->models),
+                 sc->keys ? ark_keys_count(sc->keys) : 0,
+                 ark_http_version());
+    return OK;
+}
+
+static void ark_child_init(apr_pool_t *pchild, server_rec *s)
+{
+    int threads = 0;
+
+    ap_mpm_query(AP_MPMQ_MAX_THREADS, &threads);
+    if (ark_http_create(&ark_http, threads > 0 ? threads * 2 : 64, pchild)
+        != APR_SUCCESS) {
+        ark_http = NULL;
+        ap_log_error(APLOG_MARK, APLOG_CRIT, 0, s, ARKLOGNO(00005)
+                     "cannot initialise libcurl: gateway requests will "
+                     "fail with 500");
+    }
+}
+
+static int ark_handler(request_rec *r)
+{
+    if (!r->handler || strcmp(r->handler, ARK_HANDLER_GATEWAY)) {
+        return DECLINED;
+    }
+    return ark_gateway_handler(r);
+}
+
+static void register_hooks(apr_pool_t *p)
+{
+    (void)p;
+    ap_hook_open_logs(ark_open_logs, NULL, NULL, APR_HOOK_MIDDLE);
+    ap_hook_post_config(ark_post_config, NULL, NULL, APR_HOOK_MIDDLE);
+    ap_hook_child_init(ark_child_init, NULL, NULL, APR_HOOK_MIDDLE);
+    ap_hook_handler(ark_handler, NULL, NULL, APR_HOOK_MIDDLE);
+    ap_hook_log_transaction(ark_log_transaction, NULL, NULL, APR_HOOK_MIDDLE);
+}
+
+AP_DECLARE_MODULE(ark) = {
+    STANDARD20_MODULE_STUFF,
+    create_dir_conf,
+    merge_dir_conf,
+    create_server_conf,
+    merge_server_conf,
+    ark_cmds,
+    register_hooks,
+    AP_MODULE_FLAG_NONE
+};

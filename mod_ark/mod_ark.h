@@ -1,0 +1,56 @@
+/* mod_ark glue: configuration records and the functions shared between
+ * the module record (mod_ark.c) and the request handler
+ * (ark_handler.c). Only glue files include httpd headers.
+ */
+#ifndef MOD_ARK_H
+#define MOD_ARK_H
+
+#include <httpd.h>
+#include <http_config.h>
+#include <http_log.h>
+
+#include "ark_config.h"
+#include "ark_error.h"
+#include "ark_http.h"
+#include "ark_keys.h"
+
+/* Our own log message numbers: "ARK00042: " as httpd's APLOGNO does. */
+#define ARKLOGNO(n) "ARK" #n ": "
+
+/* Handler names for SetHandler. */
+#define ARK_HANDLER_GATEWAY "ark-gateway"
+
+/* Server-wide configuration. Every Ark server directive is global (main
+ * server only), so all virtual hosts share this one record. */
+typedef struct ark_server_conf_t {
+    apr_hash_t *providers;            /* name -> ark_provider_t * */
+    apr_hash_t *models;               /* alias -> ark_model_t * */
+    apr_array_header_t *model_order;  /* const char * aliases, config order */
+    const char *keys_path;
+    ark_keyring_t *keys;              /* parsed when ArkKeysFile is read */
+    const char *access_log;           /* path, or "|command" */
+    apr_file_t *access_fd;            /* opened in open_logs */
+    apr_interval_time_t connect_timeout;
+    apr_interval_time_t timeout;
+    apr_time_t config_time;           /* when this config was read */
+} ark_server_conf_t;
+
+/* Per-directory configuration, with "was it set" bits for merging. */
+typedef struct ark_dir_conf_t {
+    apr_off_t max_body;
+    unsigned int max_body_set : 1;
+} ark_dir_conf_t;
+
+extern module AP_MODULE_DECLARE_DATA ark_module;
+
+/* The process's upstream HTTP client, created in child_init. */
+ark_http_t *ark_http_client(void);
+
+/* The request handler (ark_handler.c). */
+int ark_gateway_handler(request_rec *r);
+
+/* Writes the access log line of r, if the request went through the
+ * gateway handler (log_transaction hook). */
+int ark_log_transaction(request_rec *r);
+
+#endif /* MOD_ARK_H */

@@ -1,0 +1,113 @@
+"""Fixtures: the stub provider and httpd instances with mod_ark.
+
+`stub` is a fresh in-process stub provider (tests/stub_provider.py)
+speaking the real OpenAI wire format. `make_gateway` builds an httpd
+config around it, starts the real httpd binary with the built module,
+and on teardown stops it and fails the test if the error log holds an
+[error]/[warn] line the test did not declare as expected.
+"""
+import json
+import os
+import sys
+import urllib.request
+
+import pytest
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+sys.path.insert(0, os.path.dirname(HERE))
+
+from ark_harness import Httpd, MODULE, ARK_KEYS  # noqa: E402
+from stub_provider import StubProvider  # noqa: E402
+
+PROVIDER_SECRET = "sk-provider-7f3c9e1b5d2a4f6e8c0b1a3d5e7f9a2b"
+
+
+def pytest_sessionstart(session):
+    for path in (MODULE, ARK_KEYS):
+        if not os.path.exists(path):
+            pytest.exit("not built: %s (run make first)" % path, 2)
+
+
+class StubHandle:
+    """A running stub provider plus helpers for its control API."""
+
+    def __init__(self, name="stub", key=PROVIDER_SECRET):
+        self.key = key
+        self.stub = StubProvider(name, key=key)
+        self.port = self.stub.start()
+        self.base = "http://127.0.0.1:%d" % self.port
+
+    def control(self, method, path, body=None):
+        data = json.dumps(body).encode() if body is not None else None
+        req = urllib.request.Request(self.base + path, data=data,
+                                     method=method)
+        if data is not None:
+            req.add_header("Content-Type", "application/json")
+        with urllib.request.urlopen(req, timeout=10) as r:
+            return json.loads(r.read())
+
+    def requests(self):
+        return self.control("GET", "/_stub/requests")
+
+    def faults(self, *rules):
+        return self.control("POST", "/_stub/faults", {"faults": list(rules)})
+
+    def config(self, **kw):
+        return self.control("POST", "/_stub/config", kw)
+
+    def stats(self):
+        return self.control("GET", "/_stub/stats")
+
+    def stop(self):
+        self.stub.stop()
+
+
+@pytest.fixture
+def stub():
+    s = StubHandle()
+    yield s
+    s.stop()
+
+
+@pytest.fixture
+def make_gateway(tmp_path):
+    """make_gateway(ark="directives", location="...", env={}, allow=[regex])"""
+    started = []
+
+    def make(ark="", location="", env=None, allow=(), start=True, **kw):
+        root = tmp_path / ("gw%d" % len(started))
+        root.mkdir()
+        env = dict(env or {})
+        env.setdefault("ARK_TEST_PROVIDER_KEY", PROVIDER_SECRET)
+        gw = Httpd(root, ark=ark, location=location, env=env, **kw)
+        gw.allow = list(allow)
+        started.append(gw)
+        if start:
+            gw.start()
+        return gw
+
+    yield make
+    problems = []
+    for gw in started:
+        gw.stop()
+        problems += gw.unexpected_log_lines(gw.allow)
+    assert not problems, "unexpected error log lines:\n" + "\n".join(problems)
+
+
+def openai_provider(stub, name="stub", extra=""):
+    return ("ArkProvider %s openai %s/v1 key=env:ARK_TEST_PROVIDER_KEY %s\n"
+            % (name, stub.base, extra))
+
+
+@pytest.fixture
+def gateway(make_gateway, stub):
+    """A gateway with one OpenAI-type provider (the stub) and two models."""
+    ark = openai_provider(stub) + (
+        "ArkModel chat-fast stub gpt-4o-mini-2024-07-18\n"
+        "ArkModel chat-big stub gpt-4o\n")
+    gw = make_gateway(ark=ark, start=False)
+    gw.key = gw.create_key("team-a", models="chat-fast,chat-big",
+                           tenant="acme")
+    gw.start()
+    return gw
