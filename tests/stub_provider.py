@@ -856,7 +856,8 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         super().setup()
         self.stub = self.server.stub
         self.conn_id = self.server.conn_id(self.request)
-        self.record = None
+        self.record = None  # the record of the provider request being served
+        self.outcome = None
 
     def log_message(self, format, *args):
         if self.stub.verbose:
@@ -909,7 +910,17 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         except OSError as exc:
             raise ClientGone() from exc
 
+    def _seal_record(self):
+        """Record the outcome and t_end.
+
+        Called before the last byte of a response leaves, so that a client
+        that has read a whole response always finds its record final.
+        """
+        if self.record is not None:
+            self.stub.update_record(self.record, outcome=self.outcome, t_end=time.time())
+
     def _send_body(self, status, body, content_type, headers=None):
+        self._seal_record()
         self._start_response(status, {"Content-Type": content_type,
                                       "Content-Length": len(body), **(headers or {})})
         if self.command != "HEAD":
@@ -935,6 +946,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
 
     def _reset_connection(self):
         """Close the connection with an RST (SO_LINGER on, timeout 0)."""
+        self._seal_record()
         self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
         self.close_connection = True
         socket.close(self.connection.detach())
@@ -992,18 +1004,19 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             method=self.command, path=path, query=query, headers=headers,
             body=_recorded_body(raw), conn_id=self.conn_id, peer_port=self.client_address[1],
             t_start=t_start, provider=api.provider)
-        outcome = "stub_error"  # only if _answer itself fails
+        self.outcome = "stub_error"  # stays so only if _answer itself fails
         try:
-            outcome = self._answer(api, raw)
+            self._answer(api, raw)
         except ClientGone:
-            outcome = "client_gone"
+            self.outcome = "client_gone"
             self.close_connection = True
         finally:
-            self.stub.update_record(self.record, outcome=outcome, t_end=time.time())
+            if self.record["t_end"] is None or self.outcome == "client_gone":
+                self._seal_record()
             self.record = None
 
     def _answer(self, api, raw):
-        """Respond to one provider request; return its outcome."""
+        """Respond to one provider request, setting self.outcome."""
         try:
             api.authenticate()
             reply = api.handle(raw)
@@ -1014,10 +1027,12 @@ class _Handler(http.server.BaseHTTPRequestHandler):
                 except ValueError as exc:
                     raise api.error(400, f"stub fault marker: {exc}") from None
         except ApiError as error:
+            self.outcome = error.outcome
             self._pause(self.stub.config()["first_byte_delay_ms"] / 1000)
             self._send_error(api, error)
-            return error.outcome
+            return
         kind = fault.kind if fault else None
+        self.outcome = f"fault:{kind}" if kind else "complete"
         self.stub.update_record(self.record, fault=kind)
         first_byte_ms = self.stub.config()["first_byte_delay_ms"]
         if kind == "slow_first_byte":
@@ -1041,7 +1056,6 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             self._send_stream(api, reply, fault)
         else:
             self._send_json(api, reply, fault)
-        return f"fault:{kind}" if kind else "complete"
 
     def _send_error(self, api, error):
         self._send_body(error.status, _dumps(error.body, api.json_indent).encode(),
@@ -1084,6 +1098,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         if abort_after is not None:
             self._reset_connection()
         else:
+            self._seal_record()
             self._write(b"0\r\n\r\n")
 
 

@@ -128,6 +128,8 @@ class Httpd:
 
     def configtest(self):
         self.write_conf()
+        if not os.path.exists(self.keys_file):
+            open(self.keys_file, "w").close()
         return subprocess.run([HTTPD, "-d", self.root, "-f", self.conf_path,
                                "-t"], env=self.env, capture_output=True,
                               text=True)

@@ -1,0 +1,1000 @@
+/* Unit tests for ark_keys.c: the keys file parser and its error messages,
+ * digest lookup, the model ACL, secret generation, hashing, the writer
+ * (format -> parse round trips that keep comments) and the CLI-only edit
+ * functions. Each test gets a fresh APR pool from keys_setup(). Test
+ * names are numbered by area: 1x parsing, 2x parse errors, 3x lookup and
+ * ACL, 4x secrets and hashes, 5x writing and editing, 6x loading and
+ * scale.
+ */
+
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include <apr_general.h>
+#include <apr_hash.h>
+#include <apr_pools.h>
+#include <apr_strings.h>
+
+#include "ark_keys.h"
+
+/* SHA-256("abc") and SHA-256(""), FIPS 180-2 / well-known vectors. */
+#define HEX_ABC \
+    "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+#define HEX_EMPTY \
+    "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
+
+#define SCALE_KEYS 10000
+
+/* ------------------------------------------------------------------ */
+/* Helpers                                                            */
+/* ------------------------------------------------------------------ */
+
+static int keys_setup(void **state)
+{
+    apr_pool_t *p;
+
+    if (apr_pool_create(&p, NULL) != APR_SUCCESS) {
+        return -1;
+    }
+    *state = p;
+    return 0;
+}
+
+static int keys_teardown(void **state)
+{
+    apr_pool_destroy(*state);
+    return 0;
+}
+
+/* "sha256:<hex>" for a secret. */
+static const char *hash_field(const char *secret, apr_pool_t *p)
+{
+    unsigned char h[ARK_KEY_HASH_LEN];
+    char hex[2 * ARK_KEY_HASH_LEN + 1];
+    int i;
+
+    ark_keys_hash(h, secret, strlen(secret));
+    for (i = 0; i < ARK_KEY_HASH_LEN; i++) {
+        snprintf(hex + 2 * i, 3, "%02x", h[i]);
+    }
+    return apr_pstrcat(p, "sha256:", hex, NULL);
+}
+
+static ark_keyring_t *parse_ok(const char *text, apr_pool_t *p)
+{
+    ark_keyring_t *ring = NULL;
+    const char *err = NULL;
+    apr_status_t rv;
+
+    rv = ark_keys_parse(&ring, text, strlen(text), &err, p);
+    if (rv != APR_SUCCESS) {
+        print_error("unexpected parse error: %s\n", err ? err : "(none)");
+    }
+    assert_int_equal(rv, APR_SUCCESS);
+    assert_null(err);
+    assert_non_null(ring);
+    return ring;
+}
+
+/* Parses text that must fail; returns the message. */
+static const char *parse_fail(const char *text, apr_pool_t *p)
+{
+    ark_keyring_t *ring = (ark_keyring_t *)&ring;
+    const char *err = NULL;
+    apr_status_t rv;
+
+    rv = ark_keys_parse(&ring, text, strlen(text), &err, p);
+    assert_int_equal(rv, APR_EINVAL);
+    assert_null(ring);
+    assert_non_null(err);
+    return err;
+}
+
+static void assert_contains(const char *haystack, const char *needle)
+{
+    if (!strstr(haystack, needle)) {
+        print_error("'%s' does not contain '%s'\n", haystack, needle);
+        fail();
+    }
+}
+
+static void assert_lacks(const char *haystack, const char *needle)
+{
+    if (strstr(haystack, needle)) {
+        print_error("'%s' must not contain '%s'\n", haystack, needle);
+        fail();
+    }
+}
+
+static const char *model_at(const ark_key_t *k, int i)
+{
+    return APR_ARRAY_IDX(k->models, i, const char *);
+}
+
+/* ------------------------------------------------------------------ */
+/* 1x parsing valid files                                             */
+/* ------------------------------------------------------------------ */
+
+static void test_10_parse_defaults(void **state)
+{
+    apr_pool_t *p = *state;
+    ark_keyring_t *ring;
+    const ark_key_t *k;
+    unsigned char h[ARK_KEY_HASH_LEN];
+
+    ring = parse_ok(apr_pstrcat(p, "alice ", hash_field("s1", p), "\n",
+                                NULL), p);
+    assert_int_equal(ark_keys_count(ring), 1);
+    k = ark_keys_at(ring, 0);
+    assert_non_null(k);
+    assert_string_equal(k->name, "alice");
+    assert_string_equal(k->tenant, "alice");
+    assert_true(k->all_models);
+    assert_non_null(k->models);
+    assert_int_equal(k->models->nelts, 0);
+    assert_true(k->enabled);
+    assert_null(k->created);
+    assert_null(k->hint);
+    assert_int_equal(k->line, 1);
+    ark_keys_hash(h, "s1", 2);
+    assert_memory_equal(k->hash, h, ARK_KEY_HASH_LEN);
+}
+
+static void test_11_parse_all_attributes(void **state)
+{
+    apr_pool_t *p = *state;
+    ark_keyring_t *ring;
+    const ark_key_t *k;
+
+    /* Attributes in an unusual order, tabs and runs of spaces. */
+    ring = parse_ok(apr_pstrcat(p, "  bob.team@acme_1-x\t", hash_field("s", p),
+                                "  hint=ab-_ state=revoked\t"
+                                "models=gpt-4o,claude:3.5/sonnet,m@v1 "
+                                "created=2026-11-27T11:00:00Z tenant=acme\n",
+                                NULL), p);
+    k = ark_keys_at(ring, 0);
+    assert_string_equal(k->name, "bob.team@acme_1-x");
+    assert_string_equal(k->tenant, "acme");
+    assert_false(k->all_models);
+    assert_int_equal(k->models->nelts, 3);
+    assert_string_equal(model_at(k, 0), "gpt-4o");
+    assert_string_equal(model_at(k, 1), "claude:3.5/sonnet");
+    assert_string_equal(model_at(k, 2), "m@v1");
+    assert_false(k->enabled);
+    assert_string_equal(k->created, "2026-11-27T11:00:00Z");
+    assert_string_equal(k->hint, "ab-_");
+
+    ring = parse_ok(apr_pstrcat(p, "c ", hash_field("s", p),
+                                " state=enabled models=*\n", NULL), p);
+    k = ark_keys_at(ring, 0);
+    assert_true(k->enabled);
+    assert_true(k->all_models);
+    assert_int_equal(k->models->nelts, 0);
+}
+
+static void test_12_parse_crlf_comments_blank(void **state)
+{
+    apr_pool_t *p = *state;
+    ark_keyring_t *ring;
+    const char *text;
+
+    text = apr_pstrcat(p,
+                       "\xEF\xBB\xBF# header\r\n"
+                       "\r\n"
+                       "   # indented comment\r\n"
+                       "a ", hash_field("a", p), " tenant=t\r\n"
+                       " \t \r\n"
+                       "# about b\n"
+                       "b ", hash_field("b", p), "\r\n"
+                       "#trailing comment\n"
+                       "c ", hash_field("c", p), " models=x", /* no EOL */
+                       NULL);
+    ring = parse_ok(text, p);
+    assert_int_equal(ark_keys_count(ring), 3);
+    assert_string_equal(ark_keys_at(ring, 0)->name, "a");
+    assert_string_equal(ark_keys_at(ring, 0)->tenant, "t");
+    assert_int_equal(ark_keys_at(ring, 0)->line, 4);
+    assert_int_equal(ark_keys_at(ring, 1)->line, 7);
+    assert_int_equal(ark_keys_at(ring, 2)->line, 9);
+    assert_string_equal(model_at(ark_keys_at(ring, 2), 0), "x");
+    assert_non_null(ark_keys_lookup(ring, "b", 1));
+}
+
+static void test_13_parse_empty_and_comment_only(void **state)
+{
+    apr_pool_t *p = *state;
+    ark_keyring_t *ring;
+
+    ring = parse_ok("", p);
+    assert_int_equal(ark_keys_count(ring), 0);
+    assert_null(ark_keys_at(ring, 0));
+    assert_null(ark_keys_lookup(ring, "x", 1));
+    ring = parse_ok("# nothing yet\n\n\n# really\n", p);
+    assert_int_equal(ark_keys_count(ring), 0);
+}
+
+static void test_14_parse_uses_len_not_nul(void **state)
+{
+    apr_pool_t *p = *state;
+    ark_keyring_t *ring;
+    const char *err, *line;
+    char *buf;
+    apr_size_t n;
+
+    line = apr_pstrcat(p, "a ", hash_field("a", p), NULL);
+    n = strlen(line);
+    buf = apr_pstrcat(p, line, " bogus", NULL);  /* beyond len */
+    assert_int_equal(ark_keys_parse(&ring, buf, n, &err, p), APR_SUCCESS);
+    assert_int_equal(ark_keys_count(ring), 1);
+    assert_true(ark_keys_at(ring, 0)->all_models);
+}
+
+/* ------------------------------------------------------------------ */
+/* 2x parse errors                                                    */
+/* ------------------------------------------------------------------ */
+
+typedef struct bad_case_t {
+    const char *line;       /* "H" is replaced by a valid hash field */
+    const char *expect;     /* substring of the message */
+} bad_case_t;
+
+static const char *expand(const char *tmpl, apr_pool_t *p)
+{
+    const char *h = strstr(tmpl, " H");
+
+    if (!h || (h[2] != ' ' && h[2] != '\0')) {
+        return tmpl;
+    }
+    return apr_pstrcat(p, apr_pstrmemdup(p, tmpl, (apr_size_t)(h - tmpl) + 1),
+                       hash_field("x", p), h + 2, NULL);
+}
+
+static void test_20_parse_errors(void **state)
+{
+    static const bad_case_t cases[] = {
+        { "al!ce H", "line 1: invalid key name" },
+        { "a\xC3\xA9 H", "line 1: invalid key name" },
+        { "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+          " H", "line 1: invalid key name" },
+        { "alice", "line 1: missing 'sha256:<hash>'" },
+        { "alice sha1:abc", "expected 'sha256:'" },
+        { "alice SHA256:" HEX_ABC, "expected 'sha256:'" },
+        { "alice sha256:" HEX_ABC "0", "hash has 65 hex digits" },
+        { "alice sha256:abc", "hash has 3 hex digits, expected 64" },
+        { "alice sha256:", "hash has 0 hex digits" },
+        { "alice sha256:BA7816BF8F01CFEA414140DE5DAE2223B00361A396177A9CB4"
+          "10FF61F20015AD", "not a lowercase hex digit" },
+        { "alice sha256:ga7816bf8f01cfea414140de5dae2223b00361a396177a9cb41"
+          "0ff61f20015ad", "not a lowercase hex digit" },
+        { "alice H modles=*", "line 1: unknown attribute 'modles' (expected "
+          "tenant, models, state, created, hint)" },
+        { "alice H Tenant=x", "unknown attribute 'Tenant'" },
+        { "alice H =x", "unknown attribute (expected" },
+        { "alice H tenant=a tenant=b", "attribute 'tenant' given twice" },
+        { "alice H models=* models=*", "attribute 'models' given twice" },
+        { "alice H state=revoked state=revoked", "'state' given twice" },
+        { "alice H tenant=", "attribute 'tenant' has an empty value" },
+        { "alice H tenant=a!b", "invalid tenant" },
+        { "alice H state=disabled", "invalid state 'disabled' (expected "
+          "enabled or revoked)" },
+        { "alice H state=Enabled", "invalid state 'Enabled'" },
+        { "alice H models=", "attribute 'models' has an empty value" },
+        { "alice H models=gpt-4o,gpt!4", "models: model alias 2 has a "
+          "character outside" },
+        { "alice H models=a,,b", "model alias 2 in the list is empty" },
+        { "alice H models=a,", "model alias 2 in the list is empty" },
+        { "alice H models=*,a", "'*' cannot be combined" },
+        { "alice H models=a,*", "'*' cannot be combined" },
+        { "alice H created=2026-11-27", "invalid created time" },
+        { "alice H created=2026-11-27T11:00:00", "invalid created time" },
+        { "alice H created=2026-11-27T11:00:00+00:00",
+          "invalid created time" },
+        { "alice H created=2026-13-01T00:00:00Z", "invalid created time" },
+        { "alice H created=2026-02-29T00:00:00Z", "invalid created time" },
+        { "alice H created=2026-04-31T00:00:00Z", "invalid created time" },
+        { "alice H created=2026-01-01T24:00:00Z", "invalid created time" },
+        { "alice H hint=abc", "invalid hint" },
+        { "alice H hint=abcde", "invalid hint" },
+        { "alice H hint=ab+c", "invalid hint" },
+        { "alice H junk", "found a word without '='" },
+        { "alice H tenant=a\r x", "invalid tenant" },
+        { NULL, NULL }
+    };
+    apr_pool_t *p = *state;
+    const bad_case_t *c;
+    const char *err;
+
+    for (c = cases; c->line; c++) {
+        err = parse_fail(expand(c->line, p), p);
+        if (!strstr(err, c->expect)) {
+            print_error("line '%s': got '%s', expected '%s'\n", c->line,
+                        err, c->expect);
+            fail();
+        }
+    }
+}
+
+static void test_21_parse_error_line_numbers(void **state)
+{
+    apr_pool_t *p = *state;
+    const char *err;
+
+    err = parse_fail(apr_pstrcat(p, "# 1\n\n# 3\n", "a ", hash_field("a", p),
+                                 "\n\r\n# 6\n", "b ", hash_field("b", p),
+                                 " modles=x\n", NULL), p);
+    assert_string_equal(err, "line 7: unknown attribute 'modles' (expected "
+                             "tenant, models, state, created, hint)");
+}
+
+static void test_22_parse_duplicates(void **state)
+{
+    apr_pool_t *p = *state;
+    const char *err;
+
+    err = parse_fail(apr_pstrcat(p, "alice ", hash_field("a", p), "\n",
+                                 "# x\n",
+                                 "alice ", hash_field("b", p), "\n", NULL),
+                     p);
+    assert_string_equal(err, "line 3: duplicate key name 'alice' (first on "
+                             "line 1)");
+
+    /* The same secret under two names would make identity ambiguous. */
+    err = parse_fail(apr_pstrcat(p, "alice ", hash_field("a", p), "\n",
+                                 "bob ", hash_field("a", p), "\n", NULL), p);
+    assert_contains(err, "line 2: same hash as key 'alice' (line 1)");
+
+    /* Names are case-sensitive, so these are two keys. */
+    parse_ok(apr_pstrcat(p, "alice ", hash_field("a", p), "\n",
+                         "Alice ", hash_field("b", p), "\n", NULL), p);
+}
+
+static void test_23_parse_nul_byte(void **state)
+{
+    apr_pool_t *p = *state;
+    ark_keyring_t *ring;
+    const char *err;
+    static const char text[] = "# ok\nal\0ice sha256:00\n";
+
+    assert_int_equal(ark_keys_parse(&ring, text, sizeof(text) - 1, &err, p),
+                     APR_EINVAL);
+    assert_string_equal(err, "line 2: contains a NUL byte");
+}
+
+/* Messages must not repeat secrets, hashes or whole lines. */
+static void test_24_parse_errors_do_not_leak(void **state)
+{
+    apr_pool_t *p = *state;
+    const char *secret, *hash, *err;
+
+    assert_int_equal(ark_keys_secret_make(&secret, p), APR_SUCCESS);
+    hash = hash_field(secret, p) + 7;
+
+    /* Secret pasted where the hash belongs. */
+    err = parse_fail(apr_pstrcat(p, "alice ", secret, "\n", NULL), p);
+    assert_lacks(err, secret + 7);
+    /* Secret pasted as an extra word, and as an attribute name/value. */
+    err = parse_fail(apr_pstrcat(p, "alice sha256:", hash, " ", secret, "\n",
+                                 NULL), p);
+    assert_lacks(err, secret + 7);
+    assert_lacks(err, hash);
+    err = parse_fail(apr_pstrcat(p, "alice sha256:", hash, " ", secret,
+                                 "=x\n", NULL), p);
+    assert_lacks(err, secret + 7);
+    assert_contains(err, "unknown attribute (expected");
+    err = parse_fail(apr_pstrcat(p, "alice sha256:", hash, " state=", secret,
+                                 "\n", NULL), p);
+    assert_lacks(err, secret + 7);
+    err = parse_fail(apr_pstrcat(p, "alice sha256:", hash, " hint=", secret,
+                                 "\n", NULL), p);
+    assert_lacks(err, secret + 7);
+    /* A hash one digit short: only its length is reported. */
+    err = parse_fail(apr_pstrcat(p, "alice sha256:",
+                                 apr_pstrndup(p, hash, 63), "\n", NULL), p);
+    assert_lacks(err, apr_pstrndup(p, hash, 16));
+    /* A bad name is not quoted. */
+    err = parse_fail(apr_pstrcat(p, secret, "! sha256:", hash, "\n", NULL),
+                     p);
+    assert_lacks(err, secret + 7);
+}
+
+/* ------------------------------------------------------------------ */
+/* 3x lookup and model ACL                                            */
+/* ------------------------------------------------------------------ */
+
+static void test_30_lookup(void **state)
+{
+    apr_pool_t *p = *state;
+    ark_keyring_t *ring;
+    const ark_key_t *k;
+    unsigned char h[ARK_KEY_HASH_LEN];
+    const char *buf = "sk-ark-twoXYZ";
+
+    ring = parse_ok(apr_pstrcat(p,
+                                "one ", hash_field("sk-ark-one", p), "\n",
+                                "two ", hash_field("sk-ark-two", p),
+                                " state=revoked\n",
+                                "three ", hash_field("sk-ark-three", p), "\n",
+                                NULL), p);
+    k = ark_keys_lookup(ring, "sk-ark-one", 10);
+    assert_non_null(k);
+    assert_string_equal(k->name, "one");
+    assert_true(k->enabled);
+
+    /* Revoked keys are found; the caller tells revoked from unknown. */
+    k = ark_keys_lookup(ring, buf, 10);
+    assert_non_null(k);
+    assert_string_equal(k->name, "two");
+    assert_false(k->enabled);
+
+    assert_null(ark_keys_lookup(ring, buf, 13));
+    assert_null(ark_keys_lookup(ring, "sk-ark-four", 11));
+    assert_null(ark_keys_lookup(ring, "sk-ark-on", 9));
+    assert_null(ark_keys_lookup(ring, "", 0));
+    assert_null(ark_keys_lookup(ring, NULL, 0));
+    assert_null(ark_keys_lookup(NULL, "sk-ark-one", 10));
+
+    ark_keys_hash(h, "sk-ark-three", 12);
+    k = ark_keys_lookup_hash(ring, h);
+    assert_non_null(k);
+    assert_string_equal(k->name, "three");
+    h[31] ^= 1;
+    assert_null(ark_keys_lookup_hash(ring, h));
+
+    assert_string_equal(ark_keys_find_name(ring, "two")->name, "two");
+    assert_null(ark_keys_find_name(ring, "Two"));
+    assert_null(ark_keys_find_name(ring, NULL));
+    assert_int_equal(ark_keys_count(ring), 3);
+    assert_int_equal(ark_keys_count(NULL), 0);
+    assert_null(ark_keys_at(ring, -1));
+    assert_null(ark_keys_at(ring, 3));
+    assert_string_equal(ark_keys_at(ring, 2)->name, "three");
+}
+
+static void test_31_allows_model(void **state)
+{
+    apr_pool_t *p = *state;
+    ark_keyring_t *ring;
+    const ark_key_t *all, *some;
+
+    ring = parse_ok(apr_pstrcat(p,
+                                "all ", hash_field("a", p), "\n",
+                                "some ", hash_field("b", p),
+                                " models=gpt-4o,claude:sonnet\n", NULL), p);
+    all = ark_keys_find_name(ring, "all");
+    some = ark_keys_find_name(ring, "some");
+
+    assert_true(ark_key_allows_model(all, "gpt-4o"));
+    assert_true(ark_key_allows_model(all, "anything/else"));
+    assert_true(ark_key_allows_model(some, "gpt-4o"));
+    assert_true(ark_key_allows_model(some, "claude:sonnet"));
+    assert_false(ark_key_allows_model(some, "gpt-4"));
+    assert_false(ark_key_allows_model(some, "gpt-4o-mini"));
+    assert_false(ark_key_allows_model(some, "GPT-4o"));
+    assert_false(ark_key_allows_model(some, "*"));
+    assert_false(ark_key_allows_model(some, ""));
+    assert_false(ark_key_allows_model(some, NULL));
+    assert_false(ark_key_allows_model(NULL, "gpt-4o"));
+    assert_false(ark_key_allows_model(all, NULL));
+}
+
+static void test_32_validators(void **state)
+{
+    apr_pool_t *p = *state;
+    apr_array_header_t *models;
+    const char *err;
+    int all;
+
+    (void)p;
+    assert_true(ark_keys_name_valid("a"));
+    assert_true(ark_keys_name_valid("A.z_0@9-"));
+    assert_true(ark_keys_name_valid("aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+                                    "aaaaaaaaaaaaaaaaaaaaaaa")); /* 64 */
+    assert_false(ark_keys_name_valid("aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+                                     "aaaaaaaaaaaaaaaaaaaaaaaaa")); /* 65 */
+    assert_false(ark_keys_name_valid(""));
+    assert_false(ark_keys_name_valid(NULL));
+    assert_false(ark_keys_name_valid("a b"));
+    assert_false(ark_keys_name_valid("a:b"));
+    assert_false(ark_keys_name_valid("a/b"));
+    assert_true(ark_keys_model_valid("a:b/c@d.e_f-g"));
+    assert_false(ark_keys_model_valid("*"));
+    assert_false(ark_keys_model_valid("a,b"));
+    assert_false(ark_keys_model_valid(""));
+
+    assert_int_equal(ark_keys_models_parse(&models, &all, "*", &err, p),
+                     APR_SUCCESS);
+    assert_true(all);
+    assert_int_equal(models->nelts, 0);
+    assert_int_equal(ark_keys_models_parse(&models, &all, "a,b:c", &err, p),
+                     APR_SUCCESS);
+    assert_false(all);
+    assert_int_equal(models->nelts, 2);
+    assert_int_equal(ark_keys_models_parse(&models, &all, "", &err, p),
+                     APR_EINVAL);
+    assert_non_null(err);
+    assert_int_equal(ark_keys_models_parse(&models, &all, "**", &err, p),
+                     APR_EINVAL);
+}
+
+/* ------------------------------------------------------------------ */
+/* 4x secrets and hashes                                              */
+/* ------------------------------------------------------------------ */
+
+static void test_40_secret_format(void **state)
+{
+    apr_pool_t *p = *state;
+    const char *s1, *s2;
+    apr_size_t i;
+
+    assert_int_equal(ark_keys_secret_make(&s1, p), APR_SUCCESS);
+    assert_int_equal(ark_keys_secret_make(&s2, p), APR_SUCCESS);
+    assert_int_equal(strlen(s1), ARK_KEY_SECRET_LEN);
+    assert_int_equal(ARK_KEY_SECRET_LEN, 50);
+    assert_int_equal(strncmp(s1, "sk-ark-", 7), 0);
+    for (i = 7; i < strlen(s1); i++) {
+        if (!strchr("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+                    "0123456789-_", s1[i])) {
+            print_error("bad character '%c' in secret\n", s1[i]);
+            fail();
+        }
+    }
+    /* 32 bytes = 256 bits in 43 characters: the last carries 4 bits, so
+     * its two low bits are zero (one of AEIMQUYcgkosw048). */
+    assert_non_null(strchr("AEIMQUYcgkosw048", s1[ARK_KEY_SECRET_LEN - 1]));
+    assert_string_not_equal(s1, s2);
+    assert_true(ark_keys_secret_wellformed(s1, strlen(s1)));
+    assert_false(ark_keys_secret_wellformed(s1, strlen(s1) - 1));
+    assert_false(ark_keys_secret_wellformed("sk-ark-x", 8));
+    assert_false(ark_keys_secret_wellformed(NULL, 0));
+    assert_false(ark_keys_secret_wellformed(
+        apr_pstrcat(p, "sk-ark-", apr_pstrndup(p, s1 + 8, 42), "=", NULL),
+        ARK_KEY_SECRET_LEN));
+    assert_false(ark_keys_secret_wellformed(
+        apr_pstrcat(p, "sk-ARK-", s1 + 7, NULL), ARK_KEY_SECRET_LEN));
+}
+
+static void test_41_secret_uniqueness(void **state)
+{
+    apr_pool_t *p = *state;
+    apr_hash_t *seen = apr_hash_make(p);
+    const char *s;
+    int i;
+
+    for (i = 0; i < 1000; i++) {
+        assert_int_equal(ark_keys_secret_make(&s, p), APR_SUCCESS);
+        assert_null(apr_hash_get(seen, s, APR_HASH_KEY_STRING));
+        apr_hash_set(seen, s, APR_HASH_KEY_STRING, s);
+    }
+}
+
+static void test_42_hash_vectors(void **state)
+{
+    apr_pool_t *p = *state;
+
+    assert_string_equal(hash_field("abc", p), "sha256:" HEX_ABC);
+    assert_string_equal(hash_field("", p), "sha256:" HEX_EMPTY);
+}
+
+static void test_43_timestamp(void **state)
+{
+    apr_pool_t *p = *state;
+    const char *ts;
+
+    assert_int_equal(ark_keys_timestamp_make(&ts,
+                                             apr_time_from_sec(1795777200),
+                                             p), APR_SUCCESS);
+    assert_string_equal(ts, "2026-11-27T11:00:00Z");
+    /* And it parses back as created=. */
+    parse_ok(apr_pstrcat(p, "a ", hash_field("a", p), " created=", ts, "\n",
+                         NULL), p);
+    parse_ok(apr_pstrcat(p, "a ", hash_field("a", p),
+                         " created=2024-02-29T23:59:60Z\n", NULL), p);
+}
+
+/* ------------------------------------------------------------------ */
+/* 5x writing and editing                                             */
+/* ------------------------------------------------------------------ */
+
+static void assert_same_key(const ark_key_t *a, const ark_key_t *b)
+{
+    int i;
+
+    assert_string_equal(a->name, b->name);
+    assert_string_equal(a->tenant, b->tenant);
+    assert_memory_equal(a->hash, b->hash, ARK_KEY_HASH_LEN);
+    assert_int_equal(a->all_models, b->all_models);
+    assert_int_equal(a->models->nelts, b->models->nelts);
+    for (i = 0; i < a->models->nelts; i++) {
+        assert_string_equal(model_at(a, i), model_at(b, i));
+    }
+    assert_int_equal(a->enabled, b->enabled);
+    if (a->created || b->created) {
+        assert_non_null(a->created);
+        assert_non_null(b->created);
+        assert_string_equal(a->created, b->created);
+    }
+    if (a->hint || b->hint) {
+        assert_non_null(a->hint);
+        assert_non_null(b->hint);
+        assert_string_equal(a->hint, b->hint);
+    }
+}
+
+static void test_50_format_round_trip(void **state)
+{
+    apr_pool_t *p = *state;
+    ark_keyring_t *r1, *r2;
+    const char *t1, *t2;
+    int i;
+
+    r1 = parse_ok(apr_pstrcat(p,
+                              "# my keys\r\n"
+                              "\n"
+                              "# alice's laptop\n"
+                              "alice ", hash_field("a", p),
+                              " hint=wxyz tenant=acme created="
+                              "2026-11-27T11:00:00Z\n",
+                              "bob ", hash_field("b", p), " state=revoked"
+                              " models=m1,m2\n",
+                              "\n# the end\n", NULL), p);
+    assert_int_equal(ark_keys_format(&t1, r1, p), APR_SUCCESS);
+    assert_string_equal(t1, apr_pstrcat(p,
+                        "# my keys\n"
+                        "\n"
+                        "# alice's laptop\n"
+                        "alice ", hash_field("a", p), " tenant=acme "
+                        "created=2026-11-27T11:00:00Z hint=wxyz\n",
+                        "bob ", hash_field("b", p), " models=m1,m2 "
+                        "state=revoked\n"
+                        "\n# the end\n", NULL));
+    r2 = parse_ok(t1, p);
+    assert_int_equal(ark_keys_count(r2), ark_keys_count(r1));
+    for (i = 0; i < ark_keys_count(r1); i++) {
+        assert_same_key(ark_keys_at(r1, i), ark_keys_at(r2, i));
+    }
+    assert_int_equal(ark_keys_format(&t2, r2, p), APR_SUCCESS);
+    assert_string_equal(t1, t2);
+}
+
+static void test_51_format_header(void **state)
+{
+    apr_pool_t *p = *state;
+    ark_keyring_t *ring;
+    const char *text, *again;
+
+    /* No leading comment: the standard header is put first, once. */
+    ring = parse_ok(apr_pstrcat(p, "a ", hash_field("a", p), "\n", NULL), p);
+    assert_int_equal(ark_keys_format(&text, ring, p), APR_SUCCESS);
+    assert_int_equal(strncmp(text, "# Ark virtual keys.", 19), 0);
+    assert_contains(text, "\n\na sha256:");
+    ring = parse_ok(text, p);
+    assert_int_equal(ark_keys_format(&again, ring, p), APR_SUCCESS);
+    assert_string_equal(text, again);
+
+    assert_int_equal(ark_keys_make(&ring, p), APR_SUCCESS);
+    assert_int_equal(ark_keys_format(&text, ring, p), APR_SUCCESS);
+    assert_int_equal(strncmp(text, "# Ark virtual keys.", 19), 0);
+    ring = parse_ok(text, p);
+    assert_int_equal(ark_keys_count(ring), 0);
+
+    assert_int_equal(ark_keys_format(&text, NULL, p), APR_EINVAL);
+}
+
+static void test_52_add(void **state)
+{
+    apr_pool_t *p = *state;
+    ark_keyring_t *ring;
+    const ark_key_t *added;
+    ark_key_t key;
+    apr_array_header_t *models;
+    const char *err, *text;
+    int all;
+
+    assert_int_equal(ark_keys_make(&ring, p), APR_SUCCESS);
+    memset(&key, 0, sizeof(key));
+    key.name = "alice";
+    ark_keys_hash(key.hash, "sk-1", 4);
+    key.all_models = 1;
+    key.enabled = 1;
+    key.hint = "ab_-";
+    key.created = "2026-11-27T11:00:00Z";
+    key.line = 42;
+    assert_int_equal(ark_keys_add(&added, ring, &key, &err), APR_SUCCESS);
+    assert_ptr_not_equal(added, &key);
+    assert_string_equal(added->tenant, "alice");
+    assert_int_equal(added->line, 0);
+    assert_ptr_equal(ark_keys_lookup(ring, "sk-1", 4), added);
+
+    /* Duplicates by name and by hash. */
+    key.name = "alice";
+    ark_keys_hash(key.hash, "sk-2", 4);
+    assert_int_equal(ark_keys_add(NULL, ring, &key, &err), APR_EEXIST);
+    assert_contains(err, "'alice' already exists");
+    key.name = "bob";
+    ark_keys_hash(key.hash, "sk-1", 4);
+    assert_int_equal(ark_keys_add(NULL, ring, &key, &err), APR_EEXIST);
+
+    /* Invalid fields. */
+    ark_keys_hash(key.hash, "sk-2", 4);
+    key.name = "bad name";
+    assert_int_equal(ark_keys_add(NULL, ring, &key, &err), APR_EINVAL);
+    key.name = "bob";
+    key.tenant = "bad/tenant";
+    assert_int_equal(ark_keys_add(NULL, ring, &key, &err), APR_EINVAL);
+    key.tenant = "acme";
+    key.hint = "toolong";
+    assert_int_equal(ark_keys_add(NULL, ring, &key, &err), APR_EINVAL);
+    key.hint = NULL;
+    key.created = "yesterday";
+    assert_int_equal(ark_keys_add(NULL, ring, &key, &err), APR_EINVAL);
+    key.created = NULL;
+    key.all_models = 0;
+    key.models = NULL;
+    assert_int_equal(ark_keys_add(NULL, ring, &key, &err), APR_EINVAL);
+    models = apr_array_make(p, 2, sizeof(const char *));
+    APR_ARRAY_PUSH(models, const char *) = "bad model";
+    key.models = models;
+    assert_int_equal(ark_keys_add(NULL, ring, &key, &err), APR_EINVAL);
+    assert_int_equal(ark_keys_count(ring), 1);
+
+    /* A valid second key; the ring copies the model list. */
+    assert_int_equal(ark_keys_models_parse(&models, &all, "m1,m2", &err, p),
+                     APR_SUCCESS);
+    key.models = models;
+    key.enabled = 0;
+    assert_int_equal(ark_keys_add(&added, ring, &key, &err), APR_SUCCESS);
+    APR_ARRAY_IDX(models, 0, const char *) = "changed";
+    assert_string_equal(model_at(added, 0), "m1");
+    assert_string_equal(added->tenant, "acme");
+    assert_null(added->hint);
+    assert_int_equal(ark_keys_count(ring), 2);
+
+    assert_int_equal(ark_keys_format(&text, ring, p), APR_SUCCESS);
+    assert_contains(text, "\nbob sha256:");
+    assert_contains(text, " tenant=acme models=m1,m2 state=revoked\n");
+}
+
+static void test_53_set_enabled_and_remove(void **state)
+{
+    apr_pool_t *p = *state;
+    ark_keyring_t *ring;
+    const char *text;
+
+    ring = parse_ok(apr_pstrcat(p,
+                                "# file notes\n"
+                                "\n"
+                                "# about a\n"
+                                "a ", hash_field("a", p), "\n"
+                                "# free-standing note\n"
+                                "\n"
+                                "# about b\n"
+                                "b ", hash_field("b", p), "\n"
+                                "c ", hash_field("c", p), "\n"
+                                "# end\n", NULL), p);
+
+    assert_int_equal(ark_keys_set_enabled(ring, "b", 0), APR_SUCCESS);
+    assert_false(ark_keys_lookup(ring, "b", 1)->enabled);
+    assert_int_equal(ark_keys_set_enabled(ring, "b", 1), APR_SUCCESS);
+    assert_true(ark_keys_lookup(ring, "b", 1)->enabled);
+    assert_int_equal(ark_keys_set_enabled(ring, "zz", 0), APR_ENOENT);
+
+    /* Removing b drops "# about b" but keeps the free-standing note. */
+    assert_int_equal(ark_keys_remove(ring, "b"), APR_SUCCESS);
+    assert_int_equal(ark_keys_remove(ring, "b"), APR_ENOENT);
+    assert_null(ark_keys_lookup(ring, "b", 1));
+    assert_null(ark_keys_find_name(ring, "b"));
+    assert_int_equal(ark_keys_count(ring), 2);
+    assert_string_equal(ark_keys_at(ring, 1)->name, "c");
+    assert_non_null(ark_keys_lookup(ring, "c", 1));
+    assert_int_equal(ark_keys_format(&text, ring, p), APR_SUCCESS);
+    assert_string_equal(text, apr_pstrcat(p,
+                        "# file notes\n"
+                        "\n"
+                        "# about a\n"
+                        "a ", hash_field("a", p), "\n"
+                        "# free-standing note\n"
+                        "\n"
+                        "c ", hash_field("c", p), "\n"
+                        "# end\n", NULL));
+
+    /* Removing the last key keeps the trailer; removing all keeps notes. */
+    assert_int_equal(ark_keys_remove(ring, "c"), APR_SUCCESS);
+    assert_int_equal(ark_keys_remove(ring, "a"), APR_SUCCESS);
+    assert_int_equal(ark_keys_count(ring), 0);
+    assert_int_equal(ark_keys_format(&text, ring, p), APR_SUCCESS);
+    assert_string_equal(text, "# file notes\n\n# free-standing note\n\n"
+                              "# end\n");
+    assert_int_equal(ark_keys_remove(NULL, "a"), APR_ENOENT);
+}
+
+/* ------------------------------------------------------------------ */
+/* 6x loading and scale                                               */
+/* ------------------------------------------------------------------ */
+
+static const char *write_temp(const char *text, apr_pool_t *p)
+{
+    char *path = apr_pstrdup(p, "/tmp/test_keys.XXXXXX");
+    int fd = mkstemp(path);
+
+    assert_true(fd >= 0);
+    assert_int_equal(write(fd, text, strlen(text)), (ssize_t)strlen(text));
+    close(fd);
+    return path;
+}
+
+static void test_60_load(void **state)
+{
+    apr_pool_t *p = *state;
+    ark_keyring_t *ring;
+    const char *path, *err;
+
+    path = write_temp(apr_pstrcat(p, "a ", hash_field("sk-a", p), "\n",
+                                  NULL), p);
+    assert_int_equal(ark_keys_load(&ring, path, &err, p), APR_SUCCESS);
+    assert_null(err);
+    assert_non_null(ark_keys_lookup(ring, "sk-a", 4));
+    unlink(path);
+
+    path = write_temp("# c\nx sha256:12\n", p);
+    assert_int_equal(ark_keys_load(&ring, path, &err, p), APR_EINVAL);
+    assert_null(ring);
+    assert_string_equal(err, apr_pstrcat(p, path, ": line 2: hash has 2 hex "
+                                         "digits, expected 64", NULL));
+    unlink(path);
+
+    path = write_temp("", p);
+    assert_int_equal(ark_keys_load(&ring, path, &err, p), APR_SUCCESS);
+    assert_int_equal(ark_keys_count(ring), 0);
+    unlink(path);
+
+    assert_int_equal(ark_keys_load(&ring, "/nonexistent/ark/keys", &err, p),
+                     APR_ENOENT);
+    assert_null(ring);
+    assert_contains(err, "'/nonexistent/ark/keys'");
+
+    assert_int_equal(ark_keys_load(&ring, "/tmp", &err, p), APR_EINVAL);
+    assert_contains(err, "not a regular file");
+}
+
+static void test_61_scale_10k(void **state)
+{
+    apr_pool_t *p = *state;
+    apr_array_header_t *lines;
+    ark_keyring_t *ring, *built;
+    const ark_key_t *k;
+    ark_key_t key;
+    const char *text, *err, *s;
+    char name[32], secret[32];
+    int i;
+
+    lines = apr_array_make(p, SCALE_KEYS, sizeof(const char *));
+    for (i = 0; i < SCALE_KEYS; i++) {
+        snprintf(name, sizeof(name), "key%05d", i);
+        snprintf(secret, sizeof(secret), "sk-ark-secret-%d", i);
+        APR_ARRAY_PUSH(lines, const char *) =
+            apr_pstrcat(p, name, " ", hash_field(secret, p),
+                        i % 7 ? "" : " state=revoked",
+                        i % 3 ? "\n" : " models=m1,m2\n", NULL);
+    }
+    text = apr_array_pstrcat(p, lines, '\0');
+    ring = parse_ok(text, p);
+    assert_int_equal(ark_keys_count(ring), SCALE_KEYS);
+
+    /* The same keys added one by one (the index grows as it goes). */
+    assert_int_equal(ark_keys_make(&built, p), APR_SUCCESS);
+    memset(&key, 0, sizeof(key));
+    key.all_models = 1;
+    key.enabled = 1;
+    for (i = 0; i < SCALE_KEYS; i++) {
+        snprintf(name, sizeof(name), "key%05d", i);
+        snprintf(secret, sizeof(secret), "sk-ark-secret-%d", i);
+        key.name = name;
+        ark_keys_hash(key.hash, secret, strlen(secret));
+        assert_int_equal(ark_keys_add(NULL, built, &key, &err),
+                         APR_SUCCESS);
+    }
+
+    for (i = 0; i < SCALE_KEYS; i++) {
+        snprintf(name, sizeof(name), "key%05d", i);
+        snprintf(secret, sizeof(secret), "sk-ark-secret-%d", i);
+        k = ark_keys_lookup(ring, secret, strlen(secret));
+        assert_non_null(k);
+        assert_string_equal(k->name, name);
+        assert_int_equal(k->enabled, i % 7 ? 1 : 0);
+        assert_int_equal(ark_key_allows_model(k, "m3"), i % 3 ? 1 : 0);
+        k = ark_keys_lookup(built, secret, strlen(secret));
+        assert_non_null(k);
+        assert_string_equal(k->name, name);
+        snprintf(secret, sizeof(secret), "sk-ark-secret-%d", i + SCALE_KEYS);
+        assert_null(ark_keys_lookup(ring, secret, strlen(secret)));
+        assert_null(ark_keys_lookup(built, secret, strlen(secret)));
+    }
+    assert_ptr_equal(ark_keys_find_name(ring, "key09999"),
+                     ark_keys_at(ring, SCALE_KEYS - 1));
+
+    /* Remove every other key from the built ring; the rest still work. */
+    for (i = 0; i < SCALE_KEYS; i += 2) {
+        snprintf(name, sizeof(name), "key%05d", i);
+        assert_int_equal(ark_keys_remove(built, name), APR_SUCCESS);
+    }
+    assert_int_equal(ark_keys_count(built), SCALE_KEYS / 2);
+    for (i = 0; i < SCALE_KEYS; i++) {
+        snprintf(secret, sizeof(secret), "sk-ark-secret-%d", i);
+        s = secret;
+        k = ark_keys_lookup(built, s, strlen(s));
+        if (i % 2) {
+            assert_non_null(k);
+        }
+        else {
+            assert_null(k);
+        }
+    }
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_10_parse_defaults,
+                                        keys_setup, keys_teardown),
+        cmocka_unit_test_setup_teardown(test_11_parse_all_attributes,
+                                        keys_setup, keys_teardown),
+        cmocka_unit_test_setup_teardown(test_12_parse_crlf_comments_blank,
+                                        keys_setup, keys_teardown),
+        cmocka_unit_test_setup_teardown(test_13_parse_empty_and_comment_only,
+                                        keys_setup, keys_teardown),
+        cmocka_unit_test_setup_teardown(test_14_parse_uses_len_not_nul,
+                                        keys_setup, keys_teardown),
+        cmocka_unit_test_setup_teardown(test_20_parse_errors,
+                                        keys_setup, keys_teardown),
+        cmocka_unit_test_setup_teardown(test_21_parse_error_line_numbers,
+                                        keys_setup, keys_teardown),
+        cmocka_unit_test_setup_teardown(test_22_parse_duplicates,
+                                        keys_setup, keys_teardown),
+        cmocka_unit_test_setup_teardown(test_23_parse_nul_byte,
+                                        keys_setup, keys_teardown),
+        cmocka_unit_test_setup_teardown(test_24_parse_errors_do_not_leak,
+                                        keys_setup, keys_teardown),
+        cmocka_unit_test_setup_teardown(test_30_lookup,
+                                        keys_setup, keys_teardown),
+        cmocka_unit_test_setup_teardown(test_31_allows_model,
+                                        keys_setup, keys_teardown),
+        cmocka_unit_test_setup_teardown(test_32_validators,
+                                        keys_setup, keys_teardown),
+        cmocka_unit_test_setup_teardown(test_40_secret_format,
+                                        keys_setup, keys_teardown),
+        cmocka_unit_test_setup_teardown(test_41_secret_uniqueness,
+                                        keys_setup, keys_teardown),
+        cmocka_unit_test_setup_teardown(test_42_hash_vectors,
+                                        keys_setup, keys_teardown),
+        cmocka_unit_test_setup_teardown(test_43_timestamp,
+                                        keys_setup, keys_teardown),
+        cmocka_unit_test_setup_teardown(test_50_format_round_trip,
+                                        keys_setup, keys_teardown),
+        cmocka_unit_test_setup_teardown(test_51_format_header,
+                                        keys_setup, keys_teardown),
+        cmocka_unit_test_setup_teardown(test_52_add,
+                                        keys_setup, keys_teardown),
+        cmocka_unit_test_setup_teardown(test_53_set_enabled_and_remove,
+                                        keys_setup, keys_teardown),
+        cmocka_unit_test_setup_teardown(test_60_load,
+                                        keys_setup, keys_teardown),
+        cmocka_unit_test_setup_teardown(test_61_scale_10k,
+                                        keys_setup, keys_teardown),
+    };
+    int rc;
+
+    if (apr_initialize() != APR_SUCCESS) {
+        return 1;
+    }
+    rc = cmocka_run_group_tests_name("ark_keys", tests, NULL, NULL);
+    apr_terminate();
+    return rc;
+}
