@@ -90,18 +90,35 @@ const char *ark_err_json(const ark_err_t *e, apr_pool_t *p)
 const char *ark_err_quote(const char *s, apr_size_t max, apr_pool_t *p)
 {
     apr_size_t len;
+    json_t *check;
+    char *out, *c;
 
     if (!s) {
         return "";
     }
     len = strlen(s);
     if (len <= max) {
-        return apr_pstrmemdup(p, s, len);
+        out = apr_pstrmemdup(p, s, len);
     }
-    len = max;
-    /* step back over UTF-8 continuation bytes so we never split a rune */
-    while (len > 0 && ((unsigned char)s[len] & 0xC0) == 0x80) {
-        len--;
+    else {
+        len = max;
+        /* step back over UTF-8 continuation bytes: never split a rune */
+        while (len > 0 && ((unsigned char)s[len] & 0xC0) == 0x80) {
+            len--;
+        }
+        out = apr_pstrcat(p, apr_pstrmemdup(p, s, len), "...", NULL);
     }
-    return apr_pstrcat(p, apr_pstrmemdup(p, s, len), "...", NULL);
+    /* A client string need not be UTF-8 (a decoded URI may hold any
+     * byte) but a JSON string must be: replace the non-ASCII bytes of
+     * such a string, or ark_err_json would lose the whole message. */
+    check = json_string(out);
+    if (!check) {
+        for (c = out; *c; c++) {
+            if ((unsigned char)*c >= 0x80) {
+                *c = '?';
+            }
+        }
+    }
+    json_decref(check);
+    return out;
 }

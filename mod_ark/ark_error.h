@@ -46,7 +46,8 @@ const char *ark_err_type_for(int status);
 const char *ark_err_json(const ark_err_t *e, apr_pool_t *p);
 
 /* Copies a client-supplied string for use inside an error message:
- * at most max bytes (cut at a UTF-8 boundary, "..." appended when cut).
+ * at most max bytes (cut at a UTF-8 boundary, "..." appended when cut;
+ * if s is not valid UTF-8, its non-ASCII bytes become '?').
  * JSON escaping happens later, in ark_err_json. */
 const char *ark_err_quote(const char *s, apr_size_t max, apr_pool_t *p);
 

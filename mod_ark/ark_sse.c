@@ -48,17 +48,19 @@ ark_sse_parser_t *ark_sse_parser_make(apr_pool_t *p, apr_size_t max_event)
     return sp;
 }
 
-/* Appends n bytes, keeping the buffer NUL-terminated. */
+/* Appends n bytes, keeping the buffer NUL-terminated. The limit is
+ * checked on every append, not only when the buffer grows, so that the
+ * outcome does not depend on how the stream was split. */
 static apr_status_t buf_add(sse_buf_t *b, const char *s, apr_size_t n,
                             apr_size_t limit)
 {
+    if (n > limit || b->len > limit - n) {
+        return APR_ENOSPC;
+    }
     if (b->len + n + 1 > b->cap) {
         apr_size_t cap = b->cap ? b->cap : 256;
         char *nb;
 
-        if (b->len + n > limit) {
-            return APR_ENOSPC;
-        }
         while (cap < b->len + n + 1) {
             cap *= 2;
         }
@@ -109,7 +111,6 @@ static apr_status_t process_line(ark_sse_parser_t *sp, ark_sse_cb *cb,
     const char *line = sp->line.buf ? sp->line.buf : "";
     apr_size_t len = sp->line.len, flen, vlen;
     const char *colon, *value;
-    apr_size_t room;
     apr_status_t rv;
 
     if (len == 0) {
@@ -134,13 +135,13 @@ static apr_status_t process_line(ark_sse_parser_t *sp, ark_sse_cb *cb,
         value = "";
         vlen = 0;
     }
-    room = sp->max_event > sp->data.len ? sp->max_event - sp->data.len : 0;
     if (flen == 4 && !memcmp(line, "data", 4)) {
         sp->has_data = 1;
-        if ((rv = buf_add(&sp->data, value, vlen, room)) != APR_SUCCESS) {
+        rv = buf_add(&sp->data, value, vlen, sp->max_event);
+        if (rv != APR_SUCCESS) {
             return rv;
         }
-        return buf_add(&sp->data, "\n", 1, room);
+        return buf_add(&sp->data, "\n", 1, sp->max_event);
     }
     if (flen == 5 && !memcmp(line, "event", 5)) {
         sp->name.len = 0;

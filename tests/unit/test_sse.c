@@ -1,0 +1,680 @@
+/* Unit tests for the incremental SSE parser (ark_sse.c).
+ *
+ * The parser must be a pure function of the bytes: the same stream cut
+ * at any place, fed in any number of pieces, yields the same events in
+ * the same order. Each test feeds a stream and compares the recorded
+ * events (name, data, length) with the expected list; the split tests
+ * repeat that for every single cut, byte by byte, and for many random
+ * cuts from a fixed seed.
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <string.h>
+#include <cmocka.h>
+
+#include <apr_general.h>
+#include <apr_strings.h>
+#include <apr_tables.h>
+
+#include "ark_sse.h"
+
+/* One event as the callback saw it, copied out of the parser. */
+typedef struct {
+    const char *event;
+    const char *data;
+    apr_size_t data_len;
+} rec_t;
+
+typedef struct {
+    apr_pool_t *pool;
+    apr_array_header_t *events;   /* rec_t */
+    int calls;
+    int fail_at;                  /* 1-based call that fails, 0 = never */
+    apr_status_t fail_rv;
+} collector_t;
+
+static apr_pool_t *root_pool;
+
+static apr_status_t collect(void *ctx, const ark_sse_event_t *ev)
+{
+    collector_t *c = ctx;
+    rec_t *r;
+
+    c->calls++;
+    /* the strings are NUL-terminated and data_len is their length */
+    assert_non_null(ev->event);
+    assert_non_null(ev->data);
+    assert_int_equal(strlen(ev->data), ev->data_len);
+    if (c->fail_at && c->calls == c->fail_at) {
+        return c->fail_rv;
+    }
+    r = apr_array_push(c->events);
+    r->event = apr_pstrdup(c->pool, ev->event);
+    r->data = apr_pstrmemdup(c->pool, ev->data, ev->data_len);
+    r->data_len = ev->data_len;
+    return APR_SUCCESS;
+}
+
+static collector_t *collector_make(apr_pool_t *p)
+{
+    collector_t *c = apr_pcalloc(p, sizeof(*c));
+
+    c->pool = p;
+    c->events = apr_array_make(p, 8, sizeof(rec_t));
+    return c;
+}
+
+static void check_events(const collector_t *c, const rec_t *want,
+                         int n_want)
+{
+    int i;
+
+    assert_int_equal(c->events->nelts, n_want);
+    for (i = 0; i < n_want; i++) {
+        const rec_t *got = &APR_ARRAY_IDX(c->events, i, rec_t);
+
+        assert_string_equal(got->event, want[i].event);
+        assert_int_equal(got->data_len, want[i].data_len);
+        assert_memory_equal(got->data, want[i].data, want[i].data_len);
+    }
+}
+
+#define REC(name, data) { name, data, sizeof(data) - 1 }
+#define NREC(a) ((int)(sizeof(a) / sizeof((a)[0])))
+
+/* Feeds s in pieces cut at the offsets in cuts (ascending, inside s).
+ * Returns the first non-success status, or the last one. */
+static apr_status_t feed_cut(ark_sse_parser_t *sp, const char *s,
+                             apr_size_t len, const apr_size_t *cuts,
+                             int n_cuts, collector_t *c)
+{
+    apr_size_t at = 0;
+    apr_status_t rv;
+    int i;
+
+    for (i = 0; i <= n_cuts; i++) {
+        apr_size_t end = i < n_cuts ? cuts[i] : len;
+
+        rv = ark_sse_feed(sp, s + at, end - at, collect, c);
+        if (rv != APR_SUCCESS) {
+            return rv;
+        }
+        at = end;
+    }
+    return APR_SUCCESS;
+}
+
+static apr_status_t feed_bytes(ark_sse_parser_t *sp, const char *s,
+                               apr_size_t len, collector_t *c)
+{
+    apr_size_t i;
+    apr_status_t rv;
+
+    for (i = 0; i < len; i++) {
+        rv = ark_sse_feed(sp, s + i, 1, collect, c);
+        if (rv != APR_SUCCESS) {
+            return rv;
+        }
+    }
+    return APR_SUCCESS;
+}
+
+/* A small deterministic generator, so that failures reproduce on every
+ * platform (rand() sequences differ between C libraries). */
+static apr_uint32_t lcg_next(apr_uint32_t *state)
+{
+    *state = *state * 1664525u + 1013904223u;
+    return *state >> 8;
+}
+
+/* Sorted, distinct random cut offsets in (0, len). Returns the count. */
+static int random_cuts(apr_size_t *cuts, int max_cuts, apr_size_t len,
+                       apr_uint32_t *state)
+{
+    int n = 0, i, j;
+
+    if (len < 2) {
+        return 0;
+    }
+    while (n < max_cuts) {
+        apr_size_t c = 1 + lcg_next(state) % (len - 1);
+
+        for (i = 0; i < n && cuts[i] != c; i++) {
+        }
+        if (i < n) {
+            continue;
+        }
+        for (j = n; j > 0 && cuts[j - 1] > c; j--) {
+            cuts[j] = cuts[j - 1];
+        }
+        cuts[j] = c;
+        n++;
+        if ((apr_size_t)n == len - 1) {
+            break;
+        }
+    }
+    return n;
+}
+
+/* Runs the stream through one fresh parser per split strategy and checks
+ * that each gives want: whole, byte by byte, every single cut, every
+ * pair of cuts around line endings, and 500 random multi-cuts. */
+static void check_all_splits(const char *s, apr_size_t len,
+                             const rec_t *want, int n_want,
+                             apr_size_t max_event)
+{
+    apr_pool_t *p;
+    collector_t *c;
+    ark_sse_parser_t *sp;
+    apr_size_t cut, cuts[64];
+    apr_uint32_t seed = 20240513u;
+    int round;
+
+    apr_pool_create(&p, root_pool);
+
+    sp = ark_sse_parser_make(p, max_event);
+    c = collector_make(p);
+    assert_int_equal(ark_sse_feed(sp, s, len, collect, c), APR_SUCCESS);
+    check_events(c, want, n_want);
+    assert_false(ark_sse_pending(sp));
+
+    sp = ark_sse_parser_make(p, max_event);
+    c = collector_make(p);
+    assert_int_equal(feed_bytes(sp, s, len, c), APR_SUCCESS);
+    check_events(c, want, n_want);
+    assert_false(ark_sse_pending(sp));
+
+    for (cut = 0; cut <= len; cut++) {
+        sp = ark_sse_parser_make(p, max_event);
+        c = collector_make(p);
+        assert_int_equal(feed_cut(sp, s, len, &cut, 1, c), APR_SUCCESS);
+        check_events(c, want, n_want);
+        assert_false(ark_sse_pending(sp));
+    }
+
+    for (round = 0; round < 500; round++) {
+        int n = random_cuts(cuts, 1 + (int)(lcg_next(&seed) % 63), len,
+                            &seed);
+
+        sp = ark_sse_parser_make(p, max_event);
+        c = collector_make(p);
+        assert_int_equal(feed_cut(sp, s, len, cuts, n, c), APR_SUCCESS);
+        check_events(c, want, n_want);
+        assert_false(ark_sse_pending(sp));
+    }
+    apr_pool_destroy(p);
+}
+
+static int setup(void **state)
+{
+    apr_pool_t *p;
+
+    apr_pool_create(&p, root_pool);
+    *state = p;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    apr_pool_destroy(*state);
+    return 0;
+}
+
+/* ------------------------------------------------------------ streams */
+
+/* A realistic OpenAI stream with the SSE corner cases mixed in: every
+ * line ending, comments, a named event, "data:" with and without the
+ * space, multi-line data, fields the parser ignores, and events that
+ * carry no data (not dispatched). */
+static const char mixed_stream[] =
+    ": OPENROUTER PROCESSING\r\n"
+    "retry: 3000\n"
+    "\n"
+    "data: {\"id\":\"chatcmpl-9x1\",\"object\":\"chat.completion.chunk\","
+    "\"created\":1718000000,\"model\":\"gpt-4o-mini-2024-07-18\","
+    "\"choices\":[{\"index\":0,\"delta\":{\"role\":\"assistant\","
+    "\"content\":\"\"},\"logprobs\":null,\"finish_reason\":null}]}\n"
+    "\n"
+    "event: ping\r\n"
+    "data:no-space\r\n"
+    "\r\n"
+    "data: line one\r"
+    "data:  two leading spaces\r"
+    "data\r"
+    "\r"
+    "id: 7\n"
+    "\n"
+    "event: lonely\n"
+    "\n"
+    ": keep-alive\n"
+    "data: caf\xc3\xa9 \xe2\x9c\x93 a: b\n"
+    "\n"
+    "data: [DONE]\r\n"
+    "\r\n";
+
+static const rec_t mixed_events[] = {
+    REC("", "{\"id\":\"chatcmpl-9x1\",\"object\":\"chat.completion.chunk\","
+            "\"created\":1718000000,\"model\":\"gpt-4o-mini-2024-07-18\","
+            "\"choices\":[{\"index\":0,\"delta\":{\"role\":\"assistant\","
+            "\"content\":\"\"},\"logprobs\":null,\"finish_reason\":null}]}"),
+    REC("ping", "no-space"),
+    REC("", "line one\n two leading spaces\n"),
+    REC("", "caf\xc3\xa9 \xe2\x9c\x93 a: b"),
+    REC("", "[DONE]"),
+};
+
+static void sse_mixed_whole_and_all_splits(void **state)
+{
+    (void)state;
+    check_all_splits(mixed_stream, sizeof(mixed_stream) - 1, mixed_events,
+                     NREC(mixed_events), 0);
+}
+
+/* The same events with each of the three line endings throughout. */
+static void sse_line_endings(void **state)
+{
+    static const char *const eol[] = { "\r\n", "\n", "\r" };
+    static const rec_t want[] = {
+        REC("", "first"),
+        REC("delta", "a\nb"),
+        REC("", "[DONE]"),
+    };
+    apr_pool_t *p = *state;
+    int i;
+
+    for (i = 0; i < 3; i++) {
+        const char *e = eol[i];
+        const char *s = apr_pstrcat(p, "data: first", e, e,
+                                    ": comment", e,
+                                    "event: delta", e, "data: a", e,
+                                    "data: b", e, e,
+                                    "data: [DONE]", e, e, NULL);
+
+        check_all_splits(s, strlen(s), want, NREC(want), 0);
+    }
+}
+
+/* A CR at the end of one read and its LF at the start of the next are one
+ * line ending, not two: the LF must not dispatch the event early. */
+static void sse_crlf_split_between_feeds(void **state)
+{
+    apr_pool_t *p = *state;
+    ark_sse_parser_t *sp = ark_sse_parser_make(p, 0);
+    collector_t *c = collector_make(p);
+    static const rec_t want[] = { REC("", "a\nb"), REC("", "c") };
+
+    assert_int_equal(ark_sse_feed(sp, "data: a\r", 8, collect, c),
+                     APR_SUCCESS);
+    assert_int_equal(ark_sse_feed(sp, "\ndata: b\r", 9, collect, c),
+                     APR_SUCCESS);
+    assert_int_equal(c->events->nelts, 0);
+    assert_int_equal(ark_sse_feed(sp, "\n\r", 2, collect, c), APR_SUCCESS);
+    check_events(c, want, 1);
+    /* the blank line's LF arrives alone: no second dispatch */
+    assert_int_equal(ark_sse_feed(sp, "\n", 1, collect, c), APR_SUCCESS);
+    check_events(c, want, 1);
+    assert_int_equal(ark_sse_feed(sp, "data: c\r", 8, collect, c),
+                     APR_SUCCESS);
+    assert_int_equal(ark_sse_feed(sp, "\r", 1, collect, c), APR_SUCCESS);
+    check_events(c, want, 2);
+    assert_false(ark_sse_pending(sp));
+}
+
+static void sse_data_space_rules(void **state)
+{
+    /* only one leading space is removed; a missing colon means an empty
+     * value; the value may contain colons */
+    static const char s[] =
+        "data:x\n\n"
+        "data: x\n\n"
+        "data:  x\n\n"
+        "data\n\n"
+        "data:\n\n"
+        "data: a:b: c\n\n"
+        "data: \n\n";
+    static const rec_t want[] = {
+        REC("", "x"), REC("", "x"), REC("", " x"), REC("", ""),
+        REC("", ""), REC("", "a:b: c"), REC("", ""),
+    };
+
+    (void)state;
+    check_all_splits(s, sizeof(s) - 1, want, NREC(want), 0);
+}
+
+static void sse_event_names(void **state)
+{
+    /* the last event: line wins; the name belongs to one event only,
+     * also when that event had no data; "event" without a value is "" */
+    static const char s[] =
+        "event: first\nevent: second\ndata: 1\n\n"
+        "data: 2\n\n"
+        "event: dropped\n\n"
+        "data: 3\n\n"
+        "event:response.output_text.delta\ndata: 4\n\n"
+        "event\ndata: 5\n\n";
+    static const rec_t want[] = {
+        REC("second", "1"), REC("", "2"), REC("", "3"),
+        REC("response.output_text.delta", "4"), REC("", "5"),
+    };
+
+    (void)state;
+    check_all_splits(s, sizeof(s) - 1, want, NREC(want), 0);
+}
+
+static void sse_comments_and_unknown_fields(void **state)
+{
+    /* comments (also between data lines) and other fields change
+     * nothing; field names are case-sensitive */
+    static const char s[] =
+        ":\n"
+        ": ping - 2024-06-10 12:00:00.000000+00:00\n"
+        "data: a\n"
+        ": inside\n"
+        "data: b\n"
+        "id: 42\n"
+        "retry: 10\n"
+        "Data: not data\n"
+        "DATA: nor this\n"
+        "foo: bar\n"
+        "\n"
+        ":data: also a comment\n\n";
+    static const rec_t want[] = { REC("", "a\nb") };
+
+    (void)state;
+    check_all_splits(s, sizeof(s) - 1, want, NREC(want), 0);
+}
+
+static void sse_no_data_not_dispatched(void **state)
+{
+    apr_pool_t *p = *state;
+    ark_sse_parser_t *sp = ark_sse_parser_make(p, 0);
+    collector_t *c = collector_make(p);
+    static const char s[] =
+        "\n\n\r\n\r\r"
+        "event: x\n\n"
+        "id: 1\n\n"
+        ": only a comment\n\n";
+
+    assert_int_equal(ark_sse_feed(sp, s, sizeof(s) - 1, collect, c),
+                     APR_SUCCESS);
+    assert_int_equal(c->calls, 0);
+    assert_false(ark_sse_pending(sp));
+}
+
+static void sse_empty_feed(void **state)
+{
+    apr_pool_t *p = *state;
+    ark_sse_parser_t *sp = ark_sse_parser_make(p, 0);
+    collector_t *c = collector_make(p);
+
+    assert_false(ark_sse_pending(sp));
+    assert_int_equal(ark_sse_feed(sp, "", 0, collect, c), APR_SUCCESS);
+    assert_int_equal(ark_sse_feed(sp, "data: x", 7, collect, c),
+                     APR_SUCCESS);
+    assert_int_equal(ark_sse_feed(sp, "", 0, collect, c), APR_SUCCESS);
+    assert_int_equal(ark_sse_feed(sp, "\n\n", 2, collect, c), APR_SUCCESS);
+    assert_int_equal(c->calls, 1);
+    assert_string_equal(APR_ARRAY_IDX(c->events, 0, rec_t).data, "x");
+}
+
+/* ---------------------------------------------------------- pending */
+
+static void sse_pending_after_truncation(void **state)
+{
+    apr_pool_t *p = *state;
+    ark_sse_parser_t *sp;
+    collector_t *c = collector_make(p);
+
+    /* stream cut in the middle of a line */
+    sp = ark_sse_parser_make(p, 0);
+    assert_int_equal(ark_sse_feed(sp, "data: {\"choices\"", 16, collect, c),
+                     APR_SUCCESS);
+    assert_true(ark_sse_pending(sp));
+
+    /* complete line, but the blank line never came */
+    sp = ark_sse_parser_make(p, 0);
+    assert_int_equal(ark_sse_feed(sp, "data: x\n", 8, collect, c),
+                     APR_SUCCESS);
+    assert_true(ark_sse_pending(sp));
+
+    /* a named event whose data never came */
+    sp = ark_sse_parser_make(p, 0);
+    assert_int_equal(ark_sse_feed(sp, "event: ping\n", 12, collect, c),
+                     APR_SUCCESS);
+    assert_true(ark_sse_pending(sp));
+
+    /* complete events, then a truncated one */
+    sp = ark_sse_parser_make(p, 0);
+    assert_int_equal(ark_sse_feed(sp, "data: 1\n\ndata: 2\n\nda", 20,
+                                  collect, c),
+                     APR_SUCCESS);
+    assert_true(ark_sse_pending(sp));
+    assert_int_equal(c->calls, 2);
+    assert_int_equal(ark_sse_feed(sp, "ta: 3\n\n", 7, collect, c),
+                     APR_SUCCESS);
+    assert_false(ark_sse_pending(sp));
+    assert_int_equal(c->calls, 3);
+    assert_string_equal(APR_ARRAY_IDX(c->events, 2, rec_t).data, "3");
+
+    /* a finished stream, ending in a CR, has nothing pending */
+    sp = ark_sse_parser_make(p, 0);
+    assert_int_equal(ark_sse_feed(sp, "data: x\r\r", 9, collect, c),
+                     APR_SUCCESS);
+    assert_false(ark_sse_pending(sp));
+
+    /* comments alone are not an event */
+    sp = ark_sse_parser_make(p, 0);
+    assert_int_equal(ark_sse_feed(sp, ": keep-alive\n\n", 14, collect, c),
+                     APR_SUCCESS);
+    assert_false(ark_sse_pending(sp));
+}
+
+/* ------------------------------------------------------------ limits */
+
+/* Feeds s whole, byte by byte, at every single cut and in random cuts;
+ * each time the events before the oversized one are delivered, then
+ * APR_ENOSPC, which stays: a later valid event is refused too. */
+static void check_enospc_all_splits(const char *s, apr_size_t len,
+                                    apr_size_t max_event, const rec_t *want,
+                                    int n_want)
+{
+    apr_pool_t *p;
+    ark_sse_parser_t *sp;
+    collector_t *c;
+    apr_size_t cut, cuts[32];
+    apr_uint32_t seed = 7u;
+    int mode, round;
+
+    apr_pool_create(&p, root_pool);
+    for (mode = 0; mode < 3; mode++) {
+        sp = ark_sse_parser_make(p, max_event);
+        c = collector_make(p);
+        if (mode == 0) {
+            assert_int_equal(ark_sse_feed(sp, s, len, collect, c),
+                             APR_ENOSPC);
+        }
+        else if (mode == 1) {
+            assert_int_equal(feed_bytes(sp, s, len, c), APR_ENOSPC);
+        }
+        else {
+            for (round = 0; round < 200; round++) {
+                int n = random_cuts(cuts, 1 + (int)(lcg_next(&seed) % 31),
+                                    len, &seed);
+
+                sp = ark_sse_parser_make(p, max_event);
+                c = collector_make(p);
+                assert_int_equal(feed_cut(sp, s, len, cuts, n, c),
+                                 APR_ENOSPC);
+                check_events(c, want, n_want);
+            }
+        }
+        check_events(c, want, n_want);
+        /* sticky */
+        assert_int_equal(ark_sse_feed(sp, "data: ok\n\n", 10, collect, c),
+                         APR_ENOSPC);
+        assert_int_equal(ark_sse_feed(sp, "", 0, collect, c), APR_ENOSPC);
+        check_events(c, want, n_want);
+    }
+    for (cut = 1; cut < len; cut++) {
+        sp = ark_sse_parser_make(p, max_event);
+        c = collector_make(p);
+        assert_int_equal(feed_cut(sp, s, len, &cut, 1, c), APR_ENOSPC);
+        check_events(c, want, n_want);
+    }
+    apr_pool_destroy(p);
+}
+
+static void sse_max_event_single_line(void **state)
+{
+    apr_pool_t *p = *state;
+    static const rec_t want[] = { REC("", "small") };
+    char big[201];
+    const char *s;
+
+    memset(big, 'x', 200);
+    big[200] = '\0';
+    s = apr_pstrcat(p, "data: small\n\ndata: ", big, "\n\n", NULL);
+    check_enospc_all_splits(s, strlen(s), 64, want, NREC(want));
+
+    /* an over-long line of any field, even one the parser ignores */
+    s = apr_pstrcat(p, "data: small\n\nid: ", big, "\ndata: y\n\n", NULL);
+    check_enospc_all_splits(s, strlen(s), 64, want, NREC(want));
+}
+
+static void sse_max_event_many_lines(void **state)
+{
+    apr_pool_t *p = *state;
+    static const rec_t want[] = { REC("", "small") };
+    const char *line = "data: 0123456789012345678901234567890123456789\n";
+    const char *s = "data: small\n\n";
+    int i;
+
+    /* 3 data lines of 40 bytes: each line fits in 64, the event not */
+    for (i = 0; i < 3; i++) {
+        s = apr_pstrcat(p, s, line, NULL);
+    }
+    s = apr_pstrcat(p, s, "\n", NULL);
+    check_enospc_all_splits(s, strlen(s), 64, want, NREC(want));
+}
+
+static void sse_max_event_within_limit(void **state)
+{
+    /* events just under the limit, many of them: the limit is per event,
+     * not per stream */
+    apr_pool_t *p = *state;
+    const char *s = "";
+    rec_t want[20];
+    int i;
+
+    for (i = 0; i < 20; i++) {
+        s = apr_pstrcat(p, s, "data: 0123456789\ndata: 0123456789\n\n",
+                        NULL);
+        want[i].event = "";
+        want[i].data = "0123456789\n0123456789";
+        want[i].data_len = 21;
+    }
+    check_all_splits(s, strlen(s), want, 20, 64);
+}
+
+static void sse_max_event_default(void **state)
+{
+    /* max_event 0 means 1 MiB */
+    apr_pool_t *p = *state;
+    apr_size_t n = 512 * 1024;
+    char *big = apr_palloc(p, 2 * 1024 * 1024 + 16);
+    ark_sse_parser_t *sp = ark_sse_parser_make(p, 0);
+    collector_t *c = collector_make(p);
+
+    memcpy(big, "data: ", 6);
+    memset(big + 6, 'a', n);
+    memcpy(big + 6 + n, "\n\n", 2);
+    assert_int_equal(ark_sse_feed(sp, big, n + 8, collect, c), APR_SUCCESS);
+    assert_int_equal(c->calls, 1);
+    assert_int_equal(APR_ARRAY_IDX(c->events, 0, rec_t).data_len, n);
+
+    n = 2 * 1024 * 1024;
+    memset(big + 6, 'b', n);
+    memcpy(big + 6 + n, "\n\n", 2);
+    assert_int_equal(ark_sse_feed(sp, big, n + 8, collect, c), APR_ENOSPC);
+    assert_int_equal(c->calls, 1);
+}
+
+/* --------------------------------------------------- callback errors */
+
+static void sse_callback_error_stops(void **state)
+{
+    apr_pool_t *p = *state;
+    ark_sse_parser_t *sp = ark_sse_parser_make(p, 0);
+    collector_t *c = collector_make(p);
+    static const char s[] = "data: 1\n\ndata: 2\n\ndata: 3\n\n";
+    static const rec_t want[] = { REC("", "1") };
+
+    c->fail_at = 2;
+    c->fail_rv = APR_ECONNABORTED;
+    assert_int_equal(ark_sse_feed(sp, s, sizeof(s) - 1, collect, c),
+                     APR_ECONNABORTED);
+    /* event 3, in the same buffer, was not delivered */
+    assert_int_equal(c->calls, 2);
+    check_events(c, want, 1);
+    /* the error is sticky; the callback is not called again */
+    assert_int_equal(ark_sse_feed(sp, "data: 4\n\n", 9, collect, c),
+                     APR_ECONNABORTED);
+    assert_int_equal(c->calls, 2);
+}
+
+static void sse_callback_error_byte_by_byte(void **state)
+{
+    apr_pool_t *p = *state;
+    ark_sse_parser_t *sp = ark_sse_parser_make(p, 0);
+    collector_t *c = collector_make(p);
+    static const char s[] = "data: 1\r\n\r\ndata: 2\r\n\r\ndata: 3\r\n\r\n";
+
+    c->fail_at = 1;
+    c->fail_rv = APR_EINVAL;
+    assert_int_equal(feed_bytes(sp, s, sizeof(s) - 1, c), APR_EINVAL);
+    assert_int_equal(c->calls, 1);
+    assert_int_equal(c->events->nelts, 0);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(sse_mixed_whole_and_all_splits,
+                                        setup, teardown),
+        cmocka_unit_test_setup_teardown(sse_line_endings, setup, teardown),
+        cmocka_unit_test_setup_teardown(sse_crlf_split_between_feeds,
+                                        setup, teardown),
+        cmocka_unit_test_setup_teardown(sse_data_space_rules, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(sse_event_names, setup, teardown),
+        cmocka_unit_test_setup_teardown(sse_comments_and_unknown_fields,
+                                        setup, teardown),
+        cmocka_unit_test_setup_teardown(sse_no_data_not_dispatched, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(sse_empty_feed, setup, teardown),
+        cmocka_unit_test_setup_teardown(sse_pending_after_truncation, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(sse_max_event_single_line, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(sse_max_event_many_lines, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(sse_max_event_within_limit, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(sse_max_event_default, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(sse_callback_error_stops, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(sse_callback_error_byte_by_byte,
+                                        setup, teardown),
+    };
+    int rc;
+
+    apr_initialize();
+    apr_pool_create(&root_pool, NULL);
+    rc = cmocka_run_group_tests(tests, NULL, NULL);
+    apr_pool_destroy(root_pool);
+    apr_terminate();
+    return rc;
+}
