@@ -9,34 +9,44 @@
 
 #include "ark_config.h"
 
+/* The longest duration accepted, in milliseconds: 100 days, far above
+ * any timeout and far below overflowing apr_interval_time_t. */
+#define ARK_MAX_DURATION_MS (100LL * 24 * 3600 * 1000)
+
 apr_status_t ark_parse_duration(apr_interval_time_t *out, const char *s)
 {
     char *end;
-    apr_int64_t n;
+    apr_int64_t n, unit_ms;
 
     if (!s || !isdigit((unsigned char)*s)) {
         return APR_EINVAL;
     }
     errno = 0;
     n = apr_strtoi64(s, &end, 10);
-    if (errno || n < 0 || n > 100L * 24 * 3600 * 1000) {
+    if (errno || n < 0) {
         return APR_EINVAL;
     }
     if (!strcmp(end, "ms")) {
-        *out = apr_time_from_msec(n);
+        unit_ms = 1;
     }
     else if (!*end || !strcmp(end, "s")) {
-        *out = apr_time_from_sec(n);
+        unit_ms = 1000;
     }
     else if (!strcmp(end, "m")) {
-        *out = apr_time_from_sec(n * 60);
+        unit_ms = 60 * 1000;
     }
     else if (!strcmp(end, "h")) {
-        *out = apr_time_from_sec(n * 3600);
+        unit_ms = 3600 * 1000;
     }
     else {
         return APR_EINVAL;
     }
+    /* bound the value in its unit, before multiplying: "9999999999h"
+     * would overflow */
+    if (n > ARK_MAX_DURATION_MS / unit_ms) {
+        return APR_EINVAL;
+    }
+    *out = apr_time_from_msec(n * unit_ms);
     return APR_SUCCESS;
 }
 
@@ -106,7 +116,7 @@ const char *ark_provider_parse(ark_provider_t **pprov, int argc,
                                char *const argv[], apr_pool_t *p)
 {
     ark_provider_t *prov;
-    const char *url, *err;
+    const char *url, *host, *err;
     apr_size_t ulen;
     int i;
 
@@ -132,6 +142,11 @@ const char *ark_provider_parse(ark_provider_t **pprov, int argc,
     if (strncmp(url, "http://", 7) && strncmp(url, "https://", 8)) {
         return apr_psprintf(p, "ArkProvider %s: base URL '%s' must start "
                             "with http:// or https://", argv[0], url);
+    }
+    host = url + (strncmp(url, "https://", 8) ? 7 : 8);
+    if (!*host || *host == '/') {
+        return apr_psprintf(p, "ArkProvider %s: base URL '%s' has no host "
+                            "name", argv[0], url);
     }
     if (strchr(url, '?') || strchr(url, '#') || strchr(url, ' ')) {
         return apr_psprintf(p, "ArkProvider %s: base URL must not contain "

@@ -37,7 +37,7 @@ typedef struct ark_model_t {
 } ark_model_t;
 
 /* Parses a duration: "250ms", "5s", "2m", "1h", or a plain number of
- * seconds. Returns APR_SUCCESS or APR_EINVAL. */
+ * seconds, at most 100 days. Returns APR_SUCCESS or APR_EINVAL. */
 apr_status_t ark_parse_duration(apr_interval_time_t *out, const char *s);
 
 /* Parses a byte size: "512", "64K", "8M", "1G" (binary multiples).

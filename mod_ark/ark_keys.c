@@ -67,8 +67,7 @@ typedef enum {
 } keys_attr_e;
 
 static const char *const keys_attr_names[KEYS_ATTR_COUNT] = {
-    "tenant", "models", "state", "created", "hint"
-};
+    "tenant", "models", "state", "created", "hint"};
 
 typedef struct keys_entry_t keys_entry_t;
 
@@ -76,19 +75,19 @@ typedef struct keys_entry_t keys_entry_t;
  * the public functions hand out &entry->key and get it back. */
 struct keys_entry_t {
     ark_key_t key;
-    keys_entry_t *next;     /* digest bucket chain */
-    const char *lead;       /* free comment/blank lines above; never NULL */
-    const char *doc;        /* comment lines directly above; never NULL */
+    keys_entry_t *next; /* digest bucket chain */
+    const char *lead;   /* free comment/blank lines above; never NULL */
+    const char *doc;    /* comment lines directly above; never NULL */
 };
 
 struct ark_keyring_t {
     apr_pool_t *pool;
-    apr_array_header_t *entries;  /* keys_entry_t *, file order */
-    apr_hash_t *by_name;          /* name -> keys_entry_t * */
-    keys_entry_t **buckets;       /* mask + 1 chain heads */
+    apr_array_header_t *entries; /* keys_entry_t *, file order */
+    apr_hash_t *by_name;         /* name -> keys_entry_t * */
+    keys_entry_t **buckets;      /* mask + 1 chain heads */
     apr_uint32_t mask;
-    const char *trailer;          /* lines after the last key; not NULL */
-    EVP_MD *md;                   /* fetched SHA-256, freed with pool */
+    const char *trailer; /* lines after the last key; not NULL */
+    EVP_MD *md;          /* fetched SHA-256, freed with pool */
 };
 
 /* ------------------------------------------------------------------ */
@@ -97,8 +96,8 @@ struct ark_keyring_t {
 
 static int keys_is_alnum(char c)
 {
-    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z')
-           || (c >= '0' && c <= '9');
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+           (c >= '0' && c <= '9');
 }
 
 static int keys_is_name_char(char c)
@@ -200,9 +199,8 @@ static int keys_digits(const char *s, int n)
 static int keys_created_validn(const char *s, apr_size_t n)
 {
     static const char shape[] = "dddd-dd-ddTdd:dd:ddZ";
-    static const int mdays[12] = {
-        31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31
-    };
+    static const int mdays[12] = {31, 29, 31, 30, 31, 30,
+                                  31, 31, 30, 31, 30, 31};
     int year, mon, day;
     apr_size_t i;
 
@@ -220,12 +218,12 @@ static int keys_created_validn(const char *s, apr_size_t n)
     if (mon < 1 || mon > 12 || day < 1 || day > mdays[mon - 1]) {
         return 0;
     }
-    if (mon == 2 && day == 29
-        && !(year % 4 == 0 && (year % 100 != 0 || year % 400 == 0))) {
+    if (mon == 2 && day == 29 &&
+        !(year % 4 == 0 && (year % 100 != 0 || year % 400 == 0))) {
         return 0;
     }
-    return keys_digits(s + 11, 2) <= 23 && keys_digits(s + 14, 2) <= 59
-           && keys_digits(s + 17, 2) <= 60;
+    return keys_digits(s + 11, 2) <= 23 && keys_digits(s + 14, 2) <= 59 &&
+           keys_digits(s + 17, 2) <= 60;
 }
 
 /* A copy of a short user token that is safe to quote in a message, or
@@ -249,13 +247,13 @@ static const char *keys_echo(const char *s, apr_size_t n, apr_pool_t *p)
 /* Hashing and the digest index                                       */
 /* ------------------------------------------------------------------ */
 
-static int keys_digest(const EVP_MD *md, unsigned char *out,
-                       const char *data, apr_size_t len)
+static int keys_digest(const EVP_MD *md, unsigned char *out, const char *data,
+                       apr_size_t len)
 {
     unsigned int n = 0;
 
-    if (EVP_Digest(data, len, out, &n, md, NULL) != 1
-        || n != ARK_KEY_HASH_LEN) {
+    if (EVP_Digest(data, len, out, &n, md, NULL) != 1 ||
+        n != ARK_KEY_HASH_LEN) {
         return 0;
     }
     return 1;
@@ -263,8 +261,8 @@ static int keys_digest(const EVP_MD *md, unsigned char *out,
 
 static apr_uint32_t keys_bucket_of(const unsigned char *hash)
 {
-    return ((apr_uint32_t)hash[0] << 24) | ((apr_uint32_t)hash[1] << 16)
-           | ((apr_uint32_t)hash[2] << 8) | (apr_uint32_t)hash[3];
+    return ((apr_uint32_t)hash[0] << 24) | ((apr_uint32_t)hash[1] << 16) |
+           ((apr_uint32_t)hash[2] << 8) | (apr_uint32_t)hash[3];
 }
 
 static void keys_index_insert(ark_keyring_t *ring, keys_entry_t *e)
@@ -292,8 +290,8 @@ static void keys_index_fit(ark_keyring_t *ring)
     ring->buckets = apr_pcalloc(ring->pool, want * sizeof(*ring->buckets));
     ring->mask = (apr_uint32_t)(want - 1);
     for (i = 0; i < ring->entries->nelts; i++) {
-        keys_index_insert(ring, APR_ARRAY_IDX(ring->entries, i,
-                                              keys_entry_t *));
+        keys_index_insert(ring,
+                          APR_ARRAY_IDX(ring->entries, i, keys_entry_t *));
     }
 }
 
@@ -332,8 +330,7 @@ apr_status_t ark_keys_make(ark_keyring_t **pring, apr_pool_t *p)
                               apr_pool_cleanup_null);
     ring->entries = apr_array_make(p, 16, sizeof(keys_entry_t *));
     ring->by_name = apr_hash_make(p);
-    ring->buckets = apr_pcalloc(p, KEYS_BUCKETS_MIN
-                                   * sizeof(*ring->buckets));
+    ring->buckets = apr_pcalloc(p, KEYS_BUCKETS_MIN * sizeof(*ring->buckets));
     ring->mask = KEYS_BUCKETS_MIN - 1;
     ring->trailer = "";
     *pring = ring;
@@ -385,18 +382,20 @@ apr_status_t ark_keys_models_parse(apr_array_header_t **pmodels, int *pall,
             return APR_EINVAL;
         }
         if (n == 0) {
-            *perr = apr_psprintf(p, "model alias %d in the list is empty",
-                                 idx);
+            *perr = apr_psprintf(p, "model alias %d in the list is empty", idx);
             return APR_EINVAL;
         }
         if (n > ARK_KEY_MODEL_MAX) {
-            *perr = apr_psprintf(p, "model alias %d is longer than %d "
-                                 "characters", idx, ARK_KEY_MODEL_MAX);
+            *perr =
+                apr_psprintf(p, "model alias %d is longer than %d characters",
+                             idx, ARK_KEY_MODEL_MAX);
             return APR_EINVAL;
         }
         if (!keys_model_validn(s, n)) {
-            *perr = apr_psprintf(p, "model alias %d has a character "
-                                 "outside " KEYS_MODEL_RULE, idx);
+            *perr = apr_psprintf(p,
+                                 "model alias %d has a character "
+                                 "outside " KEYS_MODEL_RULE,
+                                 idx);
             return APR_EINVAL;
         }
         APR_ARRAY_PUSH(models, const char *) = apr_pstrmemdup(p, s, n);
@@ -434,8 +433,8 @@ static int keys_token(const char *line, apr_size_t len, apr_size_t *ppos,
 #if defined(__GNUC__)
 __attribute__((format(printf, 4, 5)))
 #endif
-static apr_status_t keys_fail(const char **perr, apr_pool_t *p, int lineno,
-                              const char *fmt, ...)
+static apr_status_t
+keys_fail(const char **perr, apr_pool_t *p, int lineno, const char *fmt, ...)
 {
     va_list ap;
     const char *msg;
@@ -448,29 +447,32 @@ static apr_status_t keys_fail(const char **perr, apr_pool_t *p, int lineno,
 }
 
 static apr_status_t keys_parse_hash(unsigned char *out, const char *tok,
-                                    apr_size_t n, int lineno,
-                                    const char **perr, apr_pool_t *p)
+                                    apr_size_t n, int lineno, const char **perr,
+                                    apr_pool_t *p)
 {
     apr_size_t i;
     int hi, lo;
 
-    if (n < KEYS_HASH_PREFIX_LEN
-        || memcmp(tok, KEYS_HASH_PREFIX, KEYS_HASH_PREFIX_LEN)) {
-        return keys_fail(perr, p, lineno, "expected 'sha256:' and %d "
+    if (n < KEYS_HASH_PREFIX_LEN ||
+        memcmp(tok, KEYS_HASH_PREFIX, KEYS_HASH_PREFIX_LEN)) {
+        return keys_fail(perr, p, lineno,
+                         "expected 'sha256:' and %d "
                          "lowercase hex digits after the key name",
                          KEYS_HASH_HEX_LEN);
     }
     tok += KEYS_HASH_PREFIX_LEN;
     n -= KEYS_HASH_PREFIX_LEN;
     if (n != KEYS_HASH_HEX_LEN) {
-        return keys_fail(perr, p, lineno, "hash has %" APR_SIZE_T_FMT
-                         " hex digits, expected %d", n, KEYS_HASH_HEX_LEN);
+        return keys_fail(perr, p, lineno,
+                         "hash has %" APR_SIZE_T_FMT " hex digits, expected %d",
+                         n, KEYS_HASH_HEX_LEN);
     }
     for (i = 0; i < ARK_KEY_HASH_LEN; i++) {
         hi = keys_hex_value(tok[2 * i]);
         lo = keys_hex_value(tok[2 * i + 1]);
         if (hi < 0 || lo < 0) {
-            return keys_fail(perr, p, lineno, "hash has a character that "
+            return keys_fail(perr, p, lineno,
+                             "hash has a character that "
                              "is not a lowercase hex digit");
         }
         out[i] = (unsigned char)(hi << 4 | lo);
@@ -479,9 +481,8 @@ static apr_status_t keys_parse_hash(unsigned char *out, const char *tok,
 }
 
 static apr_status_t keys_parse_attr(keys_entry_t *e, unsigned *seen,
-                                    const char *tok, apr_size_t n,
-                                    int lineno, const char **perr,
-                                    apr_pool_t *p)
+                                    const char *tok, apr_size_t n, int lineno,
+                                    const char **perr, apr_pool_t *p)
 {
     const char *eq, *val, *echo, *msg;
     apr_size_t klen, vlen;
@@ -489,24 +490,25 @@ static apr_status_t keys_parse_attr(keys_entry_t *e, unsigned *seen,
 
     eq = memchr(tok, '=', n);
     if (!eq) {
-        return keys_fail(perr, p, lineno, "expected attribute=value after "
+        return keys_fail(perr, p, lineno,
+                         "expected attribute=value after "
                          "the hash, found a word without '='");
     }
     klen = (apr_size_t)(eq - tok);
     val = eq + 1;
     vlen = n - klen - 1;
     for (a = 0; a < KEYS_ATTR_COUNT; a++) {
-        if (strlen(keys_attr_names[a]) == klen
-            && !memcmp(keys_attr_names[a], tok, klen)) {
+        if (strlen(keys_attr_names[a]) == klen &&
+            !memcmp(keys_attr_names[a], tok, klen)) {
             break;
         }
     }
     if (a == KEYS_ATTR_COUNT) {
         echo = keys_echo(tok, klen, p);
-        return keys_fail(perr, p, lineno, "unknown attribute%s%s%s "
+        return keys_fail(perr, p, lineno,
+                         "unknown attribute%s%s%s "
                          "(expected " KEYS_ATTR_LIST ")",
-                         echo ? " '" : "", echo ? echo : "",
-                         echo ? "'" : "");
+                         echo ? " '" : "", echo ? echo : "", echo ? "'" : "");
     }
     if (*seen & (1u << a)) {
         return keys_fail(perr, p, lineno, "attribute '%s' given twice",
@@ -514,22 +516,22 @@ static apr_status_t keys_parse_attr(keys_entry_t *e, unsigned *seen,
     }
     *seen |= 1u << a;
     if (vlen == 0) {
-        return keys_fail(perr, p, lineno, "attribute '%s' has an empty "
-                         "value", keys_attr_names[a]);
+        return keys_fail(perr, p, lineno, "attribute '%s' has an empty value",
+                         keys_attr_names[a]);
     }
 
     switch (a) {
     case KEYS_ATTR_TENANT:
         if (!keys_name_validn(val, vlen)) {
-            return keys_fail(perr, p, lineno, "invalid tenant (expected "
-                             KEYS_NAME_RULE ")");
+            return keys_fail(perr, p, lineno,
+                             "invalid tenant (expected " KEYS_NAME_RULE ")");
         }
         e->key.tenant = apr_pstrmemdup(p, val, vlen);
         break;
     case KEYS_ATTR_MODELS:
         if (ark_keys_models_parse(&e->key.models, &e->key.all_models,
-                                  apr_pstrmemdup(p, val, vlen), &msg, p)
-            != APR_SUCCESS) {
+                                  apr_pstrmemdup(p, val, vlen), &msg,
+                                  p) != APR_SUCCESS) {
             return keys_fail(perr, p, lineno, "models: %s", msg);
         }
         break;
@@ -542,7 +544,8 @@ static apr_status_t keys_parse_attr(keys_entry_t *e, unsigned *seen,
         }
         else {
             echo = keys_echo(val, vlen, p);
-            return keys_fail(perr, p, lineno, "invalid state%s%s%s "
+            return keys_fail(perr, p, lineno,
+                             "invalid state%s%s%s "
                              "(expected enabled or revoked)",
                              echo ? " '" : "", echo ? echo : "",
                              echo ? "'" : "");
@@ -550,16 +553,19 @@ static apr_status_t keys_parse_attr(keys_entry_t *e, unsigned *seen,
         break;
     case KEYS_ATTR_CREATED:
         if (!keys_created_validn(val, vlen)) {
-            return keys_fail(perr, p, lineno, "invalid created time "
+            return keys_fail(perr, p, lineno,
+                             "invalid created time "
                              "(expected UTC like 2026-11-27T11:00:00Z)");
         }
         e->key.created = apr_pstrmemdup(p, val, vlen);
         break;
     case KEYS_ATTR_HINT:
         if (!keys_hint_validn(val, vlen)) {
-            return keys_fail(perr, p, lineno, "invalid hint (expected the "
+            return keys_fail(perr, p, lineno,
+                             "invalid hint (expected the "
                              "last %d characters of the secret: A-Z a-z "
-                             "0-9 - _)", ARK_KEY_HINT_LEN);
+                             "0-9 - _)",
+                             ARK_KEY_HINT_LEN);
         }
         e->key.hint = apr_pstrmemdup(p, val, vlen);
         break;
@@ -583,21 +589,21 @@ static apr_status_t keys_parse_key(ark_keyring_t *ring, const char *line,
     e->key.enabled = 1;
     e->key.all_models = 1;
 
-    if (!keys_token(line, len, &pos, &tok, &n)
-        || !keys_name_validn(tok, n)) {
-        return keys_fail(perr, p, lineno, "invalid key name (expected "
-                         KEYS_NAME_RULE ")");
+    if (!keys_token(line, len, &pos, &tok, &n) || !keys_name_validn(tok, n)) {
+        return keys_fail(perr, p, lineno,
+                         "invalid key name (expected " KEYS_NAME_RULE ")");
     }
     e->key.name = apr_pstrmemdup(p, tok, n);
     other = apr_hash_get(ring->by_name, e->key.name, APR_HASH_KEY_STRING);
     if (other) {
-        return keys_fail(perr, p, lineno, "duplicate key name '%s' (first "
-                         "on line %d)", e->key.name, other->key.line);
+        return keys_fail(perr, p, lineno,
+                         "duplicate key name '%s' (first on line %d)",
+                         e->key.name, other->key.line);
     }
 
     if (!keys_token(line, len, &pos, &tok, &n)) {
-        return keys_fail(perr, p, lineno, "missing 'sha256:<hash>' after "
-                         "the key name");
+        return keys_fail(perr, p, lineno,
+                         "missing 'sha256:<hash>' after the key name");
     }
     rv = keys_parse_hash(e->key.hash, tok, n, lineno, perr, p);
     if (rv != APR_SUCCESS) {
@@ -619,7 +625,8 @@ static apr_status_t keys_parse_key(ark_keyring_t *ring, const char *line,
     }
     other = (keys_entry_t *)ark_keys_lookup_hash(ring, e->key.hash);
     if (other) {
-        return keys_fail(perr, p, lineno, "same hash as key '%s' (line "
+        return keys_fail(perr, p, lineno,
+                         "same hash as key '%s' (line "
                          "%d): two keys cannot share a secret",
                          other->key.name, other->key.line);
     }
@@ -633,11 +640,10 @@ static const char *keys_join(apr_array_header_t *lines, apr_pool_t *p)
 }
 
 apr_status_t ark_keys_parse(ark_keyring_t **pring, const char *text,
-                            apr_size_t len, const char **perr,
-                            apr_pool_t *p)
+                            apr_size_t len, const char **perr, apr_pool_t *p)
 {
     ark_keyring_t *ring;
-    apr_array_header_t *lead, *doc;  /* pending comment lines */
+    apr_array_header_t *lead, *doc; /* pending comment lines */
     keys_entry_t *e = NULL;
     const char *line, *nl;
     apr_size_t pos = 0, llen, i, next;
@@ -732,25 +738,24 @@ apr_status_t ark_keys_load(ark_keyring_t **pring, const char *path,
     rv = apr_file_open(&f, path, APR_FOPEN_READ | APR_FOPEN_BINARY,
                        APR_FPROT_OS_DEFAULT, tmp);
     if (rv != APR_SUCCESS) {
-        *perr = apr_psprintf(p, "cannot open keys file '%s': %s",
-                             path, keys_strerror(rv, p));
+        *perr = apr_psprintf(p, "cannot open keys file '%s': %s", path,
+                             keys_strerror(rv, p));
         goto leave;
     }
     rv = apr_file_info_get(&fi, APR_FINFO_SIZE | APR_FINFO_TYPE, f);
     if (rv != APR_SUCCESS) {
-        *perr = apr_psprintf(p, "cannot stat keys file '%s': %s",
-                             path, keys_strerror(rv, p));
+        *perr = apr_psprintf(p, "cannot stat keys file '%s': %s", path,
+                             keys_strerror(rv, p));
         goto leave;
     }
     if (fi.filetype != APR_REG) {
-        *perr = apr_psprintf(p, "keys file '%s' is not a regular file",
-                             path);
+        *perr = apr_psprintf(p, "keys file '%s' is not a regular file", path);
         rv = APR_EINVAL;
         goto leave;
     }
     if (fi.size > ARK_KEYS_FILE_MAX) {
-        *perr = apr_psprintf(p, "keys file '%s' is larger than %d bytes",
-                             path, ARK_KEYS_FILE_MAX);
+        *perr = apr_psprintf(p, "keys file '%s' is larger than %d bytes", path,
+                             ARK_KEYS_FILE_MAX);
         rv = APR_EINVAL;
         goto leave;
     }
@@ -758,8 +763,8 @@ apr_status_t ark_keys_load(ark_keyring_t **pring, const char *path,
     if (fi.size > 0) {
         rv = apr_file_read_full(f, buf, (apr_size_t)fi.size, &got);
         if (rv != APR_SUCCESS) {
-            *perr = apr_psprintf(p, "cannot read keys file '%s': %s",
-                             path, keys_strerror(rv, p));
+            *perr = apr_psprintf(p, "cannot read keys file '%s': %s", path,
+                                 keys_strerror(rv, p));
             goto leave;
         }
     }
@@ -786,8 +791,7 @@ const ark_key_t *ark_keys_lookup_hash(const ark_keyring_t *ring,
     }
     /* Scan the whole chain, even after a match, so the time spent does
      * not tell a match at the head of the chain from one further on. */
-    for (e = ring->buckets[keys_bucket_of(hash) & ring->mask]; e;
-         e = e->next) {
+    for (e = ring->buckets[keys_bucket_of(hash) & ring->mask]; e; e = e->next) {
         if (CRYPTO_memcmp(e->key.hash, hash, ARK_KEY_HASH_LEN) == 0) {
             found = e;
         }
@@ -795,8 +799,8 @@ const ark_key_t *ark_keys_lookup_hash(const ark_keyring_t *ring,
     return found ? &found->key : NULL;
 }
 
-const ark_key_t *ark_keys_lookup(const ark_keyring_t *ring,
-                                 const char *secret, apr_size_t len)
+const ark_key_t *ark_keys_lookup(const ark_keyring_t *ring, const char *secret,
+                                 apr_size_t len)
 {
     unsigned char digest[ARK_KEY_HASH_LEN];
 
@@ -809,8 +813,7 @@ const ark_key_t *ark_keys_lookup(const ark_keyring_t *ring,
     return ark_keys_lookup_hash(ring, digest);
 }
 
-const ark_key_t *ark_keys_find_name(const ark_keyring_t *ring,
-                                    const char *name)
+const ark_key_t *ark_keys_find_name(const ark_keyring_t *ring, const char *name)
 {
     keys_entry_t *e;
 
@@ -916,8 +919,8 @@ apr_status_t ark_keys_format(const char **ptext, const ark_keyring_t *ring,
     if (!ring) {
         return APR_EINVAL;
     }
-    parts = apr_array_make(p, 3 * ring->entries->nelts + 2,
-                           sizeof(const char *));
+    parts =
+        apr_array_make(p, 3 * ring->entries->nelts + 2, sizeof(const char *));
     for (i = 0; i < ring->entries->nelts; i++) {
         e = APR_ARRAY_IDX(ring->entries, i, const keys_entry_t *);
         APR_ARRAY_PUSH(parts, const char *) = e->lead;
@@ -954,8 +957,8 @@ static void keys_b64url(char *out, const unsigned char *in, apr_size_t n)
     apr_size_t i, o = 0;
 
     for (i = 0; i + 2 < n; i += 3) {
-        v = (apr_uint32_t)in[i] << 16 | (apr_uint32_t)in[i + 1] << 8
-            | in[i + 2];
+        v = (apr_uint32_t)in[i] << 16 | (apr_uint32_t)in[i + 1] << 8 |
+            in[i + 2];
         out[o++] = alphabet[(v >> 18) & 63];
         out[o++] = alphabet[(v >> 12) & 63];
         out[o++] = alphabet[(v >> 6) & 63];
@@ -997,9 +1000,8 @@ int ark_keys_secret_wellformed(const char *secret, apr_size_t len)
 {
     apr_size_t i;
 
-    if (!secret || len != ARK_KEY_SECRET_LEN
-        || memcmp(secret, ARK_KEY_SECRET_PREFIX,
-                  ARK_KEY_SECRET_PREFIX_LEN)) {
+    if (!secret || len != ARK_KEY_SECRET_LEN ||
+        memcmp(secret, ARK_KEY_SECRET_PREFIX, ARK_KEY_SECRET_PREFIX_LEN)) {
         return 0;
     }
     for (i = ARK_KEY_SECRET_PREFIX_LEN; i < len; i++) {
@@ -1075,33 +1077,29 @@ apr_status_t ark_keys_add(const ark_key_t **padded, ark_keyring_t *ring,
         for (i = 0; i < key->models->nelts; i++) {
             m = APR_ARRAY_IDX(key->models, i, const char *);
             if (!ark_keys_model_valid(m)) {
-                *perr = apr_psprintf(p, "model alias %d is not 1-%d of "
-                                     KEYS_MODEL_RULE, i + 1,
-                                     ARK_KEY_MODEL_MAX);
+                *perr = apr_psprintf(
+                    p, "model alias %d is not 1-%d of " KEYS_MODEL_RULE, i + 1,
+                    ARK_KEY_MODEL_MAX);
                 return APR_EINVAL;
             }
         }
     }
-    if (key->created
-        && !keys_created_validn(key->created, strlen(key->created))) {
-        *perr = "invalid created time (expected UTC like "
-                "2026-11-27T11:00:00Z)";
+    if (key->created &&
+        !keys_created_validn(key->created, strlen(key->created))) {
+        *perr = "invalid created time (expected UTC like 2026-11-27T11:00:00Z)";
         return APR_EINVAL;
     }
     if (key->hint && !keys_hint_validn(key->hint, strlen(key->hint))) {
-        *perr = "invalid hint (expected the last 4 characters of the "
-                "secret)";
+        *perr = "invalid hint (expected the last 4 characters of the secret)";
         return APR_EINVAL;
     }
     if (ark_keys_find_name(ring, key->name)) {
-        *perr = apr_psprintf(p, "a key named '%s' already exists",
-                             key->name);
+        *perr = apr_psprintf(p, "a key named '%s' already exists", key->name);
         return APR_EEXIST;
     }
     other = ark_keys_lookup_hash(ring, key->hash);
     if (other) {
-        *perr = apr_psprintf(p, "key '%s' already has this hash",
-                             other->name);
+        *perr = apr_psprintf(p, "key '%s' already has this hash", other->name);
         return APR_EEXIST;
     }
 
@@ -1110,9 +1108,8 @@ apr_status_t ark_keys_add(const ark_key_t **padded, ark_keyring_t *ring,
     e->key.tenant = key->tenant ? apr_pstrdup(p, key->tenant) : e->key.name;
     memcpy(e->key.hash, key->hash, ARK_KEY_HASH_LEN);
     e->key.all_models = key->all_models ? 1 : 0;
-    e->key.models = apr_array_make(p, e->key.all_models ? 1
-                                      : key->models->nelts,
-                                   sizeof(const char *));
+    e->key.models = apr_array_make(
+        p, e->key.all_models ? 1 : key->models->nelts, sizeof(const char *));
     for (i = 0; !e->key.all_models && i < key->models->nelts; i++) {
         APR_ARRAY_PUSH(e->key.models, const char *) =
             apr_pstrdup(p, APR_ARRAY_IDX(key->models, i, const char *));
@@ -1170,8 +1167,7 @@ apr_status_t ark_keys_remove(ark_keyring_t *ring, const char *name)
         next->lead = apr_pstrcat(ring->pool, e->lead, next->lead, NULL);
     }
     else {
-        ring->trailer = apr_pstrcat(ring->pool, e->lead, ring->trailer,
-                                    NULL);
+        ring->trailer = apr_pstrcat(ring->pool, e->lead, ring->trailer, NULL);
     }
     if (i + 1 < n) {
         memmove(&APR_ARRAY_IDX(ring->entries, i, keys_entry_t *),

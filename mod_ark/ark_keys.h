@@ -60,16 +60,16 @@
 
 /** One virtual key. Every pointer is owned by the keyring's pool. */
 typedef struct ark_key_t {
-    const char *name;            /* unique in the file */
-    const char *tenant;          /* the name when not given */
+    const char *name;                     /* unique in the file */
+    const char *tenant;                   /* the name when not given */
     unsigned char hash[ARK_KEY_HASH_LEN]; /* SHA-256 of the secret */
-    apr_array_header_t *models;  /* const char *; empty when all_models */
-    int all_models;              /* models=* (the default) */
-    int enabled;                 /* 1 enabled, 0 revoked */
-    const char *created;         /* may be NULL */
-    const char *hint;            /* may be NULL */
-    int line;                    /* line number in the file, for messages;
-                                  * 0 for keys added by ark_keys_add */
+    apr_array_header_t *models; /* const char *; empty when all_models */
+    int all_models;             /* models=* (the default) */
+    int enabled;                /* 1 enabled, 0 revoked */
+    const char *created;        /* may be NULL */
+    const char *hint;           /* may be NULL */
+    int line;                   /* line number in the file, for messages;
+                                 * 0 for keys added by ark_keys_add */
 } ark_key_t;
 
 /** Opaque set of keys. Pool-allocated; immutable after parsing. */
@@ -96,8 +96,7 @@ typedef struct ark_keyring_t ark_keyring_t;
  *         APR_EGENERAL if OpenSSL cannot provide SHA-256.
  */
 apr_status_t ark_keys_parse(ark_keyring_t **pring, const char *text,
-                            apr_size_t len, const char **perr,
-                            apr_pool_t *p);
+                            apr_size_t len, const char **perr, apr_pool_t *p);
 
 /**
  * Read and parse a keys file.
@@ -131,8 +130,8 @@ apr_status_t ark_keys_load(ark_keyring_t **pring, const char *path,
  * @return the key (owned by the ring), or NULL if no key matches or
  *         hashing failed. Revoked keys are returned: check key->enabled.
  */
-const ark_key_t *ark_keys_lookup(const ark_keyring_t *ring,
-                                 const char *secret, apr_size_t len);
+const ark_key_t *ark_keys_lookup(const ark_keyring_t *ring, const char *secret,
+                                 apr_size_t len);
 
 /**
  * Find a key by its digest; as ark_keys_lookup without the hashing.

@@ -101,15 +101,15 @@ typedef int (*cli_run_fn)(const cli_args_t *args, apr_pool_t *p);
 
 typedef struct cli_cmd_t {
     const char *name;
-    const char *opts;       /* option letters the command accepts */
-    int name_arg;           /* takes one positional NAME */
+    const char *opts; /* option letters the command accepts */
+    int name_arg;     /* takes one positional NAME */
     cli_run_fn run;
 } cli_cmd_t;
 
 /* An edit of a parsed ring; sets *pchanged when the file must be
  * rewritten. Returns an exit code. */
-typedef int (*cli_edit_fn)(ark_keyring_t *ring, int *pchanged,
-                           void *baton, apr_pool_t *p);
+typedef int (*cli_edit_fn)(ark_keyring_t *ring, int *pchanged, void *baton,
+                           apr_pool_t *p);
 
 /* ------------------------------------------------------------------ */
 /* Messages                                                           */
@@ -118,7 +118,8 @@ typedef int (*cli_edit_fn)(ark_keyring_t *ring, int *pchanged,
 #if defined(__GNUC__)
 __attribute__((format(printf, 1, 2)))
 #endif
-static void cli_error(const char *fmt, ...)
+static void
+cli_error(const char *fmt, ...)
 {
     va_list ap;
 
@@ -132,7 +133,8 @@ static void cli_error(const char *fmt, ...)
 #if defined(__GNUC__)
 __attribute__((format(printf, 1, 2)))
 #endif
-static void cli_warn(const char *fmt, ...)
+static void
+cli_warn(const char *fmt, ...)
 {
     va_list ap;
 
@@ -146,7 +148,8 @@ static void cli_warn(const char *fmt, ...)
 #if defined(__GNUC__)
 __attribute__((format(printf, 1, 2)))
 #endif
-static int cli_usage_error(const char *fmt, ...)
+static int
+cli_usage_error(const char *fmt, ...)
 {
     va_list ap;
 
@@ -174,8 +177,8 @@ static void cli_getopt_err(void *arg, const char *fmt, ...)
 static void cli_warn_mode(const char *path, const struct stat *st)
 {
     if (st->st_mode & S_IROTH) {
-        cli_warn("%s is readable by everyone; consider 'chmod o-r %s'",
-                 path, path);
+        cli_warn("%s is readable by everyone; consider 'chmod o-r %s'", path,
+                 path);
     }
 }
 
@@ -204,8 +207,8 @@ static const char *cli_resolve(const char *path, apr_pool_t *p)
 /* Open and exclusively lock path. On success *pfd holds the lock until
  * closed and *pst describes the locked file; *pcreated says whether we
  * created it (empty) because of -c. */
-static int cli_lock(int *pfd, struct stat *pst, int *pcreated,
-                    const char *path, int create)
+static int cli_lock(int *pfd, struct stat *pst, int *pcreated, const char *path,
+                    int create)
 {
     struct stat now;
     int fd, tries;
@@ -216,8 +219,8 @@ static int cli_lock(int *pfd, struct stat *pst, int *pcreated,
         *pcreated = 0;
         fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
         if (fd < 0 && errno == ENOENT && create) {
-            fd = open(path, O_RDONLY | O_CREAT | O_EXCL | O_CLOEXEC
-                      | O_NOCTTY, CLI_NEW_FILE_MODE);
+            fd = open(path, O_RDONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOCTTY,
+                      CLI_NEW_FILE_MODE);
             if (fd < 0 && errno == EEXIST) {
                 continue;
             }
@@ -257,8 +260,8 @@ static int cli_lock(int *pfd, struct stat *pst, int *pcreated,
             close(fd);
             return CLI_EXIT_FAIL;
         }
-        if (stat(path, &now) == 0 && now.st_dev == pst->st_dev
-            && now.st_ino == pst->st_ino) {
+        if (stat(path, &now) == 0 && now.st_dev == pst->st_dev &&
+            now.st_ino == pst->st_ino) {
             if (!S_ISREG(pst->st_mode)) {
                 cli_error("%s is not a regular file", path);
                 close(fd);
@@ -274,8 +277,8 @@ static int cli_lock(int *pfd, struct stat *pst, int *pcreated,
     return CLI_EXIT_FAIL;
 }
 
-static int cli_read_fd(char **ptext, apr_size_t *plen, int fd,
-                       const char *path, apr_pool_t *p)
+static int cli_read_fd(char **ptext, apr_size_t *plen, int fd, const char *path,
+                       apr_pool_t *p)
 {
     apr_size_t cap = 64 * 1024, len = 0;
     char *buf = apr_palloc(p, cap), *bigger;
@@ -330,8 +333,8 @@ static const char *cli_dirname(const char *path, apr_pool_t *p)
 
 /* Replace path with text: write path.tmp.<pid> with the mode and owner
  * of st, fsync it, rename it over path, fsync the directory. */
-static int cli_write(const char *path, const char *text,
-                     const struct stat *st, apr_pool_t *p)
+static int cli_write(const char *path, const char *text, const struct stat *st,
+                     apr_pool_t *p)
 {
     const char *tmp;
     apr_size_t len = strlen(text), off = 0;
@@ -339,22 +342,22 @@ static int cli_write(const char *path, const char *text,
     int fd, dfd;
 
     tmp = apr_psprintf(p, "%s.tmp.%ld", path, (long)getpid());
-    fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOCTTY,
-              0600);
+    fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOCTTY, 0600);
     if (fd < 0 && errno == EEXIST) {
         /* Left by a dead process with our pid; we hold the lock. */
         unlink(tmp);
-        fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOCTTY,
-                  0600);
+        fd =
+            open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOCTTY, 0600);
     }
     if (fd < 0) {
         cli_error("cannot create %s: %s", tmp, strerror(errno));
         return CLI_EXIT_FAIL;
     }
-    if ((st->st_uid != geteuid() || st->st_gid != getegid())
-        && fchown(fd, st->st_uid, st->st_gid) < 0) {
+    if ((st->st_uid != geteuid() || st->st_gid != getegid()) &&
+        fchown(fd, st->st_uid, st->st_gid) < 0) {
         cli_warn("cannot keep the owner/group of %s (%s); the new file "
-                 "belongs to you", path, strerror(errno));
+                 "belongs to you",
+                 path, strerror(errno));
     }
     if (fchmod(fd, st->st_mode & 07777) < 0) {
         cli_error("cannot set the mode of %s: %s", tmp, strerror(errno));
@@ -425,7 +428,8 @@ static int cli_edit(const cli_args_t *args, cli_edit_fn edit, void *baton,
     if (ark_keys_parse(&ring, old, len, &err, p) != APR_SUCCESS) {
         cli_error("%s: %s", path, err);
         cli_error("not changing a file with errors; fix it first "
-                  "(ark-keys check -f %s)", path);
+                  "(ark-keys check -f %s)",
+                  path);
         rc = CLI_EXIT_FAIL;
         goto done;
     }
@@ -481,7 +485,7 @@ typedef struct cli_create_t {
     const cli_args_t *args;
     apr_array_header_t *models;
     int all_models;
-    const char *secret;     /* set once the key is in the ring */
+    const char *secret; /* set once the key is in the ring */
 } cli_create_t;
 
 static int cli_create_edit(ark_keyring_t *ring, int *pchanged, void *baton,
@@ -511,8 +515,8 @@ static int cli_create_edit(ark_keyring_t *ring, int *pchanged, void *baton,
     key.all_models = c->all_models;
     key.enabled = 1;
     key.hint = apr_pstrdup(p, c->secret + len - ARK_KEY_HINT_LEN);
-    if (ark_keys_timestamp_make(&key.created, apr_time_now(), p)
-        != APR_SUCCESS) {
+    if (ark_keys_timestamp_make(&key.created, apr_time_now(), p) !=
+        APR_SUCCESS) {
         key.created = NULL;
     }
     rv = ark_keys_add(NULL, ring, &key, &err);
@@ -549,8 +553,8 @@ static int cli_create(const cli_args_t *args, apr_pool_t *p)
                                "characters of A-Z a-z 0-9 . _ @ -");
     }
     if (ark_keys_models_parse(&c.models, &c.all_models,
-                              args->models ? args->models : "*", &err, p)
-        != APR_SUCCESS) {
+                              args->models ? args->models : "*", &err,
+                              p) != APR_SUCCESS) {
         return cli_usage_error("create: -m: %s", err);
     }
 
@@ -571,10 +575,10 @@ static int cli_create(const cli_args_t *args, apr_pool_t *p)
                   args->name, args->file, args->name);
         return rc;
     }
-    fprintf(stderr, "Key '%s' added to %s (tenant %s, models %s).\n"
+    fprintf(stderr,
+            "Key '%s' added to %s (tenant %s, models %s).\n"
             "Store this key now; it cannot be shown again.\n",
-            args->name, args->file, args->tenant ? args->tenant
-                                                 : args->name,
+            args->name, args->file, args->tenant ? args->tenant : args->name,
             args->models ? args->models : "*");
     return CLI_EXIT_OK;
 }
@@ -585,8 +589,8 @@ static int cli_create(const cli_args_t *args, apr_pool_t *p)
 
 typedef struct cli_state_t {
     const cli_args_t *args;
-    int enable;             /* 1 enable, 0 revoke, -1 delete */
-    int changed;            /* set when the file was rewritten */
+    int enable;  /* 1 enable, 0 revoke, -1 delete */
+    int changed; /* set when the file was rewritten */
 } cli_state_t;
 
 static int cli_state_edit(ark_keyring_t *ring, int *pchanged, void *baton,
@@ -674,9 +678,8 @@ static int cli_width(const char *s)
 
 static int cli_list(const cli_args_t *args, apr_pool_t *p)
 {
-    static const char *head[CLI_COLS] = {
-        "NAME", "TENANT", "STATE", "MODELS", "HINT", "CREATED"
-    };
+    static const char *head[CLI_COLS] = {"NAME",   "TENANT", "STATE",
+                                         "MODELS", "HINT",   "CREATED"};
     ark_keyring_t *ring;
     const ark_key_t *k;
     const char ***rows;
@@ -696,12 +699,12 @@ static int cli_list(const cli_args_t *args, apr_pool_t *p)
         rows[i + 1][0] = k->name;
         rows[i + 1][1] = k->tenant;
         rows[i + 1][2] = k->enabled ? "enabled" : "revoked";
-        rows[i + 1][3] = k->all_models ? "*"
-                         : apr_array_pstrcat(p, k->models, ',');
-        rows[i + 1][4] = k->hint ? apr_pstrcat(p, ARK_KEY_SECRET_PREFIX
-                                               "\xE2\x80\xA6", k->hint,
-                                               NULL)
-                                 : "-";
+        rows[i + 1][3] =
+            k->all_models ? "*" : apr_array_pstrcat(p, k->models, ',');
+        rows[i + 1][4] =
+            k->hint ? apr_pstrcat(p, ARK_KEY_SECRET_PREFIX "\xE2\x80\xA6",
+                                  k->hint, NULL)
+                    : "-";
         rows[i + 1][5] = k->created ? k->created : "-";
     }
     for (c = 0; c < CLI_COLS; c++) {
@@ -832,9 +835,10 @@ static int cli_verify(const cli_args_t *args, apr_pool_t *p)
     OPENSSL_cleanse(buf, CLI_SECRET_INPUT_MAX + 1);
     if (!k) {
         cli_error("no key in %s matches this secret%s", args->file,
-                  wellformed ? "" : " (and it does not look like an Ark "
-                  "key: expected '" ARK_KEY_SECRET_PREFIX "' and 43 more "
-                  "characters)");
+                  wellformed ? ""
+                             : " (and it does not look like an Ark "
+                               "key: expected '" ARK_KEY_SECRET_PREFIX
+                               "' and 43 more characters)");
         return CLI_EXIT_FAIL;
     }
     printf("name=%s tenant=%s state=%s models=%s\n", k->name, k->tenant,
@@ -866,25 +870,19 @@ static int cli_check(const cli_args_t *args, apr_pool_t *p)
 /* ------------------------------------------------------------------ */
 
 static const cli_cmd_t cli_cmds[] = {
-    { "create", "cfntm", 0, cli_create },
-    { "list",   "f",     0, cli_list },
-    { "revoke", "f",     1, cli_revoke },
-    { "enable", "f",     1, cli_enable },
-    { "delete", "f",     1, cli_delete },
-    { "verify", "f",     0, cli_verify },
-    { "check",  "f",     0, cli_check },
-    { NULL, NULL, 0, NULL }
-};
+    {"create", "cfntm", 0, cli_create}, {"list", "f", 0, cli_list},
+    {"revoke", "f", 1, cli_revoke},     {"enable", "f", 1, cli_enable},
+    {"delete", "f", 1, cli_delete},     {"verify", "f", 0, cli_verify},
+    {"check", "f", 0, cli_check},       {NULL, NULL, 0, NULL}};
 
 static const apr_getopt_option_t cli_options[] = {
-    { "create", 'c', 0, "create FILE if missing" },
-    { "file",   'f', 1, "the keys file" },
-    { "name",   'n', 1, "key name" },
-    { "tenant", 't', 1, "tenant" },
-    { "models", 'm', 1, "model aliases or *" },
-    { "help",   'h', 0, "show help" },
-    { NULL, 0, 0, NULL }
-};
+    {"create", 'c', 0, "create FILE if missing"},
+    {"file", 'f', 1, "the keys file"},
+    {"name", 'n', 1, "key name"},
+    {"tenant", 't', 1, "tenant"},
+    {"models", 'm', 1, "model aliases or *"},
+    {"help", 'h', 0, "show help"},
+    {NULL, 0, 0, NULL}};
 
 static int cli_set_once(const char **slot, const char *value, int opt,
                         const char *cmd)
@@ -920,8 +918,8 @@ int main(int argc, const char *const *argv)
         fputs(cli_usage, stderr);
         return CLI_EXIT_USAGE;
     }
-    if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")
-        || !strcmp(argv[1], "help")) {
+    if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") ||
+        !strcmp(argv[1], "help")) {
         fputs(cli_usage, stdout);
         return cli_flush_stdout();
     }
@@ -939,8 +937,7 @@ int main(int argc, const char *const *argv)
     apr_getopt_init(&os, p, argc - 1, argv + 1);
     os->interleave = 1;
     os->errfn = cli_getopt_err;
-    while ((rv = apr_getopt_long(os, cli_options, &opt, &arg))
-           == APR_SUCCESS) {
+    while ((rv = apr_getopt_long(os, cli_options, &opt, &arg)) == APR_SUCCESS) {
         if (opt == 'h') {
             fputs(cli_usage, stdout);
             return cli_flush_stdout();
@@ -983,16 +980,18 @@ int main(int argc, const char *const *argv)
     if (cmd->name_arg) {
         if (nargs != 1) {
             return cli_usage_error("%s: expected one key NAME after the "
-                                   "options", cmd->name);
+                                   "options",
+                                   cmd->name);
         }
         args.name = os->argv[os->ind];
     }
     else if (nargs != 0) {
         /* Not quoted: it could be a secret typed on the command line. */
         return cli_usage_error("%s: unexpected argument%s", cmd->name,
-                               strcmp(cmd->name, "verify") ? ""
-                               : " (the secret is read from standard "
-                                 "input)");
+                               strcmp(cmd->name, "verify")
+                                   ? ""
+                                   : " (the secret is read from standard "
+                                     "input)");
     }
     return cmd->run(&args, p);
 }

@@ -155,8 +155,10 @@ static const char *cmd_keys_file(cmd_parms *cmd, void *dc, const char *arg)
         return apr_psprintf(cmd->pool, "ArkKeysFile: invalid path '%s'", arg);
     }
     if (ark_keys_load(&sc->keys, path, &why, cmd->pool) != APR_SUCCESS) {
-        return apr_psprintf(cmd->pool, "ArkKeysFile %s: %s", path,
-                            why ? why : "cannot be read");
+        return apr_psprintf(cmd->pool, "ArkKeysFile: %s",
+                            why ? why : apr_pstrcat(cmd->pool, path,
+                                                    ": cannot be read",
+                                                    NULL));
     }
     sc->keys_path = path;
     return NULL;

@@ -54,11 +54,22 @@ Control API (JSON in and out; never recorded, never faulted):
   POST   /_stub/reset     clear records and faults, restore the start-up config
 
 outcome is null while in flight, then one of: "complete"; "client_gone" (the
-client closed the connection before the response was finished); "fault:<kind>"
-(a fault rule shaped the response); "auth_failed"; "bad_request" (validation
-error, missing Azure api-version, unknown path).  seq and the counters are
-never reset.  conn_id is assigned when the TCP connection is accepted, so
-requests with the same conn_id travelled over one kept-alive connection.
+client closed the connection before the response was finished; this wins over
+"fault:<kind>", e.g. when a gateway times out during slow_first_byte, while
+"fault" still names the kind); "fault:<kind>" (a fault rule shaped the
+response); "auth_failed"; "bad_request" (validation error, missing Azure
+api-version, unknown path).  A record is final before the last byte of its
+response is sent, so a client that has read a response can assert on it at
+once.  seq and the counters are never reset.  conn_id is assigned when the TCP
+connection is accepted, so requests with the same conn_id travelled over one
+kept-alive connection.
+
+Faithful details worth knowing: Gemini answers a wrong key with 400
+INVALID_ARGUMENT (reason API_KEY_INVALID) and a missing one with 403
+PERMISSION_DENIED; Anthropic's message_start reports output_tokens 1, the
+final count is in message_delta; Gemini streams a JSON array unless alt=sse;
+Azure error bodies are {"error": {"code": "<status>", "message"}} except 400s,
+which have OpenAI's shape.
 
 Faults.  A RULE is {"kind": K, <params>, "times": N, "path_contains": S} or the
 string "K:ARG1:ARG2"; times defaults to 1 (-1 = forever), path_contains
@@ -82,7 +93,8 @@ in positional order:
                              event's JSON is cut short, the stream ends
                              normally)
   hang                       send nothing until the client leaves (max 120 s)
-The config's chunk_delay_ms and first_byte_delay_ms apply to every request.
+The config's chunk_delay_ms (start-up value: --chunk-delay-ms) and
+first_byte_delay_ms apply to every request.
 """
 
 import argparse
@@ -191,7 +203,7 @@ class Fault:
     kind: str
     params: dict
     times: int = 1
-    path_contains: str = None
+    path_contains: str | None = None
 
     @classmethod
     def parse(cls, spec):
@@ -264,7 +276,7 @@ class Completion:
     """What the stub "generates": an answer text or a call of a tool."""
     prompt_tokens: int
     text: str = ""
-    tool_name: str = None
+    tool_name: str | None = None
 
     @property
     def pieces(self):

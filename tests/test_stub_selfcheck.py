@@ -413,7 +413,8 @@ def test_gemini_stream_sse(stub):
     events = sse(payload, "\r\n\r\n")
     chunks = [json.loads(data) for name, data in events]
     assert len(chunks) == 4 and "[DONE]" not in payload.decode()
-    assert "".join(c["candidates"][0]["content"]["parts"][0]["text"] for c in chunks) == "acme says: hi gemini"
+    text = "".join(c["candidates"][0]["content"]["parts"][0]["text"] for c in chunks)
+    assert text == "acme says: hi gemini"
     assert all("finishReason" not in c["candidates"][0] and "usageMetadata" not in c for c in chunks[:-1])
     _, _, plain = call_json(stub, "POST", GEMINI_PATH, gemini_req("hi gemini"), GEMINI_AUTH)
     assert chunks[-1]["candidates"][0]["finishReason"] == "STOP"
@@ -624,7 +625,8 @@ def test_malformed(stub):
     json.loads(events[0][1])
     with pytest.raises(ValueError):
         json.loads(events[1][1])
-    status, _, payload = call(stub, "POST", GEMINI_STREAM_PATH, gemini_req("[[stub:malformed]] z"), GEMINI_AUTH)
+    status, _, payload = call(stub, "POST", GEMINI_STREAM_PATH, gemini_req("[[stub:malformed]] z"),
+                              GEMINI_AUTH)
     chunks = sse(payload, "\r\n\r\n")
     assert status == 200 and len(chunks) == 4
     with pytest.raises(ValueError):

@@ -156,17 +156,29 @@ class Httpd:
                 time.sleep(0.05)
         raise RuntimeError("httpd did not start listening")
 
+    def children(self):
+        """PIDs of the httpd child processes of the running parent."""
+        try:
+            with open("/proc/%d/task/%d/children"
+                      % (self.proc.pid, self.proc.pid)) as f:
+                return {int(p) for p in f.read().split()}
+        except FileNotFoundError:
+            return set()
+
     def graceful(self, timeout=10):
+        """Graceful reload; returns once every old child has exited, so
+        that any new connection is served by the new configuration."""
         before = self.error_log().count("resuming normal operations")
+        old = self.children()
         subprocess.run([HTTPD, "-d", self.root, "-f", self.conf_path,
                         "-k", "graceful"], env=self.env, check=True)
         deadline = time.time() + timeout
         while time.time() < deadline:
-            if self.error_log().count("resuming normal operations") > before:
-                time.sleep(0.3)    # new children take over
+            if (self.error_log().count("resuming normal operations") > before
+                    and not (old & self.children())):
                 return
             time.sleep(0.05)
-        raise RuntimeError("graceful restart not seen in error log")
+        raise RuntimeError("graceful restart did not complete")
 
     def stop(self):
         if self.proc and self.proc.poll() is None:

@@ -26,9 +26,9 @@
 #include "ark_keys.h"
 
 /* SHA-256("abc") and SHA-256(""), FIPS 180-2 / well-known vectors. */
-#define HEX_ABC \
+#define HEX_ABC                                                                \
     "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
-#define HEX_EMPTY \
+#define HEX_EMPTY                                                              \
     "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
 
 #define SCALE_KEYS 10000
@@ -130,8 +130,8 @@ static void test_10_parse_defaults(void **state)
     const ark_key_t *k;
     unsigned char h[ARK_KEY_HASH_LEN];
 
-    ring = parse_ok(apr_pstrcat(p, "alice ", hash_field("s1", p), "\n",
-                                NULL), p);
+    ring =
+        parse_ok(apr_pstrcat(p, "alice ", hash_field("s1", p), "\n", NULL), p);
     assert_int_equal(ark_keys_count(ring), 1);
     k = ark_keys_at(ring, 0);
     assert_non_null(k);
@@ -159,7 +159,8 @@ static void test_11_parse_all_attributes(void **state)
                                 "  hint=ab-_ state=revoked\t"
                                 "models=gpt-4o,claude:3.5/sonnet,m@v1 "
                                 "created=2026-11-27T11:00:00Z tenant=acme\n",
-                                NULL), p);
+                                NULL),
+                    p);
     k = ark_keys_at(ring, 0);
     assert_string_equal(k->name, "bob.team@acme_1-x");
     assert_string_equal(k->tenant, "acme");
@@ -173,7 +174,8 @@ static void test_11_parse_all_attributes(void **state)
     assert_string_equal(k->hint, "ab-_");
 
     ring = parse_ok(apr_pstrcat(p, "c ", hash_field("s", p),
-                                " state=enabled models=*\n", NULL), p);
+                                " state=enabled models=*\n", NULL),
+                    p);
     k = ark_keys_at(ring, 0);
     assert_true(k->enabled);
     assert_true(k->all_models);
@@ -190,12 +192,17 @@ static void test_12_parse_crlf_comments_blank(void **state)
                        "\xEF\xBB\xBF# header\r\n"
                        "\r\n"
                        "   # indented comment\r\n"
-                       "a ", hash_field("a", p), " tenant=t\r\n"
+                       "a ",
+                       hash_field("a", p),
+                       " tenant=t\r\n"
                        " \t \r\n"
                        "# about b\n"
-                       "b ", hash_field("b", p), "\r\n"
+                       "b ",
+                       hash_field("b", p),
+                       "\r\n"
                        "#trailing comment\n"
-                       "c ", hash_field("c", p), " models=x", /* no EOL */
+                       "c ",
+                       hash_field("c", p), " models=x", /* no EOL */
                        NULL);
     ring = parse_ok(text, p);
     assert_int_equal(ark_keys_count(ring), 3);
@@ -231,7 +238,7 @@ static void test_14_parse_uses_len_not_nul(void **state)
 
     line = apr_pstrcat(p, "a ", hash_field("a", p), NULL);
     n = strlen(line);
-    buf = apr_pstrcat(p, line, " bogus", NULL);  /* beyond len */
+    buf = apr_pstrcat(p, line, " bogus", NULL); /* beyond len */
     assert_int_equal(ark_keys_parse(&ring, buf, n, &err, p), APR_SUCCESS);
     assert_int_equal(ark_keys_count(ring), 1);
     assert_true(ark_keys_at(ring, 0)->all_models);
@@ -242,8 +249,8 @@ static void test_14_parse_uses_len_not_nul(void **state)
 /* ------------------------------------------------------------------ */
 
 typedef struct bad_case_t {
-    const char *line;       /* "H" is replaced by a valid hash field */
-    const char *expect;     /* substring of the message */
+    const char *line;   /* "H" is replaced by a valid hash field */
+    const char *expect; /* substring of the message */
 } bad_case_t;
 
 static const char *expand(const char *tmpl, apr_pool_t *p)
@@ -260,54 +267,54 @@ static const char *expand(const char *tmpl, apr_pool_t *p)
 static void test_20_parse_errors(void **state)
 {
     static const bad_case_t cases[] = {
-        { "al!ce H", "line 1: invalid key name" },
-        { "a\xC3\xA9 H", "line 1: invalid key name" },
-        { "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
-          " H", "line 1: invalid key name" },
-        { "alice", "line 1: missing 'sha256:<hash>'" },
-        { "alice sha1:abc", "expected 'sha256:'" },
-        { "alice SHA256:" HEX_ABC, "expected 'sha256:'" },
-        { "alice sha256:" HEX_ABC "0", "hash has 65 hex digits" },
-        { "alice sha256:abc", "hash has 3 hex digits, expected 64" },
-        { "alice sha256:", "hash has 0 hex digits" },
-        { "alice sha256:BA7816BF8F01CFEA414140DE5DAE2223B00361A396177A9CB4"
-          "10FF61F20015AD", "not a lowercase hex digit" },
-        { "alice sha256:ga7816bf8f01cfea414140de5dae2223b00361a396177a9cb41"
-          "0ff61f20015ad", "not a lowercase hex digit" },
-        { "alice H modles=*", "line 1: unknown attribute 'modles' (expected "
-          "tenant, models, state, created, hint)" },
-        { "alice H Tenant=x", "unknown attribute 'Tenant'" },
-        { "alice H =x", "unknown attribute (expected" },
-        { "alice H tenant=a tenant=b", "attribute 'tenant' given twice" },
-        { "alice H models=* models=*", "attribute 'models' given twice" },
-        { "alice H state=revoked state=revoked", "'state' given twice" },
-        { "alice H tenant=", "attribute 'tenant' has an empty value" },
-        { "alice H tenant=a!b", "invalid tenant" },
-        { "alice H state=disabled", "invalid state 'disabled' (expected "
-          "enabled or revoked)" },
-        { "alice H state=Enabled", "invalid state 'Enabled'" },
-        { "alice H models=", "attribute 'models' has an empty value" },
-        { "alice H models=gpt-4o,gpt!4", "models: model alias 2 has a "
-          "character outside" },
-        { "alice H models=a,,b", "model alias 2 in the list is empty" },
-        { "alice H models=a,", "model alias 2 in the list is empty" },
-        { "alice H models=*,a", "'*' cannot be combined" },
-        { "alice H models=a,*", "'*' cannot be combined" },
-        { "alice H created=2026-11-27", "invalid created time" },
-        { "alice H created=2026-11-27T11:00:00", "invalid created time" },
-        { "alice H created=2026-11-27T11:00:00+00:00",
-          "invalid created time" },
-        { "alice H created=2026-13-01T00:00:00Z", "invalid created time" },
-        { "alice H created=2026-02-29T00:00:00Z", "invalid created time" },
-        { "alice H created=2026-04-31T00:00:00Z", "invalid created time" },
-        { "alice H created=2026-01-01T24:00:00Z", "invalid created time" },
-        { "alice H hint=abc", "invalid hint" },
-        { "alice H hint=abcde", "invalid hint" },
-        { "alice H hint=ab+c", "invalid hint" },
-        { "alice H junk", "found a word without '='" },
-        { "alice H tenant=a\r x", "invalid tenant" },
-        { NULL, NULL }
-    };
+        {"al!ce H", "line 1: invalid key name"},
+        {"a\xC3\xA9 H", "line 1: invalid key name"},
+        {"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa H",
+         "line 1: invalid key name"},
+        {"alice", "line 1: missing 'sha256:<hash>'"},
+        {"alice sha1:abc", "expected 'sha256:'"},
+        {"alice SHA256:" HEX_ABC, "expected 'sha256:'"},
+        {"alice sha256:" HEX_ABC "0", "hash has 65 hex digits"},
+        {"alice sha256:abc", "hash has 3 hex digits, expected 64"},
+        {"alice sha256:", "hash has 0 hex digits"},
+        {"alice sha256:BA7816BF8F01CFEA414140DE5DAE2223B00361A396177A9CB4"
+         "10FF61F20015AD",
+         "not a lowercase hex digit"},
+        {"alice sha256:ga7816bf8f01cfea414140de5dae2223b00361a396177a9cb41"
+         "0ff61f20015ad",
+         "not a lowercase hex digit"},
+        {"alice H modles=*", "line 1: unknown attribute 'modles' (expected "
+                             "tenant, models, state, created, hint)"},
+        {"alice H Tenant=x", "unknown attribute 'Tenant'"},
+        {"alice H =x", "unknown attribute (expected"},
+        {"alice H tenant=a tenant=b", "attribute 'tenant' given twice"},
+        {"alice H models=* models=*", "attribute 'models' given twice"},
+        {"alice H state=revoked state=revoked", "'state' given twice"},
+        {"alice H tenant=", "attribute 'tenant' has an empty value"},
+        {"alice H tenant=a!b", "invalid tenant"},
+        {"alice H state=disabled", "invalid state 'disabled' (expected "
+                                   "enabled or revoked)"},
+        {"alice H state=Enabled", "invalid state 'Enabled'"},
+        {"alice H models=", "attribute 'models' has an empty value"},
+        {"alice H models=gpt-4o,gpt!4", "models: model alias 2 has a "
+                                        "character outside"},
+        {"alice H models=a,,b", "model alias 2 in the list is empty"},
+        {"alice H models=a,", "model alias 2 in the list is empty"},
+        {"alice H models=*,a", "'*' cannot be combined"},
+        {"alice H models=a,*", "'*' cannot be combined"},
+        {"alice H created=2026-11-27", "invalid created time"},
+        {"alice H created=2026-11-27T11:00:00", "invalid created time"},
+        {"alice H created=2026-11-27T11:00:00+00:00", "invalid created time"},
+        {"alice H created=2026-13-01T00:00:00Z", "invalid created time"},
+        {"alice H created=2026-02-29T00:00:00Z", "invalid created time"},
+        {"alice H created=2026-04-31T00:00:00Z", "invalid created time"},
+        {"alice H created=2026-01-01T24:00:00Z", "invalid created time"},
+        {"alice H hint=abc", "invalid hint"},
+        {"alice H hint=abcde", "invalid hint"},
+        {"alice H hint=ab+c", "invalid hint"},
+        {"alice H junk", "found a word without '='"},
+        {"alice H tenant=a\r x", "invalid tenant"},
+        {NULL, NULL}};
     apr_pool_t *p = *state;
     const bad_case_t *c;
     const char *err;
@@ -315,8 +322,8 @@ static void test_20_parse_errors(void **state)
     for (c = cases; c->line; c++) {
         err = parse_fail(expand(c->line, p), p);
         if (!strstr(err, c->expect)) {
-            print_error("line '%s': got '%s', expected '%s'\n", c->line,
-                        err, c->expect);
+            print_error("line '%s': got '%s', expected '%s'\n", c->line, err,
+                        c->expect);
             fail();
         }
     }
@@ -329,7 +336,8 @@ static void test_21_parse_error_line_numbers(void **state)
 
     err = parse_fail(apr_pstrcat(p, "# 1\n\n# 3\n", "a ", hash_field("a", p),
                                  "\n\r\n# 6\n", "b ", hash_field("b", p),
-                                 " modles=x\n", NULL), p);
+                                 " modles=x\n", NULL),
+                     p);
     assert_string_equal(err, "line 7: unknown attribute 'modles' (expected "
                              "tenant, models, state, created, hint)");
 }
@@ -339,21 +347,22 @@ static void test_22_parse_duplicates(void **state)
     apr_pool_t *p = *state;
     const char *err;
 
-    err = parse_fail(apr_pstrcat(p, "alice ", hash_field("a", p), "\n",
-                                 "# x\n",
+    err = parse_fail(apr_pstrcat(p, "alice ", hash_field("a", p), "\n", "# x\n",
                                  "alice ", hash_field("b", p), "\n", NULL),
                      p);
     assert_string_equal(err, "line 3: duplicate key name 'alice' (first on "
                              "line 1)");
 
     /* The same secret under two names would make identity ambiguous. */
-    err = parse_fail(apr_pstrcat(p, "alice ", hash_field("a", p), "\n",
-                                 "bob ", hash_field("a", p), "\n", NULL), p);
+    err = parse_fail(apr_pstrcat(p, "alice ", hash_field("a", p), "\n", "bob ",
+                                 hash_field("a", p), "\n", NULL),
+                     p);
     assert_contains(err, "line 2: same hash as key 'alice' (line 1)");
 
     /* Names are case-sensitive, so these are two keys. */
-    parse_ok(apr_pstrcat(p, "alice ", hash_field("a", p), "\n",
-                         "Alice ", hash_field("b", p), "\n", NULL), p);
+    parse_ok(apr_pstrcat(p, "alice ", hash_field("a", p), "\n", "Alice ",
+                         hash_field("b", p), "\n", NULL),
+             p);
 }
 
 static void test_23_parse_nul_byte(void **state)
@@ -381,27 +390,28 @@ static void test_24_parse_errors_do_not_leak(void **state)
     err = parse_fail(apr_pstrcat(p, "alice ", secret, "\n", NULL), p);
     assert_lacks(err, secret + 7);
     /* Secret pasted as an extra word, and as an attribute name/value. */
-    err = parse_fail(apr_pstrcat(p, "alice sha256:", hash, " ", secret, "\n",
-                                 NULL), p);
+    err = parse_fail(
+        apr_pstrcat(p, "alice sha256:", hash, " ", secret, "\n", NULL), p);
     assert_lacks(err, secret + 7);
     assert_lacks(err, hash);
-    err = parse_fail(apr_pstrcat(p, "alice sha256:", hash, " ", secret,
-                                 "=x\n", NULL), p);
+    err = parse_fail(
+        apr_pstrcat(p, "alice sha256:", hash, " ", secret, "=x\n", NULL), p);
     assert_lacks(err, secret + 7);
     assert_contains(err, "unknown attribute (expected");
-    err = parse_fail(apr_pstrcat(p, "alice sha256:", hash, " state=", secret,
-                                 "\n", NULL), p);
+    err = parse_fail(
+        apr_pstrcat(p, "alice sha256:", hash, " state=", secret, "\n", NULL),
+        p);
     assert_lacks(err, secret + 7);
-    err = parse_fail(apr_pstrcat(p, "alice sha256:", hash, " hint=", secret,
-                                 "\n", NULL), p);
+    err = parse_fail(
+        apr_pstrcat(p, "alice sha256:", hash, " hint=", secret, "\n", NULL), p);
     assert_lacks(err, secret + 7);
     /* A hash one digit short: only its length is reported. */
-    err = parse_fail(apr_pstrcat(p, "alice sha256:",
-                                 apr_pstrndup(p, hash, 63), "\n", NULL), p);
+    err = parse_fail(
+        apr_pstrcat(p, "alice sha256:", apr_pstrndup(p, hash, 63), "\n", NULL),
+        p);
     assert_lacks(err, apr_pstrndup(p, hash, 16));
     /* A bad name is not quoted. */
-    err = parse_fail(apr_pstrcat(p, secret, "! sha256:", hash, "\n", NULL),
-                     p);
+    err = parse_fail(apr_pstrcat(p, secret, "! sha256:", hash, "\n", NULL), p);
     assert_lacks(err, secret + 7);
 }
 
@@ -417,12 +427,11 @@ static void test_30_lookup(void **state)
     unsigned char h[ARK_KEY_HASH_LEN];
     const char *buf = "sk-ark-twoXYZ";
 
-    ring = parse_ok(apr_pstrcat(p,
-                                "one ", hash_field("sk-ark-one", p), "\n",
+    ring = parse_ok(apr_pstrcat(p, "one ", hash_field("sk-ark-one", p), "\n",
                                 "two ", hash_field("sk-ark-two", p),
-                                " state=revoked\n",
-                                "three ", hash_field("sk-ark-three", p), "\n",
-                                NULL), p);
+                                " state=revoked\n", "three ",
+                                hash_field("sk-ark-three", p), "\n", NULL),
+                    p);
     k = ark_keys_lookup(ring, "sk-ark-one", 10);
     assert_non_null(k);
     assert_string_equal(k->name, "one");
@@ -464,10 +473,10 @@ static void test_31_allows_model(void **state)
     ark_keyring_t *ring;
     const ark_key_t *all, *some;
 
-    ring = parse_ok(apr_pstrcat(p,
-                                "all ", hash_field("a", p), "\n",
-                                "some ", hash_field("b", p),
-                                " models=gpt-4o,claude:sonnet\n", NULL), p);
+    ring = parse_ok(apr_pstrcat(p, "all ", hash_field("a", p), "\n", "some ",
+                                hash_field("b", p),
+                                " models=gpt-4o,claude:sonnet\n", NULL),
+                    p);
     all = ark_keys_find_name(ring, "all");
     some = ark_keys_find_name(ring, "some");
 
@@ -541,7 +550,8 @@ static void test_40_secret_format(void **state)
     assert_int_equal(strncmp(s1, "sk-ark-", 7), 0);
     for (i = 7; i < strlen(s1); i++) {
         if (!strchr("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
-                    "0123456789-_", s1[i])) {
+                    "0123456789-_",
+                    s1[i])) {
             print_error("bad character '%c' in secret\n", s1[i]);
             fail();
         }
@@ -588,15 +598,17 @@ static void test_43_timestamp(void **state)
     apr_pool_t *p = *state;
     const char *ts;
 
-    assert_int_equal(ark_keys_timestamp_make(&ts,
-                                             apr_time_from_sec(1795777200),
-                                             p), APR_SUCCESS);
+    assert_int_equal(
+        ark_keys_timestamp_make(&ts, apr_time_from_sec(1795777200), p),
+        APR_SUCCESS);
     assert_string_equal(ts, "2026-11-27T11:00:00Z");
     /* And it parses back as created=. */
-    parse_ok(apr_pstrcat(p, "a ", hash_field("a", p), " created=", ts, "\n",
-                         NULL), p);
+    parse_ok(
+        apr_pstrcat(p, "a ", hash_field("a", p), " created=", ts, "\n", NULL),
+        p);
     parse_ok(apr_pstrcat(p, "a ", hash_field("a", p),
-                         " created=2024-02-29T23:59:60Z\n", NULL), p);
+                         " created=2024-02-29T23:59:60Z\n", NULL),
+             p);
 }
 
 /* ------------------------------------------------------------------ */
@@ -639,22 +651,28 @@ static void test_50_format_round_trip(void **state)
                               "# my keys\r\n"
                               "\n"
                               "# alice's laptop\n"
-                              "alice ", hash_field("a", p),
+                              "alice ",
+                              hash_field("a", p),
                               " hint=wxyz tenant=acme created="
                               "2026-11-27T11:00:00Z\n",
-                              "bob ", hash_field("b", p), " state=revoked"
-                              " models=m1,m2\n",
-                              "\n# the end\n", NULL), p);
+                              "bob ", hash_field("b", p),
+                              " state=revoked models=m1,m2\n", "\n# the end\n",
+                              NULL),
+                  p);
     assert_int_equal(ark_keys_format(&t1, r1, p), APR_SUCCESS);
-    assert_string_equal(t1, apr_pstrcat(p,
-                        "# my keys\n"
-                        "\n"
-                        "# alice's laptop\n"
-                        "alice ", hash_field("a", p), " tenant=acme "
-                        "created=2026-11-27T11:00:00Z hint=wxyz\n",
-                        "bob ", hash_field("b", p), " models=m1,m2 "
-                        "state=revoked\n"
-                        "\n# the end\n", NULL));
+    assert_string_equal(t1,
+                        apr_pstrcat(p,
+                                    "# my keys\n"
+                                    "\n"
+                                    "# alice's laptop\n"
+                                    "alice ",
+                                    hash_field("a", p),
+                                    " tenant=acme "
+                                    "created=2026-11-27T11:00:00Z hint=wxyz\n",
+                                    "bob ", hash_field("b", p),
+                                    " models=m1,m2 state=revoked\n"
+                                    "\n# the end\n",
+                                    NULL));
     r2 = parse_ok(t1, p);
     assert_int_equal(ark_keys_count(r2), ark_keys_count(r1));
     for (i = 0; i < ark_keys_count(r1); i++) {
@@ -772,13 +790,21 @@ static void test_53_set_enabled_and_remove(void **state)
                                 "# file notes\n"
                                 "\n"
                                 "# about a\n"
-                                "a ", hash_field("a", p), "\n"
+                                "a ",
+                                hash_field("a", p),
+                                "\n"
                                 "# free-standing note\n"
                                 "\n"
                                 "# about b\n"
-                                "b ", hash_field("b", p), "\n"
-                                "c ", hash_field("c", p), "\n"
-                                "# end\n", NULL), p);
+                                "b ",
+                                hash_field("b", p),
+                                "\n"
+                                "c ",
+                                hash_field("c", p),
+                                "\n"
+                                "# end\n",
+                                NULL),
+                    p);
 
     assert_int_equal(ark_keys_set_enabled(ring, "b", 0), APR_SUCCESS);
     assert_false(ark_keys_lookup(ring, "b", 1)->enabled);
@@ -796,14 +822,19 @@ static void test_53_set_enabled_and_remove(void **state)
     assert_non_null(ark_keys_lookup(ring, "c", 1));
     assert_int_equal(ark_keys_format(&text, ring, p), APR_SUCCESS);
     assert_string_equal(text, apr_pstrcat(p,
-                        "# file notes\n"
-                        "\n"
-                        "# about a\n"
-                        "a ", hash_field("a", p), "\n"
-                        "# free-standing note\n"
-                        "\n"
-                        "c ", hash_field("c", p), "\n"
-                        "# end\n", NULL));
+                                          "# file notes\n"
+                                          "\n"
+                                          "# about a\n"
+                                          "a ",
+                                          hash_field("a", p),
+                                          "\n"
+                                          "# free-standing note\n"
+                                          "\n"
+                                          "c ",
+                                          hash_field("c", p),
+                                          "\n"
+                                          "# end\n",
+                                          NULL));
 
     /* Removing the last key keeps the trailer; removing all keeps notes. */
     assert_int_equal(ark_keys_remove(ring, "c"), APR_SUCCESS);
@@ -836,8 +867,8 @@ static void test_60_load(void **state)
     ark_keyring_t *ring;
     const char *path, *err;
 
-    path = write_temp(apr_pstrcat(p, "a ", hash_field("sk-a", p), "\n",
-                                  NULL), p);
+    path =
+        write_temp(apr_pstrcat(p, "a ", hash_field("sk-a", p), "\n", NULL), p);
     assert_int_equal(ark_keys_load(&ring, path, &err, p), APR_SUCCESS);
     assert_null(err);
     assert_non_null(ark_keys_lookup(ring, "sk-a", 4));
@@ -846,8 +877,10 @@ static void test_60_load(void **state)
     path = write_temp("# c\nx sha256:12\n", p);
     assert_int_equal(ark_keys_load(&ring, path, &err, p), APR_EINVAL);
     assert_null(ring);
-    assert_string_equal(err, apr_pstrcat(p, path, ": line 2: hash has 2 hex "
-                                         "digits, expected 64", NULL));
+    assert_string_equal(err, apr_pstrcat(p, path,
+                                         ": line 2: hash has 2 hex "
+                                         "digits, expected 64",
+                                         NULL));
     unlink(path);
 
     path = write_temp("", p);
@@ -879,10 +912,9 @@ static void test_61_scale_10k(void **state)
     for (i = 0; i < SCALE_KEYS; i++) {
         snprintf(name, sizeof(name), "key%05d", i);
         snprintf(secret, sizeof(secret), "sk-ark-secret-%d", i);
-        APR_ARRAY_PUSH(lines, const char *) =
-            apr_pstrcat(p, name, " ", hash_field(secret, p),
-                        i % 7 ? "" : " state=revoked",
-                        i % 3 ? "\n" : " models=m1,m2\n", NULL);
+        APR_ARRAY_PUSH(lines, const char *) = apr_pstrcat(
+            p, name, " ", hash_field(secret, p), i % 7 ? "" : " state=revoked",
+            i % 3 ? "\n" : " models=m1,m2\n", NULL);
     }
     text = apr_array_pstrcat(p, lines, '\0');
     ring = parse_ok(text, p);
@@ -898,8 +930,7 @@ static void test_61_scale_10k(void **state)
         snprintf(secret, sizeof(secret), "sk-ark-secret-%d", i);
         key.name = name;
         ark_keys_hash(key.hash, secret, strlen(secret));
-        assert_int_equal(ark_keys_add(NULL, built, &key, &err),
-                         APR_SUCCESS);
+        assert_int_equal(ark_keys_add(NULL, built, &key, &err), APR_SUCCESS);
     }
 
     for (i = 0; i < SCALE_KEYS; i++) {
@@ -942,8 +973,8 @@ static void test_61_scale_10k(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_10_parse_defaults,
-                                        keys_setup, keys_teardown),
+        cmocka_unit_test_setup_teardown(test_10_parse_defaults, keys_setup,
+                                        keys_teardown),
         cmocka_unit_test_setup_teardown(test_11_parse_all_attributes,
                                         keys_setup, keys_teardown),
         cmocka_unit_test_setup_teardown(test_12_parse_crlf_comments_blank,
@@ -952,42 +983,41 @@ int main(void)
                                         keys_setup, keys_teardown),
         cmocka_unit_test_setup_teardown(test_14_parse_uses_len_not_nul,
                                         keys_setup, keys_teardown),
-        cmocka_unit_test_setup_teardown(test_20_parse_errors,
-                                        keys_setup, keys_teardown),
+        cmocka_unit_test_setup_teardown(test_20_parse_errors, keys_setup,
+                                        keys_teardown),
         cmocka_unit_test_setup_teardown(test_21_parse_error_line_numbers,
                                         keys_setup, keys_teardown),
-        cmocka_unit_test_setup_teardown(test_22_parse_duplicates,
-                                        keys_setup, keys_teardown),
-        cmocka_unit_test_setup_teardown(test_23_parse_nul_byte,
-                                        keys_setup, keys_teardown),
+        cmocka_unit_test_setup_teardown(test_22_parse_duplicates, keys_setup,
+                                        keys_teardown),
+        cmocka_unit_test_setup_teardown(test_23_parse_nul_byte, keys_setup,
+                                        keys_teardown),
         cmocka_unit_test_setup_teardown(test_24_parse_errors_do_not_leak,
                                         keys_setup, keys_teardown),
-        cmocka_unit_test_setup_teardown(test_30_lookup,
-                                        keys_setup, keys_teardown),
-        cmocka_unit_test_setup_teardown(test_31_allows_model,
-                                        keys_setup, keys_teardown),
-        cmocka_unit_test_setup_teardown(test_32_validators,
-                                        keys_setup, keys_teardown),
-        cmocka_unit_test_setup_teardown(test_40_secret_format,
-                                        keys_setup, keys_teardown),
-        cmocka_unit_test_setup_teardown(test_41_secret_uniqueness,
-                                        keys_setup, keys_teardown),
-        cmocka_unit_test_setup_teardown(test_42_hash_vectors,
-                                        keys_setup, keys_teardown),
-        cmocka_unit_test_setup_teardown(test_43_timestamp,
-                                        keys_setup, keys_teardown),
-        cmocka_unit_test_setup_teardown(test_50_format_round_trip,
-                                        keys_setup, keys_teardown),
-        cmocka_unit_test_setup_teardown(test_51_format_header,
-                                        keys_setup, keys_teardown),
-        cmocka_unit_test_setup_teardown(test_52_add,
-                                        keys_setup, keys_teardown),
+        cmocka_unit_test_setup_teardown(test_30_lookup, keys_setup,
+                                        keys_teardown),
+        cmocka_unit_test_setup_teardown(test_31_allows_model, keys_setup,
+                                        keys_teardown),
+        cmocka_unit_test_setup_teardown(test_32_validators, keys_setup,
+                                        keys_teardown),
+        cmocka_unit_test_setup_teardown(test_40_secret_format, keys_setup,
+                                        keys_teardown),
+        cmocka_unit_test_setup_teardown(test_41_secret_uniqueness, keys_setup,
+                                        keys_teardown),
+        cmocka_unit_test_setup_teardown(test_42_hash_vectors, keys_setup,
+                                        keys_teardown),
+        cmocka_unit_test_setup_teardown(test_43_timestamp, keys_setup,
+                                        keys_teardown),
+        cmocka_unit_test_setup_teardown(test_50_format_round_trip, keys_setup,
+                                        keys_teardown),
+        cmocka_unit_test_setup_teardown(test_51_format_header, keys_setup,
+                                        keys_teardown),
+        cmocka_unit_test_setup_teardown(test_52_add, keys_setup, keys_teardown),
         cmocka_unit_test_setup_teardown(test_53_set_enabled_and_remove,
                                         keys_setup, keys_teardown),
-        cmocka_unit_test_setup_teardown(test_60_load,
-                                        keys_setup, keys_teardown),
-        cmocka_unit_test_setup_teardown(test_61_scale_10k,
-                                        keys_setup, keys_teardown),
+        cmocka_unit_test_setup_teardown(test_60_load, keys_setup,
+                                        keys_teardown),
+        cmocka_unit_test_setup_teardown(test_61_scale_10k, keys_setup,
+                                        keys_teardown),
     };
     int rc;
 
