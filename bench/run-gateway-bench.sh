@@ -398,6 +398,7 @@ PY
 }
 
 # ------------------------------------------------------------------- run
+export BENCH_LOAD_BEFORE=$(cut -d' ' -f1 /proc/loadavg)
 echo "nginx :$UP_PORT   (a) mod_proxy :$PORT_A   (b) mod_ark :$PORT_B   temp $TMP"
 echo "wrk -t$THREADS -c$CONNECTIONS -d$DURATION, $ROUNDS rounds a,b alternating, warm-up $WARMUP each"
 # smoke test + warm-up, one variant after the other: the upstream
@@ -421,6 +422,7 @@ for ((r = 1; r <= ROUNDS; r++)); do
 done
 
 # ---------------------------------------------------------------- report
+export BENCH_LOAD_AFTER=$(cut -d' ' -f1 /proc/loadavg)
 ver() { "$@" 2>&1 | head -n 1 || true; }
 export BENCH_HTTPD_VERSION=$("$HTTPD" -v | sed -n 's/^Server version: //p')
 export BENCH_NGINX_VERSION=$(ver "$NGINX" -v | sed 's/^nginx version: //')
@@ -555,6 +557,9 @@ if write_docs:
            e["BENCH_WRK_VERSION"], e["BENCH_CURL_VERSION"],
            e["BENCH_JANSSON_VERSION"], e["BENCH_ARK_COMMIT"]),
         "- settings: " + e["BENCH_SETTINGS"],
+        "- 1-minute load average before / after: %s / %s (the benchmark "
+        "itself accounts for about 2-3)" % (e["BENCH_LOAD_BEFORE"],
+                                           e["BENCH_LOAD_AFTER"]),
         "",
         "\n".join(table),
         "",

@@ -16,9 +16,29 @@ void ark_access_init(ark_access_t *a, apr_time_t start)
     ark_usage_clear(&a->usage);
 }
 
-static void set_str(json_t *o, const char *k, const char *v)
+/* A string field. A value that is not UTF-8 (httpd decodes "%FF" in a
+ * URI to a raw byte) cannot be a JSON string as it is: it is logged with
+ * its non-ASCII bytes replaced by '?' rather than the field vanishing. */
+static void set_str(json_t *o, const char *k, const char *v, apr_pool_t *p)
 {
-    json_object_set_new(o, k, v ? json_string(v) : json_null());
+    json_t *j;
+
+    if (!v) {
+        json_object_set_new(o, k, json_null());
+        return;
+    }
+    j = json_string(v);
+    if (!j) {
+        char *copy = apr_pstrdup(p, v), *c;
+
+        for (c = copy; *c; c++) {
+            if ((unsigned char)*c >= 0x80) {
+                *c = '?';
+            }
+        }
+        j = json_string(copy);
+    }
+    json_object_set_new(o, k, j);
 }
 
 static void set_count(json_t *o, const char *k, long v)
@@ -45,18 +65,18 @@ const char *ark_access_line(const ark_access_t *a, apr_size_t *plen,
     apr_snprintf(ts, sizeof(ts), "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ",
                  tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour,
                  tm.tm_min, tm.tm_sec, tm.tm_usec / 1000);
-    set_str(o, "time", ts);
-    set_str(o, "method", a->method);
-    set_str(o, "path", a->path);
-    set_str(o, "key", a->key_name);
-    set_str(o, "tenant", a->tenant);
-    set_str(o, "model", a->model);
-    set_str(o, "provider", a->provider);
-    set_str(o, "upstream_model", a->upstream_model);
+    set_str(o, "time", ts, p);
+    set_str(o, "method", a->method, p);
+    set_str(o, "path", a->path, p);
+    set_str(o, "key", a->key_name, p);
+    set_str(o, "tenant", a->tenant, p);
+    set_str(o, "model", a->model, p);
+    set_str(o, "provider", a->provider, p);
+    set_str(o, "upstream_model", a->upstream_model, p);
     json_object_set_new(o, "status", json_integer(a->status));
     json_object_set_new(o, "stream", json_boolean(a->stream));
-    set_str(o, "error", a->error_code);
-    set_str(o, "upstream_fail", a->upstream_fail);
+    set_str(o, "error", a->error_code, p);
+    set_str(o, "upstream_fail", a->upstream_fail, p);
     json_object_set_new(o, "upstream_status",
                         a->upstream_status ? json_integer(a->upstream_status)
                                            : json_null());

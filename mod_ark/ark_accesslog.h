@@ -36,7 +36,9 @@ typedef struct ark_access_t {
 /* Initialises *a with "unknown" values. */
 void ark_access_init(ark_access_t *a, apr_time_t start);
 
-/* The log line (compact JSON object followed by '\n'), from p. */
+/* The log line (compact JSON object followed by '\n'), from p. NULL
+ * strings are JSON null; a string that is not UTF-8 is logged with its
+ * non-ASCII bytes replaced by '?'. */
 const char *ark_access_line(const ark_access_t *a, apr_size_t *plen,
                             apr_pool_t *p);
 

@@ -1,0 +1,1015 @@
+/* Unit tests for the "openai" provider type (ark_provider_openai.c) and
+ * the upstream error helper it relies on (ark_provider_error_message).
+ *
+ * Driven through the ark_provider_openai table, as the handler uses it:
+ * the upstream request is parsed back with jansson, answers and stream
+ * chunks are shaped like the OpenAI API reference, relayed events are
+ * compared byte for byte, and error mappings are checked for status,
+ * type, code and message, and for never carrying the provider's secret.
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <string.h>
+#include <cmocka.h>
+
+#include <apr_general.h>
+#include <apr_strings.h>
+#include <apr_tables.h>
+#include <jansson.h>
+
+#include "ark_provider.h"
+#include "ark_request.h"
+#include "ark_sse.h"
+
+#define SECRET "sk-proj-T3stS3cr3tV4lu3-0123456789abcdef"
+
+static apr_pool_t *root_pool;
+
+static int setup(void **state)
+{
+    apr_pool_t *p;
+
+    apr_pool_create(&p, root_pool);
+    *state = p;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    apr_pool_destroy(*state);
+    return 0;
+}
+
+static ark_provider_t *provider_make(apr_pool_t *p, const char *base_url,
+                                     const char *secret)
+{
+    ark_provider_t *prov = apr_pcalloc(p, sizeof(*prov));
+
+    prov->name = "openai";
+    prov->type = &ark_provider_openai;
+    prov->base_url = base_url;
+    prov->secret_source = secret ? "env:OPENAI_API_KEY" : NULL;
+    prov->secret = secret;
+    return prov;
+}
+
+static void parse_req(ark_chat_req_t *req, const char *body, apr_pool_t *p)
+{
+    ark_err_t err;
+
+    if (ark_chat_req_parse(req, body, strlen(body), &err, p)
+        != APR_SUCCESS) {
+        fail_msg("test request refused: %s", err.message);
+    }
+}
+
+static json_t *load_json(const char *text, apr_size_t len)
+{
+    json_error_t jerr;
+    json_t *j = json_loadb(text, len, JSON_REJECT_DUPLICATES, &jerr);
+
+    if (!j) {
+        fail_msg("not JSON (%s): %.*s", jerr.text, (int)len, text);
+    }
+    return j;
+}
+
+static const char *header_at(const ark_upstream_req_t *u, int i)
+{
+    return APR_ARRAY_IDX(u->headers, i, const char *);
+}
+
+/* ------------------------------------------------------ build_request */
+
+static const char chat_body[] =
+    "{\"model\":\"chat\",\"messages\":["
+    "{\"role\":\"developer\",\"content\":\"You are a helpful assistant.\"},"
+    "{\"role\":\"user\",\"content\":\"Hello!\"}],"
+    "\"temperature\":0.7,\"max_completion_tokens\":256,"
+    "\"response_format\":{\"type\":\"json_object\"},\"seed\":42,"
+    "\"user\":\"caf\\u00e9-user\"}";
+
+static void build_plain_request(void **state)
+{
+    apr_pool_t *p = *state;
+    ark_provider_t *prov = provider_make(p, "https://api.openai.com/v1",
+                                         SECRET);
+    ark_chat_req_t req;
+    ark_upstream_req_t up;
+    ark_err_t err;
+    json_t *sent, *want;
+
+    parse_req(&req, chat_body, p);
+    memset(&up, 0, sizeof(up));
+    assert_int_equal(ark_provider_openai.build_request(
+                         &up, prov, "gpt-4o-mini-2024-07-18", &req, &err, p),
+                     APR_SUCCESS);
+    assert_string_equal(up.url,
+                        "https://api.openai.com/v1/chat/completions");
+    assert_non_null(up.headers);
+    assert_int_equal(up.headers->nelts, 3);
+    assert_string_equal(header_at(&up, 0), "Content-Type: application/json");
+    assert_string_equal(header_at(&up, 1), "Accept: application/json");
+    assert_string_equal(header_at(&up, 2), "Authorization: Bearer " SECRET);
+
+    /* the client's request, with only the model replaced */
+    assert_non_null(up.body);
+    assert_int_equal(up.body_len, strlen(up.body));
+    sent = load_json(up.body, up.body_len);
+    want = load_json(chat_body, strlen(chat_body));
+    json_object_set_new(want, "model", json_string("gpt-4o-mini-2024-07-18"));
+    assert_true(json_equal(sent, want));
+    assert_null(json_object_get(sent, "stream"));
+    assert_null(json_object_get(sent, "stream_options"));
+    json_decref(sent);
+    json_decref(want);
+}
+
+static void build_stream_adds_include_usage(void **state)
+{
+    static const char *const bodies[] = {
+        "{\"model\":\"chat\",\"messages\":[{\"role\":\"user\","
+        "\"content\":\"Hi\"}],\"stream\":true}",
+        "{\"model\":\"chat\",\"messages\":[{\"role\":\"user\","
+        "\"content\":\"Hi\"}],\"stream\":true,\"stream_options\":null}",
+        "{\"model\":\"chat\",\"messages\":[{\"role\":\"user\","
+        "\"content\":\"Hi\"}],\"stream\":true,\"stream_options\":{}}",
+        "{\"model\":\"chat\",\"messages\":[{\"role\":\"user\","
+        "\"content\":\"Hi\"}],\"stream\":true,"
+        "\"stream_options\":{\"include_usage\":false}}",
+        "{\"model\":\"chat\",\"messages\":[{\"role\":\"user\","
+        "\"content\":\"Hi\"}],\"stream\":true,"
+        "\"stream_options\":{\"include_usage\":true}}",
+    };
+    static const int client_wants[] = { 0, 0, 0, 0, 1 };
+    apr_pool_t *p = *state;
+    ark_provider_t *prov = provider_make(p, "https://api.deepseek.com",
+                                         SECRET);
+    apr_size_t i;
+
+    for (i = 0; i < sizeof(bodies) / sizeof(bodies[0]); i++) {
+        ark_chat_req_t req;
+        ark_upstream_req_t up;
+        ark_err_t err;
+        json_t *sent, *opts;
+
+        parse_req(&req, bodies[i], p);
+        assert_int_equal(ark_provider_openai.build_request(
+                             &up, prov, "deepseek-chat", &req, &err, p),
+                         APR_SUCCESS);
+        assert_string_equal(up.url,
+                            "https://api.deepseek.com/chat/completions");
+        assert_int_equal(up.headers->nelts, 3);
+        assert_string_equal(header_at(&up, 0),
+                            "Content-Type: application/json");
+        assert_string_equal(header_at(&up, 1), "Accept: text/event-stream");
+        assert_string_equal(header_at(&up, 2),
+                            "Authorization: Bearer " SECRET);
+        sent = load_json(up.body, up.body_len);
+        assert_string_equal(json_string_value(json_object_get(sent,
+                                                              "model")),
+                            "deepseek-chat");
+        assert_true(json_is_true(json_object_get(sent, "stream")));
+        opts = json_object_get(sent, "stream_options");
+        assert_true(json_is_object(opts));
+        assert_int_equal(json_object_size(opts), 1);
+        assert_true(json_is_true(json_object_get(opts, "include_usage")));
+        assert_true(json_is_array(json_object_get(sent, "messages")));
+        json_decref(sent);
+        /* what the client asked for is still known */
+        assert_int_equal(req.include_usage, client_wants[i]);
+        assert_string_equal(req.model, "chat");
+    }
+}
+
+static void build_keeps_other_stream_options(void **state)
+{
+    apr_pool_t *p = *state;
+    ark_provider_t *prov = provider_make(p, "https://api.openai.com/v1",
+                                         SECRET);
+    ark_chat_req_t req;
+    ark_upstream_req_t up;
+    ark_err_t err;
+    json_t *sent, *opts;
+
+    parse_req(&req, "{\"model\":\"chat\",\"messages\":[{\"role\":\"user\","
+                    "\"content\":\"Hi\"}],\"stream\":true,\"stream_options\":"
+                    "{\"include_obfuscation\":false}}", p);
+    assert_int_equal(ark_provider_openai.build_request(&up, prov, "gpt-4o",
+                                                       &req, &err, p),
+                     APR_SUCCESS);
+    sent = load_json(up.body, up.body_len);
+    opts = json_object_get(sent, "stream_options");
+    assert_int_equal(json_object_size(opts), 2);
+    assert_true(json_is_false(json_object_get(opts, "include_obfuscation")));
+    assert_true(json_is_true(json_object_get(opts, "include_usage")));
+    json_decref(sent);
+}
+
+static void build_without_secret(void **state)
+{
+    /* a keyless local upstream: no Authorization header at all */
+    apr_pool_t *p = *state;
+    ark_provider_t *prov = provider_make(p, "http://127.0.0.1:11434/v1",
+                                         NULL);
+    ark_chat_req_t req;
+    ark_upstream_req_t up;
+    ark_err_t err;
+    int i;
+
+    parse_req(&req, chat_body, p);
+    assert_int_equal(ark_provider_openai.build_request(&up, prov,
+                                                       "llama3.1:8b", &req,
+                                                       &err, p),
+                     APR_SUCCESS);
+    assert_string_equal(up.url, "http://127.0.0.1:11434/v1/chat/completions");
+    assert_int_equal(up.headers->nelts, 2);
+    for (i = 0; i < up.headers->nelts; i++) {
+        assert_null(strstr(header_at(&up, i), "Authorization"));
+    }
+    assert_null(strstr(up.body, "Bearer"));
+}
+
+static void build_body_never_holds_secret(void **state)
+{
+    apr_pool_t *p = *state;
+    ark_provider_t *prov = provider_make(p, "https://api.openai.com/v1",
+                                         SECRET);
+    ark_chat_req_t req;
+    ark_upstream_req_t up;
+    ark_err_t err;
+
+    parse_req(&req, chat_body, p);
+    assert_int_equal(ark_provider_openai.build_request(&up, prov, "gpt-4o",
+                                                       &req, &err, p),
+                     APR_SUCCESS);
+    assert_null(strstr(up.body, SECRET));
+    assert_null(strstr(up.url, SECRET));
+}
+
+/* ----------------------------------------------------- parse_response */
+
+/* A chat.completion as in the OpenAI API reference. */
+static const char completion[] =
+    "{\n"
+    "  \"id\": \"chatcmpl-B9MHDbslfkBeAs8l4bebGdFOJ6PeG\",\n"
+    "  \"object\": \"chat.completion\",\n"
+    "  \"created\": 1741570283,\n"
+    "  \"model\": \"gpt-4o-2024-08-06\",\n"
+    "  \"choices\": [\n"
+    "    {\n"
+    "      \"index\": 0,\n"
+    "      \"message\": {\n"
+    "        \"role\": \"assistant\",\n"
+    "        \"content\": \"The image shows a wooden boardwalk extending "
+    "through a lush green marshland.\",\n"
+    "        \"refusal\": null,\n"
+    "        \"annotations\": []\n"
+    "      },\n"
+    "      \"logprobs\": null,\n"
+    "      \"finish_reason\": \"stop\"\n"
+    "    }\n"
+    "  ],\n"
+    "  \"usage\": {\n"
+    "    \"prompt_tokens\": 1117,\n"
+    "    \"completion_tokens\": 46,\n"
+    "    \"total_tokens\": 1163,\n"
+    "    \"prompt_tokens_details\": {\n"
+    "      \"cached_tokens\": 1024,\n"
+    "      \"audio_tokens\": 0\n"
+    "    },\n"
+    "    \"completion_tokens_details\": {\n"
+    "      \"reasoning_tokens\": 0,\n"
+    "      \"audio_tokens\": 0,\n"
+    "      \"accepted_prediction_tokens\": 0,\n"
+    "      \"rejected_prediction_tokens\": 0\n"
+    "    }\n"
+    "  },\n"
+    "  \"service_tier\": \"default\",\n"
+    "  \"system_fingerprint\": \"fp_fc9f1d7035\"\n"
+    "}\n";
+
+static void parse_real_completion(void **state)
+{
+    apr_pool_t *p = *state;
+    const char *out = NULL;
+    apr_size_t out_len = 0;
+    ark_usage_t u;
+
+    ark_usage_clear(&u);
+    assert_int_equal(ark_provider_openai.parse_response(
+                         &out, &out_len, &u, completion,
+                         sizeof(completion) - 1, p),
+                     APR_SUCCESS);
+    /* relayed byte for byte */
+    assert_int_equal(out_len, sizeof(completion) - 1);
+    assert_memory_equal(out, completion, out_len);
+    assert_int_equal(u.prompt_tokens, 1117);
+    assert_int_equal(u.completion_tokens, 46);
+    assert_int_equal(u.total_tokens, 1163);
+    assert_int_equal(u.cached_tokens, 1024);
+}
+
+static void parse_completion_without_usage(void **state)
+{
+    /* some compatible servers send no usage: tokens stay unknown */
+    apr_pool_t *p = *state;
+    static const char body[] =
+        "{\"id\":\"cmpl-1\",\"object\":\"chat.completion\",\"created\":1,"
+        "\"model\":\"llama3.1:8b\",\"choices\":[{\"index\":0,\"message\":"
+        "{\"role\":\"assistant\",\"content\":\"Hi\"},"
+        "\"finish_reason\":\"stop\"}]}";
+    const char *out = NULL;
+    apr_size_t out_len = 0;
+    ark_usage_t u;
+
+    ark_usage_clear(&u);
+    assert_int_equal(ark_provider_openai.parse_response(
+                         &out, &out_len, &u, body, sizeof(body) - 1, p),
+                     APR_SUCCESS);
+    assert_int_equal(out_len, sizeof(body) - 1);
+    assert_memory_equal(out, body, out_len);
+    assert_int_equal(u.prompt_tokens, -1);
+    assert_int_equal(u.completion_tokens, -1);
+    assert_int_equal(u.total_tokens, -1);
+    assert_int_equal(u.cached_tokens, -1);
+}
+
+static void parse_rejects_malformed(void **state)
+{
+    static const char *const bodies[] = {
+        "",
+        "not json",
+        "<html><head><title>502 Bad Gateway</title></head></html>",
+        "[]",
+        "null",
+        "{}",
+        "{\"object\":\"chat.completion\",\"choices\":null}",
+        "{\"object\":\"chat.completion\",\"choices\":{}}",
+        "{\"object\":\"chat.completion\",\"choices\":\"stop\"}",
+        "{\"error\":{\"message\":\"Internal error\",\"type\":\"server_error\","
+        "\"param\":null,\"code\":null}}",
+        "{\"choices\":[]",
+    };
+    apr_pool_t *p = *state;
+    apr_size_t i;
+
+    for (i = 0; i < sizeof(bodies) / sizeof(bodies[0]); i++) {
+        const char *out = NULL;
+        apr_size_t out_len = 0;
+        ark_usage_t u;
+
+        ark_usage_clear(&u);
+        if (ark_provider_openai.parse_response(&out, &out_len, &u,
+                                               bodies[i], strlen(bodies[i]),
+                                               p)
+            != APR_EINVAL) {
+            fail_msg("accepted: %s", bodies[i]);
+        }
+    }
+}
+
+static void parse_uses_len_not_nul(void **state)
+{
+    /* the body is a buffer with a length, not a C string */
+    apr_pool_t *p = *state;
+    char *buf = apr_pstrcat(p, completion, "TRAILING", NULL);
+    const char *out = NULL;
+    apr_size_t out_len = 0;
+    ark_usage_t u;
+
+    ark_usage_clear(&u);
+    assert_int_equal(ark_provider_openai.parse_response(
+                         &out, &out_len, &u, buf, sizeof(completion) - 1, p),
+                     APR_SUCCESS);
+    assert_int_equal(out_len, sizeof(completion) - 1);
+    assert_int_equal(u.total_tokens, 1163);
+}
+
+/* ------------------------------------------------------- stream_event */
+
+typedef struct {
+    apr_pool_t *pool;
+    apr_array_header_t *out;    /* const char *, one per emit call */
+    const char *all;            /* everything emitted, concatenated */
+    apr_status_t fail_with;     /* non-zero: the client is gone */
+} client_t;
+
+static apr_status_t record_emit(void *ctx, const char *buf, apr_size_t len)
+{
+    client_t *c = ctx;
+    const char *copy;
+
+    if (c->fail_with) {
+        return c->fail_with;
+    }
+    copy = apr_pstrmemdup(c->pool, buf, len);
+    /* one complete event per call: the buffer length is exact */
+    assert_int_equal(strlen(copy), len);
+    APR_ARRAY_PUSH(c->out, const char *) = copy;
+    c->all = apr_pstrcat(c->pool, c->all, copy, NULL);
+    return APR_SUCCESS;
+}
+
+static void stream_init(ark_stream_t *st, client_t *c, int wants_usage,
+                        apr_pool_t *p)
+{
+    memset(c, 0, sizeof(*c));
+    c->pool = p;
+    c->out = apr_array_make(p, 8, sizeof(const char *));
+    c->all = "";
+    memset(st, 0, sizeof(*st));
+    st->client_wants_usage = wants_usage;
+    ark_usage_clear(&st->usage);
+    st->emit = record_emit;
+    st->emit_ctx = c;
+    apr_pool_create(&st->pool, p);
+}
+
+static apr_status_t send_event(ark_stream_t *st, const char *data)
+{
+    ark_sse_event_t ev;
+    apr_status_t rv;
+
+    ev.event = "";
+    ev.data = data;
+    ev.data_len = strlen(data);
+    rv = ark_provider_openai.stream_event(st, &ev);
+    apr_pool_clear(st->pool);
+    return rv;
+}
+
+/* Chunks of a streamed chat completion, as the API reference shows
+ * them (with include_usage: "usage": null until the usage chunk). The
+ * spacing and escapes are kept on purpose: relaying is byte for byte. */
+static const char chunk_role[] =
+    "{\"id\":\"chatcmpl-123\",\"object\":\"chat.completion.chunk\","
+    "\"created\":1694268190,\"model\":\"gpt-4o-mini-2024-07-18\","
+    "\"system_fingerprint\":\"fp_44709d6fcb\",\"choices\":[{\"index\":0,"
+    "\"delta\":{\"role\":\"assistant\",\"content\":\"\"},"
+    "\"logprobs\":null,\"finish_reason\":null}],\"usage\":null}";
+static const char chunk_text[] =
+    "{\"id\": \"chatcmpl-123\", \"object\": \"chat.completion.chunk\", "
+    "\"created\": 1694268190, \"model\": \"gpt-4o-mini-2024-07-18\", "
+    "\"choices\": [{\"index\": 0, \"delta\": {\"content\": "
+    "\"Caf\\u00e9 \\ud83d\\ude00 \\\"quoted\\\"\\n\"}, "
+    "\"logprobs\": null, \"finish_reason\": null}], \"usage\": null}";
+static const char chunk_stop[] =
+    "{\"id\":\"chatcmpl-123\",\"object\":\"chat.completion.chunk\","
+    "\"created\":1694268190,\"model\":\"gpt-4o-mini-2024-07-18\","
+    "\"system_fingerprint\":\"fp_44709d6fcb\",\"choices\":[{\"index\":0,"
+    "\"delta\":{},\"logprobs\":null,\"finish_reason\":\"stop\"}],"
+    "\"usage\":null}";
+static const char chunk_usage[] =
+    "{\"id\":\"chatcmpl-123\",\"object\":\"chat.completion.chunk\","
+    "\"created\":1694268190,\"model\":\"gpt-4o-mini-2024-07-18\","
+    "\"system_fingerprint\":\"fp_44709d6fcb\",\"choices\":[],"
+    "\"usage\":{\"prompt_tokens\":19,\"completion_tokens\":10,"
+    "\"total_tokens\":29,\"prompt_tokens_details\":{\"cached_tokens\":3,"
+    "\"audio_tokens\":0},\"completion_tokens_details\":"
+    "{\"reasoning_tokens\":0,\"audio_tokens\":0,"
+    "\"accepted_prediction_tokens\":0,\"rejected_prediction_tokens\":0}}}";
+
+static void stream_done(void **state)
+{
+    apr_pool_t *p = *state;
+    ark_stream_t st;
+    client_t c;
+
+    stream_init(&st, &c, 0, p);
+    assert_int_equal(send_event(&st, "[DONE]"), APR_SUCCESS);
+    assert_int_equal(st.done, 1);
+    assert_int_equal(c.out->nelts, 1);
+    assert_string_equal(APR_ARRAY_IDX(c.out, 0, const char *),
+                        "data: [DONE]\n\n");
+}
+
+static void stream_chunks_relayed_byte_for_byte(void **state)
+{
+    static const char *const chunks[] = { chunk_role, chunk_text,
+                                          chunk_stop };
+    apr_pool_t *p = *state;
+    ark_stream_t st;
+    client_t c;
+    int i;
+
+    stream_init(&st, &c, 0, p);
+    for (i = 0; i < 3; i++) {
+        assert_int_equal(send_event(&st, chunks[i]), APR_SUCCESS);
+        assert_int_equal(c.out->nelts, i + 1);
+        assert_string_equal(APR_ARRAY_IDX(c.out, i, const char *),
+                            apr_pstrcat(p, "data: ", chunks[i], "\n\n",
+                                        NULL));
+        assert_int_equal(st.events, (apr_size_t)i + 1);
+        assert_int_equal(st.done, 0);
+    }
+    /* "usage": null leaves the tokens unknown */
+    assert_int_equal(st.usage.prompt_tokens, -1);
+    assert_int_equal(st.usage.completion_tokens, -1);
+    assert_int_equal(st.usage.total_tokens, -1);
+    assert_int_equal(st.usage.cached_tokens, -1);
+}
+
+static void stream_usage_chunk_withheld(void **state)
+{
+    /* the gateway asked for usage on the client's behalf: recorded, not
+     * shown */
+    apr_pool_t *p = *state;
+    ark_stream_t st;
+    client_t c;
+
+    stream_init(&st, &c, 0, p);
+    assert_int_equal(send_event(&st, chunk_stop), APR_SUCCESS);
+    assert_int_equal(send_event(&st, chunk_usage), APR_SUCCESS);
+    assert_int_equal(c.out->nelts, 1);
+    assert_int_equal(st.events, 1);
+    assert_int_equal(st.usage.prompt_tokens, 19);
+    assert_int_equal(st.usage.completion_tokens, 10);
+    assert_int_equal(st.usage.total_tokens, 29);
+    assert_int_equal(st.usage.cached_tokens, 3);
+    assert_int_equal(send_event(&st, "[DONE]"), APR_SUCCESS);
+    assert_int_equal(c.out->nelts, 2);
+    assert_string_equal(c.all, apr_pstrcat(p, "data: ", chunk_stop, "\n\n",
+                                           "data: [DONE]\n\n", NULL));
+    assert_null(strstr(c.all, "prompt_tokens"));
+}
+
+static void stream_usage_chunk_relayed_when_asked(void **state)
+{
+    apr_pool_t *p = *state;
+    ark_stream_t st;
+    client_t c;
+
+    stream_init(&st, &c, 1, p);
+    assert_int_equal(send_event(&st, chunk_usage), APR_SUCCESS);
+    assert_int_equal(c.out->nelts, 1);
+    assert_int_equal(st.events, 1);
+    assert_string_equal(APR_ARRAY_IDX(c.out, 0, const char *),
+                        apr_pstrcat(p, "data: ", chunk_usage, "\n\n", NULL));
+    assert_int_equal(st.usage.prompt_tokens, 19);
+    assert_int_equal(st.usage.completion_tokens, 10);
+    assert_int_equal(st.usage.total_tokens, 29);
+    assert_int_equal(st.usage.cached_tokens, 3);
+}
+
+static void stream_usage_in_content_chunk(void **state)
+{
+    /* servers that put usage into the last content chunk: the content
+     * must reach the client whatever it asked for */
+    apr_pool_t *p = *state;
+    static const char chunk[] =
+        "{\"id\":\"x\",\"object\":\"chat.completion.chunk\",\"created\":1,"
+        "\"model\":\"deepseek-chat\",\"choices\":[{\"index\":0,\"delta\":"
+        "{\"content\":\"!\"},\"finish_reason\":\"stop\"}],\"usage\":"
+        "{\"prompt_tokens\":7,\"completion_tokens\":2,\"total_tokens\":9}}";
+    ark_stream_t st;
+    client_t c;
+
+    stream_init(&st, &c, 0, p);
+    assert_int_equal(send_event(&st, chunk), APR_SUCCESS);
+    assert_int_equal(c.out->nelts, 1);
+    assert_string_equal(APR_ARRAY_IDX(c.out, 0, const char *),
+                        apr_pstrcat(p, "data: ", chunk, "\n\n", NULL));
+    assert_int_equal(st.usage.total_tokens, 9);
+    assert_int_equal(st.usage.cached_tokens, -1);
+}
+
+static void stream_malformed_event(void **state)
+{
+    static const char *const events[] = {
+        "",
+        "{\"id\":\"chatcmpl-123\",\"choices\":[",
+        "not json",
+        "[1,2,3]",
+        "\"text\"",
+        "null",
+        "[DONE] ",
+    };
+    apr_pool_t *p = *state;
+    apr_size_t i;
+
+    for (i = 0; i < sizeof(events) / sizeof(events[0]); i++) {
+        ark_stream_t st;
+        client_t c;
+
+        stream_init(&st, &c, 1, p);
+        if (send_event(&st, events[i]) != APR_EINVAL) {
+            fail_msg("accepted: '%s'", events[i]);
+        }
+        assert_int_equal(c.out->nelts, 0);
+        assert_int_equal(st.events, 0);
+        assert_int_equal(st.done, 0);
+    }
+}
+
+static void stream_error_event(void **state)
+{
+    /* an upstream failing mid-stream sends an error object */
+    apr_pool_t *p = *state;
+    ark_stream_t st;
+    client_t c;
+
+    stream_init(&st, &c, 0, p);
+    assert_int_equal(send_event(&st, chunk_role), APR_SUCCESS);
+    assert_int_equal(send_event(&st,
+                                "{\"error\":{\"message\":\"The server had "
+                                "an error while processing your request. "
+                                "Sorry about that!\",\"type\":"
+                                "\"server_error\",\"param\":null,"
+                                "\"code\":null}}"),
+                     APR_EGENERAL);
+    assert_int_equal(c.out->nelts, 1);
+    assert_int_equal(st.events, 1);
+    assert_int_equal(st.done, 0);
+}
+
+static void stream_emitter_failure(void **state)
+{
+    apr_pool_t *p = *state;
+    ark_stream_t st;
+    client_t c;
+
+    stream_init(&st, &c, 0, p);
+    c.fail_with = APR_ECONNABORTED;
+    assert_int_equal(send_event(&st, chunk_text), APR_ECONNABORTED);
+    assert_int_equal(send_event(&st, "[DONE]"), APR_ECONNABORTED);
+
+    stream_init(&st, &c, 1, p);
+    c.fail_with = APR_EOF;
+    assert_int_equal(send_event(&st, chunk_usage), APR_EOF);
+    /* the usage was still recorded for the access log */
+    assert_int_equal(st.usage.total_tokens, 29);
+}
+
+/* The whole path: upstream bytes through the SSE parser into the
+ * translator, in any split. */
+typedef struct {
+    ark_stream_t *st;
+} pipe_t;
+
+static apr_status_t pipe_event(void *ctx, const ark_sse_event_t *ev)
+{
+    pipe_t *pp = ctx;
+    apr_status_t rv = ark_provider_openai.stream_event(pp->st, ev);
+
+    apr_pool_clear(pp->st->pool);
+    return rv;
+}
+
+static void stream_whole_path_in_any_split(void **state)
+{
+    apr_pool_t *p = *state;
+    const char *upstream = apr_pstrcat(p,
+        ": OPENROUTER PROCESSING\r\n\r\n",
+        "data: ", chunk_role, "\r\n\r\n",
+        "data: ", chunk_text, "\r\n\r\n",
+        ": keep-alive\r\n\r\n",
+        "data: ", chunk_stop, "\r\n\r\n",
+        "data: ", chunk_usage, "\r\n\r\n",
+        "data: [DONE]\r\n\r\n", NULL);
+    apr_size_t len = strlen(upstream), step;
+    int wants;
+
+    for (wants = 0; wants < 2; wants++) {
+        const char *want = apr_pstrcat(p,
+            "data: ", chunk_role, "\n\n",
+            "data: ", chunk_text, "\n\n",
+            "data: ", chunk_stop, "\n\n",
+            wants ? "data: " : "", wants ? chunk_usage : "",
+            wants ? "\n\n" : "",
+            "data: [DONE]\n\n", NULL);
+
+        /* steps of 1 (byte by byte) up to the whole stream at once */
+        for (step = 1; step <= len; step = step < 64 ? step + 1 : len) {
+            ark_sse_parser_t *sp = ark_sse_parser_make(p, 0);
+            ark_stream_t st;
+            client_t c;
+            pipe_t pp;
+            apr_size_t at;
+
+            stream_init(&st, &c, wants, p);
+            pp.st = &st;
+            for (at = 0; at < len; at += step) {
+                apr_size_t n = len - at < step ? len - at : step;
+
+                assert_int_equal(ark_sse_feed(sp, upstream + at, n,
+                                              pipe_event, &pp),
+                                 APR_SUCCESS);
+            }
+            assert_false(ark_sse_pending(sp));
+            assert_int_equal(st.done, 1);
+            assert_string_equal(c.all, want);
+            assert_int_equal(st.events, wants ? 4 : 3);
+            assert_int_equal(st.usage.prompt_tokens, 19);
+            assert_int_equal(st.usage.completion_tokens, 10);
+            assert_int_equal(st.usage.total_tokens, 29);
+            assert_int_equal(st.usage.cached_tokens, 3);
+            apr_pool_destroy(st.pool);
+            if (step == len) {
+                break;
+            }
+        }
+    }
+}
+
+/* ---------------------------------------------------------- map_error */
+
+/* OpenAI error bodies, as the API returns them. */
+static const char body_400[] =
+    "{\n  \"error\": {\n    \"message\": \"Invalid value for 'temperature': "
+    "expected a number between 0 and 2.\",\n    \"type\": "
+    "\"invalid_request_error\",\n    \"param\": \"temperature\",\n"
+    "    \"code\": \"invalid_value\"\n  }\n}\n";
+static const char body_401[] =
+    "{\n  \"error\": {\n    \"message\": \"Incorrect API key provided: "
+    "sk-proj-********************************cdef. You can find your API "
+    "key at https://platform.openai.com/account/api-keys.\",\n"
+    "    \"type\": \"invalid_request_error\",\n    \"param\": null,\n"
+    "    \"code\": \"invalid_api_key\"\n  }\n}\n";
+static const char body_404[] =
+    "{\n  \"error\": {\n    \"message\": \"The model `gpt-5-turbo` does not "
+    "exist or you do not have access to it.\",\n    \"type\": "
+    "\"invalid_request_error\",\n    \"param\": null,\n"
+    "    \"code\": \"model_not_found\"\n  }\n}\n";
+static const char body_429[] =
+    "{\n  \"error\": {\n    \"message\": \"Rate limit reached for gpt-4o in "
+    "organization org-abc123 on tokens per min (TPM): Limit 30000, Used "
+    "29000, Requested 2000. Please try again in 2s.\",\n    \"type\": "
+    "\"tokens\",\n    \"param\": null,\n    \"code\": "
+    "\"rate_limit_exceeded\"\n  }\n}\n";
+static const char body_500[] =
+    "{\"error\":{\"message\":\"The server had an error while processing "
+    "your request. Sorry about that!\",\"type\":\"server_error\","
+    "\"param\":null,\"code\":null}}";
+static const char body_leak[] =
+    "{\"error\":{\"message\":\"Header Authorization: Bearer " SECRET
+    " is malformed\",\"type\":\"invalid_request_error\",\"param\":null,"
+    "\"code\":null}}";
+
+typedef struct {
+    int upstream;
+    const char *body;
+    int status;
+    const char *type;
+    const char *code;
+    const char *message;
+} map_case_t;
+
+static const map_case_t map_cases[] = {
+    { 400, body_400, 400, "invalid_request_error",
+      "upstream_rejected_request",
+      "Invalid value for 'temperature': expected a number between 0 and "
+      "2." },
+    { 400, "Bad Request", 400, "invalid_request_error",
+      "upstream_rejected_request",
+      "The upstream provider rejected the request as invalid." },
+    { 400, body_leak, 400, "invalid_request_error",
+      "upstream_rejected_request",
+      "The upstream provider rejected the request as invalid." },
+    { 400, NULL, 400, "invalid_request_error", "upstream_rejected_request",
+      "The upstream provider rejected the request as invalid." },
+    { 422, "{\"object\":\"error\",\"message\":\"bad\",\"code\":422}", 400,
+      "invalid_request_error", "upstream_rejected_request",
+      "The upstream provider rejected the request as invalid." },
+    { 401, body_401, 502, "upstream_error", "upstream_auth_failed",
+      "The upstream provider rejected the gateway's credentials." },
+    { 403, "{\"error\":{\"message\":\"Project proj_abc does not have access "
+           "to model gpt-4o\",\"type\":\"invalid_request_error\"}}",
+      502, "upstream_error", "upstream_auth_failed",
+      "The upstream provider rejected the gateway's credentials." },
+    { 404, body_404, 502, "upstream_error", "upstream_not_found",
+      "The upstream provider does not know the configured model or "
+      "endpoint." },
+    { 408, "", 504, "timeout_error", "upstream_timeout",
+      "The upstream provider timed out." },
+    { 413, "{\"error\":{\"message\":\"Request too large for gpt-4o: "
+           "limit 30000 tokens.\",\"type\":\"invalid_request_error\"}}",
+      413, "invalid_request_error", "request_too_large",
+      "Request too large for gpt-4o: limit 30000 tokens." },
+    { 413, "<html>413 Request Entity Too Large</html>", 413,
+      "invalid_request_error", "request_too_large",
+      "The upstream provider rejected the request as too large." },
+    { 429, body_429, 429, "rate_limit_error", "upstream_rate_limited",
+      "The upstream provider is rate limiting requests; retry later." },
+    { 500, body_500, 502, "upstream_error", "upstream_error",
+      "The upstream provider failed (HTTP 500)." },
+    { 502, "<html>502 Bad Gateway</html>", 502, "upstream_error",
+      "upstream_error", "The upstream provider failed (HTTP 502)." },
+    { 503, "{\"error\":{\"message\":\"The engine is currently overloaded, "
+           "please try again later\",\"type\":\"server_error\"}}",
+      502, "upstream_error", "upstream_error",
+      "The upstream provider failed (HTTP 503)." },
+    { 503, body_leak, 502, "upstream_error", "upstream_error",
+      "The upstream provider failed (HTTP 503)." },
+};
+
+static void map_error_statuses(void **state)
+{
+    apr_pool_t *p = *state;
+    ark_provider_t *prov = provider_make(p, "https://api.openai.com/v1",
+                                         SECRET);
+    apr_size_t i;
+
+    for (i = 0; i < sizeof(map_cases) / sizeof(map_cases[0]); i++) {
+        const map_case_t *mc = &map_cases[i];
+        ark_err_t err;
+        const char *json;
+
+        memset(&err, 0x5a, sizeof(err));
+        ark_provider_openai.map_error(&err, prov, mc->upstream, mc->body,
+                                      mc->body ? strlen(mc->body) : 0, p);
+        if (err.status != mc->status || strcmp(err.code, mc->code)
+            || strcmp(err.message, mc->message)) {
+            fail_msg("case %u (HTTP %d): %d %s '%s'", (unsigned)i,
+                     mc->upstream, err.status, err.code, err.message);
+        }
+        assert_string_equal(err.type, mc->type);
+        assert_null(err.param);
+        assert_int_equal(err.retry_after, 0);
+        /* the secret never reaches the client's body */
+        json = ark_err_json(&err, p);
+        assert_null(strstr(json, SECRET));
+        assert_null(strstr(json, "sk-proj"));
+    }
+}
+
+static void map_error_auth_never_relays_upstream_text(void **state)
+{
+    /* whatever a 401 says (even harmless text), the client only learns
+     * that the gateway's credentials were refused */
+    apr_pool_t *p = *state;
+    ark_provider_t *prov = provider_make(p, "https://api.openai.com/v1",
+                                         NULL);
+    ark_err_t err;
+    static const char body[] =
+        "{\"error\":{\"message\":\"You didn't provide an API key.\","
+        "\"type\":\"invalid_request_error\",\"param\":null,\"code\":null}}";
+
+    ark_provider_openai.map_error(&err, prov, 401, body, sizeof(body) - 1,
+                                  p);
+    assert_int_equal(err.status, 502);
+    assert_string_equal(err.type, "upstream_error");
+    assert_string_equal(err.code, "upstream_auth_failed");
+    assert_null(strstr(err.message, "API key"));
+}
+
+/* -------------------------------------------- ark_provider_error_message */
+
+static void error_message_extracts(void **state)
+{
+    apr_pool_t *p = *state;
+
+    assert_string_equal(ark_provider_error_message(body_400,
+                                                   sizeof(body_400) - 1,
+                                                   SECRET, p),
+                        "Invalid value for 'temperature': expected a number "
+                        "between 0 and 2.");
+    assert_string_equal(ark_provider_error_message(body_404,
+                                                   sizeof(body_404) - 1,
+                                                   NULL, p),
+                        "The model `gpt-5-turbo` does not exist or you do "
+                        "not have access to it.");
+}
+
+static void error_message_absent(void **state)
+{
+    static const char *const bodies[] = {
+        "", "Bad Gateway", "[]", "{}", "{\"error\":\"boom\"}",
+        "{\"error\":{}}", "{\"error\":{\"message\":\"\"}}",
+        "{\"error\":{\"message\":42}}", "{\"error\":{\"message\":null}}",
+        "{\"message\":\"top-level message\"}",
+        "{\"error\":{\"message\":\"truncated",
+    };
+    apr_pool_t *p = *state;
+    apr_size_t i;
+
+    for (i = 0; i < sizeof(bodies) / sizeof(bodies[0]); i++) {
+        if (ark_provider_error_message(bodies[i], strlen(bodies[i]), SECRET,
+                                       p)) {
+            fail_msg("message found in: %s", bodies[i]);
+        }
+    }
+    assert_null(ark_provider_error_message(NULL, 0, SECRET, p));
+}
+
+static const char *message_body(apr_pool_t *p, const char *msg)
+{
+    json_t *j = json_pack("{s:{s:s,s:s}}", "error", "message", msg, "type",
+                          "invalid_request_error");
+    const char *text = ark_json_pdump(j, NULL, p);
+
+    json_decref(j);
+    return text;
+}
+
+static const char *msg_for(apr_pool_t *p, const char *msg,
+                           const char *secret)
+{
+    const char *body = message_body(p, msg);
+
+    return ark_provider_error_message(body, strlen(body), secret, p);
+}
+
+static void error_message_hides_secret(void **state)
+{
+    apr_pool_t *p = *state;
+
+    /* the whole secret, its first 8 characters (OpenAI's masked key),
+     * any 8 characters from its middle, its last 8 */
+    assert_null(msg_for(p, "Incorrect API key provided: " SECRET ".",
+                        SECRET));
+    assert_null(msg_for(p, "Incorrect API key provided: sk-proj-*****"
+                           "****cdef.", SECRET));
+    assert_null(msg_for(p, "bad token ...S3cr3tV4... here", SECRET));
+    assert_null(msg_for(p, "ends 89abcdef", SECRET));
+    /* 7 characters are not enough to say anything */
+    assert_string_equal(msg_for(p, "key ending in 9abcdef is invalid",
+                                SECRET),
+                        "key ending in 9abcdef is invalid");
+    assert_string_equal(msg_for(p, "sk-proj is not accepted here", SECRET),
+                        "sk-proj is not accepted here");
+    /* a secret shorter than 8 characters is matched whole */
+    assert_null(msg_for(p, "bad key abc123!", "abc123"));
+    assert_string_equal(msg_for(p, "bad key abc12", "abc123"),
+                        "bad key abc12");
+    /* without a secret nothing is withheld */
+    assert_string_equal(msg_for(p, "Incorrect API key provided: " SECRET,
+                                NULL),
+                        "Incorrect API key provided: " SECRET);
+}
+
+static void error_message_truncated(void **state)
+{
+    apr_pool_t *p = *state;
+    char *long_msg = apr_palloc(p, 2001);
+    const char *m;
+
+    memset(long_msg, 'e', 2000);
+    long_msg[2000] = '\0';
+    m = msg_for(p, long_msg, SECRET);
+    assert_non_null(m);
+    assert_int_equal(strlen(m), 512 + 3);
+    assert_string_equal(m + 512, "...");
+    assert_memory_equal(m, long_msg, 512);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(build_plain_request, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(build_stream_adds_include_usage,
+                                        setup, teardown),
+        cmocka_unit_test_setup_teardown(build_keeps_other_stream_options,
+                                        setup, teardown),
+        cmocka_unit_test_setup_teardown(build_without_secret, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(build_body_never_holds_secret, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(parse_real_completion, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(parse_completion_without_usage,
+                                        setup, teardown),
+        cmocka_unit_test_setup_teardown(parse_rejects_malformed, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(parse_uses_len_not_nul, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(stream_done, setup, teardown),
+        cmocka_unit_test_setup_teardown(stream_chunks_relayed_byte_for_byte,
+                                        setup, teardown),
+        cmocka_unit_test_setup_teardown(stream_usage_chunk_withheld, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(
+            stream_usage_chunk_relayed_when_asked, setup, teardown),
+        cmocka_unit_test_setup_teardown(stream_usage_in_content_chunk, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(stream_malformed_event, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(stream_error_event, setup, teardown),
+        cmocka_unit_test_setup_teardown(stream_emitter_failure, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(stream_whole_path_in_any_split,
+                                        setup, teardown),
+        cmocka_unit_test_setup_teardown(map_error_statuses, setup, teardown),
+        cmocka_unit_test_setup_teardown(
+            map_error_auth_never_relays_upstream_text, setup, teardown),
+        cmocka_unit_test_setup_teardown(error_message_extracts, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(error_message_absent, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(error_message_hides_secret, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(error_message_truncated, setup,
+                                        teardown),
+    };
+    int rc;
+
+    apr_initialize();
+    apr_pool_create(&root_pool, NULL);
+    rc = cmocka_run_group_tests(tests, NULL, NULL);
+    apr_pool_destroy(root_pool);
+    apr_terminate();
+    return rc;
+}
