@@ -100,6 +100,18 @@ int ark_name_valid(const char *s)
     return n <= 128;
 }
 
+static apr_status_t parse_uint(apr_int64_t *out, const char *v)
+{
+    char *end;
+
+    if (!v || !apr_isdigit(*v)) {
+        return APR_EINVAL;
+    }
+    errno = 0;
+    *out = apr_strtoi64(v, &end, 10);
+    return errno || *end ? APR_EINVAL : APR_SUCCESS;
+}
+
 static const char *parse_timeout(apr_interval_time_t *out, const char *v,
                                  const char *what, apr_pool_t *p)
 {
@@ -188,41 +200,390 @@ const char *ark_provider_parse(ark_provider_t **pprov, int argc,
                 return err;
             }
         }
+        else if (!strcmp(k, "tags")) {
+            if ((err = ark_tags_parse(&prov->tags, v, p))) {
+                return apr_psprintf(p, "ArkProvider %s: tags=: %s",
+                                    argv[0], err);
+            }
+        }
+        else if (!strcmp(k, "max-conns")) {
+            apr_int64_t n;
+
+            if (parse_uint(&n, v) != APR_SUCCESS || n < 1 || n > 100000) {
+                return apr_psprintf(p, "ArkProvider %s: max-conns='%s' is "
+                                    "not a number between 1 and 100000",
+                                    argv[0], v);
+            }
+            prov->max_conns = (unsigned int)n;
+        }
+        else if (prov->type->check_option) {
+            if ((err = prov->type->check_option(k, v, p))) {
+                return apr_psprintf(p, "ArkProvider %s: %s", argv[0], err);
+            }
+            if (!prov->options) {
+                prov->options = apr_table_make(p, 4);
+            }
+            apr_table_set(prov->options, k, v);
+        }
         else {
             return apr_psprintf(p, "ArkProvider %s: unknown option '%s' "
                                 "(expected key=, connect-timeout=, "
-                                "timeout=)", argv[0], k);
+                                "timeout=, tags=, max-conns=)", argv[0], k);
         }
     }
     *pprov = prov;
     return NULL;
 }
 
-const char *ark_model_add(apr_hash_t *models, const char *alias,
-                          const ark_provider_t *prov, const char *upstream,
-                          apr_pool_t *p)
+static apr_status_t parse_price(double *out, const char *v)
 {
+    char *end;
+    double d = strtod(v, &end);
+
+    if (end == v || *end || !(d >= 0.0) || d > 1e6) {
+        return APR_EINVAL;
+    }
+    *out = d;
+    return APR_SUCCESS;
+}
+
+const char *ark_model_add(apr_hash_t *models, const ark_provider_t *prov,
+                          int argc, char *const argv[], apr_pool_t *p)
+{
+    const char *alias = argv[0], *upstream = NULL, *err;
+    apr_array_header_t *own_tags = NULL;
+    ark_channel_t ch;
     ark_model_t *m;
-    ark_channel_t *ch;
+    int i;
 
     if (!ark_name_valid(alias)) {
         return apr_psprintf(p, "ArkModel: invalid alias '%s' (1-128 "
                             "characters of A-Z a-z 0-9 . _ : / @ -)", alias);
     }
-    if (upstream && (!*upstream || strlen(upstream) > 256
-                     || strpbrk(upstream, " \t\"\\"))) {
-        return apr_psprintf(p, "ArkModel %s: invalid upstream model name",
-                            alias);
+    memset(&ch, 0, sizeof(ch));
+    ch.provider = prov;
+    ch.price_in = ch.price_out = -1.0;
+    ch.cost_coef = 1.0;
+    ch.weight = 1;
+    ch.max_conns = prov->max_conns;
+    i = 2;
+    if (argc > 2 && !strchr(argv[2], '=')) {
+        upstream = argv[2];
+        i = 3;
+        if (!*upstream || strlen(upstream) > 256
+            || strpbrk(upstream, " \t\"\\")) {
+            return apr_psprintf(p, "ArkModel %s: invalid upstream model "
+                                "name", alias);
+        }
     }
+    for (; i < argc; i++) {
+        const char *eq = strchr(argv[i], '='), *k, *v;
+
+        if (!eq) {
+            return apr_psprintf(p, "ArkModel %s: option '%s' is not "
+                                "name=value", alias, argv[i]);
+        }
+        k = apr_pstrmemdup(p, argv[i], (apr_size_t)(eq - argv[i]));
+        v = eq + 1;
+        if (!strcmp(k, "price")) {
+            const char *slash = strchr(v, '/');
+
+            if (!slash
+                || parse_price(&ch.price_in, apr_pstrmemdup(
+                                   p, v, (apr_size_t)(slash - v)))
+                || parse_price(&ch.price_out, slash + 1)) {
+                return apr_psprintf(p, "ArkModel %s: price='%s' is not "
+                                    "INPUT/OUTPUT prices per 1M tokens, "
+                                    "e.g. price=2.50/10", alias, v);
+            }
+        }
+        else if (!strcmp(k, "cost")) {
+            if (parse_price(&ch.cost_coef, v)) {
+                return apr_psprintf(p, "ArkModel %s: cost='%s' is not a "
+                                    "non-negative number", alias, v);
+            }
+        }
+        else if (!strcmp(k, "weight")) {
+            apr_int64_t n;
+
+            if (parse_uint(&n, v) != APR_SUCCESS || n < 1 || n > 10000) {
+                return apr_psprintf(p, "ArkModel %s: weight='%s' is not a "
+                                    "number between 1 and 10000", alias, v);
+            }
+            ch.weight = (unsigned int)n;
+        }
+        else if (!strcmp(k, "tags")) {
+            if ((err = ark_tags_parse(&own_tags, v, p))) {
+                return apr_psprintf(p, "ArkModel %s: tags=: %s", alias, err);
+            }
+        }
+        else if (!strcmp(k, "name")) {
+            if (!ark_name_valid(v)) {
+                return apr_psprintf(p, "ArkModel %s: invalid channel name "
+                                    "'%s'", alias, v);
+            }
+            ch.name = v;
+        }
+        else {
+            return apr_psprintf(p, "ArkModel %s: unknown option '%s' "
+                                "(expected price=, cost=, weight=, tags=, "
+                                "name=)", alias, k);
+        }
+    }
+    ch.upstream_model = apr_pstrdup(p, upstream ? upstream : alias);
+    if (!ch.name) {
+        ch.name = apr_pstrcat(p, prov->name, "/", ch.upstream_model, NULL);
+    }
+    ch.tags = apr_array_make(p, 4, sizeof(ark_tag_t));
+    if (prov->tags) {
+        apr_array_cat(ch.tags, prov->tags);
+    }
+    if (own_tags) {
+        apr_array_cat(ch.tags, own_tags);
+    }
+
     m = apr_hash_get(models, alias, APR_HASH_KEY_STRING);
     if (!m) {
         m = apr_pcalloc(p, sizeof(*m));
         m->alias = apr_pstrdup(p, alias);
         m->channels = apr_array_make(p, 2, sizeof(ark_channel_t));
+        ark_route_policy_unset(&m->policy);
         apr_hash_set(models, m->alias, APR_HASH_KEY_STRING, m);
     }
-    ch = apr_array_push(m->channels);
-    ch->provider = prov;
-    ch->upstream_model = apr_pstrdup(p, upstream ? upstream : alias);
+    for (i = 0; i < m->channels->nelts; i++) {
+        if (!strcmp(APR_ARRAY_IDX(m->channels, i, ark_channel_t).name,
+                    ch.name)) {
+            return apr_psprintf(p, "ArkModel %s: channel '%s' is defined "
+                                "twice (give one a name=)", alias, ch.name);
+        }
+    }
+    *(ark_channel_t *)apr_array_push(m->channels) = ch;
     return NULL;
+}
+
+void ark_route_policy_unset(ark_route_policy_t *pol)
+{
+    pol->strategy = -1;
+    pol->hedge = -1;
+    pol->hedge_delay = 0;
+    pol->max_attempts = 0;
+    pol->deadline = 0;
+}
+
+void ark_route_policy_merge(ark_route_policy_t *out,
+                            const ark_route_policy_t *base,
+                            const ark_route_policy_t *over)
+{
+    ark_route_policy_t r = *base;
+
+    if (over->strategy >= 0) {
+        r.strategy = over->strategy;
+    }
+    if (over->hedge >= 0) {
+        r.hedge = over->hedge;
+        r.hedge_delay = over->hedge_delay;
+    }
+    if (over->max_attempts > 0) {
+        r.max_attempts = over->max_attempts;
+    }
+    if (over->deadline > 0) {
+        r.deadline = over->deadline;
+    }
+    *out = r;
+}
+
+const char *ark_route_policy_parse(ark_route_policy_t *pol, int argc,
+                                   char *const argv[], apr_pool_t *p)
+{
+    int i;
+
+    for (i = 0; i < argc; i++) {
+        const char *eq = strchr(argv[i], '='), *k, *v;
+
+        if (!eq) {
+            return apr_psprintf(p, "ArkRoute: option '%s' is not "
+                                "name=value", argv[i]);
+        }
+        k = apr_pstrmemdup(p, argv[i], (apr_size_t)(eq - argv[i]));
+        v = eq + 1;
+        if (!strcmp(k, "strategy")) {
+            pol->strategy = ark_strategy_parse(v);
+            if (pol->strategy < 0) {
+                return apr_psprintf(p, "ArkRoute: unknown strategy '%s' "
+                                    "(expected score, fallback, weighted, "
+                                    "least-latency or cost)", v);
+            }
+        }
+        else if (!strcmp(k, "hedge")) {
+            if (!strcmp(v, "off")) {
+                pol->hedge = 0;
+                pol->hedge_delay = 0;
+            }
+            else if (!strcmp(v, "on") || !strcmp(v, "p95")) {
+                pol->hedge = 1;
+                pol->hedge_delay = 0;
+            }
+            else if (ark_parse_duration(&pol->hedge_delay, v) == APR_SUCCESS
+                     && pol->hedge_delay > 0
+                     && pol->hedge_delay <= ARK_MAX_TIMEOUT) {
+                pol->hedge = 1;
+            }
+            else {
+                return apr_psprintf(p, "ArkRoute: hedge='%s' must be off, "
+                                    "p95, or a delay such as 800ms", v);
+            }
+        }
+        else if (!strcmp(k, "attempts")) {
+            apr_int64_t n;
+
+            if (parse_uint(&n, v) != APR_SUCCESS || n < 1
+                || n > ARK_MAX_MAX_ATTEMPTS) {
+                return apr_psprintf(p, "ArkRoute: attempts='%s' is not a "
+                                    "number between 1 and %d", v,
+                                    ARK_MAX_MAX_ATTEMPTS);
+            }
+            pol->max_attempts = (int)n;
+        }
+        else if (!strcmp(k, "deadline")) {
+            if (ark_parse_duration(&pol->deadline, v) != APR_SUCCESS
+                || pol->deadline <= 0 || pol->deadline > ARK_MAX_TIMEOUT) {
+                return apr_psprintf(p, "ArkRoute: deadline='%s' is not a "
+                                    "duration between 1ms and 1h", v);
+            }
+        }
+        else {
+            return apr_psprintf(p, "ArkRoute: unknown option '%s' (expected "
+                                "strategy=, hedge=, attempts=, deadline=)",
+                                k);
+        }
+    }
+    return NULL;
+}
+
+static apr_status_t parse_fraction(double *out, const char *v)
+{
+    char *end;
+    double d = strtod(v, &end);
+
+    if (end == v || *end || !(d >= 0.0 && d <= 1.0)) {
+        return APR_EINVAL;
+    }
+    *out = d;
+    return APR_SUCCESS;
+}
+
+const char *ark_weights_parse(ark_weights_t *w, int argc, char *const argv[],
+                              apr_pool_t *p)
+{
+    ark_weights_t r = { 0, 0, 0 };
+    int i;
+
+    for (i = 0; i < argc; i++) {
+        const char *eq = strchr(argv[i], '=');
+        double *dst = NULL;
+
+        if (eq && !strncmp(argv[i], "cost=", 5)) {
+            dst = &r.cost;
+        }
+        else if (eq && !strncmp(argv[i], "latency=", 8)) {
+            dst = &r.latency;
+        }
+        else if (eq && !strncmp(argv[i], "reliability=", 12)) {
+            dst = &r.reliability;
+        }
+        if (!dst || parse_fraction(dst, eq + 1) != APR_SUCCESS) {
+            return apr_psprintf(p, "ArkScoreWeights: '%s' is not cost=, "
+                                "latency= or reliability= with a value "
+                                "between 0 and 1", argv[i]);
+        }
+    }
+    if (r.cost + r.latency + r.reliability <= 0.0) {
+        return "ArkScoreWeights: at least one weight must be above 0";
+    }
+    *w = r;
+    return NULL;
+}
+
+const char *ark_breaker_parse(ark_breaker_conf_t *bc, int argc,
+                              char *const argv[], apr_pool_t *p)
+{
+    int i;
+
+    for (i = 0; i < argc; i++) {
+        const char *eq = strchr(argv[i], '='), *k, *v;
+        apr_int64_t n;
+
+        if (!eq) {
+            return apr_psprintf(p, "ArkCircuit: option '%s' is not "
+                                "name=value", argv[i]);
+        }
+        k = apr_pstrmemdup(p, argv[i], (apr_size_t)(eq - argv[i]));
+        v = eq + 1;
+        if (!strcmp(k, "failures") || !strcmp(k, "min-requests")
+            || !strcmp(k, "probes")) {
+            if (parse_uint(&n, v) != APR_SUCCESS || n < 1 || n > 100000) {
+                return apr_psprintf(p, "ArkCircuit: %s='%s' is not a "
+                                    "number between 1 and 100000", k, v);
+            }
+            if (k[0] == 'f') {
+                bc->failures = (unsigned int)n;
+            }
+            else if (k[0] == 'm') {
+                bc->min_requests = (unsigned int)n;
+            }
+            else {
+                bc->probes = (unsigned int)n;
+            }
+        }
+        else if (!strcmp(k, "error-ratio")) {
+            if (parse_fraction(&bc->error_ratio, v) != APR_SUCCESS
+                || bc->error_ratio <= 0.0) {
+                return apr_psprintf(p, "ArkCircuit: error-ratio='%s' is not "
+                                    "a number in (0, 1] (1 disables the "
+                                    "ratio rule)", v);
+            }
+        }
+        else if (!strcmp(k, "window") || !strcmp(k, "cooldown")) {
+            apr_interval_time_t t;
+
+            if (ark_parse_duration(&t, v) != APR_SUCCESS
+                || t < apr_time_from_msec(100) || t > ARK_MAX_TIMEOUT) {
+                return apr_psprintf(p, "ArkCircuit: %s='%s' is not a "
+                                    "duration between 100ms and 1h", k, v);
+            }
+            if (k[0] == 'w') {
+                bc->window = t;
+            }
+            else {
+                bc->cooldown = t;
+            }
+        }
+        else {
+            return apr_psprintf(p, "ArkCircuit: unknown option '%s' "
+                                "(expected failures=, error-ratio=, "
+                                "min-requests=, window=, cooldown=, "
+                                "probes=)", k);
+        }
+    }
+    return NULL;
+}
+
+double ark_channel_cost(const ark_channel_t *ch, const ark_req_t *req)
+{
+    double in = req ? (double)req->body_len / 4.0 : 256.0, out = 256.0;
+    const json_t *mt = NULL;
+
+    if (req && req->root) {
+        mt = json_object_get(req->root, "max_completion_tokens");
+        if (!json_is_integer(mt)) {
+            mt = json_object_get(req->root, "max_tokens");
+        }
+    }
+    if (json_is_integer(mt) && json_integer_value(mt) > 0) {
+        out = (double)json_integer_value(mt);
+    }
+    if (ch->price_in >= 0 && ch->price_out >= 0) {
+        return (ch->price_in * in + ch->price_out * out) / 1e6;
+    }
+    return ch->cost_coef * (in + out) / 1e6;
 }

@@ -14,6 +14,8 @@
 #include <apr_time.h>
 
 #include "ark_provider.h"
+#include "ark_route.h"
+#include "ark_signals.h"
 
 /* Defaults and bounds of the directives. */
 #define ARK_DEFAULT_CONNECT_TIMEOUT apr_time_from_sec(5)
@@ -25,15 +27,39 @@
 /* Answers larger than this are refused as malformed (502). */
 #define ARK_MAX_UPSTREAM_RESPONSE   (64 * 1024 * 1024)
 
-/* A model alias and the channels that serve it (one per ArkModel line). */
+/* A channel: one way to serve a model alias (one ArkModel line). */
 typedef struct ark_channel_t {
+    const char *name;                /* name=, else "provider/model" */
     const ark_provider_t *provider;
     const char *upstream_model;
+    double price_in, price_out;      /* per 1M tokens; < 0: not set */
+    double cost_coef;                /* relative cost when no price */
+    unsigned int weight;             /* for `weighted`, >= 1 */
+    apr_array_header_t *tags;        /* ark_tag_t: provider's + own */
+    unsigned int max_conns;          /* 0: no cap (from the provider) */
+    int slot;                        /* index of its shared signals slot */
+    const char *defined_at;
 } ark_channel_t;
+
+/* Routing policy of an alias or location (ArkRoute); unset fields are
+ * taken from the next level: alias, location, server, built-in. */
+typedef struct ark_route_policy_t {
+    int strategy;                    /* ark_strategy_t, -1 unset */
+    int hedge;                       /* 1 on, 0 off, -1 unset */
+    apr_interval_time_t hedge_delay; /* 0: the channel's P95 TTFB */
+    int max_attempts;                /* 0 unset */
+    apr_interval_time_t deadline;    /* 0 unset */
+} ark_route_policy_t;
+
+#define ARK_DEFAULT_MAX_ATTEMPTS 3
+#define ARK_MAX_MAX_ATTEMPTS     10
+/* Hedge delay when a channel has no TTFB measurement yet. */
+#define ARK_DEFAULT_HEDGE_DELAY  apr_time_from_msec(2000)
 
 typedef struct ark_model_t {
     const char *alias;
     apr_array_header_t *channels;    /* ark_channel_t */
+    ark_route_policy_t policy;       /* ArkRoute <alias> */
 } ark_model_t;
 
 /* Parses a duration: "250ms", "5s", "2m", "1h", or a plain number of
@@ -53,12 +79,45 @@ apr_status_t ark_parse_size(apr_off_t *out, const char *s);
 const char *ark_provider_parse(ark_provider_t **pprov, int argc,
                                char *const argv[], apr_pool_t *p);
 
-/* Adds the channel (provider, upstream model) for alias to models
- * (alias -> ark_model_t), creating the alias on first use. upstream may
- * be NULL (same name as the alias). Returns NULL or an error sentence. */
-const char *ark_model_add(apr_hash_t *models, const char *alias,
-                          const ark_provider_t *prov, const char *upstream,
-                          apr_pool_t *p);
+/* Adds a channel for alias to models (alias -> ark_model_t), creating
+ * the alias on first use, from the arguments of
+ *   ArkModel <alias> <provider> [upstream-model] [price=IN/OUT]
+ *            [cost=COEF] [weight=N] [tags=k=v,...] [name=NAME]
+ * where argv[0] is the alias and prov the resolved provider (argv[1]).
+ * Returns NULL or an error sentence naming the directive. */
+const char *ark_model_add(apr_hash_t *models, const ark_provider_t *prov,
+                          int argc, char *const argv[], apr_pool_t *p);
+
+/* Parses ArkRoute options (strategy=, hedge=off|on|DURATION,
+ * attempts=N, deadline=DURATION) into *pol. Returns NULL or an error
+ * sentence. */
+const char *ark_route_policy_parse(ark_route_policy_t *pol, int argc,
+                                   char *const argv[], apr_pool_t *p);
+
+/* Fields of over that are set replace those of base, into *out. */
+void ark_route_policy_merge(ark_route_policy_t *out,
+                            const ark_route_policy_t *base,
+                            const ark_route_policy_t *over);
+
+/* Marks every field of *pol unset. */
+void ark_route_policy_unset(ark_route_policy_t *pol);
+
+/* Parses ArkScoreWeights arguments (cost=W latency=W reliability=W, each
+ * 0..1, at least one > 0) into *w. Returns NULL or an error sentence. */
+const char *ark_weights_parse(ark_weights_t *w, int argc, char *const argv[],
+                              apr_pool_t *p);
+
+/* Parses ArkCircuit arguments (failures=N error-ratio=R min-requests=N
+ * window=DUR cooldown=DUR probes=N) into *bc, keeping fields not named.
+ * Returns NULL or an error sentence. */
+const char *ark_breaker_parse(ark_breaker_conf_t *bc, int argc,
+                              char *const argv[], apr_pool_t *p);
+
+/* Estimated cost of one request on a channel, in price units: the
+ * prices per 1M tokens times the estimated input tokens (body bytes / 4)
+ * and output tokens (max_tokens, or 256); cost_coef times all tokens
+ * when the channel has no price. */
+double ark_channel_cost(const ark_channel_t *ch, const ark_req_t *req);
 
 /* True if s is a valid provider or model name: 1..128 characters of
  * [A-Za-z0-9._:/@-]. */

@@ -1,25 +1,31 @@
 /* The ark-gateway handler: OpenAI-compatible endpoints served by httpd.
  *
- * Data flow of POST .../chat/completions:
+ * Data flow of POST .../chat/completions (and .../embeddings):
  *   identify   the virtual key (Authorization: Bearer, x-api-key or
  *              api-key header) -> key record, or 401
  *   read       the body, bounded by ArkMaxBodySize (413)
  *   parse      and validate (400), resolve the model alias (404) and
  *              check the key may use it (403)
- *   call       build the provider's request and run it through the
- *              process's libcurl client; bytes are handed back as they
- *              arrive
+ *   route      order the alias's channels (ark_route.c) from their live
+ *              signals in shared memory, the key's priority class and
+ *              compliance tags, and the routing policy
+ *   call       try channels in that order: translate the request for the
+ *              channel's provider type, run it through the process's
+ *              libcurl client (optionally hedged on the next channel),
+ *              and fail over on a retryable failure, within the policy's
+ *              attempts and deadline
  *   answer     streamed requests relay SSE event by event with a flush
- *              after each; other answers are validated, then sent whole
+ *              after each; other answers are validated and sent whole
  *   log        one JSON access log line (log_transaction hook)
  *
- * Nothing is sent to the client before the upstream has answered with a
- * success status, so every failure before that point becomes a plain
- * OpenAI-format error. Once bytes have reached the client, a failure can
- * only end the stream: with an SSE error event and "data: [DONE]".
+ * Nothing is sent to the client before an upstream answered with a
+ * success status, so every failure up to that point can fail over, and
+ * becomes a plain error if no channel succeeds. Once a stream has begun,
+ * a failure can only end it: with an SSE error event and "data: [DONE]".
  * A client that goes away makes the next write fail, which aborts the
  * upstream transfer.
  */
+#include <stdatomic.h>
 #include <string.h>
 
 #include <apr_buckets.h>
@@ -41,23 +47,50 @@ typedef struct ark_rctx_t {
     ark_access_t log;
 } ark_rctx_t;
 
-/* One upstream call relaying to one client. */
-typedef struct ark_call_t {
-    request_rec *r;
-    ark_rctx_t *rc;
-    const ark_chat_req_t *req;
-    const ark_provider_t *prov;
+typedef struct ark_gw_t ark_gw_t;
+
+/* One upstream attempt on one channel. */
+typedef struct ark_attempt_t {
+    ark_gw_t *gw;
+    const ark_channel_t *ch;
+    ark_chan_slot_t *slot;
+    int probe;                /* a half-open probe of its circuit */
+    int hedge;                /* started as a hedge */
+    apr_time_t started;       /* when the attempt was made */
+    int cancel;               /* set when the other attempt won */
+    ark_upstream_req_t up;
+    ark_http_req_t hreq;
+    ark_http_result_t res;
     int decided;              /* first upstream bytes seen */
     int streaming;            /* relaying SSE to the client */
-    int client_gone;
     char *buf;                /* non-streamed body (answer or error) */
     apr_size_t len, cap;
     int too_large;
     ark_sse_parser_t *sse;
     ark_stream_t st;
     apr_status_t stream_rv;   /* translator failure, if any */
+} ark_attempt_t;
+
+/* The request being routed. */
+struct ark_gw_t {
+    request_rec *r;
+    ark_rctx_t *rc;
+    ark_server_conf_t *sc;
+    const ark_req_t *req;
+    const ark_model_t *model;
+    const ark_key_t *key;
+    ark_route_policy_t policy;
+    ark_priority_t priority;
+    int *order;               /* channel indices, best first */
+    int norder, next;         /* next: first not yet tried */
+    ark_attempt_t *winner;    /* the attempt whose 2xx answer won */
+    ark_attempt_t *race[2];   /* attempts of the current race */
+    int attempts;
+    int noncompliant;         /* channels the key may not use */
+    int client_gone;
+    apr_time_t deadline;
     apr_bucket_brigade *bb;
-} ark_call_t;
+};
 
 /* ---------------------------------------------------------- replying */
 
@@ -119,6 +152,30 @@ static int reply_json(request_rec *r, const char *body, apr_size_t len)
         ap_rwrite(body, (int)len, r);
     }
     return OK;
+}
+
+/* x-ark-* headers saying how the request was routed: the channel that
+ * answered (a, or NULL when none did), the number of upstream attempts
+ * (hedges included), and x-ark-route-ms, the time from the request's
+ * arrival to the start of the answering attempt: what routing, failed
+ * attempts and failover cost this request. */
+static void set_route_headers(ark_gw_t *gw, const ark_attempt_t *a)
+{
+    request_rec *r = gw->r;
+
+    if (a) {
+        apr_table_setn(r->headers_out, "x-ark-provider",
+                       a->ch->provider->name);
+        apr_table_setn(r->headers_out, "x-ark-channel", a->ch->name);
+        apr_table_setn(r->headers_out, "x-ark-route-ms",
+                       apr_psprintf(r->pool, "%.3f",
+                                    (double)(a->started - r->request_time)
+                                    / 1000.0));
+        gw->rc->log.provider = a->ch->provider->name;
+        gw->rc->log.upstream_model = a->ch->upstream_model;
+    }
+    apr_table_setn(r->headers_out, "x-ark-attempts",
+                   apr_itoa(r->pool, gw->attempts));
 }
 
 /* ------------------------------------------------------ authenticating */
@@ -190,6 +247,14 @@ static int authenticate(request_rec *r, const ark_key_t **pkey)
 
 /* ------------------------------------------------------------- body */
 
+static int too_large(request_rec *r, apr_size_t limit)
+{
+    return reply_error(r, 413, "request_too_large", NULL,
+                       apr_psprintf(r->pool, "The request body is larger "
+                                    "than the %" APR_SIZE_T_FMT " bytes "
+                                    "this endpoint accepts.", limit));
+}
+
 static int read_body(request_rec *r, const char **pbody, apr_size_t *plen)
 {
     ark_dir_conf_t *dc = ap_get_module_config(r->per_dir_config,
@@ -205,10 +270,7 @@ static int read_body(request_rec *r, const char **pbody, apr_size_t *plen)
                            "The request body could not be read.");
     }
     if (r->remaining > (apr_off_t)limit) {
-        return reply_error(r, 413, "request_too_large", NULL,
-            apr_psprintf(r->pool, "The request body is larger than the "
-                         "%" APR_SIZE_T_FMT " bytes this endpoint accepts.",
-                         limit));
+        return too_large(r, limit);
     }
     cap = r->remaining > 0 ? (apr_size_t)r->remaining + 1 : 16384;
     buf = apr_palloc(r->pool, cap);
@@ -220,10 +282,7 @@ static int read_body(request_rec *r, const char **pbody, apr_size_t *plen)
                 char *nb;
 
                 if (len >= limit) {
-                    return reply_error(r, 413, "request_too_large", NULL,
-                        apr_psprintf(r->pool, "The request body is larger "
-                                     "than the %" APR_SIZE_T_FMT " bytes "
-                                     "this endpoint accepts.", limit));
+                    return too_large(r, limit);
                 }
                 cap = cap * 2 > limit + 2 ? limit + 2 : cap * 2;
                 nb = apr_palloc(r->pool, cap);
@@ -241,10 +300,7 @@ static int read_body(request_rec *r, const char **pbody, apr_size_t *plen)
             }
             len += (apr_size_t)n;
             if (len > limit) {
-                return reply_error(r, 413, "request_too_large", NULL,
-                    apr_psprintf(r->pool, "The request body is larger than "
-                                 "the %" APR_SIZE_T_FMT " bytes this "
-                                 "endpoint accepts.", limit));
+                return too_large(r, limit);
             }
         }
     }
@@ -258,22 +314,23 @@ static int read_body(request_rec *r, const char **pbody, apr_size_t *plen)
 
 static apr_status_t emit_to_client(void *ctx, const char *buf, apr_size_t len)
 {
-    ark_call_t *c = ctx;
-    conn_rec *conn = c->r->connection;
+    ark_attempt_t *a = ctx;
+    ark_gw_t *gw = a->gw;
+    conn_rec *conn = gw->r->connection;
     apr_status_t rv;
 
-    if (c->client_gone) {
+    if (gw->client_gone) {
         return APR_ECONNABORTED;
     }
-    APR_BRIGADE_INSERT_TAIL(c->bb, apr_bucket_transient_create(
+    APR_BRIGADE_INSERT_TAIL(gw->bb, apr_bucket_transient_create(
                                 buf, len, conn->bucket_alloc));
-    APR_BRIGADE_INSERT_TAIL(c->bb, apr_bucket_flush_create(
+    APR_BRIGADE_INSERT_TAIL(gw->bb, apr_bucket_flush_create(
                                 conn->bucket_alloc));
-    rv = ap_pass_brigade(c->r->output_filters, c->bb);
-    apr_brigade_cleanup(c->bb);
+    rv = ap_pass_brigade(gw->r->output_filters, gw->bb);
+    apr_brigade_cleanup(gw->bb);
     if (rv != APR_SUCCESS || conn->aborted) {
-        c->client_gone = 1;
-        ap_log_rerror(APLOG_MARK, APLOG_TRACE1, rv, c->r, "client went "
+        gw->client_gone = 1;
+        ap_log_rerror(APLOG_MARK, APLOG_TRACE1, rv, gw->r, "client went "
                       "away mid-stream: aborting the upstream transfer");
         return APR_ECONNABORTED;
     }
@@ -282,243 +339,691 @@ static apr_status_t emit_to_client(void *ctx, const char *buf, apr_size_t len)
 
 static apr_status_t on_sse_event(void *ctx, const ark_sse_event_t *ev)
 {
-    ark_call_t *c = ctx;
-    apr_status_t rv = c->prov->type->stream_event(&c->st, ev);
+    ark_attempt_t *a = ctx;
+    apr_status_t rv = a->ch->provider->type->stream_event(&a->st, ev);
 
-    apr_pool_clear(c->st.pool);
-    if (rv != APR_SUCCESS && !c->client_gone) {
-        c->stream_rv = rv;
+    apr_pool_clear(a->st.pool);
+    if (rv != APR_SUCCESS && !a->gw->client_gone) {
+        a->stream_rv = rv;
     }
     return rv;
 }
 
-static void start_stream(ark_call_t *c)
+static void start_stream(ark_attempt_t *a)
 {
-    request_rec *r = c->r;
+    ark_gw_t *gw = a->gw;
+    request_rec *r = gw->r;
 
-    c->streaming = 1;
+    a->streaming = 1;
     r->status = HTTP_OK;
-    c->rc->log.status = HTTP_OK;
+    gw->rc->log.status = HTTP_OK;
+    set_route_headers(gw, a);
     ap_set_content_type(r, "text/event-stream; charset=utf-8");
     apr_table_setn(r->headers_out, "Cache-Control", "no-cache");
     apr_table_setn(r->headers_out, "X-Accel-Buffering", "no");
     apr_table_setn(r->subprocess_env, "no-gzip", "1");
-    c->sse = ark_sse_parser_make(r->pool, 0);
-    apr_pool_create(&c->st.pool, r->pool);
-    apr_pool_tag(c->st.pool, "ark_stream_event");
-    c->st.client_wants_usage = c->req->include_usage;
-    c->st.emit = emit_to_client;
-    c->st.emit_ctx = c;
-    ark_usage_clear(&c->st.usage);
+}
+
+/* Sets up the stream translation state of an attempt. */
+static void stream_init(ark_attempt_t *a)
+{
+    request_rec *r = a->gw->r;
+
+    a->sse = ark_sse_parser_make(r->pool, 0);
+    apr_pool_create(&a->st.pool, r->pool);
+    apr_pool_tag(a->st.pool, "ark_stream_event");
+    a->st.req = a->gw->req;
+    a->st.upstream_model = a->ch->upstream_model;
+    a->st.id = ark_completion_id_make(r->pool);
+    a->st.created = apr_time_now();
+    a->st.client_wants_usage = a->gw->req->include_usage;
+    a->st.emit = emit_to_client;
+    a->st.emit_ctx = a;
+    a->st.rpool = r->pool;
+    ark_usage_clear(&a->st.usage);
 }
 
 static apr_status_t on_upstream_data(void *ctx, int status,
                                      const char *content_type,
                                      const char *buf, apr_size_t len)
 {
-    ark_call_t *c = ctx;
+    ark_attempt_t *a = ctx;
+    ark_gw_t *gw = a->gw;
 
-    if (!c->decided) {
-        c->decided = 1;
-        if (c->req->stream && status >= 200 && status < 300
-            && content_type && ap_strcasestr(content_type,
-                                             "text/event-stream")) {
-            start_stream(c);
+    if (!a->decided) {
+        a->decided = 1;
+        if (status >= 200 && status < 300) {
+            int i;
+
+            if (gw->winner && gw->winner != a) {
+                return APR_ECONNABORTED;      /* lost the race */
+            }
+            gw->winner = a;
+            for (i = 0; i < 2; i++) {
+                if (gw->race[i] && gw->race[i] != a) {
+                    gw->race[i]->cancel = 1;
+                }
+            }
+            if (gw->req->stream && content_type
+                && ap_strcasestr(content_type, "text/event-stream")) {
+                start_stream(a);
+            }
         }
     }
-    if (c->streaming) {
-        return ark_sse_feed(c->sse, buf, len, on_sse_event, c);
+    if (a->streaming) {
+        return ark_sse_feed(a->sse, buf, len, on_sse_event, a);
     }
-    if (c->len + len > ARK_MAX_UPSTREAM_RESPONSE) {
-        c->too_large = 1;
+    if (a->len + len > ARK_MAX_UPSTREAM_RESPONSE) {
+        a->too_large = 1;
         return APR_ENOSPC;
     }
-    if (c->len + len + 1 > c->cap) {
-        apr_size_t cap = c->cap ? c->cap * 2 : 16384;
+    if (a->len + len + 1 > a->cap) {
+        apr_size_t cap = a->cap ? a->cap * 2 : 16384;
         char *nb;
 
-        while (cap < c->len + len + 1) {
+        while (cap < a->len + len + 1) {
             cap *= 2;
         }
-        nb = apr_palloc(c->r->pool, cap);
-        if (c->len) {
-            memcpy(nb, c->buf, c->len);
+        nb = apr_palloc(gw->r->pool, cap);
+        if (a->len) {
+            memcpy(nb, a->buf, a->len);
         }
-        c->buf = nb;
-        c->cap = cap;
+        a->buf = nb;
+        a->cap = cap;
     }
-    memcpy(c->buf + c->len, buf, len);
-    c->len += len;
-    c->buf[c->len] = '\0';
+    memcpy(a->buf + a->len, buf, len);
+    a->len += len;
+    a->buf[a->len] = '\0';
     return APR_SUCCESS;
 }
 
 /* Ends a stream that already reached the client after a failure: an
  * error event the OpenAI SDKs raise, then the terminator. */
-static void stream_fail(ark_call_t *c, const char *code, const char *msg)
+static void stream_fail(ark_attempt_t *a, const char *code, const char *msg)
 {
+    ark_gw_t *gw = a->gw;
     ark_err_t e;
     const char *ev;
 
-    c->rc->log.error_code = code;
-    if (c->client_gone) {
+    gw->rc->log.error_code = code;
+    if (gw->client_gone) {
         return;
     }
     ark_err_set(&e, 502, code, NULL, msg);
-    ev = apr_pstrcat(c->r->pool, "data: ", ark_err_json(&e, c->r->pool),
+    ev = apr_pstrcat(gw->r->pool, "data: ", ark_err_json(&e, gw->r->pool),
                      "\n\n", NULL);
-    if (emit_to_client(c, ev, strlen(ev)) == APR_SUCCESS) {
-        emit_to_client(c, "data: [DONE]\n\n", 14);
+    if (emit_to_client(a, ev, strlen(ev)) == APR_SUCCESS) {
+        emit_to_client(a, "data: [DONE]\n\n", 14);
     }
 }
 
-static void finish_stream(ark_call_t *c, const ark_http_result_t *res)
+/* Finishes a stream that reached the client; returns the outcome for the
+ * channel's signals. */
+static ark_outcome_t finish_stream(ark_attempt_t *a)
 {
-    request_rec *r = c->r;
+    ark_gw_t *gw = a->gw;
+    request_rec *r = gw->r;
+    const ark_provider_t *prov = a->ch->provider;
+    const ark_http_result_t *res = &a->res;
 
-    c->rc->log.usage = c->st.usage;
-    if (c->client_gone) {
-        c->rc->log.client_aborted = 1;
+    if (!gw->client_gone && res->fail == ARK_HTTP_OK && !a->stream_rv
+        && !a->st.done && prov->type->stream_end) {
+        a->stream_rv = prov->type->stream_end(&a->st);
+    }
+    gw->rc->log.usage = a->st.usage;
+    if (gw->client_gone) {
+        gw->rc->log.client_aborted = 1;
         ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, r, ARKLOGNO(00020)
                       "client closed the stream; upstream %s aborted after "
-                      "%" APR_SIZE_T_FMT " events", c->prov->name,
-                      c->st.events);
-        return;
+                      "%" APR_SIZE_T_FMT " events", a->ch->name,
+                      a->st.events);
+        return ARK_OUTCOME_NEUTRAL;
     }
-    if (c->stream_rv == APR_EGENERAL) {
+    if (a->stream_rv == APR_EGENERAL) {
         ap_log_rerror(APLOG_MARK, APLOG_WARNING, 0, r, ARKLOGNO(00021)
-                      "provider %s sent an error event mid-stream",
-                      c->prov->name);
-        stream_fail(c, "upstream_error", "The upstream provider failed "
+                      "channel %s sent an error event mid-stream",
+                      a->ch->name);
+        stream_fail(a, "upstream_error", "The upstream provider failed "
                     "while streaming the answer.");
+        return ARK_OUTCOME_FAILURE;
     }
-    else if (c->stream_rv != APR_SUCCESS) {
-        ap_log_rerror(APLOG_MARK, APLOG_WARNING, c->stream_rv, r,
-                      ARKLOGNO(00022) "provider %s sent a malformed stream "
-                      "event", c->prov->name);
-        stream_fail(c, "upstream_malformed", "The upstream provider sent a "
+    if (a->stream_rv != APR_SUCCESS) {
+        ap_log_rerror(APLOG_MARK, APLOG_WARNING, a->stream_rv, r,
+                      ARKLOGNO(00022) "channel %s sent a malformed stream "
+                      "event", a->ch->name);
+        stream_fail(a, "upstream_malformed", "The upstream provider sent a "
                     "malformed stream.");
+        return ARK_OUTCOME_FAILURE;
     }
-    else if (res->fail != ARK_HTTP_OK) {
+    if (res->fail != ARK_HTTP_OK) {
         ap_log_rerror(APLOG_MARK, APLOG_WARNING, 0, r, ARKLOGNO(00023)
-                      "provider %s: stream interrupted (%s: %s)",
-                      c->prov->name, ark_http_fail_name(res->fail),
+                      "channel %s: stream interrupted (%s: %s)", a->ch->name,
+                      ark_http_fail_name(res->fail),
                       res->detail ? res->detail : "");
-        c->rc->log.upstream_fail = ark_http_fail_name(res->fail);
-        stream_fail(c, res->fail == ARK_HTTP_TIMEOUT ? "upstream_timeout"
+        gw->rc->log.upstream_fail = ark_http_fail_name(res->fail);
+        stream_fail(a, res->fail == ARK_HTTP_TIMEOUT ? "upstream_timeout"
                                                      : "stream_interrupted",
                     "The upstream provider stopped before the answer was "
                     "complete.");
+        return ARK_OUTCOME_FAILURE;
     }
-    else if (!c->st.done) {
+    if (!a->st.done) {
         ap_log_rerror(APLOG_MARK, APLOG_WARNING, 0, r, ARKLOGNO(00024)
-                      "provider %s ended the stream without finishing it",
-                      c->prov->name);
-        stream_fail(c, "stream_interrupted", "The upstream provider "
+                      "channel %s ended the stream without finishing it",
+                      a->ch->name);
+        stream_fail(a, "stream_interrupted", "The upstream provider "
                     "stopped before the answer was complete.");
+        return ARK_OUTCOME_FAILURE;
     }
+    return ARK_OUTCOME_SUCCESS;
 }
 
-/* Turns a finished non-streamed call into the client's answer. */
-static int finish_plain(ark_call_t *c, const ark_http_result_t *res)
-{
-    request_rec *r = c->r;
-    const ark_provider_t *prov = c->prov;
-    const char *body;
-    apr_size_t blen;
-    ark_err_t e;
+/* ------------------------------------------------------- attempts */
 
-    if (c->too_large) {
+/* What an attempt that did not stream came to. */
+typedef enum {
+    ATTEMPT_OK,            /* *body is the client's answer */
+    ATTEMPT_RETRY,         /* failed: try the next channel */
+    ATTEMPT_FINAL          /* failed because of the request: answer *err */
+} attempt_verdict_t;
+
+static attempt_verdict_t judge_attempt(ark_attempt_t *a, const char **pbody,
+                                       apr_size_t *plen, ark_err_t *err,
+                                       ark_outcome_t *outcome)
+{
+    request_rec *r = a->gw->r;
+    const ark_provider_t *prov = a->ch->provider;
+    const ark_http_result_t *res = &a->res;
+    int st = res->status;
+
+    *outcome = ARK_OUTCOME_FAILURE;
+    if (a->too_large) {
         ap_log_rerror(APLOG_MARK, APLOG_WARNING, 0, r, ARKLOGNO(00030)
-                      "provider %s: answer larger than %d bytes",
-                      prov->name, ARK_MAX_UPSTREAM_RESPONSE);
-        return reply_error(r, 502, "upstream_malformed", NULL,
-                           "The upstream provider's answer was too large.");
+                      "channel %s: answer larger than %d bytes", a->ch->name,
+                      ARK_MAX_UPSTREAM_RESPONSE);
+        ark_err_set(err, 502, "upstream_malformed", NULL,
+                    "The upstream provider's answer was too large.");
+        return ATTEMPT_RETRY;
+    }
+    if (res->fail == ARK_HTTP_ABORTED && (a->cancel || a->gw->client_gone)) {
+        *outcome = ARK_OUTCOME_NEUTRAL;   /* lost the race, or no client */
+        ark_err_set(err, 502, "upstream_cancelled", NULL,
+                    "The upstream request was cancelled.");
+        return ATTEMPT_RETRY;
     }
     if (res->fail != ARK_HTTP_OK) {
-        c->rc->log.upstream_fail = ark_http_fail_name(res->fail);
+        a->gw->rc->log.upstream_fail = ark_http_fail_name(res->fail);
         ap_log_rerror(APLOG_MARK, APLOG_WARNING, 0, r, ARKLOGNO(00031)
-                      "provider %s: %s failure: %s", prov->name,
+                      "channel %s: %s failure: %s", a->ch->name,
                       ark_http_fail_name(res->fail),
                       res->detail ? res->detail : "");
         if (res->fail == ARK_HTTP_TIMEOUT) {
-            return reply_error(r, 504, "upstream_timeout", NULL,
-                               "The upstream provider did not answer in "
-                               "time.");
+            ark_err_set(err, 504, "upstream_timeout", NULL,
+                        "The upstream provider did not answer in time.");
         }
-        if (res->fail == ARK_HTTP_CONNECT || res->fail == ARK_HTTP_TLS) {
-            return reply_error(r, 502, "upstream_unreachable", NULL,
-                               "The upstream provider could not be "
-                               "reached.");
+        else if (res->fail == ARK_HTTP_CONNECT || res->fail == ARK_HTTP_TLS) {
+            ark_err_set(err, 502, "upstream_unreachable", NULL,
+                        "The upstream provider could not be reached.");
         }
-        return reply_error(r, 502, "upstream_connection_error", NULL,
-                           "The connection to the upstream provider failed "
-                           "before the answer was complete.");
+        else {
+            ark_err_set(err, 502, "upstream_connection_error", NULL,
+                        "The connection to the upstream provider failed "
+                        "before the answer was complete.");
+        }
+        return ATTEMPT_RETRY;
     }
-    if (res->status >= 200 && res->status < 300) {
-        if (c->req->stream) {
+    if (st >= 200 && st < 300) {
+        if (a->gw->req->stream) {
             ap_log_rerror(APLOG_MARK, APLOG_WARNING, 0, r, ARKLOGNO(00032)
-                          "provider %s answered a stream request without "
-                          "an event stream", prov->name);
-            return reply_error(r, 502, "upstream_malformed", NULL,
-                               "The upstream provider sent a malformed "
-                               "answer.");
+                          "channel %s answered a stream request without "
+                          "an event stream", a->ch->name);
+            ark_err_set(err, 502, "upstream_malformed", NULL,
+                        "The upstream provider sent a malformed answer.");
+            return ATTEMPT_RETRY;
         }
-        if (prov->type->parse_response(&body, &blen, &c->rc->log.usage,
-                                       c->buf ? c->buf : "", c->len,
-                                       r->pool) != APR_SUCCESS) {
+        if (prov->type->parse_response(pbody, plen, &a->gw->rc->log.usage,
+                                       a->gw->req, a->buf ? a->buf : "",
+                                       a->len, r->pool) != APR_SUCCESS) {
             ap_log_rerror(APLOG_MARK, APLOG_WARNING, 0, r, ARKLOGNO(00033)
-                          "provider %s sent a malformed answer (%"
-                          APR_SIZE_T_FMT " bytes, HTTP %d)", prov->name,
-                          c->len, res->status);
-            return reply_error(r, 502, "upstream_malformed", NULL,
-                               "The upstream provider sent a malformed "
-                               "answer.");
+                          "channel %s sent a malformed answer (%"
+                          APR_SIZE_T_FMT " bytes, HTTP %d)", a->ch->name,
+                          a->len, st);
+            ark_err_set(err, 502, "upstream_malformed", NULL,
+                        "The upstream provider sent a malformed answer.");
+            return ATTEMPT_RETRY;
         }
-        return reply_json(r, body, blen);
+        *outcome = ARK_OUTCOME_SUCCESS;
+        return ATTEMPT_OK;
     }
 
-    prov->type->map_error(&e, prov, res->status, c->buf, c->len, r->pool);
-    if (res->status == 401 || res->status == 403) {
+    prov->type->map_error(err, prov, st, a->buf, a->len, r->pool);
+    if (st == 401 || st == 403) {
         ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, ARKLOGNO(00034)
-                      "provider %s rejected the gateway's credentials "
-                      "(HTTP %d): check its key= source (%s)", prov->name,
-                      res->status, prov->defined_at);
+                      "channel %s: provider %s rejected the gateway's "
+                      "credentials (HTTP %d): check its key= source (%s)",
+                      a->ch->name, prov->name, st, prov->defined_at);
+        return ATTEMPT_RETRY;
     }
-    else if (res->status == 404) {
+    if (st == 404) {
         ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, ARKLOGNO(00035)
-                      "provider %s does not know upstream model or endpoint "
-                      "(HTTP 404): check ArkModel %s", prov->name,
-                      c->rc->log.model);
+                      "channel %s: provider %s does not know upstream model "
+                      "'%s' or its endpoint (HTTP 404): check %s",
+                      a->ch->name, prov->name, a->ch->upstream_model,
+                      a->ch->defined_at ? a->ch->defined_at : "ArkModel");
+        return ATTEMPT_RETRY;
     }
-    else {
-        ap_log_rerror(APLOG_MARK, res->status >= 500 || res->status == 429
-                      ? APLOG_WARNING : APLOG_DEBUG, 0, r, ARKLOGNO(00036)
-                      "provider %s answered HTTP %d", prov->name,
-                      res->status);
+    if (st == 429 || st == 408 || st >= 500) {
+        ap_log_rerror(APLOG_MARK, APLOG_WARNING, 0, r, ARKLOGNO(00036)
+                      "channel %s answered HTTP %d", a->ch->name, st);
+        if (st == 429) {
+            /* cooling down is how the channel pays for a 429, not with
+             * its breaker: the provider is healthy, just busy */
+            *outcome = ARK_OUTCOME_NEUTRAL;
+            err->retry_after = res->retry_after;
+        }
+        return ATTEMPT_RETRY;
     }
-    if (res->status == 429 && res->retry_after > 0) {
-        e.retry_after = res->retry_after;
+    /* 400, 413, 422, ...: the request itself; another channel would
+     * refuse it too */
+    ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, r, ARKLOGNO(00037)
+                  "channel %s refused the request (HTTP %d)", a->ch->name,
+                  st);
+    *outcome = ARK_OUTCOME_NEUTRAL;
+    return ATTEMPT_FINAL;
+}
+
+/* Releases the attempt's admission with its outcome. */
+static void attempt_release(ark_attempt_t *a, ark_outcome_t outcome)
+{
+    ark_gw_t *gw = a->gw;
+    apr_interval_time_t retry = 0;
+
+    if (a->res.status == 429) {
+        retry = a->res.retry_after > 0 ? a->res.retry_after
+                                       : apr_time_from_sec(1);
     }
-    return ark_error_reply(r, &e);
+    ark_sig_release(a->slot, &gw->sc->breaker, apr_time_now(), a->probe,
+                    outcome,
+                    outcome == ARK_OUTCOME_SUCCESS ? a->res.ttfb : -1,
+                    outcome == ARK_OUTCOME_SUCCESS ? a->res.total : -1,
+                    retry);
+}
+
+/* Makes an attempt on the next channel of the order that admits one, with
+ * its upstream request built; NULL when none is left. A channel whose
+ * provider type cannot express the request is skipped with *skip_err. */
+static ark_attempt_t *attempt_next(ark_gw_t *gw, ark_err_t *skip_err,
+                                   int *have_skip_err)
+{
+    request_rec *r = gw->r;
+
+    while (gw->next < gw->norder) {
+        const ark_channel_t *ch = &APR_ARRAY_IDX(gw->model->channels,
+                                                 gw->order[gw->next++],
+                                                 ark_channel_t);
+        ark_attempt_t *a;
+        apr_interval_time_t left;
+        ark_err_t e;
+
+        a = apr_pcalloc(r->pool, sizeof(*a));
+        a->gw = gw;
+        a->ch = ch;
+        a->slot = &gw->sc->slots[ch->slot];
+        if (ch->provider->type->build_request(&a->up, ch->provider,
+                                              ch->upstream_model, gw->req,
+                                              &e, r->pool) != APR_SUCCESS) {
+            ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, r, ARKLOGNO(00041)
+                          "channel %s cannot take this request: %s",
+                          ch->name, e.message);
+            if (!*have_skip_err) {
+                *skip_err = e;
+                *have_skip_err = 1;
+            }
+            continue;
+        }
+        if (!ark_sig_acquire(a->slot, &gw->sc->breaker, apr_time_now(),
+                             &a->probe)) {
+            continue;      /* its circuit opened since the order was made */
+        }
+        APR_ARRAY_PUSH(a->up.headers, const char *) = "User-Agent: mod_ark/"
+                                                      PACKAGE_VERSION;
+        a->hreq.url = a->up.url;
+        a->hreq.headers = a->up.headers;
+        a->hreq.body = a->up.body;
+        a->hreq.body_len = a->up.body_len;
+        a->hreq.connect_timeout = ch->provider->connect_timeout
+                                  ? ch->provider->connect_timeout
+                                  : gw->sc->connect_timeout;
+        a->hreq.timeout = ch->provider->timeout ? ch->provider->timeout
+                                                : gw->sc->timeout;
+        left = gw->deadline - apr_time_now();
+        if (left < a->hreq.timeout) {
+            a->hreq.timeout = left > 0 ? left : 1;
+        }
+        a->hreq.on_data = on_upstream_data;
+        a->hreq.ctx = a;
+        a->hreq.cancel = &a->cancel;
+        if (gw->req->stream) {
+            stream_init(a);
+        }
+        gw->attempts++;
+        a->started = apr_time_now();
+        return a;
+    }
+    return NULL;
+}
+
+/* Called by the race when the hedge delay passed without an answer. */
+static const ark_http_req_t *start_hedge(void *ctx,
+                                         ark_http_result_t **pres)
+{
+    ark_gw_t *gw = ctx;
+    ark_err_t e;
+    int have = 0;
+    ark_attempt_t *a = attempt_next(gw, &e, &have);
+
+    if (!a) {
+        return NULL;
+    }
+    a->hedge = 1;
+    gw->race[1] = a;
+    *pres = &a->res;
+    atomic_fetch_add(&a->slot->hedges, 1);
+    ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, gw->r, ARKLOGNO(00042)
+                  "no answer from %s yet: hedging on %s",
+                  gw->race[0]->ch->name, a->ch->name);
+    return &a->hreq;
+}
+
+static apr_interval_time_t hedge_delay(ark_gw_t *gw, const ark_attempt_t *a)
+{
+    ark_chan_view_t v;
+
+    if (gw->policy.hedge_delay > 0) {
+        return gw->policy.hedge_delay;
+    }
+    ark_sig_view(a->slot, &gw->sc->breaker, apr_time_now(), &v);
+    return v.p95_ttfb_ms > 0 ? (apr_interval_time_t)(v.p95_ttfb_ms * 1000)
+                             : ARK_DEFAULT_HEDGE_DELAY;
+}
+
+/* ------------------------------------------------------------ routing */
+
+static ark_route_policy_t effective_policy(request_rec *r,
+                                           ark_server_conf_t *sc,
+                                           const ark_model_t *m)
+{
+    ark_dir_conf_t *dc = ap_get_module_config(r->per_dir_config,
+                                              &ark_module);
+    ark_route_policy_t pol;
+    const ark_route_policy_t *alias_pol;
+
+    pol.strategy = ARK_STRATEGY_SCORE;
+    pol.hedge = 0;
+    pol.hedge_delay = 0;
+    pol.max_attempts = ARK_DEFAULT_MAX_ATTEMPTS;
+    pol.deadline = sc->timeout;
+    ark_route_policy_merge(&pol, &pol, &sc->policy);
+    ark_route_policy_merge(&pol, &pol, &dc->policy);
+    ark_route_policy_merge(&pol, &pol, &m->policy);
+    alias_pol = dc->alias_policies
+        ? apr_hash_get(dc->alias_policies, m->alias, APR_HASH_KEY_STRING)
+        : NULL;
+    if (alias_pol) {
+        ark_route_policy_merge(&pol, &pol, alias_pol);
+    }
+    return pol;
+}
+
+/* The request's priority: the key's class, lowered (never raised) by an
+ * x-ark-priority header. */
+static int request_priority(request_rec *r, const ark_key_t *key,
+                            ark_priority_t *prio)
+{
+    const char *h = apr_table_get(r->headers_in, "x-ark-priority");
+    int asked;
+
+    *prio = (ark_priority_t)key->priority;
+    if (!h) {
+        return DECLINED;
+    }
+    asked = ark_priority_parse(h);
+    if (asked < 0) {
+        return reply_error(r, 400, "invalid_priority", NULL,
+                           "Invalid x-ark-priority header: expected high, "
+                           "normal or low.");
+    }
+    if (asked > (int)*prio) {       /* larger is lower priority */
+        *prio = (ark_priority_t)asked;
+    }
+    return DECLINED;
+}
+
+/* Orders the model's channels for this request into gw->order; returns
+ * DECLINED, or replies 503 when no channel may serve it. */
+static int route(ark_gw_t *gw)
+{
+    request_rec *r = gw->r;
+    const ark_model_t *m = gw->model;
+    int n = m->channels->nelts, i, ncand = 0, noncompliant = 0;
+    ark_route_chan_t *chans = apr_pcalloc(r->pool, sizeof(*chans) * n);
+    ark_route_skip_t *skip = apr_pcalloc(r->pool, sizeof(*skip) * n);
+    int *map = apr_pcalloc(r->pool, sizeof(int) * n);
+    int *order = apr_pcalloc(r->pool, sizeof(int) * n);
+    apr_time_t now = apr_time_now(), retry_at = 0;
+    unsigned int ep = gw->req->endpoint == ARK_ENDPOINT_EMBEDDINGS
+                      ? ARK_EP_EMBEDDINGS : ARK_EP_CHAT;
+
+    for (i = 0; i < n; i++) {
+        const ark_channel_t *ch = &APR_ARRAY_IDX(m->channels, i,
+                                                 ark_channel_t);
+        ark_route_chan_t *c = &chans[ncand];
+
+        if (!(ch->provider->type->endpoints & ep)) {
+            continue;
+        }
+        c->cost = ark_channel_cost(ch, gw->req);
+        c->weight = ch->weight;
+        c->tags = ch->tags;
+        c->max_conns = ch->max_conns;
+        ark_sig_view(&gw->sc->slots[ch->slot], &gw->sc->breaker, now,
+                     &c->view);
+        map[ncand++] = i;
+    }
+    ark_route_order(order, &gw->norder, skip, chans, ncand,
+                    (ark_strategy_t)gw->policy.strategy,
+                    &gw->sc->weights[gw->priority], gw->key->tags,
+                    gw->req->stream,
+                    (uint64_t)now ^ ((uint64_t)(apr_uintptr_t)r << 16));
+    gw->order = apr_pcalloc(r->pool, sizeof(int) * (gw->norder + 1));
+    for (i = 0; i < gw->norder; i++) {
+        gw->order[i] = map[order[i]];
+    }
+    for (i = 0; i < ncand; i++) {
+        if (skip[i] == ARK_ROUTE_NONCOMPLIANT) {
+            noncompliant++;
+            gw->noncompliant++;
+        }
+        else if (skip[i] == ARK_ROUTE_UNAVAILABLE && chans[i].view.retry_at
+                 && (!retry_at || chans[i].view.retry_at < retry_at)) {
+            retry_at = chans[i].view.retry_at;
+        }
+    }
+    ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, r, ARKLOGNO(00040)
+                  "key '%s' (%s): model %s, %s: %d of %d channels usable "
+                  "(%d not compliant)%s", gw->key->name,
+                  ark_priority_name(gw->priority), m->alias,
+                  ark_strategy_name((ark_strategy_t)gw->policy.strategy),
+                  gw->norder, n, noncompliant,
+                  gw->req->stream ? ", streaming" : "");
+    if (gw->norder == 0) {
+        ark_err_t e;
+
+        if (ncand == 0) {
+            ark_err_setf(&e, r->pool, 400, "unsupported_endpoint", "model",
+                         "The model '%s' is not available on this "
+                         "endpoint.", m->alias);
+            return ark_error_reply(r, &e);
+        }
+        if (noncompliant == ncand) {
+            ark_err_setf(&e, r->pool, 503, "no_compliant_channel", "model",
+                         "No channel of the model '%s' satisfies this API "
+                         "key's compliance requirements.", m->alias);
+        }
+        else {
+            ark_err_setf(&e, r->pool, 503, "no_channel_available", "model",
+                         "No channel of the model '%s' is available right "
+                         "now; retry later.", m->alias);
+            if (retry_at > now) {
+                e.retry_after = retry_at - now;
+            }
+        }
+        ap_log_rerror(APLOG_MARK, APLOG_WARNING, 0, r, ARKLOGNO(00043)
+                      "model %s: no usable channel for key '%s' (%d not "
+                      "compliant, %d unavailable)", m->alias, gw->key->name,
+                      noncompliant, ncand - noncompliant);
+        return ark_error_reply(r, &e);
+    }
+    return DECLINED;
+}
+
+/* Tries the ordered channels until one answers; replies to the client. */
+static int call_upstreams(ark_gw_t *gw)
+{
+    request_rec *r = gw->r;
+    ark_err_t last, skip_err;
+    int have_last = 0, have_skip = 0;
+
+    if (!ark_http_client()) {
+        return reply_error(r, 500, "internal_error", NULL,
+                           "The gateway's HTTP client is not available.");
+    }
+    gw->deadline = r->request_time + gw->policy.deadline;
+    while (gw->attempts < gw->policy.max_attempts) {
+        ark_attempt_t *a, *tried[2];
+        int hedged = 0, i;
+        const char *body = NULL;
+        apr_size_t blen = 0;
+
+        if (apr_time_now() >= gw->deadline) {
+            ark_err_set(&last, 504, "deadline_exceeded", NULL,
+                        "No upstream provider answered within the "
+                        "request's deadline.");
+            have_last = 1;
+            break;
+        }
+        a = attempt_next(gw, &skip_err, &have_skip);
+        if (!a) {
+            break;
+        }
+        gw->race[0] = a;
+        gw->race[1] = NULL;
+        gw->winner = NULL;
+        if (gw->policy.hedge > 0 && gw->next < gw->norder
+            && gw->attempts < gw->policy.max_attempts) {
+            ark_http_race(ark_http_client(), &a->hreq, &a->res,
+                          hedge_delay(gw, a), start_hedge, gw, &hedged,
+                          r->pool);
+        }
+        else {
+            ark_http_perform(ark_http_client(), &a->hreq, &a->res, r->pool);
+        }
+        /* the winner of a race first, then the other */
+        tried[0] = gw->winner ? gw->winner : gw->race[0];
+        tried[1] = !gw->race[1] ? NULL
+                   : tried[0] == gw->race[0] ? gw->race[1] : gw->race[0];
+
+        for (i = 0; i < 2; i++) {
+            ark_attempt_t *t = tried[i];
+            ark_outcome_t outcome;
+            attempt_verdict_t v;
+            ark_err_t e;
+
+            if (!t) {
+                continue;
+            }
+            gw->rc->log.upstream_status = t->res.status;
+            gw->rc->log.upstream_new_conns = t->res.new_connections;
+            gw->rc->log.ttfb = t->res.ttfb;
+            if (t->streaming) {
+                attempt_release(t, finish_stream(t));
+                if (tried[1 - i]) {
+                    attempt_release(tried[1 - i], ARK_OUTCOME_NEUTRAL);
+                }
+                return OK;
+            }
+            v = judge_attempt(t, &body, &blen, &e, &outcome);
+            attempt_release(t, outcome);
+            if (v == ATTEMPT_OK) {
+                if (i == 0 && tried[1]) {
+                    attempt_release(tried[1], ARK_OUTCOME_NEUTRAL);
+                }
+                set_route_headers(gw, t);
+                return reply_json(r, body, blen);
+            }
+            if (gw->client_gone) {
+                return OK;
+            }
+            if (v == ATTEMPT_FINAL) {
+                if (i == 0 && tried[1]) {
+                    attempt_release(tried[1], ARK_OUTCOME_NEUTRAL);
+                }
+                set_route_headers(gw, t);
+                return ark_error_reply(r, &e);
+            }
+            if (strcmp(e.code, "upstream_cancelled") || !have_last) {
+                last = e;
+                have_last = 1;
+            }
+            gw->rc->log.provider = t->ch->provider->name;
+            gw->rc->log.upstream_model = t->ch->upstream_model;
+            apr_table_setn(r->headers_out, "x-ark-channel", t->ch->name);
+        }
+        ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, r, ARKLOGNO(00044)
+                      "model %s: attempt %d failed (%s), %s",
+                      gw->model->alias, gw->attempts,
+                      have_last ? last.code : "?",
+                      gw->next < gw->norder ? "failing over"
+                                            : "no channel left");
+    }
+    set_route_headers(gw, NULL);
+    if (have_last && gw->noncompliant > 0) {
+        /* say why the channels that might have answered were not used */
+        ark_err_t e;
+
+        ark_err_setf(&e, r->pool, 503, "no_compliant_channel_available",
+                     "model", "Every channel of the model '%s' that "
+                     "satisfies this API key's compliance requirements "
+                     "failed (last: %s); the model's other channels are "
+                     "not allowed for this key.", gw->model->alias,
+                     last.message);
+        e.retry_after = last.retry_after;
+        return ark_error_reply(r, &e);
+    }
+    if (have_last) {
+        return ark_error_reply(r, &last);
+    }
+    if (have_skip) {
+        return ark_error_reply(r, &skip_err);
+    }
+    return reply_error(r, 503, "no_channel_available", "model",
+                       "No channel of this model is available right now; "
+                       "retry later.");
 }
 
 /* -------------------------------------------------------- endpoints */
 
-static int handle_chat(request_rec *r, ark_rctx_t *rc)
+static int handle_completion(request_rec *r, ark_rctx_t *rc,
+                             ark_endpoint_t endpoint)
 {
     ark_server_conf_t *sc = srv_conf(r);
     const ark_key_t *key = NULL;
-    const ark_model_t *model;
-    const ark_channel_t *ch;
-    ark_chat_req_t req;
-    ark_upstream_req_t up;
-    ark_http_req_t hreq;
-    ark_http_result_t res;
-    ark_call_t call;
+    ark_req_t *req = apr_pcalloc(r->pool, sizeof(*req));
+    ark_gw_t *gw;
     const char *body = NULL;
     apr_size_t blen = 0;
     ark_err_t e;
+    apr_status_t st;
     int rv;
 
     if (r->method_number != M_POST) {
@@ -532,77 +1037,43 @@ static int handle_chat(request_rec *r, ark_rctx_t *rc)
     if ((rv = read_body(r, &body, &blen)) != DECLINED) {
         return rv;
     }
-    if (ark_chat_req_parse(&req, body, blen, &e, r->pool) != APR_SUCCESS) {
+    st = endpoint == ARK_ENDPOINT_CHAT
+         ? ark_chat_req_parse(req, body, blen, &e, r->pool)
+         : ark_embed_req_parse(req, body, blen, &e, r->pool);
+    if (st != APR_SUCCESS) {
         return ark_error_reply(r, &e);
     }
-    rc->log.model = req.model;
-    rc->log.stream = req.stream;
+    rc->log.model = req->model;
+    rc->log.stream = req->stream;
 
-    model = apr_hash_get(sc->models, req.model, APR_HASH_KEY_STRING);
-    if (!model) {
+    gw = apr_pcalloc(r->pool, sizeof(*gw));
+    gw->r = r;
+    gw->rc = rc;
+    gw->sc = sc;
+    gw->req = req;
+    gw->key = key;
+    gw->bb = apr_brigade_create(r->pool, r->connection->bucket_alloc);
+    gw->model = apr_hash_get(sc->models, req->model, APR_HASH_KEY_STRING);
+    if (!gw->model) {
         ark_err_setf(&e, r->pool, 404, "model_not_found", "model",
                      "The model '%s' does not exist or you do not have "
-                     "access to it.", ark_err_quote(req.model, 128, r->pool));
+                     "access to it.", ark_err_quote(req->model, 128, r->pool));
         return ark_error_reply(r, &e);
     }
-    if (!ark_key_allows_model(key, model->alias)) {
+    if (!ark_key_allows_model(key, gw->model->alias)) {
         ark_err_setf(&e, r->pool, 403, "model_not_allowed", "model",
                      "This API key is not allowed to use the model '%s'.",
-                     model->alias);
+                     gw->model->alias);
         return ark_error_reply(r, &e);
     }
-    if (!ark_http_client()) {
-        return reply_error(r, 500, "internal_error", NULL,
-                           "The gateway's HTTP client is not available.");
+    if ((rv = request_priority(r, key, &gw->priority)) != DECLINED) {
+        return rv;
     }
-
-    ch = &APR_ARRAY_IDX(model->channels, 0, ark_channel_t);
-    rc->log.provider = ch->provider->name;
-    rc->log.upstream_model = ch->upstream_model;
-    memset(&up, 0, sizeof(up));
-    if (ch->provider->type->build_request(&up, ch->provider,
-                                          ch->upstream_model, &req, &e,
-                                          r->pool) != APR_SUCCESS) {
-        return ark_error_reply(r, &e);
+    gw->policy = effective_policy(r, sc, gw->model);
+    if ((rv = route(gw)) != DECLINED) {
+        return rv;
     }
-    APR_ARRAY_PUSH(up.headers, const char *) = "User-Agent: mod_ark/"
-                                               PACKAGE_VERSION;
-
-    memset(&call, 0, sizeof(call));
-    call.r = r;
-    call.rc = rc;
-    call.req = &req;
-    call.prov = ch->provider;
-    call.bb = apr_brigade_create(r->pool, r->connection->bucket_alloc);
-    apr_table_setn(r->headers_out, "x-ark-provider", ch->provider->name);
-
-    memset(&hreq, 0, sizeof(hreq));
-    hreq.url = up.url;
-    hreq.headers = up.headers;
-    hreq.body = up.body;
-    hreq.body_len = up.body_len;
-    hreq.connect_timeout = ch->provider->connect_timeout
-                           ? ch->provider->connect_timeout
-                           : sc->connect_timeout;
-    hreq.timeout = ch->provider->timeout ? ch->provider->timeout
-                                         : sc->timeout;
-    hreq.on_data = on_upstream_data;
-    hreq.ctx = &call;
-
-    ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, r, ARKLOGNO(00040)
-                  "key '%s': model %s -> provider %s (%s)%s", key->name,
-                  model->alias, ch->provider->name, ch->upstream_model,
-                  req.stream ? ", streaming" : "");
-    ark_http_perform(ark_http_client(), &hreq, &res, r->pool);
-    rc->log.upstream_status = res.status;
-    rc->log.upstream_new_conns = res.new_connections;
-    rc->log.ttfb = res.ttfb;
-
-    if (call.streaming) {
-        finish_stream(&call, &res);
-        return OK;
-    }
-    return finish_plain(&call, &res);
+    return call_upstreams(gw);
 }
 
 static json_t *model_object(const char *alias, apr_time_t created)
@@ -682,7 +1153,10 @@ int ark_gateway_handler(request_rec *r)
     ap_set_module_config(r->request_config, &ark_module, rc);
 
     if (ends_with(uri, "/chat/completions")) {
-        return handle_chat(r, rc);
+        return handle_completion(r, rc, ARK_ENDPOINT_CHAT);
+    }
+    if (ends_with(uri, "/embeddings")) {
+        return handle_completion(r, rc, ARK_ENDPOINT_EMBEDDINGS);
     }
     if (ends_with(uri, "/models")) {
         return handle_models(r, NULL);

@@ -206,36 +206,27 @@ const char *ark_http_version(void)
     return curl_version();
 }
 
-apr_status_t ark_http_perform(ark_http_t *h, const ark_http_req_t *req,
-                              ark_http_result_t *res, apr_pool_t *p)
+/* Prepares handle c for req: headers (into *phdrs, freed by the
+ * caller), timeouts, body and the write callback feeding t. */
+static void transfer_setup(ark_http_t *h, CURL *c, const ark_http_req_t *req,
+                           transfer_t *t, struct curl_slist **phdrs,
+                           char *errbuf)
 {
-    transfer_t t;
     struct curl_slist *hdrs = NULL;
-    char errbuf[CURL_ERROR_SIZE];
-    CURLcode cc;
-    CURL *c;
-    long status = 0, nconn = 0;
     int i;
 
-    memset(res, 0, sizeof(*res));
-    memset(&t, 0, sizeof(t));
-    c = handle_get(h);
-    if (!c) {
-        res->fail = ARK_HTTP_OTHER;
-        res->detail = "curl_easy_init failed";
-        return APR_ENOMEM;
-    }
-    t.req = req;
-    t.curl = c;
-    t.t0 = apr_time_now();
+    memset(t, 0, sizeof(*t));
+    t->req = req;
+    t->curl = c;
+    t->t0 = apr_time_now();
     errbuf[0] = '\0';
-
     for (i = 0; req->headers && i < req->headers->nelts; i++) {
         hdrs = curl_slist_append(hdrs,
                                  APR_ARRAY_IDX(req->headers, i, const char *));
     }
     /* no "Expect: 100-continue" round trip before the body */
     hdrs = curl_slist_append(hdrs, "Expect:");
+    *phdrs = hdrs;
 
     curl_easy_setopt(c, CURLOPT_SHARE, h->share);
     curl_easy_setopt(c, CURLOPT_URL, req->url);
@@ -248,14 +239,16 @@ apr_status_t ark_http_perform(ark_http_t *h, const ark_http_req_t *req,
     curl_easy_setopt(c, CURLOPT_MAXCONNECTS, (long)h->max_idle);
     curl_easy_setopt(c, CURLOPT_ERRORBUFFER, errbuf);
     curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, write_cb);
-    curl_easy_setopt(c, CURLOPT_WRITEDATA, &t);
+    curl_easy_setopt(c, CURLOPT_WRITEDATA, t);
+    curl_easy_setopt(c, CURLOPT_PRIVATE, t);
     if (req->connect_timeout > 0) {
         curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS,
                          (long)apr_time_as_msec(req->connect_timeout));
     }
     if (req->timeout > 0) {
-        curl_easy_setopt(c, CURLOPT_TIMEOUT_MS,
-                         (long)apr_time_as_msec(req->timeout));
+        long ms = (long)apr_time_as_msec(req->timeout);
+
+        curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, ms > 0 ? ms : 1L);
     }
     if (req->body) {
         curl_easy_setopt(c, CURLOPT_POST, 1L);
@@ -263,40 +256,185 @@ apr_status_t ark_http_perform(ark_http_t *h, const ark_http_req_t *req,
         curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE,
                          (curl_off_t)req->body_len);
     }
+}
 
-    cc = curl_easy_perform(c);
+/* Fills *res once the transfer on c ended with cc. */
+static void transfer_result(CURL *c, CURLcode cc, transfer_t *t,
+                            const char *errbuf, ark_http_result_t *res,
+                            apr_pool_t *p)
+{
+    long status = 0, nconn = 0;
+    curl_off_t ra = 0;
 
+    memset(res, 0, sizeof(*res));
     curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
     curl_easy_getinfo(c, CURLINFO_NUM_CONNECTS, &nconn);
-    {
-        curl_off_t ra = 0;
-
-        if (curl_easy_getinfo(c, CURLINFO_RETRY_AFTER, &ra) == CURLE_OK
-            && ra > 0) {
-            res->retry_after = apr_time_from_sec((apr_time_t)ra);
-        }
+    if (curl_easy_getinfo(c, CURLINFO_RETRY_AFTER, &ra) == CURLE_OK
+        && ra > 0) {
+        res->retry_after = apr_time_from_sec((apr_time_t)ra);
     }
     res->status = (int)status;
     res->new_connections = nconn;
     res->fail = fail_from_curl(cc);
-    if (cc == CURLE_WRITE_ERROR && t.cb_status == APR_SUCCESS) {
+    if (cc == CURLE_WRITE_ERROR && t->cb_status == APR_SUCCESS) {
         res->fail = ARK_HTTP_OTHER;   /* curl's own write failure */
     }
     if (cc != CURLE_OK) {
         res->detail = apr_pstrdup(p, errbuf[0] ? errbuf
                                                : curl_easy_strerror(cc));
     }
-    res->total = apr_time_now() - t.t0;
-    res->ttfb = t.started ? t.t_first - t.t0 : res->total;
-    if (cc == CURLE_OK && !t.started) {
+    res->total = apr_time_now() - t->t0;
+    res->ttfb = t->started ? t->t_first - t->t0 : res->total;
+    if (cc == CURLE_OK && !t->started) {
         /* a response without a body: tell the caller its status */
-        t.cb_status = req->on_data(req->ctx, res->status, NULL, "", 0);
-        if (t.cb_status != APR_SUCCESS) {
+        t->cb_status = t->req->on_data(t->req->ctx, res->status, NULL, "", 0);
+        if (t->cb_status != APR_SUCCESS) {
             res->fail = ARK_HTTP_ABORTED;
         }
     }
+}
 
+apr_status_t ark_http_perform(ark_http_t *h, const ark_http_req_t *req,
+                              ark_http_result_t *res, apr_pool_t *p)
+{
+    transfer_t t;
+    struct curl_slist *hdrs = NULL;
+    char errbuf[CURL_ERROR_SIZE];
+    CURLcode cc;
+    CURL *c;
+
+    memset(res, 0, sizeof(*res));
+    c = handle_get(h);
+    if (!c) {
+        res->fail = ARK_HTTP_OTHER;
+        res->detail = "curl_easy_init failed";
+        return APR_ENOMEM;
+    }
+    transfer_setup(h, c, req, &t, &hdrs, errbuf);
+    cc = curl_easy_perform(c);
+    transfer_result(c, cc, &t, errbuf, res, p);
     handle_put(h, c);
     curl_slist_free_all(hdrs);
     return res->fail == ARK_HTTP_OK ? APR_SUCCESS : APR_EGENERAL;
+}
+
+/* One transfer of a race. */
+typedef struct {
+    CURL *curl;
+    transfer_t t;
+    struct curl_slist *hdrs;
+    char errbuf[CURL_ERROR_SIZE];
+    ark_http_result_t *res;
+    int active;
+} racer_t;
+
+static apr_status_t racer_start(ark_http_t *h, CURLM *multi, racer_t *rc,
+                                const ark_http_req_t *req,
+                                ark_http_result_t *res)
+{
+    rc->res = res;
+    memset(res, 0, sizeof(*res));
+    rc->curl = handle_get(h);
+    if (!rc->curl) {
+        res->fail = ARK_HTTP_OTHER;
+        res->detail = "curl_easy_init failed";
+        return APR_ENOMEM;
+    }
+    transfer_setup(h, rc->curl, req, &rc->t, &rc->hdrs, rc->errbuf);
+    if (curl_multi_add_handle(multi, rc->curl) != CURLM_OK) {
+        res->fail = ARK_HTTP_OTHER;
+        res->detail = "curl_multi_add_handle failed";
+        handle_put(h, rc->curl);
+        curl_slist_free_all(rc->hdrs);
+        rc->curl = NULL;
+        return APR_EGENERAL;
+    }
+    rc->active = 1;
+    return APR_SUCCESS;
+}
+
+/* Ends a racer: collects its result and returns its handle. */
+static void racer_end(ark_http_t *h, CURLM *multi, racer_t *rc, CURLcode cc,
+                      apr_pool_t *p)
+{
+    curl_multi_remove_handle(multi, rc->curl);
+    transfer_result(rc->curl, cc, &rc->t, rc->errbuf, rc->res, p);
+    handle_put(h, rc->curl);
+    curl_slist_free_all(rc->hdrs);
+    rc->curl = NULL;
+    rc->active = 0;
+}
+
+apr_status_t ark_http_race(ark_http_t *h, const ark_http_req_t *first,
+                           ark_http_result_t *res1,
+                           apr_interval_time_t hedge_after,
+                           ark_http_hedge_fn *hedge, void *ctx,
+                           int *hedged, apr_pool_t *p)
+{
+    ark_http_result_t *res2 = NULL;
+    racer_t rc[2];
+    apr_time_t hedge_at = apr_time_now() + hedge_after;
+    int hedge_done = 0, i;
+    CURLM *multi;
+
+    *hedged = 0;
+    memset(rc, 0, sizeof(rc));
+    multi = curl_multi_init();
+    if (!multi) {
+        return ark_http_perform(h, first, res1, p);
+    }
+    if (racer_start(h, multi, &rc[0], first, res1) != APR_SUCCESS) {
+        curl_multi_cleanup(multi);
+        return APR_EGENERAL;
+    }
+    while (rc[0].active || rc[1].active) {
+        CURLMsg *msg;
+        int still, left, timeout_ms = 100;
+        apr_time_t now = apr_time_now();
+
+        if (!hedge_done && rc[0].active && !rc[0].t.started
+            && now >= hedge_at) {
+            const ark_http_req_t *second = hedge(ctx, &res2);
+
+            hedge_done = 1;
+            if (second && res2
+                && racer_start(h, multi, &rc[1], second, res2)
+                   == APR_SUCCESS) {
+                *hedged = 1;
+            }
+        }
+        curl_multi_perform(multi, &still);
+        while ((msg = curl_multi_info_read(multi, &left))) {
+            if (msg->msg != CURLMSG_DONE) {
+                continue;
+            }
+            for (i = 0; i < 2; i++) {
+                if (rc[i].active && rc[i].curl == msg->easy_handle) {
+                    racer_end(h, multi, &rc[i], msg->data.result, p);
+                }
+            }
+        }
+        for (i = 0; i < 2; i++) {
+            if (rc[i].active && rc[i].t.req->cancel
+                && *rc[i].t.req->cancel) {
+                racer_end(h, multi, &rc[i], CURLE_ABORTED_BY_CALLBACK, p);
+                rc[i].res->fail = ARK_HTTP_ABORTED;
+            }
+        }
+        if (!rc[0].active && !rc[1].active) {
+            break;
+        }
+        if (!hedge_done && rc[0].active) {
+            apr_interval_time_t wait = hedge_at - apr_time_now();
+
+            if (wait < apr_time_from_msec(timeout_ms)) {
+                timeout_ms = wait > 0 ? (int)apr_time_as_msec(wait) + 1 : 0;
+            }
+        }
+        curl_multi_poll(multi, NULL, 0, timeout_ms, NULL);
+    }
+    curl_multi_cleanup(multi);
+    return res1->fail == ARK_HTTP_OK
+           || (*hedged && res2->fail == ARK_HTTP_OK) ? APR_SUCCESS
+                                                     : APR_EGENERAL;
 }

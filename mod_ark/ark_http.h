@@ -50,6 +50,8 @@ typedef struct ark_http_req_t {
     apr_interval_time_t timeout;     /* whole transfer; 0 = none */
     ark_http_data_cb *on_data;
     void *ctx;
+    const int *cancel;               /* ark_http_race only: once non-zero,
+                                      * the transfer is aborted */
 } ark_http_req_t;
 
 typedef struct ark_http_result_t {
@@ -73,6 +75,25 @@ apr_status_t ark_http_create(ark_http_t **ph, int max_idle, apr_pool_t *p);
  * both cases *res is filled. Scratch memory comes from p. */
 apr_status_t ark_http_perform(ark_http_t *h, const ark_http_req_t *req,
                               ark_http_result_t *res, apr_pool_t *p);
+
+/* Supplies the hedge request when it is due, and where its result goes
+ * (*pres); NULL: no hedge after all. */
+typedef const ark_http_req_t *ark_http_hedge_fn(void *ctx,
+                                                ark_http_result_t **pres);
+
+/* Runs `first`; if it has received no response byte after hedge_after
+ * and is still running, asks hedge(ctx) for a second request and runs
+ * both concurrently. Either transfer is aborted as soon as its
+ * req->cancel flag is set (the caller sets it for the loser when the
+ * other one's answer wins). Returns when every started transfer ended;
+ * *hedged tells whether the second one was started (its result went
+ * where the hedge function said). Returns APR_SUCCESS if at least one
+ * transfer received a complete response, APR_EGENERAL otherwise. */
+apr_status_t ark_http_race(ark_http_t *h, const ark_http_req_t *first,
+                           ark_http_result_t *res1,
+                           apr_interval_time_t hedge_after,
+                           ark_http_hedge_fn *hedge, void *ctx,
+                           int *hedged, apr_pool_t *p);
 
 /* The libcurl version string, for the startup log line. */
 const char *ark_http_version(void);

@@ -16,6 +16,11 @@
  * (usually zero or one) with CRYPTO_memcmp, scanning the whole chain even
  * after a match.
  *
+ * Two attributes feed the router (ark_route.h): priority= is one of its
+ * priority classes and tags= a list of compliance requirements, checked
+ * here item by item (so that messages can name a bad tag by its number
+ * without quoting it) and then built by ark_tags_parse.
+ *
  * ark_keys_format() writes the ring back out; the add/set/remove functions
  * are used only by the ark-keys CLI. Nothing here includes httpd headers.
  */
@@ -32,6 +37,7 @@
 #include <openssl/rand.h>
 
 #include "ark_keys.h"
+#include "ark_route.h"
 
 /* Initial (and minimum) number of digest buckets; a power of two. */
 #define KEYS_BUCKETS_MIN 16
@@ -46,20 +52,26 @@
 
 #define KEYS_NAME_RULE "1-64 characters of A-Z a-z 0-9 . _ @ -"
 #define KEYS_MODEL_RULE "A-Z a-z 0-9 . _ : / @ -"
-#define KEYS_ATTR_LIST "tenant, models, state, created, hint"
+#define KEYS_TAG_RULE "A-Z a-z 0-9 . _ : / -"
+#define KEYS_PRIORITY_LIST "high, normal or low"
+#define KEYS_ATTR_LIST "tenant, models, priority, tags, state, created, hint"
 
 static const char keys_header[] =
     "# Ark virtual keys. Edit with ark-keys; see docs/keys.md.\n"
     "# <name> sha256:<hex SHA-256 of the secret> [tenant=<tenant>]\n"
-    "#   [models=<alias>,<alias>...|*] [state=enabled|revoked]\n"
+    "#   [models=<alias>,<alias>...|*] [priority=high|normal|low]\n"
+    "#   [tags=<key>=<value>,<key>=<value>...] [state=enabled|revoked]\n"
     "#   [created=<YYYY-MM-DDTHH:MM:SSZ>] [hint=<last 4 characters>]\n"
-    "# Defaults: tenant=<name> models=* state=enabled.\n"
+    "# Defaults: tenant=<name> models=* priority=normal state=enabled,\n"
+    "# no tags. httpd reads this file on start and graceful reload.\n"
     "# Secrets are never stored here, only their hashes.\n"
     "\n";
 
 typedef enum {
     KEYS_ATTR_TENANT,
     KEYS_ATTR_MODELS,
+    KEYS_ATTR_PRIORITY,
+    KEYS_ATTR_TAGS,
     KEYS_ATTR_STATE,
     KEYS_ATTR_CREATED,
     KEYS_ATTR_HINT,
@@ -67,7 +79,7 @@ typedef enum {
 } keys_attr_e;
 
 static const char *const keys_attr_names[KEYS_ATTR_COUNT] = {
-    "tenant", "models", "state", "created", "hint"};
+    "tenant", "models", "priority", "tags", "state", "created", "hint"};
 
 typedef struct keys_entry_t keys_entry_t;
 
@@ -108,6 +120,13 @@ static int keys_is_name_char(char c)
 static int keys_is_model_char(char c)
 {
     return keys_is_name_char(c) || c == ':' || c == '/';
+}
+
+/* The characters ark_tags_parse accepts in a tag key or value. */
+static int keys_is_tag_char(char c)
+{
+    return keys_is_alnum(c) || c == '.' || c == '_' || c == '-' || c == ':' ||
+           c == '/';
 }
 
 static int keys_is_b64url_char(char c)
@@ -183,6 +202,89 @@ static int keys_hint_validn(const char *s, apr_size_t n)
         }
     }
     return 1;
+}
+
+static int keys_tag_partn(const char *s, apr_size_t n)
+{
+    apr_size_t i;
+
+    for (i = 0; i < n; i++) {
+        if (!keys_is_tag_char(s[i])) {
+            return 0;
+        }
+    }
+    return 1;
+}
+
+/* Checks tag number idx (from 1) of a list, split into key and value.
+ * Returns NULL if it is valid, else a message naming the tag by its
+ * number only: a tag may be anything, even a pasted secret. */
+static const char *keys_tag_checkn(const char *k, apr_size_t klen,
+                                   const char *v, apr_size_t vlen, int idx,
+                                   apr_pool_t *p)
+{
+    if (klen == 0) {
+        return apr_psprintf(p, "tag %d has an empty key", idx);
+    }
+    if (vlen == 0) {
+        return apr_psprintf(p, "tag %d has an empty value", idx);
+    }
+    if (klen > ARK_KEY_TAG_MAX || vlen > ARK_KEY_TAG_MAX) {
+        return apr_psprintf(p,
+                            "tag %d has a key or value longer than %d "
+                            "characters",
+                            idx, ARK_KEY_TAG_MAX);
+    }
+    if (!keys_tag_partn(k, klen) || !keys_tag_partn(v, vlen)) {
+        return apr_psprintf(p, "tag %d has a character outside " KEYS_TAG_RULE,
+                            idx);
+    }
+    return NULL;
+}
+
+/* NULL, or a message if two tags of the list are the same pair. */
+static const char *keys_tags_dups(const apr_array_header_t *tags, apr_pool_t *p)
+{
+    const ark_tag_t *a, *b;
+    int i, j;
+
+    for (i = 1; i < tags->nelts; i++) {
+        a = &APR_ARRAY_IDX(tags, i, ark_tag_t);
+        for (j = 0; j < i; j++) {
+            b = &APR_ARRAY_IDX(tags, j, ark_tag_t);
+            if (!strcmp(a->key, b->key) && !strcmp(a->value, b->value)) {
+                return apr_psprintf(p, "tag %d repeats tag %d", i + 1, j + 1);
+            }
+        }
+    }
+    return NULL;
+}
+
+/* Checks a caller's ark_tag_t array (NULL and empty are valid) like
+ * ark_keys_tags_parse checks a tags= value. NULL if valid. */
+static const char *keys_tags_check(const apr_array_header_t *tags,
+                                   apr_pool_t *p)
+{
+    const ark_tag_t *t;
+    const char *msg;
+    int i;
+
+    if (!tags) {
+        return NULL;
+    }
+    if (tags->nelts > ARK_KEY_TAGS_MAX) {
+        return apr_psprintf(p, "more than %d tags", ARK_KEY_TAGS_MAX);
+    }
+    for (i = 0; i < tags->nelts; i++) {
+        t = &APR_ARRAY_IDX(tags, i, ark_tag_t);
+        msg = keys_tag_checkn(t->key ? t->key : "", t->key ? strlen(t->key) : 0,
+                              t->value ? t->value : "",
+                              t->value ? strlen(t->value) : 0, i + 1, p);
+        if (msg) {
+            return msg;
+        }
+    }
+    return keys_tags_dups(tags, p);
 }
 
 static int keys_digits(const char *s, int n)
@@ -407,6 +509,66 @@ apr_status_t ark_keys_models_parse(apr_array_header_t **pmodels, int *pall,
     return APR_SUCCESS;
 }
 
+apr_status_t ark_keys_tags_parse(apr_array_header_t **ptags, const char *spec,
+                                 const char **perr, apr_pool_t *p)
+{
+    apr_array_header_t *tags;
+    const char *s, *comma, *eq, *msg;
+    apr_size_t n, klen;
+    int idx = 0;
+
+    *ptags = NULL;
+    *perr = NULL;
+    if (!spec) {
+        *perr = "no tags list";
+        return APR_EINVAL;
+    }
+    if (!*spec) {
+        *ptags = apr_array_make(p, 1, sizeof(ark_tag_t));
+        return APR_SUCCESS;
+    }
+    /* ark_tags_parse skips empty items and quotes bad ones whole, so
+     * every item is checked here first. */
+    for (s = spec;; s = comma + 1) {
+        comma = strchr(s, ',');
+        n = comma ? (apr_size_t)(comma - s) : strlen(s);
+        if (++idx > ARK_KEY_TAGS_MAX) {
+            *perr = apr_psprintf(p, "more than %d tags", ARK_KEY_TAGS_MAX);
+            return APR_EINVAL;
+        }
+        if (n == 0) {
+            *perr = apr_psprintf(p, "tag %d in the list is empty", idx);
+            return APR_EINVAL;
+        }
+        eq = memchr(s, '=', n);
+        if (!eq) {
+            *perr = apr_psprintf(p, "tag %d is not key=value", idx);
+            return APR_EINVAL;
+        }
+        klen = (apr_size_t)(eq - s);
+        msg = keys_tag_checkn(s, klen, eq + 1, n - klen - 1, idx, p);
+        if (msg) {
+            *perr = msg;
+            return APR_EINVAL;
+        }
+        if (!comma) {
+            break;
+        }
+    }
+    if (ark_tags_parse(&tags, spec, p) != NULL || tags->nelts != idx) {
+        /* Only if the two parsers disagree; its message may quote. */
+        *perr = "the router's tag parser refused the list";
+        return APR_EINVAL;
+    }
+    msg = keys_tags_dups(tags, p);
+    if (msg) {
+        *perr = msg;
+        return APR_EINVAL;
+    }
+    *ptags = tags;
+    return APR_SUCCESS;
+}
+
 /* Next whitespace-separated token of line[*ppos..len). */
 static int keys_token(const char *line, apr_size_t len, apr_size_t *ppos,
                       const char **ptok, apr_size_t *ptoklen)
@@ -486,8 +648,9 @@ static apr_status_t keys_parse_attr(keys_entry_t *e, unsigned *seen,
 {
     const char *eq, *val, *echo, *msg;
     apr_size_t klen, vlen;
-    int a;
+    int a, prio;
 
+    /* The first '=' ends the name: "tags=region=eu" is tags. */
     eq = memchr(tok, '=', n);
     if (!eq) {
         return keys_fail(perr, p, lineno,
@@ -533,6 +696,24 @@ static apr_status_t keys_parse_attr(keys_entry_t *e, unsigned *seen,
                                   apr_pstrmemdup(p, val, vlen), &msg,
                                   p) != APR_SUCCESS) {
             return keys_fail(perr, p, lineno, "models: %s", msg);
+        }
+        break;
+    case KEYS_ATTR_PRIORITY:
+        prio = ark_priority_parse(apr_pstrmemdup(p, val, vlen));
+        if (prio < 0) {
+            echo = keys_echo(val, vlen, p);
+            return keys_fail(perr, p, lineno,
+                             "invalid priority%s%s%s "
+                             "(expected " KEYS_PRIORITY_LIST ")",
+                             echo ? " '" : "", echo ? echo : "",
+                             echo ? "'" : "");
+        }
+        e->key.priority = prio;
+        break;
+    case KEYS_ATTR_TAGS:
+        if (ark_keys_tags_parse(&e->key.tags, apr_pstrmemdup(p, val, vlen),
+                                &msg, p) != APR_SUCCESS) {
+            return keys_fail(perr, p, lineno, "tags: %s", msg);
         }
         break;
     case KEYS_ATTR_STATE:
@@ -588,6 +769,7 @@ static apr_status_t keys_parse_key(ark_keyring_t *ring, const char *line,
     e->key.line = lineno;
     e->key.enabled = 1;
     e->key.all_models = 1;
+    e->key.priority = ARK_PRIO_NORMAL;
 
     if (!keys_token(line, len, &pos, &tok, &n) || !keys_name_validn(tok, n)) {
         return keys_fail(perr, p, lineno,
@@ -892,6 +1074,20 @@ static const char *keys_line(const ark_key_t *k, apr_pool_t *p)
                             APR_ARRAY_IDX(k->models, i, const char *), NULL);
         }
     }
+    if (k->priority != ARK_PRIO_NORMAL) {
+        APR_ARRAY_PUSH(parts, const char *) = apr_pstrcat(
+            p, " priority=", ark_priority_name((ark_priority_t)k->priority),
+            NULL);
+    }
+    if (k->tags && k->tags->nelts) {
+        APR_ARRAY_PUSH(parts, const char *) = " tags=";
+        for (i = 0; i < k->tags->nelts; i++) {
+            const ark_tag_t *t = &APR_ARRAY_IDX(k->tags, i, ark_tag_t);
+
+            APR_ARRAY_PUSH(parts, const char *) =
+                apr_pstrcat(p, i ? "," : "", t->key, "=", t->value, NULL);
+        }
+    }
     if (!k->enabled) {
         APR_ARRAY_PUSH(parts, const char *) = " state=revoked";
     }
@@ -1043,14 +1239,146 @@ apr_status_t ark_keys_timestamp_make(const char **pstamp, apr_time_t t,
 /* Editing (CLI only)                                                 */
 /* ------------------------------------------------------------------ */
 
+void ark_key_init(ark_key_t *key)
+{
+    memset(key, 0, sizeof(*key));
+    key->all_models = 1;
+    key->priority = ARK_PRIO_NORMAL;
+    key->enabled = 1;
+}
+
+/* Checks the fields of key that which (ARK_KEY_SET_* bits) selects, as
+ * the parser would check them in a file. Messages come from p. */
+static apr_status_t keys_check_attrs(const ark_key_t *key, unsigned int which,
+                                     const char **perr, apr_pool_t *p)
+{
+    const char *m;
+    int i;
+
+    if ((which & ARK_KEY_SET_TENANT) && key->tenant &&
+        !ark_keys_name_valid(key->tenant)) {
+        *perr = "invalid tenant (expected " KEYS_NAME_RULE ")";
+        return APR_EINVAL;
+    }
+    if ((which & ARK_KEY_SET_MODELS) && !key->all_models) {
+        if (!key->models || key->models->nelts == 0) {
+            *perr = "empty models list (use '*' for all models)";
+            return APR_EINVAL;
+        }
+        for (i = 0; i < key->models->nelts; i++) {
+            m = APR_ARRAY_IDX(key->models, i, const char *);
+            if (!ark_keys_model_valid(m)) {
+                *perr = apr_psprintf(
+                    p, "model alias %d is not 1-%d of " KEYS_MODEL_RULE, i + 1,
+                    ARK_KEY_MODEL_MAX);
+                return APR_EINVAL;
+            }
+        }
+    }
+    if ((which & ARK_KEY_SET_PRIORITY) &&
+        (key->priority < 0 || key->priority >= ARK_PRIO_COUNT)) {
+        *perr = "invalid priority (expected " KEYS_PRIORITY_LIST ")";
+        return APR_EINVAL;
+    }
+    if (which & ARK_KEY_SET_TAGS) {
+        m = keys_tags_check(key->tags, p);
+        if (m) {
+            *perr = apr_pstrcat(p, "tags: ", m, NULL);
+            return APR_EINVAL;
+        }
+    }
+    return APR_SUCCESS;
+}
+
+/* The ring's copy of a model list; empty for all models. */
+static apr_array_header_t *
+keys_models_dup(int all_models, const apr_array_header_t *models, apr_pool_t *p)
+{
+    apr_array_header_t *out;
+    int i;
+
+    out =
+        apr_array_make(p, all_models ? 1 : models->nelts, sizeof(const char *));
+    for (i = 0; !all_models && i < models->nelts; i++) {
+        APR_ARRAY_PUSH(out, const char *) =
+            apr_pstrdup(p, APR_ARRAY_IDX(models, i, const char *));
+    }
+    return out;
+}
+
+/* The ring's copy of a tag list; NULL for none. */
+static apr_array_header_t *keys_tags_copy(const apr_array_header_t *tags,
+                                          apr_pool_t *p)
+{
+    apr_array_header_t *out;
+    const ark_tag_t *t;
+    ark_tag_t *c;
+    int i;
+
+    if (!tags || tags->nelts == 0) {
+        return NULL;
+    }
+    out = apr_array_make(p, tags->nelts, sizeof(ark_tag_t));
+    for (i = 0; i < tags->nelts; i++) {
+        t = &APR_ARRAY_IDX(tags, i, ark_tag_t);
+        c = apr_array_push(out);
+        c->key = apr_pstrdup(p, t->key);
+        c->value = apr_pstrdup(p, t->value);
+    }
+    return out;
+}
+
+static int keys_models_equal(const ark_key_t *a, int all_models,
+                             const apr_array_header_t *models)
+{
+    int i;
+
+    if (a->all_models || all_models) {
+        return a->all_models && all_models;
+    }
+    if (a->models->nelts != models->nelts) {
+        return 0;
+    }
+    for (i = 0; i < models->nelts; i++) {
+        if (strcmp(APR_ARRAY_IDX(a->models, i, const char *),
+                   APR_ARRAY_IDX(models, i, const char *))) {
+            return 0;
+        }
+    }
+    return 1;
+}
+
+/* Same tags in the same order (NULL and empty are equal). */
+static int keys_tags_equal(const apr_array_header_t *a,
+                           const apr_array_header_t *b)
+{
+    int na = a ? a->nelts : 0, nb = b ? b->nelts : 0, i;
+    const ark_tag_t *x, *y;
+
+    if (na != nb) {
+        return 0;
+    }
+    for (i = 0; i < na; i++) {
+        x = &APR_ARRAY_IDX(a, i, ark_tag_t);
+        y = &APR_ARRAY_IDX(b, i, ark_tag_t);
+        if (strcmp(x->key, y->key) || strcmp(x->value, y->value)) {
+            return 0;
+        }
+    }
+    return 1;
+}
+
+#define KEYS_SET_ALL                                                           \
+    (ARK_KEY_SET_TENANT | ARK_KEY_SET_MODELS | ARK_KEY_SET_PRIORITY |          \
+     ARK_KEY_SET_TAGS)
+
 apr_status_t ark_keys_add(const ark_key_t **padded, ark_keyring_t *ring,
                           const ark_key_t *key, const char **perr)
 {
     apr_pool_t *p;
     keys_entry_t *e;
     const ark_key_t *other;
-    const char *m;
-    int i;
+    apr_status_t rv;
 
     if (padded) {
         *padded = NULL;
@@ -1065,24 +1393,9 @@ apr_status_t ark_keys_add(const ark_key_t **padded, ark_keyring_t *ring,
         *perr = "invalid key name (expected " KEYS_NAME_RULE ")";
         return APR_EINVAL;
     }
-    if (key->tenant && !ark_keys_name_valid(key->tenant)) {
-        *perr = "invalid tenant (expected " KEYS_NAME_RULE ")";
-        return APR_EINVAL;
-    }
-    if (!key->all_models) {
-        if (!key->models || key->models->nelts == 0) {
-            *perr = "empty models list (use '*' for all models)";
-            return APR_EINVAL;
-        }
-        for (i = 0; i < key->models->nelts; i++) {
-            m = APR_ARRAY_IDX(key->models, i, const char *);
-            if (!ark_keys_model_valid(m)) {
-                *perr = apr_psprintf(
-                    p, "model alias %d is not 1-%d of " KEYS_MODEL_RULE, i + 1,
-                    ARK_KEY_MODEL_MAX);
-                return APR_EINVAL;
-            }
-        }
+    rv = keys_check_attrs(key, KEYS_SET_ALL, perr, p);
+    if (rv != APR_SUCCESS) {
+        return rv;
     }
     if (key->created &&
         !keys_created_validn(key->created, strlen(key->created))) {
@@ -1108,12 +1421,9 @@ apr_status_t ark_keys_add(const ark_key_t **padded, ark_keyring_t *ring,
     e->key.tenant = key->tenant ? apr_pstrdup(p, key->tenant) : e->key.name;
     memcpy(e->key.hash, key->hash, ARK_KEY_HASH_LEN);
     e->key.all_models = key->all_models ? 1 : 0;
-    e->key.models = apr_array_make(
-        p, e->key.all_models ? 1 : key->models->nelts, sizeof(const char *));
-    for (i = 0; !e->key.all_models && i < key->models->nelts; i++) {
-        APR_ARRAY_PUSH(e->key.models, const char *) =
-            apr_pstrdup(p, APR_ARRAY_IDX(key->models, i, const char *));
-    }
+    e->key.models = keys_models_dup(e->key.all_models, key->models, p);
+    e->key.priority = key->priority;
+    e->key.tags = keys_tags_copy(key->tags, p);
     e->key.enabled = key->enabled ? 1 : 0;
     e->key.created = key->created ? apr_pstrdup(p, key->created) : NULL;
     e->key.hint = key->hint ? apr_pstrdup(p, key->hint) : NULL;
@@ -1123,6 +1433,64 @@ apr_status_t ark_keys_add(const ark_key_t **padded, ark_keyring_t *ring,
     keys_append(ring, e);
     if (padded) {
         *padded = &e->key;
+    }
+    return APR_SUCCESS;
+}
+
+apr_status_t ark_keys_set_attrs(int *pchanged, ark_keyring_t *ring,
+                                const char *name, const ark_key_t *attrs,
+                                unsigned int which, const char **perr)
+{
+    keys_entry_t *e;
+    ark_key_t *k;
+    const char *tenant;
+    int changed = 0;
+    apr_status_t rv;
+
+    if (pchanged) {
+        *pchanged = 0;
+    }
+    *perr = NULL;
+    if (!ring || !name || !attrs) {
+        *perr = "no keyring, name or attributes";
+        return APR_EINVAL;
+    }
+    e = apr_hash_get(ring->by_name, name, APR_HASH_KEY_STRING);
+    if (!e) {
+        *perr = ark_keys_name_valid(name)
+                    ? apr_psprintf(ring->pool, "no key named '%s'", name)
+                    : "no key of that name";
+        return APR_ENOENT;
+    }
+    k = &e->key;
+    /* All checks before any change: a failure leaves the key as it was. */
+    rv = keys_check_attrs(attrs, which, perr, ring->pool);
+    if (rv != APR_SUCCESS) {
+        return rv;
+    }
+    if (which & ARK_KEY_SET_TENANT) {
+        tenant = attrs->tenant ? attrs->tenant : k->name;
+        if (strcmp(k->tenant, tenant)) {
+            k->tenant = apr_pstrdup(ring->pool, tenant);
+            changed = 1;
+        }
+    }
+    if ((which & ARK_KEY_SET_MODELS) &&
+        !keys_models_equal(k, attrs->all_models ? 1 : 0, attrs->models)) {
+        k->all_models = attrs->all_models ? 1 : 0;
+        k->models = keys_models_dup(k->all_models, attrs->models, ring->pool);
+        changed = 1;
+    }
+    if ((which & ARK_KEY_SET_PRIORITY) && k->priority != attrs->priority) {
+        k->priority = attrs->priority;
+        changed = 1;
+    }
+    if ((which & ARK_KEY_SET_TAGS) && !keys_tags_equal(k->tags, attrs->tags)) {
+        k->tags = keys_tags_copy(attrs->tags, ring->pool);
+        changed = 1;
+    }
+    if (pchanged) {
+        *pchanged = changed;
     }
     return APR_SUCCESS;
 }

@@ -3,22 +3,30 @@
  * A keyring is the parsed form of the keys file managed by the ark-keys
  * CLI (see docs/keys.md). Each line of that file names one virtual key and
  * carries the SHA-256 of its secret plus its attributes (tenant, allowed
- * models, state, creation time, hint); secrets themselves are never
- * stored. mod_ark parses the file at configuration time into a keyring
- * allocated from a pool, then for every request hashes the presented
- * Bearer secret and looks it up (ark_keys_lookup): a bucket index on the
- * first digest bytes finds the candidates, and each candidate is compared
- * with CRYPTO_memcmp so the time taken does not depend on how many digest
- * bytes match.
+ * models, priority class, compliance tags, state, creation time, hint);
+ * secrets themselves are never stored. mod_ark parses the file at
+ * configuration time into a keyring allocated from a pool, then for every
+ * request hashes the presented Bearer secret and looks it up
+ * (ark_keys_lookup): a bucket index on the first digest bytes finds the
+ * candidates, and each candidate is compared with CRYPTO_memcmp so the
+ * time taken does not depend on how many digest bytes match.
  *
  * Thread safety: a keyring is immutable once ark_keys_parse() or
  * ark_keys_load() returns, so any number of threads and processes may call
  * the read-only functions on it concurrently without locking. The
- * mutating functions (ark_keys_add, ark_keys_set_enabled, ark_keys_remove)
- * exist for the ark-keys CLI only; mod_ark never calls them, and they must
- * not be used on a ring that other threads read.
+ * mutating functions (ark_keys_add, ark_keys_set_enabled,
+ * ark_keys_set_attrs, ark_keys_remove) exist for the ark-keys CLI only;
+ * mod_ark never calls them, and they must not be used on a ring that other
+ * threads read.
  *
- * This file depends on APR and OpenSSL libcrypto only (no httpd headers).
+ * The priority and tags attributes use the routing types of ark_route.h
+ * (ark_priority_t, ark_tag_t); tags are built by ark_tags_parse, so a
+ * key's requirements and a channel's tags have one representation. This
+ * header does not include ark_route.h: a caller that reads those fields
+ * includes it.
+ *
+ * This file depends on APR, OpenSSL libcrypto and ark_route.c only (no
+ * httpd headers).
  */
 
 #ifndef ARK_KEYS_H
@@ -36,6 +44,14 @@
 
 /** Maximum length of one model alias in a models= list. */
 #define ARK_KEY_MODEL_MAX 256
+
+/** Maximum length of the key or of the value of one tag in a tags= list. */
+#define ARK_KEY_TAG_MAX 64
+
+/** Most tags in one tags= list. The router checks every channel against
+ * every requirement on each request (ark_tags_satisfy, quadratic in the
+ * list), so the list is kept short. */
+#define ARK_KEY_TAGS_MAX 32
 
 /** Every secret made by ark_keys_secret_make() starts with this. */
 #define ARK_KEY_SECRET_PREFIX "sk-ark-"
@@ -65,6 +81,13 @@ typedef struct ark_key_t {
     unsigned char hash[ARK_KEY_HASH_LEN]; /* SHA-256 of the secret */
     apr_array_header_t *models; /* const char *; empty when all_models */
     int all_models;             /* models=* (the default) */
+    int priority;               /* an ark_priority_t (ark_route.h);
+                                 * ARK_PRIO_NORMAL by default. Mind that
+                                 * 0 is ARK_PRIO_HIGH: start a key with
+                                 * ark_key_init, not a memset */
+    apr_array_header_t *tags;   /* ark_tag_t (ark_route.h): compliance
+                                 * requirements, in file order; NULL when
+                                 * none (readers treat empty the same) */
     int enabled;                /* 1 enabled, 0 revoked */
     const char *created;        /* may be NULL */
     const char *hint;           /* may be NULL */
@@ -173,9 +196,9 @@ const ark_key_t *ark_keys_at(const ark_keyring_t *ring, int i);
  * Serialise the ring to keys file text.
  *
  * Keys are written in ring order, one line each, attributes in the order
- * tenant, models, state, created, hint, omitting those equal to their
- * default. Comment and blank lines read by ark_keys_parse are kept in
- * place (comments directly above a key belong to it and go when it is
+ * tenant, models, priority, tags, state, created, hint, omitting those
+ * equal to their default. Comment and blank lines read by ark_keys_parse are
+ * kept in place (comments directly above a key belong to it and go when it is
  * removed); lines end in "\n". If the text would not start with a comment,
  * a header comment describing the format is put first.
  *
@@ -255,6 +278,26 @@ apr_status_t ark_keys_models_parse(apr_array_header_t **pmodels, int *pall,
                                    apr_pool_t *p);
 
 /**
+ * Parse a tags= value: comma-separated key=value compliance tags, e.g.
+ * "region=eu,region=us,tier=official". Each item is split at its first
+ * '='; key and value are 1 to ARK_KEY_TAG_MAX characters of
+ * [A-Za-z0-9._:/-]; at most ARK_KEY_TAGS_MAX items, none empty, none
+ * repeated. The array is built by ark_tags_parse (ark_route.h), after
+ * checks whose messages never quote the value (a tag value may be
+ * anything, even a pasted secret).
+ *
+ * @param ptags  receives an array of ark_tag_t, allocated from p with its
+ *               strings; empty when spec is "" (no requirements)
+ * @param spec   the value, NUL-terminated
+ * @param perr   receives a message on failure (without a line number),
+ *               such as "tag 2 is not key=value"
+ * @param p      pool for the array, strings and message
+ * @return APR_SUCCESS or APR_EINVAL
+ */
+apr_status_t ark_keys_tags_parse(apr_array_header_t **ptags, const char *spec,
+                                 const char **perr, apr_pool_t *p);
+
+/**
  * Format a time as a created= value, "YYYY-MM-DDTHH:MM:SSZ" in UTC.
  *
  * @param pstamp  receives the NUL-terminated stamp, allocated from p
@@ -270,6 +313,13 @@ apr_status_t ark_keys_timestamp_make(const char **pstamp, apr_time_t t,
 /* ------------------------------------------------------------------ */
 
 /**
+ * Set *key to what a key line without attributes means: all models,
+ * priority ARK_PRIO_NORMAL, no tags, enabled; every pointer NULL and the
+ * hash zero. Use it before filling in a key for ark_keys_add.
+ */
+void ark_key_init(ark_key_t *key);
+
+/**
  * Make an empty keyring (as parsing an empty file would).
  *
  * @param pring  receives the ring, allocated from p
@@ -282,6 +332,8 @@ apr_status_t ark_keys_make(ark_keyring_t **pring, apr_pool_t *p);
  * Append a copy of a key to the ring, after validating it like the parser
  * does. key->tenant NULL means the name; key->models is ignored when
  * key->all_models is set, otherwise it must hold at least one valid alias.
+ * key->priority must be an ark_priority_t; key->tags NULL or empty means
+ * none, otherwise each tag is checked as ark_keys_tags_parse checks it.
  * key->line is ignored (the copy has line 0). Not thread-safe.
  *
  * @param padded  receives the ring's copy (may be NULL if not wanted)
@@ -302,6 +354,33 @@ apr_status_t ark_keys_add(const ark_key_t **padded, ark_keyring_t *ring,
  */
 apr_status_t ark_keys_set_enabled(ark_keyring_t *ring, const char *name,
                                   int enabled);
+
+/** Fields ark_keys_set_attrs changes; OR them together. */
+#define ARK_KEY_SET_TENANT 0x01u   /* tenant (NULL: back to the name) */
+#define ARK_KEY_SET_MODELS 0x02u   /* all_models and models */
+#define ARK_KEY_SET_PRIORITY 0x04u /* priority */
+#define ARK_KEY_SET_TAGS 0x08u     /* tags (NULL or empty: remove all) */
+
+/**
+ * Change attributes of the named key. The fields of attrs selected by
+ * which are validated as ark_keys_add validates them and, only if all are
+ * valid, copied into the ring's key; the others (and attrs->name, hash,
+ * state, created, hint, line) are ignored. Not thread-safe.
+ *
+ * @param pchanged  receives 1 if the key differs afterwards, 0 if every
+ *                  selected field already had its new value (may be NULL)
+ * @param ring      the ring to change
+ * @param name      the key to change
+ * @param attrs     the new values; not kept
+ * @param which     ARK_KEY_SET_* bits; 0 changes nothing
+ * @param perr      receives a message on failure, allocated from the
+ *                  ring's pool
+ * @return APR_SUCCESS; APR_ENOENT if no key has that name; APR_EINVAL for
+ *         an invalid field or NULL argument (the key is left unchanged)
+ */
+apr_status_t ark_keys_set_attrs(int *pchanged, ark_keyring_t *ring,
+                                const char *name, const ark_key_t *attrs,
+                                unsigned int which, const char **perr);
 
 /**
  * Remove the named key, and the comment lines directly above it, from the

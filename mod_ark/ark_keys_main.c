@@ -2,9 +2,9 @@
  *
  * Like htpasswd for mod_ark's virtual keys: "create" makes a random
  * secret, stores only its SHA-256, hint and creation time in the file and
- * prints the secret once; "list", "revoke", "enable", "delete", "verify"
- * and "check" inspect or change the file. Parsing and writing the format
- * is ark_keys.c's job; this file does argument handling and safe file
+ * prints the secret once; "set", "list", "revoke", "enable", "delete",
+ * "verify" and "check" inspect or change the file. Parsing and writing the
+ * format is ark_keys.c's job; this file does argument handling and safe file
  * replacement. An edit takes an exclusive flock on the keys file (and
  * re-checks after locking that the path still names the locked inode, as
  * a concurrent edit may have renamed a new file over it), parses the file
@@ -35,6 +35,7 @@
 #include <openssl/crypto.h>
 
 #include "ark_keys.h"
+#include "ark_route.h"
 
 #define CLI_PROG "ark-keys"
 
@@ -58,7 +59,8 @@ static const char cli_usage[] =
     "Only SHA-256 hashes of secrets are stored; see docs/keys.md.\n"
     "\n"
     "Commands:\n"
-    "  create [-c] -f FILE -n NAME [-t TENANT] [-m MODELS]\n"
+    "  create [-c] -f FILE -n NAME [-t TENANT] [-m MODELS] [-p CLASS]\n"
+    "         [-T TAGS]\n"
     "        Generate a key. Prints its secret once on stdout; store it\n"
     "        now, it cannot be shown again.\n"
     "          -c, --create       create FILE (mode 0640) if missing\n"
@@ -66,8 +68,17 @@ static const char cli_usage[] =
     "          -t, --tenant T     tenant (default: NAME)\n"
     "          -m, --models M     comma-separated model aliases, or '*'\n"
     "                             for all models (default '*')\n"
+    "          -p, --priority P   priority class: high, normal (default)\n"
+    "                             or low\n"
+    "          -T, --tags TAGS    compliance tags the serving channel must\n"
+    "                             have, e.g. region=eu,region=us,tier=gold\n"
+    "                             (eu or us, and gold); default none\n"
+    "  set -f FILE NAME [-t TENANT] [-m MODELS] [-p CLASS] [-T TAGS]\n"
+    "        Change attributes of a key; options as for create, at least\n"
+    "        one. -T '' removes all tags.\n"
     "  list -f FILE\n"
-    "        Show name, tenant, state, models, hint and creation time.\n"
+    "        Show name, tenant, state, priority, models, tags, hint and\n"
+    "        creation time.\n"
     "  revoke -f FILE NAME\n"
     "        Revoke a key (it is kept in the file, marked revoked).\n"
     "  enable -f FILE NAME\n"
@@ -94,6 +105,8 @@ typedef struct cli_args_t {
     const char *name;
     const char *tenant;
     const char *models;
+    const char *priority;
+    const char *tags;
     int create;
 } cli_args_t;
 
@@ -481,10 +494,74 @@ static int cli_flush_stdout(void)
 /* create                                                             */
 /* ------------------------------------------------------------------ */
 
-typedef struct cli_create_t {
-    const cli_args_t *args;
+/* -t, -m, -p and -T of create and set, checked before the file is locked. */
+typedef struct cli_attrs_t {
     apr_array_header_t *models;
     int all_models;
+    int priority;             /* an ark_priority_t */
+    apr_array_header_t *tags; /* ark_tag_t; empty for none */
+} cli_attrs_t;
+
+/* Parse the attribute options present in args into *a (absent ones keep
+ * their defaults). Returns an exit code, having printed a usage error. */
+static int cli_parse_attrs(cli_attrs_t *a, const cli_args_t *args,
+                           apr_pool_t *p)
+{
+    const char *err;
+
+    if (args->tenant && !ark_keys_name_valid(args->tenant)) {
+        return cli_usage_error("%s: invalid tenant; use 1-64 "
+                               "characters of A-Z a-z 0-9 . _ @ -",
+                               args->command);
+    }
+    if (ark_keys_models_parse(&a->models, &a->all_models,
+                              args->models ? args->models : "*", &err,
+                              p) != APR_SUCCESS) {
+        return cli_usage_error("%s: -m: %s", args->command, err);
+    }
+    a->priority = ARK_PRIO_NORMAL;
+    if (args->priority) {
+        a->priority = ark_priority_parse(args->priority);
+        if (a->priority < 0) {
+            return cli_usage_error("%s: -p: unknown priority class; use "
+                                   "high, normal or low",
+                                   args->command);
+        }
+    }
+    if (ark_keys_tags_parse(&a->tags, args->tags ? args->tags : "", &err, p) !=
+        APR_SUCCESS) {
+        return cli_usage_error("%s: -T: %s", args->command, err);
+    }
+    return CLI_EXIT_OK;
+}
+
+/* "region=eu,tier=gold", or "-" for none. */
+static const char *cli_tags_text(const apr_array_header_t *tags, apr_pool_t *p)
+{
+    apr_array_header_t *parts;
+    int i;
+
+    if (!tags || tags->nelts == 0) {
+        return "-";
+    }
+    parts = apr_array_make(p, tags->nelts, sizeof(const char *));
+    for (i = 0; i < tags->nelts; i++) {
+        const ark_tag_t *t = &APR_ARRAY_IDX(tags, i, ark_tag_t);
+
+        APR_ARRAY_PUSH(parts, const char *) =
+            apr_pstrcat(p, t->key, "=", t->value, NULL);
+    }
+    return apr_array_pstrcat(p, parts, ',');
+}
+
+static const char *cli_models_text(const ark_key_t *k, apr_pool_t *p)
+{
+    return k->all_models ? "*" : apr_array_pstrcat(p, k->models, ',');
+}
+
+typedef struct cli_create_t {
+    const cli_args_t *args;
+    cli_attrs_t attrs;
     const char *secret; /* set once the key is in the ring */
 } cli_create_t;
 
@@ -502,7 +579,7 @@ static int cli_create_edit(ark_keyring_t *ring, int *pchanged, void *baton,
                   c->args->file);
         return CLI_EXIT_FAIL;
     }
-    memset(&key, 0, sizeof(key));
+    ark_key_init(&key);
     if (ark_keys_secret_make(&c->secret, p) != APR_SUCCESS) {
         cli_error("the random number generator failed");
         return CLI_EXIT_FAIL;
@@ -511,8 +588,10 @@ static int cli_create_edit(ark_keyring_t *ring, int *pchanged, void *baton,
     key.name = c->args->name;
     key.tenant = c->args->tenant;
     ark_keys_hash(key.hash, c->secret, len);
-    key.models = c->models;
-    key.all_models = c->all_models;
+    key.models = c->attrs.models;
+    key.all_models = c->attrs.all_models;
+    key.priority = c->attrs.priority;
+    key.tags = c->attrs.tags;
     key.enabled = 1;
     key.hint = apr_pstrdup(p, c->secret + len - ARK_KEY_HINT_LEN);
     if (ark_keys_timestamp_make(&key.created, apr_time_now(), p) !=
@@ -531,7 +610,6 @@ static int cli_create_edit(ark_keyring_t *ring, int *pchanged, void *baton,
 static int cli_create(const cli_args_t *args, apr_pool_t *p)
 {
     cli_create_t c;
-    const char *err;
     int rc;
 
     memset(&c, 0, sizeof(c));
@@ -548,14 +626,9 @@ static int cli_create(const cli_args_t *args, apr_pool_t *p)
         return cli_usage_error("create: the name looks like a secret; "
                                "names are labels such as 'alice-laptop'");
     }
-    if (args->tenant && !ark_keys_name_valid(args->tenant)) {
-        return cli_usage_error("create: invalid tenant; use 1-64 "
-                               "characters of A-Z a-z 0-9 . _ @ -");
-    }
-    if (ark_keys_models_parse(&c.models, &c.all_models,
-                              args->models ? args->models : "*", &err,
-                              p) != APR_SUCCESS) {
-        return cli_usage_error("create: -m: %s", err);
+    rc = cli_parse_attrs(&c.attrs, args, p);
+    if (rc != CLI_EXIT_OK) {
+        return rc;
     }
 
     rc = cli_edit(args, cli_create_edit, &c, p);
@@ -576,11 +649,98 @@ static int cli_create(const cli_args_t *args, apr_pool_t *p)
         return rc;
     }
     fprintf(stderr,
-            "Key '%s' added to %s (tenant %s, models %s).\n"
+            "Key '%s' added to %s (tenant %s, models %s, priority %s, "
+            "tags %s).\n"
             "Store this key now; it cannot be shown again.\n",
             args->name, args->file, args->tenant ? args->tenant : args->name,
-            args->models ? args->models : "*");
+            args->models ? args->models : "*",
+            ark_priority_name((ark_priority_t)c.attrs.priority),
+            cli_tags_text(c.attrs.tags, p));
     return CLI_EXIT_OK;
+}
+
+/* ------------------------------------------------------------------ */
+/* set                                                                */
+/* ------------------------------------------------------------------ */
+
+typedef struct cli_set_t {
+    const cli_args_t *args;
+    ark_key_t attrs;
+    unsigned int which; /* ARK_KEY_SET_* */
+    int changed;
+    const char *summary; /* the key's attributes after the edit */
+} cli_set_t;
+
+static int cli_set_edit(ark_keyring_t *ring, int *pchanged, void *baton,
+                        apr_pool_t *p)
+{
+    cli_set_t *s = baton;
+    const ark_key_t *k;
+    const char *err;
+    apr_status_t rv;
+
+    rv = ark_keys_set_attrs(&s->changed, ring, s->args->name, &s->attrs,
+                            s->which, &err);
+    if (rv == APR_ENOENT) {
+        cli_error("no key named '%s' in %s", s->args->name, s->args->file);
+        return CLI_EXIT_FAIL;
+    }
+    if (rv != APR_SUCCESS) {
+        cli_error("cannot change key '%s': %s", s->args->name, err);
+        return CLI_EXIT_FAIL;
+    }
+    k = ark_keys_find_name(ring, s->args->name);
+    s->summary = apr_psprintf(p, "tenant %s, models %s, priority %s, tags %s",
+                              k->tenant, cli_models_text(k, p),
+                              ark_priority_name((ark_priority_t)k->priority),
+                              cli_tags_text(k->tags, p));
+    *pchanged = s->changed;
+    return CLI_EXIT_OK;
+}
+
+static int cli_set(const cli_args_t *args, apr_pool_t *p)
+{
+    cli_set_t s;
+    cli_attrs_t a;
+    int rc;
+
+    memset(&s, 0, sizeof(s));
+    memset(&a, 0, sizeof(a));
+    s.args = args;
+    if (!args->tenant && !args->models && !args->priority && !args->tags) {
+        return cli_usage_error("set: nothing to change; give at least one "
+                               "of -t, -m, -p, -T");
+    }
+    rc = cli_parse_attrs(&a, args, p);
+    if (rc != CLI_EXIT_OK) {
+        return rc;
+    }
+    ark_key_init(&s.attrs);
+    if (args->tenant) {
+        s.attrs.tenant = args->tenant;
+        s.which |= ARK_KEY_SET_TENANT;
+    }
+    if (args->models) {
+        s.attrs.models = a.models;
+        s.attrs.all_models = a.all_models;
+        s.which |= ARK_KEY_SET_MODELS;
+    }
+    if (args->priority) {
+        s.attrs.priority = a.priority;
+        s.which |= ARK_KEY_SET_PRIORITY;
+    }
+    if (args->tags) {
+        s.attrs.tags = a.tags;
+        s.which |= ARK_KEY_SET_TAGS;
+    }
+    rc = cli_edit(args, cli_set_edit, &s, p);
+    if (rc != CLI_EXIT_OK) {
+        return rc;
+    }
+    printf(s.changed ? "Key '%s' changed in %s (%s).\n"
+                     : "Key '%s' already had these attributes in %s (%s).\n",
+           args->name, args->file, s.summary);
+    return cli_flush_stdout();
 }
 
 /* ------------------------------------------------------------------ */
@@ -674,12 +834,13 @@ static int cli_width(const char *s)
     return w;
 }
 
-#define CLI_COLS 6
+#define CLI_COLS 8
 
 static int cli_list(const cli_args_t *args, apr_pool_t *p)
 {
-    static const char *head[CLI_COLS] = {"NAME",   "TENANT", "STATE",
-                                         "MODELS", "HINT",   "CREATED"};
+    static const char *head[CLI_COLS] = {"NAME",     "TENANT", "STATE",
+                                         "PRIORITY", "MODELS", "TAGS",
+                                         "HINT",     "CREATED"};
     ark_keyring_t *ring;
     const ark_key_t *k;
     const char ***rows;
@@ -699,13 +860,14 @@ static int cli_list(const cli_args_t *args, apr_pool_t *p)
         rows[i + 1][0] = k->name;
         rows[i + 1][1] = k->tenant;
         rows[i + 1][2] = k->enabled ? "enabled" : "revoked";
-        rows[i + 1][3] =
-            k->all_models ? "*" : apr_array_pstrcat(p, k->models, ',');
-        rows[i + 1][4] =
+        rows[i + 1][3] = ark_priority_name((ark_priority_t)k->priority);
+        rows[i + 1][4] = cli_models_text(k, p);
+        rows[i + 1][5] = cli_tags_text(k->tags, p);
+        rows[i + 1][6] =
             k->hint ? apr_pstrcat(p, ARK_KEY_SECRET_PREFIX "\xE2\x80\xA6",
                                   k->hint, NULL)
                     : "-";
-        rows[i + 1][5] = k->created ? k->created : "-";
+        rows[i + 1][7] = k->created ? k->created : "-";
     }
     for (c = 0; c < CLI_COLS; c++) {
         width[c] = 0;
@@ -841,9 +1003,11 @@ static int cli_verify(const cli_args_t *args, apr_pool_t *p)
                                "' and 43 more characters)");
         return CLI_EXIT_FAIL;
     }
-    printf("name=%s tenant=%s state=%s models=%s\n", k->name, k->tenant,
-           k->enabled ? "enabled" : "revoked",
-           k->all_models ? "*" : apr_array_pstrcat(p, k->models, ','));
+    printf("name=%s tenant=%s state=%s models=%s priority=%s tags=%s\n",
+           k->name, k->tenant, k->enabled ? "enabled" : "revoked",
+           cli_models_text(k, p),
+           ark_priority_name((ark_priority_t)k->priority),
+           cli_tags_text(k->tags, p));
     return cli_flush_stdout();
 }
 
@@ -869,11 +1033,15 @@ static int cli_check(const cli_args_t *args, apr_pool_t *p)
 /* Arguments                                                          */
 /* ------------------------------------------------------------------ */
 
-static const cli_cmd_t cli_cmds[] = {
-    {"create", "cfntm", 0, cli_create}, {"list", "f", 0, cli_list},
-    {"revoke", "f", 1, cli_revoke},     {"enable", "f", 1, cli_enable},
-    {"delete", "f", 1, cli_delete},     {"verify", "f", 0, cli_verify},
-    {"check", "f", 0, cli_check},       {NULL, NULL, 0, NULL}};
+static const cli_cmd_t cli_cmds[] = {{"create", "cfntmpT", 0, cli_create},
+                                     {"set", "ftmpT", 1, cli_set},
+                                     {"list", "f", 0, cli_list},
+                                     {"revoke", "f", 1, cli_revoke},
+                                     {"enable", "f", 1, cli_enable},
+                                     {"delete", "f", 1, cli_delete},
+                                     {"verify", "f", 0, cli_verify},
+                                     {"check", "f", 0, cli_check},
+                                     {NULL, NULL, 0, NULL}};
 
 static const apr_getopt_option_t cli_options[] = {
     {"create", 'c', 0, "create FILE if missing"},
@@ -881,6 +1049,8 @@ static const apr_getopt_option_t cli_options[] = {
     {"name", 'n', 1, "key name"},
     {"tenant", 't', 1, "tenant"},
     {"models", 'm', 1, "model aliases or *"},
+    {"priority", 'p', 1, "priority class"},
+    {"tags", 'T', 1, "compliance tags"},
     {"help", 'h', 0, "show help"},
     {NULL, 0, 0, NULL}};
 
@@ -962,6 +1132,12 @@ int main(int argc, const char *const *argv)
             break;
         case 'm':
             rc = cli_set_once(&args.models, arg, opt, cmd->name);
+            break;
+        case 'p':
+            rc = cli_set_once(&args.priority, arg, opt, cmd->name);
+            break;
+        case 'T':
+            rc = cli_set_once(&args.tags, arg, opt, cmd->name);
             break;
         }
         if (rc != CLI_EXIT_OK) {

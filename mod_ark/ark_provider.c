@@ -4,6 +4,8 @@
 #include <string.h>
 
 #include <apr_file_io.h>
+#include <apr_general.h>
+#include <apr_lib.h>
 #include <apr_strings.h>
 #include <jansson.h>
 
@@ -12,6 +14,9 @@
 /* Every provider type, one row each. */
 static const ark_provider_type_t *const provider_types[] = {
     &ark_provider_openai,
+    &ark_provider_azure,
+    &ark_provider_anthropic,
+    &ark_provider_gemini,
     NULL
 };
 
@@ -165,10 +170,169 @@ const char *ark_provider_error_message(const char *body, apr_size_t len,
         return NULL;
     }
     msg = json_object_get(json_object_get(root, "error"), "message");
+    if (!msg) {
+        /* Gemini sends a list of error objects when streaming */
+        msg = json_object_get(json_object_get(json_array_get(root, 0),
+                                              "error"), "message");
+    }
     if (json_is_string(msg) && json_string_length(msg) > 0
         && !leaks_secret(json_string_value(msg), secret)) {
         out = ark_err_quote(json_string_value(msg), 512, p);
     }
     json_decref(root);
+    return out;
+}
+
+void ark_provider_map_status(ark_err_t *err, int status, const char *msg,
+                             apr_pool_t *p)
+{
+    switch (status) {
+    case 400:
+    case 422:
+        ark_err_set(err, 400, "upstream_rejected_request", NULL,
+                    msg ? msg : "The upstream provider rejected the "
+                                "request as invalid.");
+        break;
+    case 413:
+        ark_err_set(err, 413, "request_too_large", NULL,
+                    msg ? msg : "The upstream provider rejected the "
+                                "request as too large.");
+        break;
+    case 401:
+    case 403:
+        ark_err_set(err, 502, "upstream_auth_failed", NULL,
+                    "The upstream provider rejected the gateway's "
+                    "credentials.");
+        break;
+    case 404:
+        ark_err_set(err, 502, "upstream_not_found", NULL,
+                    "The upstream provider does not know the configured "
+                    "model or endpoint.");
+        break;
+    case 408:
+        ark_err_set(err, 504, "upstream_timeout", NULL,
+                    "The upstream provider timed out.");
+        break;
+    case 429:
+        ark_err_set(err, 429, "upstream_rate_limited", NULL,
+                    "The upstream provider is rate limiting requests; "
+                    "retry later.");
+        break;
+    default:
+        ark_err_setf(err, p, 502, "upstream_error", NULL,
+                     "The upstream provider failed (HTTP %d).", status);
+        break;
+    }
+}
+
+json_t *ark_stream_chunk_new(const ark_stream_t *st)
+{
+    return json_pack("{s:s,s:s,s:I,s:s,s:[]}",
+                     "id", st->id ? st->id : "chatcmpl-ark",
+                     "object", "chat.completion.chunk",
+                     "created", (json_int_t)apr_time_sec(st->created),
+                     "model", st->upstream_model ? st->upstream_model : "",
+                     "choices");
+}
+
+apr_status_t ark_stream_emit_json(ark_stream_t *st, json_t *obj)
+{
+    char *text;
+    const char *ev;
+    apr_size_t len;
+
+    if (!obj) {
+        return APR_ENOMEM;
+    }
+    text = json_dumps(obj, JSON_COMPACT);
+    json_decref(obj);
+    if (!text) {
+        return APR_ENOMEM;
+    }
+    len = strlen(text);
+    ev = apr_pstrcat(st->pool, "data: ", text, "\n\n", NULL);
+    free(text);
+    st->events++;
+    return st->emit(st->emit_ctx, ev, len + 8);
+}
+
+json_t *ark_usage_to_openai(const ark_usage_t *u)
+{
+    json_int_t in = u->prompt_tokens > 0 ? u->prompt_tokens : 0;
+    json_int_t out = u->completion_tokens > 0 ? u->completion_tokens : 0;
+    json_int_t total = u->total_tokens >= 0 ? u->total_tokens : in + out;
+    json_t *usage = json_pack("{s:I,s:I,s:I}", "prompt_tokens", in,
+                              "completion_tokens", out,
+                              "total_tokens", total);
+
+    if (usage && u->cached_tokens >= 0) {
+        json_object_set_new(usage, "prompt_tokens_details",
+                            json_pack("{s:I}", "cached_tokens",
+                                      (json_int_t)u->cached_tokens));
+    }
+    return usage;
+}
+
+apr_status_t ark_stream_finish(ark_stream_t *st)
+{
+    apr_status_t rv;
+
+    if (st->client_wants_usage) {
+        json_t *chunk = ark_stream_chunk_new(st);
+
+        if (chunk) {
+            json_object_set_new(chunk, "usage",
+                                ark_usage_to_openai(&st->usage));
+        }
+        if ((rv = ark_stream_emit_json(st, chunk)) != APR_SUCCESS) {
+            return rv;
+        }
+    }
+    st->done = 1;
+    st->events++;
+    return st->emit(st->emit_ctx, "data: [DONE]\n\n", 14);
+}
+
+const char *ark_completion_id_make(apr_pool_t *p)
+{
+    static const char alphabet[] =
+        "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+    unsigned char raw[24];
+    char *id = apr_palloc(p, 10 + sizeof(raw));
+    apr_size_t i;
+
+    if (apr_generate_random_bytes(raw, sizeof(raw)) != APR_SUCCESS) {
+        apr_time_t t = apr_time_now();
+
+        for (i = 0; i < sizeof(raw); i++) {
+            raw[i] = (unsigned char)(t >> (i % 8 * 8)) ^ (unsigned char)i;
+        }
+    }
+    memcpy(id, "chatcmpl-", 9);
+    for (i = 0; i < sizeof(raw); i++) {
+        id[9 + i] = alphabet[raw[i] % (sizeof(alphabet) - 1)];
+    }
+    id[9 + sizeof(raw)] = '\0';
+    return id;
+}
+
+const char *ark_url_escape_segment(const char *s, apr_pool_t *p)
+{
+    static const char hex[] = "0123456789ABCDEF";
+    char *out = apr_palloc(p, strlen(s) * 3 + 1), *o = out;
+
+    for (; *s; s++) {
+        unsigned char c = (unsigned char)*s;
+
+        if (apr_isalnum(c) || c == '-' || c == '.' || c == '_' || c == '~') {
+            *o++ = (char)c;
+        }
+        else {
+            *o++ = '%';
+            *o++ = hex[c >> 4];
+            *o++ = hex[c & 15];
+        }
+    }
+    *o = '\0';
     return out;
 }

@@ -6,7 +6,8 @@
  * requests always ask for the usage chunk (stream_options.include_usage)
  * so that tokens are accounted for every stream. The usage chunk is
  * withheld from clients that did not ask for it themselves. Answers are
- * validated and relayed byte for byte.
+ * validated and relayed byte for byte. The azure type reuses everything
+ * here but the URL and the auth header.
  */
 #include <string.h>
 
@@ -15,36 +16,52 @@
 
 #include "ark_provider.h"
 
+const char *ark_openai_body(const ark_req_t *req, const char *upstream_model,
+                            apr_size_t *plen, apr_pool_t *p)
+{
+    /* a shallow copy: the client's document stays as it was, so another
+     * channel can be tried with it after a failure */
+    json_t *root = json_copy(req->root);
+    const char *body;
+
+    if (!root) {
+        return NULL;
+    }
+    json_object_set_new(root, "model", json_string(upstream_model));
+    if (req->endpoint == ARK_ENDPOINT_CHAT && req->stream) {
+        json_t *opts = json_object_get(root, "stream_options");
+
+        opts = json_is_object(opts) ? json_copy(opts) : json_object();
+        json_object_set_new(opts, "include_usage", json_true());
+        json_object_set_new(root, "stream_options", opts);
+    }
+    body = ark_json_pdump(root, plen, p);
+    json_decref(root);
+    return body;
+}
+
 static apr_status_t openai_build_request(ark_upstream_req_t *out,
                                          const ark_provider_t *prov,
                                          const char *upstream_model,
-                                         const ark_chat_req_t *req,
+                                         const ark_req_t *req,
                                          ark_err_t *err, apr_pool_t *p)
 {
-    json_t *root = req->root;
+    int chat = req->endpoint == ARK_ENDPOINT_CHAT;
 
-    json_object_set_new(root, "model", json_string(upstream_model));
-    if (req->stream) {
-        json_t *opts = json_object_get(root, "stream_options");
-
-        if (!json_is_object(opts)) {
-            opts = json_object();
-            json_object_set_new(root, "stream_options", opts);
-        }
-        json_object_set_new(opts, "include_usage", json_true());
-    }
-    out->body = ark_json_pdump(root, &out->body_len, p);
+    out->body = ark_openai_body(req, upstream_model, &out->body_len, p);
     if (!out->body) {
         ark_err_set(err, 500, "internal_error", NULL,
                     "The gateway could not encode the upstream request.");
         return APR_ENOMEM;
     }
-    out->url = apr_pstrcat(p, prov->base_url, "/chat/completions", NULL);
+    out->url = apr_pstrcat(p, prov->base_url,
+                           chat ? "/chat/completions" : "/embeddings", NULL);
     out->headers = apr_array_make(p, 5, sizeof(const char *));
     APR_ARRAY_PUSH(out->headers, const char *) =
         "Content-Type: application/json";
     APR_ARRAY_PUSH(out->headers, const char *) =
-        req->stream ? "Accept: text/event-stream" : "Accept: application/json";
+        chat && req->stream ? "Accept: text/event-stream"
+                            : "Accept: application/json";
     if (prov->secret) {
         APR_ARRAY_PUSH(out->headers, const char *) =
             apr_pstrcat(p, "Authorization: Bearer ", prov->secret, NULL);
@@ -52,18 +69,20 @@ static apr_status_t openai_build_request(ark_upstream_req_t *out,
     return APR_SUCCESS;
 }
 
-static apr_status_t openai_parse_response(const char **pbody,
-                                          apr_size_t *plen,
-                                          ark_usage_t *usage,
-                                          const char *body, apr_size_t len,
-                                          apr_pool_t *p)
+apr_status_t ark_openai_parse_response(const char **pbody, apr_size_t *plen,
+                                       ark_usage_t *usage,
+                                       const ark_req_t *req,
+                                       const char *body, apr_size_t len,
+                                       apr_pool_t *p)
 {
     json_t *root = json_loadb(body, len, 0, NULL);
+    const char *list = req && req->endpoint == ARK_ENDPOINT_EMBEDDINGS
+                       ? "data" : "choices";
     apr_status_t rv = APR_EINVAL;
 
     (void)p;
     if (root && json_is_object(root)
-        && json_is_array(json_object_get(root, "choices"))) {
+        && json_is_array(json_object_get(root, list))) {
         ark_usage_from_openai(usage, json_object_get(root, "usage"));
         *pbody = body;
         *plen = len;
@@ -73,8 +92,8 @@ static apr_status_t openai_parse_response(const char **pbody,
     return rv;
 }
 
-static apr_status_t openai_stream_event(ark_stream_t *st,
-                                        const ark_sse_event_t *ev)
+apr_status_t ark_openai_stream_event(ark_stream_t *st,
+                                     const ark_sse_event_t *ev)
 {
     json_t *chunk, *usage, *choices;
     const char *out;
@@ -96,9 +115,10 @@ static apr_status_t openai_stream_event(ark_stream_t *st,
     usage = json_object_get(chunk, "usage");
     ark_usage_from_openai(&st->usage, usage);
     choices = json_object_get(chunk, "choices");
-    /* the usage-only chunk the gateway asked for on the client's behalf */
-    withhold = !st->client_wants_usage && json_is_object(usage)
-               && json_is_array(choices) && json_array_size(choices) == 0;
+    /* the usage-only chunk the gateway asked for on the client's behalf,
+     * and choice-less bookkeeping chunks (Azure's prompt filter results) */
+    withhold = json_is_array(choices) && json_array_size(choices) == 0
+               && (json_is_object(usage) ? !st->client_wants_usage : 1);
     json_decref(chunk);
     if (withhold) {
         return APR_SUCCESS;
@@ -108,55 +128,23 @@ static apr_status_t openai_stream_event(ark_stream_t *st,
     return st->emit(st->emit_ctx, out, ev->data_len + 8);
 }
 
-static void openai_map_error(ark_err_t *err, const ark_provider_t *prov,
-                             int status, const char *body, apr_size_t len,
-                             apr_pool_t *p)
+void ark_openai_map_error(ark_err_t *err, const ark_provider_t *prov,
+                          int status, const char *body, apr_size_t len,
+                          apr_pool_t *p)
 {
-    const char *msg = ark_provider_error_message(body, len, prov->secret, p);
-
-    switch (status) {
-    case 400:
-    case 422:
-        ark_err_set(err, 400, "upstream_rejected_request", NULL,
-                    msg ? msg : "The upstream provider rejected the "
-                                "request as invalid.");
-        break;
-    case 413:
-        ark_err_set(err, 413, "request_too_large", NULL,
-                    msg ? msg : "The upstream provider rejected the "
-                                "request as too large.");
-        break;
-    case 401:
-    case 403:
-        ark_err_set(err, 502, "upstream_auth_failed", NULL,
-                    "The upstream provider rejected the gateway's "
-                    "credentials.");
-        break;
-    case 404:
-        ark_err_set(err, 502, "upstream_not_found", NULL,
-                    "The upstream provider does not know the configured "
-                    "model or endpoint.");
-        break;
-    case 408:
-        ark_err_set(err, 504, "upstream_timeout", NULL,
-                    "The upstream provider timed out.");
-        break;
-    case 429:
-        ark_err_set(err, 429, "upstream_rate_limited", NULL,
-                    "The upstream provider is rate limiting requests; "
-                    "retry later.");
-        break;
-    default:
-        ark_err_setf(err, p, 502, "upstream_error", NULL,
-                     "The upstream provider failed (HTTP %d).", status);
-        break;
-    }
+    ark_provider_map_status(err, status,
+                            ark_provider_error_message(body, len,
+                                                       prov->secret, p),
+                            p);
 }
 
 const ark_provider_type_t ark_provider_openai = {
     "openai",
+    ARK_EP_CHAT | ARK_EP_EMBEDDINGS,
+    NULL,
     openai_build_request,
-    openai_parse_response,
-    openai_stream_event,
-    openai_map_error,
+    ark_openai_parse_response,
+    ark_openai_stream_event,
+    NULL,
+    ark_openai_map_error,
 };

@@ -87,7 +87,7 @@ static int role_known(const char *role)
     return 0;
 }
 
-static apr_status_t check_messages(ark_chat_req_t *req, json_t *messages,
+static apr_status_t check_messages(ark_req_t *req, json_t *messages,
                                    ark_err_t *err, apr_pool_t *p)
 {
     size_t i;
@@ -153,14 +153,17 @@ static apr_status_t check_messages(ark_chat_req_t *req, json_t *messages,
     return APR_SUCCESS;
 }
 
-apr_status_t ark_chat_req_parse(ark_chat_req_t *req, const char *body,
-                                apr_size_t len, ark_err_t *err,
-                                apr_pool_t *p)
+/* Parses the body into a JSON object and reads "model": the part every
+ * endpoint shares. */
+static apr_status_t parse_common(ark_req_t *req, const char *body,
+                                 apr_size_t len, ark_err_t *err,
+                                 apr_pool_t *p)
 {
     json_error_t jerr;
-    json_t *root, *model, *stream, *opts;
+    json_t *root, *model;
 
     memset(req, 0, sizeof(*req));
+    req->body_len = len;
     if (len == 0) {
         ark_err_set(err, 400, "invalid_json", NULL,
                     "The request body is empty; expected a JSON object.");
@@ -197,8 +200,22 @@ apr_status_t ark_chat_req_parse(ark_chat_req_t *req, const char *body,
                     "Invalid value for 'model': contains a NUL character.");
         return APR_EINVAL;
     }
-    /* a copy: translators replace "model" in root with the upstream name */
+    /* a copy: translators may replace "model" in a copy of root */
     req->model = apr_pstrdup(p, json_string_value(model));
+    return APR_SUCCESS;
+}
+
+apr_status_t ark_chat_req_parse(ark_req_t *req, const char *body,
+                                apr_size_t len, ark_err_t *err,
+                                apr_pool_t *p)
+{
+    json_t *root, *stream, *opts;
+
+    if (parse_common(req, body, len, err, p) != APR_SUCCESS) {
+        return APR_EINVAL;
+    }
+    req->endpoint = ARK_ENDPOINT_CHAT;
+    root = req->root;
 
     if (check_messages(req, json_object_get(root, "messages"), err, p)) {
         return APR_EINVAL;
@@ -237,6 +254,70 @@ apr_status_t ark_chat_req_parse(ark_chat_req_t *req, const char *body,
             return APR_EINVAL;
         }
         req->include_usage = json_is_true(inc);
+    }
+    return APR_SUCCESS;
+}
+
+/* True if v is an array of integers (token ids). */
+static int is_token_array(const json_t *v)
+{
+    size_t i;
+    json_t *t;
+
+    if (!json_is_array(v) || json_array_size(v) == 0) {
+        return 0;
+    }
+    json_array_foreach(v, i, t) {
+        if (!json_is_integer(t)) {
+            return 0;
+        }
+    }
+    return 1;
+}
+
+apr_status_t ark_embed_req_parse(ark_req_t *req, const char *body,
+                                 apr_size_t len, ark_err_t *err,
+                                 apr_pool_t *p)
+{
+    json_t *input, *item;
+    size_t i;
+
+    if (parse_common(req, body, len, err, p) != APR_SUCCESS) {
+        return APR_EINVAL;
+    }
+    req->endpoint = ARK_ENDPOINT_EMBEDDINGS;
+    input = json_object_get(req->root, "input");
+    if (!input) {
+        ark_err_set(err, 400, "missing_required_parameter", "input",
+                    "Missing required parameter: 'input'.");
+        return APR_EINVAL;
+    }
+    if (json_is_string(input)) {
+        if (json_string_length(input) == 0) {
+            ark_err_set(err, 400, "invalid_value", "input",
+                        "Invalid value for 'input': empty string.");
+            return APR_EINVAL;
+        }
+        return APR_SUCCESS;
+    }
+    if (!json_is_array(input) || json_array_size(input) == 0) {
+        ark_err_set(err, 400, "invalid_type", "input",
+                    "Invalid type for 'input': expected a non-empty string "
+                    "or a non-empty array of strings or token arrays.");
+        return APR_EINVAL;
+    }
+    if (is_token_array(input)) {
+        return APR_SUCCESS;
+    }
+    json_array_foreach(input, i, item) {
+        if (!(json_is_string(item) && json_string_length(item) > 0)
+            && !is_token_array(item)) {
+            ark_err_setf(err, p, 400, "invalid_type", "input",
+                         "Invalid value for 'input[%lu]': expected a "
+                         "non-empty string or an array of token ids.",
+                         (unsigned long)i);
+            return APR_EINVAL;
+        }
     }
     return APR_SUCCESS;
 }

@@ -19,13 +19,21 @@
 
 #include "ark_error.h"
 
-typedef struct ark_chat_req_t {
+/* Endpoints (also the ARK_EP_* bits of ark_provider.h). */
+typedef enum {
+    ARK_ENDPOINT_CHAT = 1,         /* POST /v1/chat/completions */
+    ARK_ENDPOINT_EMBEDDINGS = 2    /* POST /v1/embeddings */
+} ark_endpoint_t;
+
+typedef struct ark_req_t {
+    ark_endpoint_t endpoint;
     json_t *root;          /* the whole request object; owned (see above) */
     const char *model;     /* the client's model alias (pool copy) */
     int stream;            /* "stream": true */
     int include_usage;     /* "stream_options": {"include_usage": true} */
-    apr_size_t n_messages; /* number of entries in "messages" */
-} ark_chat_req_t;
+    apr_size_t n_messages; /* number of entries in "messages" (chat) */
+    apr_size_t body_len;   /* size of the client's body, for estimates */
+} ark_req_t;
 
 /* Token usage as the upstream reported it (or as counted). -1 = unknown. */
 typedef struct ark_usage_t {
@@ -39,9 +47,17 @@ typedef struct ark_usage_t {
  * Returns APR_SUCCESS and fills *req, or APR_EINVAL with *err set to a
  * 400 whose message says what is wrong (JSON syntax error with line and
  * column, missing or mistyped field). */
-apr_status_t ark_chat_req_parse(ark_chat_req_t *req, const char *body,
+apr_status_t ark_chat_req_parse(ark_req_t *req, const char *body,
                                 apr_size_t len, ark_err_t *err,
                                 apr_pool_t *p);
+
+/* Parses and validates an embeddings request body: "model" (non-empty
+ * string) and "input" (a non-empty string, array of strings, array of
+ * token integers, or array of such arrays). Same contract as
+ * ark_chat_req_parse. */
+apr_status_t ark_embed_req_parse(ark_req_t *req, const char *body,
+                                 apr_size_t len, ark_err_t *err,
+                                 apr_pool_t *p);
 
 /* Sets every field of *u to -1 (unknown). */
 void ark_usage_clear(ark_usage_t *u);

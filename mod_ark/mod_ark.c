@@ -12,6 +12,7 @@
  */
 #include <string.h>
 
+#include <apr_shm.h>
 #include <apr_strings.h>
 #include <http_core.h>
 #include <http_protocol.h>
@@ -37,9 +38,17 @@ static void *create_server_conf(apr_pool_t *p, server_rec *s)
     sc->providers = apr_hash_make(p);
     sc->models = apr_hash_make(p);
     sc->model_order = apr_array_make(p, 8, sizeof(const char *));
+    static const ark_weights_t w[ARK_PRIO_COUNT] = {
+        ARK_WEIGHTS_HIGH, ARK_WEIGHTS_NORMAL, ARK_WEIGHTS_LOW
+    };
+    static const ark_breaker_conf_t bc = ARK_BREAKER_DEFAULTS;
+
     sc->connect_timeout = ARK_DEFAULT_CONNECT_TIMEOUT;
     sc->timeout = ARK_DEFAULT_TIMEOUT;
     sc->config_time = apr_time_now();
+    memcpy(sc->weights, w, sizeof(w));
+    sc->breaker = bc;
+    ark_route_policy_unset(&sc->policy);
     return sc;
 }
 
@@ -58,6 +67,7 @@ static void *create_dir_conf(apr_pool_t *p, char *dir)
 
     (void)dir;
     dc->max_body = ARK_DEFAULT_MAX_BODY;
+    ark_route_policy_unset(&dc->policy);
     return dc;
 }
 
@@ -68,6 +78,15 @@ static void *merge_dir_conf(apr_pool_t *p, void *basev, void *addv)
 
     dc->max_body = add->max_body_set ? add->max_body : base->max_body;
     dc->max_body_set = add->max_body_set || base->max_body_set;
+    ark_route_policy_merge(&dc->policy, &base->policy, &add->policy);
+    if (base->alias_policies && add->alias_policies) {
+        dc->alias_policies = apr_hash_overlay(p, add->alias_policies,
+                                              base->alias_policies);
+    }
+    else {
+        dc->alias_policies = add->alias_policies ? add->alias_policies
+                                                 : base->alias_policies;
+    }
     return dc;
 }
 
@@ -111,11 +130,12 @@ static const char *cmd_provider(cmd_parms *cmd, void *dc, int argc,
     return NULL;
 }
 
-static const char *cmd_model(cmd_parms *cmd, void *dc, const char *alias,
-                             const char *provider, const char *upstream)
+static const char *cmd_model(cmd_parms *cmd, void *dc, int argc,
+                             char *const argv[])
 {
     ark_server_conf_t *sc = server_conf(cmd);
     const ark_provider_t *prov;
+    ark_model_t *m;
     const char *err;
     int is_new;
 
@@ -123,22 +143,110 @@ static const char *cmd_model(cmd_parms *cmd, void *dc, const char *alias,
     if ((err = ap_check_cmd_context(cmd, GLOBAL_ONLY))) {
         return err;
     }
-    prov = apr_hash_get(sc->providers, provider, APR_HASH_KEY_STRING);
+    if (argc < 2) {
+        return "ArkModel takes <alias> <provider> [upstream-model] "
+               "[price=IN/OUT] [cost=COEF] [weight=N] [tags=k=v,...] "
+               "[name=NAME]";
+    }
+    prov = apr_hash_get(sc->providers, argv[1], APR_HASH_KEY_STRING);
     if (!prov) {
         return apr_psprintf(cmd->pool, "ArkModel %s: unknown provider '%s' "
                             "(declare it with ArkProvider before ArkModel)",
-                            alias, provider);
+                            argv[0], argv[1]);
     }
-    is_new = !apr_hash_get(sc->models, alias, APR_HASH_KEY_STRING);
-    if ((err = ark_model_add(sc->models, alias, prov, upstream,
-                             cmd->pool))) {
+    is_new = !apr_hash_get(sc->models, argv[0], APR_HASH_KEY_STRING);
+    if ((err = ark_model_add(sc->models, prov, argc, argv, cmd->pool))) {
         return err;
     }
+    m = apr_hash_get(sc->models, argv[0], APR_HASH_KEY_STRING);
+    APR_ARRAY_IDX(m->channels, m->channels->nelts - 1,
+                  ark_channel_t).defined_at = where(cmd);
     if (is_new) {
-        APR_ARRAY_PUSH(sc->model_order, const char *) =
-            apr_pstrdup(cmd->pool, alias);
+        APR_ARRAY_PUSH(sc->model_order, const char *) = m->alias;
     }
     return NULL;
+}
+
+static const char *cmd_route(cmd_parms *cmd, void *dcv, int argc,
+                             char *const argv[])
+{
+    ark_server_conf_t *sc = server_conf(cmd);
+    ark_dir_conf_t *dc = dcv;
+    ark_route_policy_t pol, *dst;
+    const char *err;
+
+    if (argc < 2) {
+        return "ArkRoute takes <alias|*> [strategy=NAME] [hedge=off|p95|DUR]"
+               " [attempts=N] [deadline=DUR]";
+    }
+    ark_route_policy_unset(&pol);
+    if ((err = ark_route_policy_parse(&pol, argc - 1, argv + 1,
+                                      cmd->pool))) {
+        return err;
+    }
+    if (!strcmp(argv[0], "*")) {
+        dst = cmd->path ? &dc->policy : &sc->policy;
+    }
+    else if (cmd->path) {
+        if (!dc->alias_policies) {
+            dc->alias_policies = apr_hash_make(cmd->pool);
+        }
+        dst = apr_pcalloc(cmd->pool, sizeof(*dst));
+        ark_route_policy_unset(dst);
+        apr_hash_set(dc->alias_policies, apr_pstrdup(cmd->pool, argv[0]),
+                     APR_HASH_KEY_STRING, dst);
+    }
+    else {
+        ark_model_t *m = apr_hash_get(sc->models, argv[0],
+                                      APR_HASH_KEY_STRING);
+
+        if (!m) {
+            return apr_psprintf(cmd->pool, "ArkRoute: unknown model alias "
+                                "'%s' (declare it with ArkModel first, or "
+                                "use * for all)", argv[0]);
+        }
+        dst = &m->policy;
+    }
+    ark_route_policy_merge(dst, dst, &pol);
+    return NULL;
+}
+
+static const char *cmd_weights(cmd_parms *cmd, void *dc, int argc,
+                               char *const argv[])
+{
+    ark_server_conf_t *sc = server_conf(cmd);
+    const char *err;
+    int prio;
+
+    (void)dc;
+    if ((err = ap_check_cmd_context(cmd, GLOBAL_ONLY))) {
+        return err;
+    }
+    if (argc < 2) {
+        return "ArkScoreWeights takes <high|normal|low> cost=W latency=W "
+               "reliability=W";
+    }
+    prio = ark_priority_parse(argv[0]);
+    if (prio < 0) {
+        return apr_psprintf(cmd->pool, "ArkScoreWeights: unknown priority "
+                            "class '%s' (expected high, normal or low)",
+                            argv[0]);
+    }
+    return ark_weights_parse(&sc->weights[prio], argc - 1, argv + 1,
+                             cmd->pool);
+}
+
+static const char *cmd_circuit(cmd_parms *cmd, void *dc, int argc,
+                               char *const argv[])
+{
+    ark_server_conf_t *sc = server_conf(cmd);
+    const char *err;
+
+    (void)dc;
+    if ((err = ap_check_cmd_context(cmd, GLOBAL_ONLY))) {
+        return err;
+    }
+    return ark_breaker_parse(&sc->breaker, argc, argv, cmd->pool);
 }
 
 static const char *cmd_keys_file(cmd_parms *cmd, void *dc, const char *arg)
@@ -231,9 +339,19 @@ static const command_rec ark_cmds[] = {
     AP_INIT_TAKE_ARGV("ArkProvider", cmd_provider, NULL, RSRC_CONF,
         "<name> <type> <base-url> [key=env:VAR|key=file:/path] "
         "[connect-timeout=DUR] [timeout=DUR]: declares an upstream provider"),
-    AP_INIT_TAKE23("ArkModel", cmd_model, NULL, RSRC_CONF,
-        "<alias> <provider> [upstream-model]: serves a model alias from a "
-        "provider"),
+    AP_INIT_TAKE_ARGV("ArkModel", cmd_model, NULL, RSRC_CONF,
+        "<alias> <provider> [upstream-model] [price=IN/OUT] [cost=COEF] "
+        "[weight=N] [tags=k=v,...] [name=NAME]: adds a channel serving a "
+        "model alias"),
+    AP_INIT_TAKE_ARGV("ArkRoute", cmd_route, NULL, RSRC_CONF | ACCESS_CONF,
+        "<alias|*> [strategy=score|fallback|weighted|least-latency|cost] "
+        "[hedge=off|p95|DUR] [attempts=N] [deadline=DUR]: routing policy"),
+    AP_INIT_TAKE_ARGV("ArkScoreWeights", cmd_weights, NULL, RSRC_CONF,
+        "<high|normal|low> cost=W latency=W reliability=W: score weights of "
+        "a priority class"),
+    AP_INIT_TAKE_ARGV("ArkCircuit", cmd_circuit, NULL, RSRC_CONF,
+        "failures=N error-ratio=R min-requests=N window=DUR cooldown=DUR "
+        "probes=N: circuit breaker thresholds"),
     AP_INIT_TAKE1("ArkKeysFile", cmd_keys_file, NULL, RSRC_CONF,
         "file of virtual keys managed with ark-keys"),
     AP_INIT_TAKE1("ArkAccessLog", cmd_access_log, NULL, RSRC_CONF,
@@ -286,6 +404,41 @@ static int ark_open_logs(apr_pool_t *pconf, apr_pool_t *plog,
     return OK;
 }
 
+/* Gives every channel a slot of live signals in one anonymous shared
+ * memory segment, inherited by all children. Made anew on each
+ * (graceful) restart: the channels may have changed. */
+static int create_signals(ark_server_conf_t *sc, apr_pool_t *pconf,
+                          server_rec *s)
+{
+    apr_hash_index_t *hi;
+    apr_shm_t *shm;
+    apr_size_t size;
+    apr_status_t rv;
+    int n = 0, i;
+
+    for (hi = apr_hash_first(pconf, sc->models); hi; hi = apr_hash_next(hi)) {
+        ark_model_t *m = apr_hash_this_val(hi);
+
+        for (i = 0; i < m->channels->nelts; i++) {
+            APR_ARRAY_IDX(m->channels, i, ark_channel_t).slot = n++;
+        }
+    }
+    sc->nslots = n;
+    size = sizeof(ark_chan_slot_t) * (apr_size_t)(n > 0 ? n : 1);
+    rv = apr_shm_create(&shm, size, NULL, pconf);
+    if (rv != APR_SUCCESS) {
+        ap_log_error(APLOG_MARK, APLOG_CRIT, rv, s, ARKLOGNO(00006)
+                     "cannot create %" APR_SIZE_T_FMT " bytes of shared "
+                     "memory for channel signals", size);
+        return HTTP_INTERNAL_SERVER_ERROR;
+    }
+    sc->slots = apr_shm_baseaddr_get(shm);
+    for (i = 0; i < (n > 0 ? n : 1); i++) {
+        ark_sig_init(&sc->slots[i]);
+    }
+    return OK;
+}
+
 static int ark_post_config(apr_pool_t *pconf, apr_pool_t *plog,
                            apr_pool_t *ptemp, server_rec *s)
 {
@@ -297,6 +450,9 @@ static int ark_post_config(apr_pool_t *pconf, apr_pool_t *plog,
     (void)ptemp;
     if (ap_state_query(AP_SQ_MAIN_STATE) == AP_SQ_MS_CREATE_PRE_CONFIG) {
         return OK;                   /* first of the two startup passes */
+    }
+    if (create_signals(sc, pconf, s) != OK) {
+        return HTTP_INTERNAL_SERVER_ERROR;
     }
     if (apr_hash_count(sc->models) > 0 && !sc->keys) {
         ap_log_error(APLOG_MARK, APLOG_WARNING, 0, s, ARKLOGNO(00003)
@@ -327,10 +483,16 @@ static void ark_child_init(apr_pool_t *pchild, server_rec *s)
 
 static int ark_handler(request_rec *r)
 {
-    if (!r->handler || strcmp(r->handler, ARK_HANDLER_GATEWAY)) {
+    if (!r->handler) {
         return DECLINED;
     }
-    return ark_gateway_handler(r);
+    if (!strcmp(r->handler, ARK_HANDLER_GATEWAY)) {
+        return ark_gateway_handler(r);
+    }
+    if (!strcmp(r->handler, ARK_HANDLER_METRICS)) {
+        return ark_metrics_handler(r);
+    }
+    return DECLINED;
 }
 
 static void register_hooks(apr_pool_t *p)

@@ -10,6 +10,8 @@
 #include <http_log.h>
 
 #include "ark_config.h"
+#include "ark_route.h"
+#include "ark_signals.h"
 #include "ark_error.h"
 #include "ark_http.h"
 #include "ark_keys.h"
@@ -19,6 +21,7 @@
 
 /* Handler names for SetHandler. */
 #define ARK_HANDLER_GATEWAY "ark-gateway"
+#define ARK_HANDLER_METRICS "ark-metrics"
 
 /* Server-wide configuration. Every Ark server directive is global (main
  * server only), so all virtual hosts share this one record. */
@@ -33,11 +36,18 @@ typedef struct ark_server_conf_t {
     apr_interval_time_t connect_timeout;
     apr_interval_time_t timeout;
     apr_time_t config_time;           /* when this config was read */
+    ark_weights_t weights[ARK_PRIO_COUNT];   /* ArkScoreWeights */
+    ark_breaker_conf_t breaker;       /* ArkCircuit */
+    ark_route_policy_t policy;        /* ArkRoute * (server level) */
+    int nslots;                       /* channels with a signals slot */
+    ark_chan_slot_t *slots;           /* shared memory, from post_config */
 } ark_server_conf_t;
 
 /* Per-directory configuration, with "was it set" bits for merging. */
 typedef struct ark_dir_conf_t {
     apr_off_t max_body;
+    ark_route_policy_t policy;        /* ArkRoute * in this location */
+    apr_hash_t *alias_policies;       /* alias -> ark_route_policy_t * */
     unsigned int max_body_set : 1;
 } ark_dir_conf_t;
 
@@ -48,6 +58,9 @@ ark_http_t *ark_http_client(void);
 
 /* The request handler (ark_handler.c). */
 int ark_gateway_handler(request_rec *r);
+
+/* The metrics handler (ark_metrics.c). */
+int ark_metrics_handler(request_rec *r);
 
 /* Writes the access log line of r, if the request went through the
  * gateway handler (log_transaction hook). */

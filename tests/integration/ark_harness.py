@@ -36,13 +36,18 @@ def free_port():
         return s.getsockname()[1]
 
 
-def create_key(keys_file, name, models="*", tenant=None, create=True):
+def create_key(keys_file, name, models="*", tenant=None, create=True,
+               priority=None, tags=None):
     """Creates a virtual key with the real ark-keys CLI; returns the secret."""
     cmd = [ARK_KEYS, "create", "-f", keys_file, "-n", name, "-m", models]
     if create and not os.path.exists(keys_file):
         cmd.insert(2, "-c")
     if tenant:
         cmd += ["-t", tenant]
+    if priority:
+        cmd += ["-p", priority]
+    if tags:
+        cmd += ["-T", tags]
     out = subprocess.run(cmd, check=True, capture_output=True, text=True)
     secret = out.stdout.strip()
     assert secret.startswith("sk-ark-"), out
@@ -121,8 +126,10 @@ class Httpd:
         with open(self.conf_path, "w") as f:
             f.write(text)
 
-    def create_key(self, name, models="*", tenant=None):
-        secret = create_key(self.keys_file, name, models, tenant)
+    def create_key(self, name, models="*", tenant=None, priority=None,
+                   tags=None):
+        secret = create_key(self.keys_file, name, models, tenant,
+                            priority=priority, tags=tags)
         os.chmod(self.keys_file, 0o640)
         return secret
 

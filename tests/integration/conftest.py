@@ -71,6 +71,21 @@ def stub():
 
 
 @pytest.fixture
+def make_stub():
+    """make_stub(name) starts one more stub provider (stopped at teardown)."""
+    started = []
+
+    def make(name):
+        s = StubHandle(name)
+        started.append(s)
+        return s
+
+    yield make
+    for s in started:
+        s.stop()
+
+
+@pytest.fixture
 def make_gateway(tmp_path):
     """make_gateway(ark="directives", location="...", env={}, allow=[regex])"""
     started = []

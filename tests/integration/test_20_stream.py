@@ -92,7 +92,7 @@ def test_20_03_mid_stream_abort_ends_cleanly(gateway, stub):
     # every event before it is a well-formed chunk
     for d in datas[:-2]:
         assert json.loads(d)["object"] == "chat.completion.chunk"
-    gateway.allow.append(r"ARK00023: provider stub: stream interrupted")
+    gateway.allow.append(r"ARK00023: channel stub/\S+: stream interrupted")
 
 
 def test_20_04_malformed_event_ends_cleanly(gateway, stub):
@@ -101,7 +101,7 @@ def test_20_04_malformed_event_ends_cleanly(gateway, stub):
     datas = [d for _, d in events]
     assert datas[-1] == "[DONE]"
     assert json.loads(datas[-2])["error"]["code"] == "upstream_malformed"
-    gateway.allow.append(r"ARK00022: provider stub sent a malformed stream")
+    gateway.allow.append(r"ARK00022: channel stub/\S+ sent a malformed stream")
 
 
 def test_20_05_upstream_error_before_stream_is_plain_json(gateway, stub):
@@ -111,4 +111,4 @@ def test_20_05_upstream_error_before_stream_is_plain_json(gateway, stub):
     assert status == 429
     assert headers["retry-after"] == "7"
     assert json.loads(body)["error"]["code"] == "upstream_rate_limited"
-    gateway.allow.append(r"ARK00036: provider stub answered HTTP 429")
+    gateway.allow.append(r"ARK00036: channel stub/\S+ answered HTTP 429")

@@ -128,7 +128,7 @@ def test_30_06_502_unreachable(make_gateway):
     gw = make_gateway(ark="ArkProvider down openai http://127.0.0.1:%d/v1 "
                           "key=env:ARK_TEST_PROVIDER_KEY\n"
                           "ArkModel m down\n" % port, start=False,
-                      allow=[r"ARK00031: provider down: connect failure"])
+                      allow=[r"ARK00031: channel down/\S+: connect failure"])
     key = gw.create_key("k")
     gw.start()
     st, _, body = post(gw, {"model": "m", "messages": MSG}, key=key)
@@ -151,14 +151,14 @@ def test_30_07_502_malformed_and_reset(gateway, stub):
     assert_openai_error(st, body, 502, "upstream_connection_error")
     resets = stub.requests()[before:]
     assert [r["fault"] for r in resets] == ["reset", "reset"]
-    gateway.allow += [r"ARK00033: provider stub sent a malformed answer",
-                      r"ARK00031: provider stub: io failure"]
+    gateway.allow += [r"ARK00033: channel stub/\S+ sent a malformed answer",
+                      r"ARK00031: channel stub/\S+: io failure"]
 
 
 def test_30_08_504_timeout(make_gateway, stub):
     gw = make_gateway(ark=openai_provider(stub, extra="timeout=1s")
                       + "ArkModel m stub\n", start=False,
-                      allow=[r"ARK00031: provider stub: timeout failure"])
+                      allow=[r"ARK00031: channel stub/\S+: timeout failure"])
     key = gw.create_key("k")
     gw.start()
     stub.faults({"kind": "slow_first_byte", "ms": 3000})
@@ -184,8 +184,8 @@ def test_30_09_upstream_errors_never_leak_provider_secret(gateway, stub):
                        key=gateway.key)
     assert_openai_error(st, body, 400, "upstream_rejected_request")
     assert PROVIDER_SECRET not in gateway.all_logs_text()
-    gateway.allow += [r"ARK00034: provider stub rejected the gateway's",
-                      r"ARK00036: provider stub answered HTTP 500"]
+    gateway.allow += [r"ARK00034: channel stub/\S+: provider stub rejected the gateway's",
+                      r"ARK00036: channel stub/\S+ answered HTTP 500"]
 
 
 def test_30_10_config_errors_are_caught_by_configtest(make_gateway, stub):

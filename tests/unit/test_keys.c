@@ -1,10 +1,10 @@
 /* Unit tests for ark_keys.c: the keys file parser and its error messages,
- * digest lookup, the model ACL, secret generation, hashing, the writer
- * (format -> parse round trips that keep comments) and the CLI-only edit
- * functions. Each test gets a fresh APR pool from keys_setup(). Test
- * names are numbered by area: 1x parsing, 2x parse errors, 3x lookup and
- * ACL, 4x secrets and hashes, 5x writing and editing, 6x loading and
- * scale.
+ * the priority and tags attributes, digest lookup, the model ACL, secret
+ * generation, hashing, the writer (format -> parse round trips that keep
+ * comments) and the CLI-only edit functions. Each test gets a fresh APR pool
+ * from keys_setup(). Test names are numbered by area: 1x parsing, 2x parse
+ * errors, 3x lookup and ACL, 4x secrets and hashes, 5x writing and editing, 6x
+ * loading and scale.
  */
 
 #include <stdarg.h>
@@ -24,6 +24,7 @@
 #include <apr_strings.h>
 
 #include "ark_keys.h"
+#include "ark_route.h"
 
 /* SHA-256("abc") and SHA-256(""), FIPS 180-2 / well-known vectors. */
 #define HEX_ABC                                                                \
@@ -119,6 +120,30 @@ static const char *model_at(const ark_key_t *k, int i)
     return APR_ARRAY_IDX(k->models, i, const char *);
 }
 
+static const ark_tag_t *tag_at(const apr_array_header_t *tags, int i)
+{
+    return &APR_ARRAY_IDX(tags, i, ark_tag_t);
+}
+
+static void assert_tag(const apr_array_header_t *tags, int i, const char *key,
+                       const char *value)
+{
+    assert_non_null(tags);
+    assert_true(i < tags->nelts);
+    assert_string_equal(tag_at(tags, i)->key, key);
+    assert_string_equal(tag_at(tags, i)->value, value);
+}
+
+/* "x" repeated n times. */
+static const char *repeat(char c, int n, apr_pool_t *p)
+{
+    char *s = apr_palloc(p, (apr_size_t)n + 1);
+
+    memset(s, c, (apr_size_t)n);
+    s[n] = '\0';
+    return s;
+}
+
 /* ------------------------------------------------------------------ */
 /* 1x parsing valid files                                             */
 /* ------------------------------------------------------------------ */
@@ -140,6 +165,8 @@ static void test_10_parse_defaults(void **state)
     assert_true(k->all_models);
     assert_non_null(k->models);
     assert_int_equal(k->models->nelts, 0);
+    assert_int_equal(k->priority, ARK_PRIO_NORMAL);
+    assert_null(k->tags);
     assert_true(k->enabled);
     assert_null(k->created);
     assert_null(k->hint);
@@ -244,6 +271,64 @@ static void test_14_parse_uses_len_not_nul(void **state)
     assert_true(ark_keys_at(ring, 0)->all_models);
 }
 
+static void test_15_parse_priority_and_tags(void **state)
+{
+    apr_pool_t *p = *state;
+    ark_keyring_t *ring;
+    const ark_key_t *k;
+    apr_array_header_t *eu_official, *us_community, *eu_only;
+    const char *err;
+
+    ring = parse_ok(
+        apr_pstrcat(p, "a ", hash_field("a", p),
+                    " priority=high tags=region=eu,region=us,tier=official\n",
+                    "b ", hash_field("b", p),
+                    "\ttags=x.y_z-1:a/b=V.1_-:/\tpriority=low\n", "c ",
+                    hash_field("c", p), " priority=normal\n", NULL),
+        p);
+    k = ark_keys_find_name(ring, "a");
+    assert_int_equal(k->priority, ARK_PRIO_HIGH);
+    assert_int_equal(k->tags->nelts, 3);
+    assert_tag(k->tags, 0, "region", "eu");
+    assert_tag(k->tags, 1, "region", "us");
+    assert_tag(k->tags, 2, "tier", "official");
+    /* Other attributes keep their defaults. */
+    assert_string_equal(k->tenant, "a");
+    assert_true(k->all_models);
+    assert_true(k->enabled);
+
+    k = ark_keys_find_name(ring, "b");
+    assert_int_equal(k->priority, ARK_PRIO_LOW);
+    assert_int_equal(k->tags->nelts, 1);
+    assert_tag(k->tags, 0, "x.y_z-1:a/b", "V.1_-:/");
+
+    k = ark_keys_find_name(ring, "c");
+    assert_int_equal(k->priority, ARK_PRIO_NORMAL);
+    assert_null(k->tags);
+
+    /* The parsed requirements mean what the router says they mean:
+     * region eu or us, and tier official. */
+    k = ark_keys_find_name(ring, "a");
+    assert_null(ark_tags_parse(&eu_official, "region=eu,tier=official", p));
+    assert_null(ark_tags_parse(&us_community, "region=us,tier=community", p));
+    assert_null(ark_tags_parse(&eu_only, "region=eu", p));
+    assert_true(ark_tags_satisfy(eu_official, k->tags));
+    assert_false(ark_tags_satisfy(us_community, k->tags));
+    assert_false(ark_tags_satisfy(eu_only, k->tags));
+    assert_false(ark_tags_satisfy(NULL, k->tags));
+    assert_true(ark_tags_satisfy(eu_only, ark_keys_find_name(ring, "c")->tags));
+
+    /* The public tags parser agrees with the router's on valid input. */
+    assert_int_equal(ark_keys_tags_parse(&eu_only,
+                                         "region=eu,region=us,"
+                                         "tier=official",
+                                         &err, p),
+                     APR_SUCCESS);
+    assert_null(err);
+    assert_int_equal(eu_only->nelts, 3);
+    assert_tag(eu_only, 1, "region", "us");
+}
+
 /* ------------------------------------------------------------------ */
 /* 2x parse errors                                                    */
 /* ------------------------------------------------------------------ */
@@ -283,8 +368,11 @@ static void test_20_parse_errors(void **state)
         {"alice sha256:ga7816bf8f01cfea414140de5dae2223b00361a396177a9cb41"
          "0ff61f20015ad",
          "not a lowercase hex digit"},
-        {"alice H modles=*", "line 1: unknown attribute 'modles' (expected "
-                             "tenant, models, state, created, hint)"},
+        {"alice H modles=*",
+         "line 1: unknown attribute 'modles' (expected "
+         "tenant, models, priority, tags, state, created, hint)"},
+        {"alice H tag=region=eu", "unknown attribute 'tag'"},
+        {"alice H Priority=high", "unknown attribute 'Priority'"},
         {"alice H Tenant=x", "unknown attribute 'Tenant'"},
         {"alice H =x", "unknown attribute (expected"},
         {"alice H tenant=a tenant=b", "attribute 'tenant' given twice"},
@@ -314,6 +402,35 @@ static void test_20_parse_errors(void **state)
         {"alice H hint=ab+c", "invalid hint"},
         {"alice H junk", "found a word without '='"},
         {"alice H tenant=a\r x", "invalid tenant"},
+        /* priority= */
+        {"alice H priority=", "attribute 'priority' has an empty value"},
+        {"alice H priority=urgent", "line 1: invalid priority 'urgent' "
+                                    "(expected high, normal or low)"},
+        {"alice H priority=High", "invalid priority 'High'"},
+        {"alice H priority=high,low", "invalid priority (expected"},
+        {"alice H priority=0", "invalid priority '0'"},
+        {"alice H priority=high priority=high",
+         "attribute 'priority' given twice"},
+        {"alice H priority=low tenant=t priority=high",
+         "attribute 'priority' given twice"},
+        /* tags= */
+        {"alice H tags=", "attribute 'tags' has an empty value"},
+        {"alice H tags=region", "line 1: tags: tag 1 is not key=value"},
+        {"alice H tags=region=eu,tier", "tags: tag 2 is not key=value"},
+        {"alice H tags==eu", "tags: tag 1 has an empty key"},
+        {"alice H tags=region=", "tags: tag 1 has an empty value"},
+        {"alice H tags=region=eu,,tier=x", "tags: tag 2 in the list is empty"},
+        {"alice H tags=,region=eu", "tags: tag 1 in the list is empty"},
+        {"alice H tags=region=eu,", "tags: tag 2 in the list is empty"},
+        {"alice H tags=,", "tags: tag 1 in the list is empty"},
+        {"alice H tags=region=e!u", "tags: tag 1 has a character outside "
+                                    "A-Z a-z 0-9 . _ : / -"},
+        {"alice H tags=re@gion=eu", "tag 1 has a character outside"},
+        {"alice H tags=region=eu=x", "tag 1 has a character outside"},
+        {"alice H tags=region=\xC3\xA9u", "tag 1 has a character outside"},
+        {"alice H tags=region=eu,tier=x,region=eu",
+         "tags: tag 3 repeats tag 1"},
+        {"alice H tags=region=eu tags=tier=x", "attribute 'tags' given twice"},
         {NULL, NULL}};
     apr_pool_t *p = *state;
     const bad_case_t *c;
@@ -339,7 +456,8 @@ static void test_21_parse_error_line_numbers(void **state)
                                  " modles=x\n", NULL),
                      p);
     assert_string_equal(err, "line 7: unknown attribute 'modles' (expected "
-                             "tenant, models, state, created, hint)");
+                             "tenant, models, priority, tags, state, "
+                             "created, hint)");
 }
 
 static void test_22_parse_duplicates(void **state)
@@ -413,6 +531,82 @@ static void test_24_parse_errors_do_not_leak(void **state)
     /* A bad name is not quoted. */
     err = parse_fail(apr_pstrcat(p, secret, "! sha256:", hash, "\n", NULL), p);
     assert_lacks(err, secret + 7);
+    /* Nor a secret pasted as a priority or into a tags list, whatever
+     * is wrong with the tag. */
+    err = parse_fail(
+        apr_pstrcat(p, "alice sha256:", hash, " priority=", secret, "\n", NULL),
+        p);
+    assert_lacks(err, secret + 7);
+    assert_contains(err, "invalid priority (expected");
+    err = parse_fail(
+        apr_pstrcat(p, "alice sha256:", hash, " tags=", secret, "\n", NULL), p);
+    assert_lacks(err, secret + 7);
+    assert_contains(err, "tag 1 is not key=value");
+    err = parse_fail(
+        apr_pstrcat(p, "alice sha256:", hash, " tags=k=", secret, "!\n", NULL),
+        p);
+    assert_lacks(err, secret + 7);
+    err = parse_fail(apr_pstrcat(p, "alice sha256:", hash, " tags=k=", secret,
+                                 ",k=", secret, "\n", NULL),
+                     p);
+    assert_lacks(err, secret + 7);
+    assert_contains(err, "tag 2 repeats tag 1");
+    err = parse_fail(apr_pstrcat(p, "alice sha256:", hash, " tags=k=", secret,
+                                 ",", secret, "\n", NULL),
+                     p);
+    assert_lacks(err, secret + 7);
+}
+
+/* Lengths and counts at and beyond their limits. */
+static void test_25_tags_limits(void **state)
+{
+    apr_pool_t *p = *state;
+    apr_array_header_t *tags, *many;
+    const char *err, *at, *over, *spec;
+    int i;
+
+    at = repeat('k', ARK_KEY_TAG_MAX, p);
+    over = repeat('k', ARK_KEY_TAG_MAX + 1, p);
+    assert_int_equal(
+        ark_keys_tags_parse(&tags, apr_pstrcat(p, at, "=", at, NULL), &err, p),
+        APR_SUCCESS);
+    assert_int_equal(
+        ark_keys_tags_parse(&tags, apr_pstrcat(p, "a=b,", over, "=v", NULL),
+                            &err, p),
+        APR_EINVAL);
+    assert_null(tags);
+    assert_string_equal(err, "tag 2 has a key or value longer than 64 "
+                             "characters");
+    assert_lacks(err, over);
+    assert_int_equal(
+        ark_keys_tags_parse(&tags, apr_pstrcat(p, "k=", over, NULL), &err, p),
+        APR_EINVAL);
+
+    many = apr_array_make(p, ARK_KEY_TAGS_MAX + 1, sizeof(const char *));
+    for (i = 0; i < ARK_KEY_TAGS_MAX; i++) {
+        APR_ARRAY_PUSH(many, const char *) = apr_psprintf(p, "k=v%d", i);
+    }
+    spec = apr_array_pstrcat(p, many, ',');
+    assert_int_equal(ark_keys_tags_parse(&tags, spec, &err, p), APR_SUCCESS);
+    assert_int_equal(tags->nelts, ARK_KEY_TAGS_MAX);
+    parse_ok(
+        apr_pstrcat(p, "a ", hash_field("a", p), " tags=", spec, "\n", NULL),
+        p);
+    spec = apr_pstrcat(p, spec, ",k=last", NULL);
+    assert_int_equal(ark_keys_tags_parse(&tags, spec, &err, p), APR_EINVAL);
+    assert_string_equal(err, "more than 32 tags");
+    err = parse_fail(
+        apr_pstrcat(p, "a ", hash_field("a", p), " tags=", spec, "\n", NULL),
+        p);
+    assert_string_equal(err, "line 1: tags: more than 32 tags");
+
+    /* "" is no requirements; NULL is a caller's mistake. */
+    assert_int_equal(ark_keys_tags_parse(&tags, "", &err, p), APR_SUCCESS);
+    assert_non_null(tags);
+    assert_int_equal(tags->nelts, 0);
+    assert_null(err);
+    assert_int_equal(ark_keys_tags_parse(&tags, NULL, &err, p), APR_EINVAL);
+    assert_non_null(err);
 }
 
 /* ------------------------------------------------------------------ */
@@ -627,6 +821,13 @@ static void assert_same_key(const ark_key_t *a, const ark_key_t *b)
     for (i = 0; i < a->models->nelts; i++) {
         assert_string_equal(model_at(a, i), model_at(b, i));
     }
+    assert_int_equal(a->priority, b->priority);
+    assert_int_equal(a->tags ? a->tags->nelts : 0,
+                     b->tags ? b->tags->nelts : 0);
+    for (i = 0; a->tags && i < a->tags->nelts; i++) {
+        assert_tag(b->tags, i, tag_at(a->tags, i)->key,
+                   tag_at(a->tags, i)->value);
+    }
     assert_int_equal(a->enabled, b->enabled);
     if (a->created || b->created) {
         assert_non_null(a->created);
@@ -656,8 +857,12 @@ static void test_50_format_round_trip(void **state)
                               " hint=wxyz tenant=acme created="
                               "2026-11-27T11:00:00Z\n",
                               "bob ", hash_field("b", p),
-                              " state=revoked models=m1,m2\n", "\n# the end\n",
-                              NULL),
+                              " state=revoked tags=tier=official,region=eu,"
+                              "region=us priority=low models=m1,m2\n",
+                              "carol ", hash_field("c", p),
+                              " priority=normal tenant=acme\n", "dave ",
+                              hash_field("d", p), " priority=high\n",
+                              "\n# the end\n", NULL),
                   p);
     assert_int_equal(ark_keys_format(&t1, r1, p), APR_SUCCESS);
     assert_string_equal(t1,
@@ -670,7 +875,13 @@ static void test_50_format_round_trip(void **state)
                                     " tenant=acme "
                                     "created=2026-11-27T11:00:00Z hint=wxyz\n",
                                     "bob ", hash_field("b", p),
-                                    " models=m1,m2 state=revoked\n"
+                                    " models=m1,m2 priority=low "
+                                    "tags=tier=official,region=eu,region=us "
+                                    "state=revoked\n",
+                                    "carol ", hash_field("c", p),
+                                    " tenant=acme\n", /* normal omitted */
+                                    "dave ", hash_field("d", p),
+                                    " priority=high\n"
                                     "\n# the end\n",
                                     NULL));
     r2 = parse_ok(t1, p);
@@ -712,22 +923,23 @@ static void test_52_add(void **state)
     ark_keyring_t *ring;
     const ark_key_t *added;
     ark_key_t key;
-    apr_array_header_t *models;
+    apr_array_header_t *models, *tags;
+    ark_tag_t *tag;
     const char *err, *text;
     int all;
 
     assert_int_equal(ark_keys_make(&ring, p), APR_SUCCESS);
-    memset(&key, 0, sizeof(key));
+    ark_key_init(&key);
     key.name = "alice";
     ark_keys_hash(key.hash, "sk-1", 4);
-    key.all_models = 1;
-    key.enabled = 1;
     key.hint = "ab_-";
     key.created = "2026-11-27T11:00:00Z";
     key.line = 42;
     assert_int_equal(ark_keys_add(&added, ring, &key, &err), APR_SUCCESS);
     assert_ptr_not_equal(added, &key);
     assert_string_equal(added->tenant, "alice");
+    assert_int_equal(added->priority, ARK_PRIO_NORMAL);
+    assert_null(added->tags);
     assert_int_equal(added->line, 0);
     assert_ptr_equal(ark_keys_lookup(ring, "sk-1", 4), added);
 
@@ -761,6 +973,33 @@ static void test_52_add(void **state)
     APR_ARRAY_PUSH(models, const char *) = "bad model";
     key.models = models;
     assert_int_equal(ark_keys_add(NULL, ring, &key, &err), APR_EINVAL);
+    key.all_models = 1;
+    key.priority = ARK_PRIO_COUNT;
+    assert_int_equal(ark_keys_add(NULL, ring, &key, &err), APR_EINVAL);
+    assert_contains(err, "invalid priority");
+    key.priority = -1;
+    assert_int_equal(ark_keys_add(NULL, ring, &key, &err), APR_EINVAL);
+    key.priority = ARK_PRIO_LOW;
+    tags = apr_array_make(p, 2, sizeof(ark_tag_t));
+    tag = apr_array_push(tags);
+    tag->key = "region";
+    tag->value = "e u";
+    key.tags = tags;
+    assert_int_equal(ark_keys_add(NULL, ring, &key, &err), APR_EINVAL);
+    assert_string_equal(err, "tags: tag 1 has a character outside "
+                             "A-Z a-z 0-9 . _ : / -");
+    tag->value = NULL;
+    assert_int_equal(ark_keys_add(NULL, ring, &key, &err), APR_EINVAL);
+    assert_string_equal(err, "tags: tag 1 has an empty value");
+    tag->value = "eu";
+    tag = apr_array_push(tags);
+    tag->key = "region";
+    tag->value = "eu";
+    assert_int_equal(ark_keys_add(NULL, ring, &key, &err), APR_EINVAL);
+    assert_string_equal(err, "tags: tag 2 repeats tag 1");
+    tag->key = "tier";
+    tag->value = "official";
+    key.all_models = 0;
     assert_int_equal(ark_keys_count(ring), 1);
 
     /* A valid second key; the ring copies the model list. */
@@ -770,14 +1009,26 @@ static void test_52_add(void **state)
     key.enabled = 0;
     assert_int_equal(ark_keys_add(&added, ring, &key, &err), APR_SUCCESS);
     APR_ARRAY_IDX(models, 0, const char *) = "changed";
+    tag->value = "changed";
     assert_string_equal(model_at(added, 0), "m1");
     assert_string_equal(added->tenant, "acme");
     assert_null(added->hint);
+    assert_int_equal(added->priority, ARK_PRIO_LOW);
+    assert_int_equal(added->tags->nelts, 2);
+    assert_tag(added->tags, 1, "tier", "official");
     assert_int_equal(ark_keys_count(ring), 2);
 
     assert_int_equal(ark_keys_format(&text, ring, p), APR_SUCCESS);
     assert_contains(text, "\nbob sha256:");
-    assert_contains(text, " tenant=acme models=m1,m2 state=revoked\n");
+    assert_contains(text, " tenant=acme models=m1,m2 priority=low "
+                          "tags=region=eu,tier=official state=revoked\n");
+
+    /* An empty tag array is no tags. */
+    key.name = "carol";
+    ark_keys_hash(key.hash, "sk-3", 4);
+    key.tags = apr_array_make(p, 1, sizeof(ark_tag_t));
+    assert_int_equal(ark_keys_add(&added, ring, &key, &err), APR_SUCCESS);
+    assert_null(added->tags);
 }
 
 static void test_53_set_enabled_and_remove(void **state)
@@ -844,6 +1095,216 @@ static void test_53_set_enabled_and_remove(void **state)
     assert_string_equal(text, "# file notes\n\n# free-standing note\n\n"
                               "# end\n");
     assert_int_equal(ark_keys_remove(NULL, "a"), APR_ENOENT);
+}
+
+static void test_54_set_attrs(void **state)
+{
+    apr_pool_t *p = *state;
+    ark_keyring_t *ring;
+    const ark_key_t *k;
+    ark_key_t attrs;
+    apr_array_header_t *tags;
+    const char *err, *text, *before;
+    int changed, all;
+
+    ring = parse_ok(apr_pstrcat(p,
+                                "# about a\n"
+                                "a ",
+                                hash_field("a", p),
+                                " tenant=acme created=2026-11-27T11:00:00Z "
+                                "hint=wxyz\n"
+                                "b ",
+                                hash_field("b", p), " state=revoked\n", NULL),
+                    p);
+    k = ark_keys_find_name(ring, "a");
+    ark_key_init(&attrs);
+
+    /* Priority and tags; other fields, the comment and line stay. */
+    attrs.priority = ARK_PRIO_HIGH;
+    assert_int_equal(
+        ark_keys_tags_parse(&attrs.tags, "region=eu,tier=x", &err, p),
+        APR_SUCCESS);
+    assert_int_equal(ark_keys_set_attrs(&changed, ring, "a", &attrs,
+                                        ARK_KEY_SET_PRIORITY | ARK_KEY_SET_TAGS,
+                                        &err),
+                     APR_SUCCESS);
+    assert_true(changed);
+    assert_ptr_equal(ark_keys_find_name(ring, "a"), k);
+    assert_int_equal(k->priority, ARK_PRIO_HIGH);
+    assert_int_equal(k->tags->nelts, 2);
+    assert_tag(k->tags, 0, "region", "eu");
+    assert_ptr_not_equal(k->tags, attrs.tags); /* copied */
+    assert_string_equal(k->tenant, "acme");
+    assert_int_equal(k->line, 2);
+    assert_int_equal(ark_keys_format(&text, ring, p), APR_SUCCESS);
+    assert_contains(text, apr_pstrcat(p, "# about a\na ", hash_field("a", p),
+                                      " tenant=acme priority=high "
+                                      "tags=region=eu,tier=x "
+                                      "created=2026-11-27T11:00:00Z "
+                                      "hint=wxyz\nb ",
+                                      NULL));
+    assert_non_null(ark_keys_lookup(ring, "a", 1));
+
+    /* The same values again change nothing. */
+    assert_int_equal(ark_keys_set_attrs(&changed, ring, "a", &attrs,
+                                        ARK_KEY_SET_PRIORITY | ARK_KEY_SET_TAGS,
+                                        &err),
+                     APR_SUCCESS);
+    assert_false(changed);
+
+    /* Fields not selected by which are ignored, even when invalid. */
+    ark_key_init(&attrs);
+    attrs.priority = 99;
+    attrs.tenant = "not valid!";
+    attrs.name = "renamed";
+    attrs.enabled = 0;
+    assert_int_equal(ark_keys_set_attrs(&changed, ring, "a", &attrs, 0, &err),
+                     APR_SUCCESS);
+    assert_false(changed);
+    assert_int_equal(k->priority, ARK_PRIO_HIGH);
+    assert_string_equal(k->name, "a");
+    assert_true(k->enabled);
+
+    /* One invalid field: nothing changes, not even the valid ones. */
+    attrs.tenant = "other";
+    attrs.priority = ARK_PRIO_LOW;
+    tags = apr_array_make(p, 1, sizeof(ark_tag_t));
+    ((ark_tag_t *)apr_array_push(tags))->key = "";
+    attrs.tags = tags;
+    assert_int_equal(
+        ark_keys_set_attrs(
+            &changed, ring, "a", &attrs,
+            ARK_KEY_SET_TENANT | ARK_KEY_SET_PRIORITY | ARK_KEY_SET_TAGS, &err),
+        APR_EINVAL);
+    assert_string_equal(err, "tags: tag 1 has an empty key");
+    assert_false(changed);
+    assert_string_equal(k->tenant, "acme");
+    assert_int_equal(k->priority, ARK_PRIO_HIGH);
+    assert_int_equal(k->tags->nelts, 2);
+    attrs.priority = ARK_PRIO_COUNT;
+    assert_int_equal(
+        ark_keys_set_attrs(NULL, ring, "a", &attrs, ARK_KEY_SET_PRIORITY, &err),
+        APR_EINVAL);
+    attrs.tenant = "bad tenant";
+    assert_int_equal(
+        ark_keys_set_attrs(NULL, ring, "a", &attrs, ARK_KEY_SET_TENANT, &err),
+        APR_EINVAL);
+    attrs.all_models = 0;
+    attrs.models = NULL;
+    assert_int_equal(
+        ark_keys_set_attrs(NULL, ring, "a", &attrs, ARK_KEY_SET_MODELS, &err),
+        APR_EINVAL);
+    assert_string_equal(k->tenant, "acme");
+    assert_true(k->all_models);
+
+    /* Removing tags (NULL or empty), resetting priority and tenant. */
+    ark_key_init(&attrs);
+    assert_int_equal(
+        ark_keys_set_attrs(
+            &changed, ring, "a", &attrs,
+            ARK_KEY_SET_TENANT | ARK_KEY_SET_PRIORITY | ARK_KEY_SET_TAGS, &err),
+        APR_SUCCESS);
+    assert_true(changed);
+    assert_null(k->tags);
+    assert_int_equal(k->priority, ARK_PRIO_NORMAL);
+    assert_string_equal(k->tenant, "a");
+    attrs.tags = apr_array_make(p, 1, sizeof(ark_tag_t));
+    assert_int_equal(
+        ark_keys_set_attrs(&changed, ring, "a", &attrs, ARK_KEY_SET_TAGS, &err),
+        APR_SUCCESS);
+    assert_false(changed);
+    assert_null(k->tags);
+
+    /* Models: a list, the same list, a different order, back to all. */
+    assert_int_equal(
+        ark_keys_models_parse(&attrs.models, &all, "m1,m2", &err, p),
+        APR_SUCCESS);
+    attrs.all_models = all;
+    assert_int_equal(ark_keys_set_attrs(&changed, ring, "b", &attrs,
+                                        ARK_KEY_SET_MODELS, &err),
+                     APR_SUCCESS);
+    assert_true(changed);
+    k = ark_keys_find_name(ring, "b");
+    assert_false(k->all_models);
+    assert_int_equal(k->models->nelts, 2);
+    APR_ARRAY_IDX(attrs.models, 0, const char *) = "changed";
+    assert_string_equal(model_at(k, 0), "m1"); /* copied */
+    assert_int_equal(
+        ark_keys_models_parse(&attrs.models, &all, "m1,m2", &err, p),
+        APR_SUCCESS);
+    assert_int_equal(ark_keys_set_attrs(&changed, ring, "b", &attrs,
+                                        ARK_KEY_SET_MODELS, &err),
+                     APR_SUCCESS);
+    assert_false(changed);
+    assert_int_equal(
+        ark_keys_models_parse(&attrs.models, &all, "m2,m1", &err, p),
+        APR_SUCCESS);
+    assert_int_equal(ark_keys_set_attrs(&changed, ring, "b", &attrs,
+                                        ARK_KEY_SET_MODELS, &err),
+                     APR_SUCCESS);
+    assert_true(changed);
+    assert_string_equal(model_at(k, 0), "m2");
+    attrs.all_models = 1;
+    assert_int_equal(ark_keys_set_attrs(&changed, ring, "b", &attrs,
+                                        ARK_KEY_SET_MODELS, &err),
+                     APR_SUCCESS);
+    assert_true(changed);
+    assert_true(k->all_models);
+    assert_int_equal(k->models->nelts, 0);
+    assert_false(k->enabled); /* state is not set_attrs' business */
+
+    /* Unknown keys and bad arguments. */
+    assert_int_equal(ark_keys_set_attrs(&changed, ring, "zz", &attrs,
+                                        ARK_KEY_SET_MODELS, &err),
+                     APR_ENOENT);
+    assert_string_equal(err, "no key named 'zz'");
+    assert_int_equal(ark_keys_set_attrs(&changed, ring, "a b", &attrs,
+                                        ARK_KEY_SET_MODELS, &err),
+                     APR_ENOENT);
+    assert_string_equal(err, "no key of that name");
+    assert_int_equal(ark_keys_set_attrs(&changed, NULL, "a", &attrs,
+                                        ARK_KEY_SET_MODELS, &err),
+                     APR_EINVAL);
+    assert_int_equal(
+        ark_keys_set_attrs(&changed, ring, "a", NULL, ARK_KEY_SET_MODELS, &err),
+        APR_EINVAL);
+
+    /* What was written parses back to the same keys. */
+    assert_int_equal(ark_keys_format(&before, ring, p), APR_SUCCESS);
+    ring = parse_ok(before, p);
+    assert_int_equal(ark_keys_format(&text, ring, p), APR_SUCCESS);
+    assert_string_equal(text, before);
+}
+
+static void test_55_key_init(void **state)
+{
+    apr_pool_t *p = *state;
+    ark_keyring_t *ring, *parsed;
+    ark_key_t key;
+    const ark_key_t *added;
+    const char *err;
+    static const unsigned char zero[ARK_KEY_HASH_LEN];
+
+    ark_key_init(&key);
+    assert_null(key.name);
+    assert_null(key.tenant);
+    assert_null(key.models);
+    assert_true(key.all_models);
+    assert_int_equal(key.priority, ARK_PRIO_NORMAL);
+    assert_null(key.tags);
+    assert_true(key.enabled);
+    assert_null(key.created);
+    assert_null(key.hint);
+    assert_int_equal(key.line, 0);
+    assert_memory_equal(key.hash, zero, ARK_KEY_HASH_LEN);
+
+    /* An initialised key is the same as a line with no attributes. */
+    key.name = "a";
+    ark_keys_hash(key.hash, "a", 1);
+    assert_int_equal(ark_keys_make(&ring, p), APR_SUCCESS);
+    assert_int_equal(ark_keys_add(&added, ring, &key, &err), APR_SUCCESS);
+    parsed = parse_ok(apr_pstrcat(p, "a ", hash_field("a", p), NULL), p);
+    assert_same_key(added, ark_keys_at(parsed, 0));
 }
 
 /* ------------------------------------------------------------------ */
@@ -922,9 +1383,7 @@ static void test_61_scale_10k(void **state)
 
     /* The same keys added one by one (the index grows as it goes). */
     assert_int_equal(ark_keys_make(&built, p), APR_SUCCESS);
-    memset(&key, 0, sizeof(key));
-    key.all_models = 1;
-    key.enabled = 1;
+    ark_key_init(&key);
     for (i = 0; i < SCALE_KEYS; i++) {
         snprintf(name, sizeof(name), "key%05d", i);
         snprintf(secret, sizeof(secret), "sk-ark-secret-%d", i);
@@ -983,6 +1442,8 @@ int main(void)
                                         keys_setup, keys_teardown),
         cmocka_unit_test_setup_teardown(test_14_parse_uses_len_not_nul,
                                         keys_setup, keys_teardown),
+        cmocka_unit_test_setup_teardown(test_15_parse_priority_and_tags,
+                                        keys_setup, keys_teardown),
         cmocka_unit_test_setup_teardown(test_20_parse_errors, keys_setup,
                                         keys_teardown),
         cmocka_unit_test_setup_teardown(test_21_parse_error_line_numbers,
@@ -993,6 +1454,8 @@ int main(void)
                                         keys_teardown),
         cmocka_unit_test_setup_teardown(test_24_parse_errors_do_not_leak,
                                         keys_setup, keys_teardown),
+        cmocka_unit_test_setup_teardown(test_25_tags_limits, keys_setup,
+                                        keys_teardown),
         cmocka_unit_test_setup_teardown(test_30_lookup, keys_setup,
                                         keys_teardown),
         cmocka_unit_test_setup_teardown(test_31_allows_model, keys_setup,
@@ -1014,6 +1477,10 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_52_add, keys_setup, keys_teardown),
         cmocka_unit_test_setup_teardown(test_53_set_enabled_and_remove,
                                         keys_setup, keys_teardown),
+        cmocka_unit_test_setup_teardown(test_54_set_attrs, keys_setup,
+                                        keys_teardown),
+        cmocka_unit_test_setup_teardown(test_55_key_init, keys_setup,
+                                        keys_teardown),
         cmocka_unit_test_setup_teardown(test_60_load, keys_setup,
                                         keys_teardown),
         cmocka_unit_test_setup_teardown(test_61_scale_10k, keys_setup,

@@ -55,7 +55,7 @@ static ark_provider_t *provider_make(apr_pool_t *p, const char *base_url,
     return prov;
 }
 
-static void parse_req(ark_chat_req_t *req, const char *body, apr_pool_t *p)
+static void parse_req(ark_req_t *req, const char *body, apr_pool_t *p)
 {
     ark_err_t err;
 
@@ -96,7 +96,7 @@ static void build_plain_request(void **state)
     apr_pool_t *p = *state;
     ark_provider_t *prov = provider_make(p, "https://api.openai.com/v1",
                                          SECRET);
-    ark_chat_req_t req;
+    ark_req_t req;
     ark_upstream_req_t up;
     ark_err_t err;
     json_t *sent, *want;
@@ -150,7 +150,7 @@ static void build_stream_adds_include_usage(void **state)
     apr_size_t i;
 
     for (i = 0; i < sizeof(bodies) / sizeof(bodies[0]); i++) {
-        ark_chat_req_t req;
+        ark_req_t req;
         ark_upstream_req_t up;
         ark_err_t err;
         json_t *sent, *opts;
@@ -189,7 +189,7 @@ static void build_keeps_other_stream_options(void **state)
     apr_pool_t *p = *state;
     ark_provider_t *prov = provider_make(p, "https://api.openai.com/v1",
                                          SECRET);
-    ark_chat_req_t req;
+    ark_req_t req;
     ark_upstream_req_t up;
     ark_err_t err;
     json_t *sent, *opts;
@@ -214,7 +214,7 @@ static void build_without_secret(void **state)
     apr_pool_t *p = *state;
     ark_provider_t *prov = provider_make(p, "http://127.0.0.1:11434/v1",
                                          NULL);
-    ark_chat_req_t req;
+    ark_req_t req;
     ark_upstream_req_t up;
     ark_err_t err;
     int i;
@@ -237,7 +237,7 @@ static void build_body_never_holds_secret(void **state)
     apr_pool_t *p = *state;
     ark_provider_t *prov = provider_make(p, "https://api.openai.com/v1",
                                          SECRET);
-    ark_chat_req_t req;
+    ark_req_t req;
     ark_upstream_req_t up;
     ark_err_t err;
 
@@ -300,7 +300,7 @@ static void parse_real_completion(void **state)
 
     ark_usage_clear(&u);
     assert_int_equal(ark_provider_openai.parse_response(
-                         &out, &out_len, &u, completion,
+                         &out, &out_len, &u, NULL, completion,
                          sizeof(completion) - 1, p),
                      APR_SUCCESS);
     /* relayed byte for byte */
@@ -327,7 +327,7 @@ static void parse_completion_without_usage(void **state)
 
     ark_usage_clear(&u);
     assert_int_equal(ark_provider_openai.parse_response(
-                         &out, &out_len, &u, body, sizeof(body) - 1, p),
+                         &out, &out_len, &u, NULL, body, sizeof(body) - 1, p),
                      APR_SUCCESS);
     assert_int_equal(out_len, sizeof(body) - 1);
     assert_memory_equal(out, body, out_len);
@@ -362,7 +362,7 @@ static void parse_rejects_malformed(void **state)
         ark_usage_t u;
 
         ark_usage_clear(&u);
-        if (ark_provider_openai.parse_response(&out, &out_len, &u,
+        if (ark_provider_openai.parse_response(&out, &out_len, &u, NULL,
                                                bodies[i], strlen(bodies[i]),
                                                p)
             != APR_EINVAL) {
@@ -382,7 +382,7 @@ static void parse_uses_len_not_nul(void **state)
 
     ark_usage_clear(&u);
     assert_int_equal(ark_provider_openai.parse_response(
-                         &out, &out_len, &u, buf, sizeof(completion) - 1, p),
+                         &out, &out_len, &u, NULL, buf, sizeof(completion) - 1, p),
                      APR_SUCCESS);
     assert_int_equal(out_len, sizeof(completion) - 1);
     assert_int_equal(u.total_tokens, 1163);

@@ -36,7 +36,7 @@ static int teardown(void **state)
     return 0;
 }
 
-static apr_status_t parse_str(ark_chat_req_t *req, const char *body,
+static apr_status_t parse_str(ark_req_t *req, const char *body,
                               ark_err_t *err, apr_pool_t *p)
 {
     return ark_chat_req_parse(req, body, strlen(body), err, p);
@@ -47,7 +47,7 @@ static apr_status_t parse_str(ark_chat_req_t *req, const char *body,
 static void req_minimal(void **state)
 {
     apr_pool_t *p = *state;
-    ark_chat_req_t req;
+    ark_req_t req;
     ark_err_t err;
     static const char body[] =
         "{\"model\":\"gpt-4o-mini\",\"messages\":[{\"role\":\"user\","
@@ -70,7 +70,7 @@ static void req_full_conversation(void **state)
     /* every role, content parts, a null assistant content with tool
      * calls, and fields the gateway leaves to the upstream */
     apr_pool_t *p = *state;
-    ark_chat_req_t req;
+    ark_req_t req;
     ark_err_t err;
     static const char body[] =
         "{\n"
@@ -150,7 +150,7 @@ static void req_stream_flags(void **state)
     apr_size_t i;
 
     for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-        ark_chat_req_t req;
+        ark_req_t req;
         ark_err_t err;
         const char *body = apr_pstrcat(
             p, "{\"model\":\"gpt-4o\",\"messages\":[{\"role\":\"user\","
@@ -167,7 +167,7 @@ static void req_parses_exactly_len_bytes(void **state)
 {
     /* the body need not be NUL-terminated; bytes after len are ignored */
     apr_pool_t *p = *state;
-    ark_chat_req_t req;
+    ark_req_t req;
     ark_err_t err;
     static const char buf[] =
         "{\"model\":\"m\",\"messages\":[{\"role\":\"user\",\"content\":\"x\"}]}"
@@ -341,7 +341,7 @@ static void req_bad_fields(void **state)
 
     for (i = 0; i < sizeof(bad_cases) / sizeof(bad_cases[0]); i++) {
         const bad_case_t *c = &bad_cases[i];
-        ark_chat_req_t req;
+        ark_req_t req;
         ark_err_t err;
         apr_status_t rv;
 
@@ -370,7 +370,7 @@ static void req_bad_fields(void **state)
 static void req_empty_body(void **state)
 {
     apr_pool_t *p = *state;
-    ark_chat_req_t req;
+    ark_req_t req;
     ark_err_t err;
 
     assert_int_equal(ark_chat_req_parse(&req, "", 0, &err, p), APR_EINVAL);
@@ -411,7 +411,7 @@ static void req_bad_json_line_column(void **state)
     apr_size_t i;
 
     for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-        ark_chat_req_t req;
+        ark_req_t req;
         ark_err_t err;
 
         assert_int_equal(parse_str(&req, cases[i].body, &err, p),
@@ -442,7 +442,7 @@ static void req_duplicate_keys(void **state)
     apr_size_t i;
 
     for (i = 0; i < sizeof(bodies) / sizeof(bodies[0]); i++) {
-        ark_chat_req_t req;
+        ark_req_t req;
         ark_err_t err;
 
         assert_int_equal(parse_str(&req, bodies[i], &err, p), APR_EINVAL);
@@ -461,7 +461,7 @@ static void req_nul_in_string_refused(void **state)
     /* "\u0000" cannot reach C strings that end at the NUL: a model
      * "gpt-4o\u0000evil" must never be taken for "gpt-4o" */
     apr_pool_t *p = *state;
-    ark_chat_req_t req;
+    ark_req_t req;
     ark_err_t err;
 
     assert_int_equal(parse_str(&req, "{\"model\":\"gpt-4o\\u0000evil\","
@@ -479,7 +479,7 @@ static void req_error_message_is_valid_json(void **state)
     /* invalid UTF-8 in the body: the error message must still be a
      * string that JSON can carry */
     apr_pool_t *p = *state;
-    ark_chat_req_t req;
+    ark_req_t req;
     ark_err_t err;
     json_t *j;
 
@@ -589,7 +589,7 @@ static void usage_from_openai_not_object(void **state)
 static void req_root_released_with_pool(void **state)
 {
     apr_pool_t *sub;
-    ark_chat_req_t req;
+    ark_req_t req;
     ark_err_t err;
     json_t *root;
     static const char body[] =
@@ -617,7 +617,7 @@ static void req_root_released_after_refusal(void **state)
 
     for (i = 0; i < sizeof(bad_cases) / sizeof(bad_cases[0]); i++) {
         apr_pool_t *sub;
-        ark_chat_req_t req;
+        ark_req_t req;
         ark_err_t err;
 
         apr_pool_create(&sub, *state);
