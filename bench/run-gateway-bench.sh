@@ -22,10 +22,12 @@
 #            [--threads-per-child 64] [--access-logs] [--write-docs]
 #            [--perf DIR] [--keep]
 #
-# --perf DIR  also samples each httpd with perf (linux-perf, cpu-clock,
-#             DWARF call graphs) during round 1 and writes DIR/perf-a.data,
-#             DIR/perf-b.data and text reports; perf slows the sampled
-#             httpd, so round 1 figures of such a run are not comparable
+# --perf DIR  also samples each httpd with perf (linux-perf, cpu-clock at
+#             999 Hz, DWARF call graphs) during round 1 and writes
+#             DIR/perf-{a,b}.data, DIR/report-{a,b}-self.txt and
+#             DIR/summary.md (CPU us per request by component, from
+#             bench/perf-summary.py); perf slows the sampled httpd, so
+#             figures of such a run are not comparable
 #
 # Needs: nginx (Debian package nginx-light or nginx), wrk (wrk),
 # apache2 + apxs (apache2, apache2-dev), python3, and a built tree
@@ -105,6 +107,27 @@ SYSMOD=$(apxs -q LIBEXECDIR)
 for m in mod_mpm_event mod_authz_core mod_proxy mod_proxy_http; do
     [ -f "$SYSMOD/$m.so" ] || die "$SYSMOD/$m.so missing (Debian package apache2)"
 done
+
+# How busy the machine is before anything starts: other work on these
+# cores lowers and scatters the figures (alternating a,b keeps the ratio
+# fair, not the absolute numbers).
+cpu_busy() {
+    "$PY" - <<'PY'
+import time
+def snap():
+    with open("/proc/stat") as f:
+        v = [int(x) for x in f.readline().split()[1:]]
+    return sum(v), v[3] + v[4]
+t0, i0 = snap(); time.sleep(2); t1, i1 = snap()
+print("%.0f" % (100.0 * (1 - (i1 - i0) / max(t1 - t0, 1))))
+PY
+}
+BUSY_BEFORE=$(cpu_busy)
+echo "CPU busy before start (other work): $BUSY_BEFORE%"
+if [ "$BUSY_BEFORE" -gt 15 ]; then
+    echo "warning: the machine is not idle; figures will be noisy" >&2
+fi
+export BENCH_BUSY_BEFORE=$BUSY_BEFORE
 
 # ---------------------------------------------------------------- processes
 TMP=$(mktemp -d /tmp/ark-bench.XXXXXX)
@@ -333,12 +356,6 @@ run_wrk() {   # port, duration, output file
         -s "$BENCH/chat.lua" "http://127.0.0.1:$2/v1/chat/completions" > "$3"
 }
 
-perf_secs() {   # seconds to sample: the run's duration, at most 5
-    local n=${DURATION%[smh]}
-    case "$DURATION" in *m) n=$((n * 60)) ;; *h) n=$((n * 3600)) ;; esac
-    echo $((n > 5 ? 5 : n))
-}
-
 measure() {   # variant(a|b), round
     local v=$1 round=$2 port pid out a0 a1 s0 s1 c0 c1 n0 n1 line
     if [ "$v" = a ]; then port=$PORT_A; pid=$PID_A; else port=$PORT_B; pid=$PID_B; fi
@@ -348,19 +365,14 @@ measure() {   # variant(a|b), round
     a0=$(nginx_accepts)
     c0=$(cpu_ticks "$pid"); n0=$(cpu_ticks "$NGINX_PID")
     if [ -n "$PERF_DIR" ] && [ "$round" = 1 ]; then
-        perf record -q -e cpu-clock -F 1999 --call-graph dwarf,32768 \
+        perf record -q -e cpu-clock -F 999 --call-graph dwarf,16384 \
             -o "$PERF_DIR/perf-$v.data" -p "$(pgrep -d, -P "$pid")" \
-            -- sleep "$(perf_secs)" \
             > "$PERF_DIR/perf-$v.log" 2>&1 &
         PERF_PID=$!
+        sleep 0.5
         run_wrk "$DURATION" "$port" "$out"
-        wait "$PERF_PID" || echo "perf record failed, see $PERF_DIR/perf-$v.log" >&2
-        perf report -i "$PERF_DIR/perf-$v.data" --no-children --stdio \
-            --sort dso,symbol -g none --percent-limit 0.5 \
-            > "$PERF_DIR/report-$v-self.txt" 2>/dev/null || true
-        perf report -i "$PERF_DIR/perf-$v.data" --children --stdio \
-            --sort symbol -g none --percent-limit 1 \
-            > "$PERF_DIR/report-$v-children.txt" 2>/dev/null || true
+        kill -INT "$PERF_PID" 2>/dev/null || true
+        wait "$PERF_PID" || true
     else
         run_wrk "$DURATION" "$port" "$out"
     fi
@@ -398,7 +410,6 @@ PY
 }
 
 # ------------------------------------------------------------------- run
-export BENCH_LOAD_BEFORE=$(cut -d' ' -f1 /proc/loadavg)
 echo "nginx :$UP_PORT   (a) mod_proxy :$PORT_A   (b) mod_ark :$PORT_B   temp $TMP"
 echo "wrk -t$THREADS -c$CONNECTIONS -d$DURATION, $ROUNDS rounds a,b alternating, warm-up $WARMUP each"
 # smoke test + warm-up, one variant after the other: the upstream
@@ -421,8 +432,26 @@ for ((r = 1; r <= ROUNDS; r++)); do
     measure b "$r"
 done
 
+# ---------------------------------------------------------------- perf
+if [ -n "$PERF_DIR" ]; then
+    echo "perf: writing $PERF_DIR/summary.md (this takes a minute)"
+    for v in a b; do
+        perf script -i "$PERF_DIR/perf-$v.data" -F comm,tid,ip,sym,dso \
+            > "$PERF_DIR/script-$v.txt" 2>/dev/null || true
+        perf report -i "$PERF_DIR/perf-$v.data" --no-children --stdio \
+            --sort dso,symbol -g none --percent-limit 0.3 \
+            > "$PERF_DIR/report-$v-self.txt" 2>/dev/null || true
+    done
+    req_a=$(awk -F'\t' '$1 == "a" && $2 == 1 {print $3}' "$RESULTS")
+    req_b=$(awk -F'\t' '$1 == "b" && $2 == 1 {print $3}' "$RESULTS")
+    "$PY" "$BENCH/perf-summary.py" --freq 999 \
+        "(a) mod_proxy=$PERF_DIR/script-a.txt:$req_a" \
+        "(b) mod_ark=$PERF_DIR/script-b.txt:$req_b" \
+        | tee "$PERF_DIR/summary.md"
+    rm -f "$PERF_DIR/script-a.txt" "$PERF_DIR/script-b.txt"
+fi
+
 # ---------------------------------------------------------------- report
-export BENCH_LOAD_AFTER=$(cut -d' ' -f1 /proc/loadavg)
 ver() { "$@" 2>&1 | head -n 1 || true; }
 export BENCH_HTTPD_VERSION=$("$HTTPD" -v | sed -n 's/^Server version: //p')
 export BENCH_NGINX_VERSION=$(ver "$NGINX" -v | sed 's/^nginx version: //')
@@ -557,9 +586,8 @@ if write_docs:
            e["BENCH_WRK_VERSION"], e["BENCH_CURL_VERSION"],
            e["BENCH_JANSSON_VERSION"], e["BENCH_ARK_COMMIT"]),
         "- settings: " + e["BENCH_SETTINGS"],
-        "- 1-minute load average before / after: %s / %s (the benchmark "
-        "itself accounts for about 2-3)" % (e["BENCH_LOAD_BEFORE"],
-                                           e["BENCH_LOAD_AFTER"]),
+        "- CPU busy with other work just before the run: %s%%"
+        % e["BENCH_BUSY_BEFORE"],
         "",
         "\n".join(table),
         "",

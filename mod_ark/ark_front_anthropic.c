@@ -745,7 +745,7 @@ static apr_status_t convert_tools(xlate_t *x, json_t *out,
 static apr_status_t convert_tool_choice(xlate_t *x, json_t *out,
                                         const json_t *choice, int ntools)
 {
-    const json_t *type, *name, *dis;
+    const json_t *type, *name = NULL, *dis;
     const char *t;
 
     if (!choice || json_is_null(choice)) {
@@ -935,9 +935,10 @@ apr_status_t ark_anthropic_request_to_openai(json_t **pout, const json_t *in,
     /* a second reference: msgs is filled below, and released at the end
      * whatever happens */
     put(&x, out, "messages", json_incref(msgs));
-    if (convert_system(&x, msgs, json_object_get(in, "system"))
+    /* the scalars first: their mistakes are the common ones */
+    if (convert_top_level(&x, out, in)
+        || convert_system(&x, msgs, json_object_get(in, "system"))
         || convert_messages(&x, msgs, json_object_get(in, "messages"))
-        || convert_top_level(&x, out, in)
         || convert_tools(&x, out, json_object_get(in, "tools"), &ntools)
         || convert_tool_choice(&x, out, json_object_get(in, "tool_choice"),
                                ntools)
@@ -1113,9 +1114,10 @@ apr_status_t ark_anthropic_response_from_openai(const char **pbody,
     if (!text) {
         text = content_text(json_object_get(message, "refusal"), p);
     }
-    if (text) {
-        json_array_append_new(blocks, json_pack("{s:s,s:o}", "type", "text",
-                                                "text", text));
+    if (text && json_array_append_new(blocks, json_pack(
+                    "{s:s,s:o}", "type", "text", "text", text))) {
+        json_decref(blocks);
+        goto done;
     }
     calls = json_object_get(message, "tool_calls");
     json_array_foreach(calls, i, call) {
@@ -1126,12 +1128,15 @@ apr_status_t ark_anthropic_response_from_openai(const char **pbody,
         if (!json_is_object(fn)) {
             continue;
         }
-        json_array_append_new(blocks, json_pack(
-            "{s:s,s:s,s:s,s:o}", "type", "tool_use",
-            "id", json_is_string(id) && json_string_length(id)
-                  ? json_string_value(id) : tool_id_make(p),
-            "name", json_is_string(name) ? json_string_value(name) : "",
-            "input", tool_input(json_object_get(fn, "arguments"))));
+        if (json_array_append_new(blocks, json_pack(
+                "{s:s,s:s,s:s,s:o}", "type", "tool_use",
+                "id", json_is_string(id) && json_string_length(id)
+                      ? json_string_value(id) : tool_id_make(p),
+                "name", json_is_string(name) ? json_string_value(name) : "",
+                "input", tool_input(json_object_get(fn, "arguments"))))) {
+            json_decref(blocks);
+            goto done;
+        }
     }
 
     ark_usage_clear(&u);

@@ -54,10 +54,12 @@
  * stream plus stream_options.include_usage true.
  *
  * Returns APR_SUCCESS with *pout a NEW reference the caller releases
- * (json_decref, or ark_json_pool_own); or APR_EINVAL with *pout NULL and
- * *err a 400 whose param is the dotted field path and whose message is
- * Anthropic-style ("messages.0.role: Input should be 'user' or
- * 'assistant'"). Strings in *err come from p. */
+ * (json_decref, or ark_json_pool_own); it shares no value with in. Or
+ * APR_EINVAL with *pout NULL and *err a 400 whose param is the dotted
+ * field path and whose message is Anthropic-style ("messages.0.role:
+ * Input should be 'user' or 'assistant'"); the scalar fields are checked
+ * before system and messages. Or APR_ENOMEM with *err a 500. Strings in
+ * *err come from p. */
 apr_status_t ark_anthropic_request_to_openai(json_t **pout, const json_t *in,
                                              ark_err_t *err, apr_pool_t *p);
 
@@ -76,8 +78,8 @@ apr_status_t ark_anthropic_request_to_openai(json_t **pout, const json_t *in,
  *
  * model: the client's requested model alias (borrowed); NULL: the body's.
  * Returns APR_SUCCESS with *pbody (NUL-terminated) and *plen allocated
- * from p, or APR_EINVAL when the body is not a chat.completion with at
- * least one choice. */
+ * from p, APR_EINVAL when the body is not a chat.completion with at
+ * least one choice, or APR_ENOMEM. */
 apr_status_t ark_anthropic_response_from_openai(const char **pbody,
                                                 apr_size_t *plen,
                                                 const char *openai_body,
@@ -111,10 +113,12 @@ ark_anthropic_stream_t *ark_anthropic_stream_make(const char *model,
  * an Anthropic error event (see ark_anthropic_stream_error). Events
  * after the end are ignored. Only choice 0 is translated.
  *
- * Returns APR_SUCCESS; APR_EINVAL for a malformed event (not JSON, no
- * choices array, a tool call resumed after another began, content after
- * the finish_reason), nothing emitted for it; or emit's non-zero status,
- * which is sticky: every later call returns it without emitting. */
+ * Returns APR_SUCCESS; APR_EINVAL for a malformed event (not JSON, not
+ * shaped like a chunk, a tool call resumed after another began or never
+ * named, content after the finish_reason), after which the caller ends
+ * the stream with ark_anthropic_stream_error (an event that is not even
+ * a chunk emits nothing); APR_ENOMEM; or emit's non-zero status, which
+ * is sticky: every later call returns it without emitting. */
 apr_status_t ark_anthropic_stream_feed(ark_anthropic_stream_t *as,
                                        const char *event, apr_size_t len);
 

@@ -36,15 +36,23 @@
 #include <util_filter.h>
 
 #include "ark_accesslog.h"
+#include "ark_front_anthropic.h"
 #include "ark_request.h"
 #include "ark_sse.h"
 #include "mod_ark.h"
 
 APLOG_USE_MODULE(ark);
 
+/* The API dialect the client speaks. */
+typedef enum {
+    ARK_FRONT_OPENAI = 0,      /* /v1/chat/completions, /v1/embeddings */
+    ARK_FRONT_ANTHROPIC        /* /v1/messages */
+} ark_front_t;
+
 /* Per-request state, reachable from the log_transaction hook. */
 typedef struct ark_rctx_t {
     ark_access_t log;
+    ark_front_t front;
 } ark_rctx_t;
 
 typedef struct ark_gw_t ark_gw_t;
@@ -90,6 +98,7 @@ struct ark_gw_t {
     int client_gone;
     apr_time_t deadline;
     apr_bucket_brigade *bb;
+    ark_anthropic_stream_t *astream;  /* Anthropic front, streaming */
 };
 
 /* ---------------------------------------------------------- replying */
@@ -108,7 +117,9 @@ static ark_rctx_t *rctx_get(request_rec *r)
 static int ark_error_reply(request_rec *r, const ark_err_t *e)
 {
     ark_rctx_t *rc = rctx_get(r);
-    const char *body = ark_err_json(e, r->pool);
+    const char *body = rc && rc->front == ARK_FRONT_ANTHROPIC
+                       ? ark_anthropic_error_json(e, r->pool)
+                       : ark_err_json(e, r->pool);
 
     r->status = e->status;
     if (e->retry_after > 0) {
@@ -362,6 +373,19 @@ static void start_stream(ark_attempt_t *a)
     apr_table_setn(r->headers_out, "Cache-Control", "no-cache");
     apr_table_setn(r->headers_out, "X-Accel-Buffering", "no");
     apr_table_setn(r->subprocess_env, "no-gzip", "1");
+    if (gw->rc->front == ARK_FRONT_ANTHROPIC) {
+        gw->astream = ark_anthropic_stream_make(gw->req->model,
+                                                emit_to_client, a, r->pool);
+    }
+}
+
+/* The Anthropic front: each OpenAI event of the pipeline becomes zero or
+ * more Anthropic events. */
+static apr_status_t emit_to_front(void *ctx, const char *buf, apr_size_t len)
+{
+    ark_attempt_t *a = ctx;
+
+    return ark_anthropic_stream_feed(a->gw->astream, buf, len);
 }
 
 /* Sets up the stream translation state of an attempt. */
@@ -378,6 +402,11 @@ static void stream_init(ark_attempt_t *a)
     a->st.created = apr_time_now();
     a->st.client_wants_usage = a->gw->req->include_usage;
     a->st.emit = emit_to_client;
+    if (a->gw->rc->front == ARK_FRONT_ANTHROPIC) {
+        /* the front needs the usage chunk for its message_delta */
+        a->st.client_wants_usage = 1;
+        a->st.emit = emit_to_front;
+    }
     a->st.emit_ctx = a;
     a->st.rpool = r->pool;
     ark_usage_clear(&a->st.usage);
@@ -450,6 +479,10 @@ static void stream_fail(ark_attempt_t *a, const char *code, const char *msg)
         return;
     }
     ark_err_set(&e, 502, code, NULL, msg);
+    if (gw->astream) {
+        ark_anthropic_stream_error(gw->astream, &e);
+        return;
+    }
     ev = apr_pstrcat(gw->r->pool, "data: ", ark_err_json(&e, gw->r->pool),
                      "\n\n", NULL);
     if (emit_to_client(a, ev, strlen(ev)) == APR_SUCCESS) {
@@ -959,6 +992,14 @@ static int call_upstreams(ark_gw_t *gw)
                     attempt_release(tried[1], ARK_OUTCOME_NEUTRAL);
                 }
                 set_route_headers(gw, t);
+                if (gw->rc->front == ARK_FRONT_ANTHROPIC
+                    && ark_anthropic_response_from_openai(
+                           &body, &blen, body, blen, gw->req->model,
+                           r->pool) != APR_SUCCESS) {
+                    return reply_error(r, 502, "upstream_malformed", NULL,
+                                       "The upstream provider sent a "
+                                       "malformed answer.");
+                }
                 return reply_json(r, body, blen);
             }
             if (gw->client_gone) {
@@ -1013,6 +1054,39 @@ static int call_upstreams(ark_gw_t *gw)
 
 /* -------------------------------------------------------- endpoints */
 
+/* An Anthropic Messages request, translated into the OpenAI request the
+ * rest of the pipeline works with. */
+static apr_status_t parse_anthropic(ark_req_t *req, const char *body,
+                                    apr_size_t len, ark_err_t *err,
+                                    apr_pool_t *p)
+{
+    json_error_t jerr;
+    json_t *in, *oai = NULL;
+    apr_status_t rv;
+
+    memset(req, 0, sizeof(*req));
+    in = json_loadb(body, len, JSON_REJECT_DUPLICATES, &jerr);
+    if (!in) {
+        ark_err_setf(err, p, 400, "invalid_json", NULL,
+                     "We could not parse the JSON body of your request "
+                     "(line %d, column %d: %s).", jerr.line, jerr.column,
+                     ark_err_quote(jerr.text, 120, p));
+        return APR_EINVAL;
+    }
+    if (!json_is_object(in)) {
+        json_decref(in);
+        ark_err_set(err, 400, "invalid_json", NULL,
+                    "The request body must be a JSON object.");
+        return APR_EINVAL;
+    }
+    rv = ark_anthropic_request_to_openai(&oai, in, err, p);
+    json_decref(in);
+    if (rv != APR_SUCCESS) {
+        return rv;
+    }
+    return ark_chat_req_from_json(req, oai, len, err, p);
+}
+
 static int handle_completion(request_rec *r, ark_rctx_t *rc,
                              ark_endpoint_t endpoint)
 {
@@ -1037,9 +1111,15 @@ static int handle_completion(request_rec *r, ark_rctx_t *rc,
     if ((rv = read_body(r, &body, &blen)) != DECLINED) {
         return rv;
     }
-    st = endpoint == ARK_ENDPOINT_CHAT
-         ? ark_chat_req_parse(req, body, blen, &e, r->pool)
-         : ark_embed_req_parse(req, body, blen, &e, r->pool);
+    if (rc->front == ARK_FRONT_ANTHROPIC) {
+        st = parse_anthropic(req, body, blen, &e, r->pool);
+    }
+    else if (endpoint == ARK_ENDPOINT_CHAT) {
+        st = ark_chat_req_parse(req, body, blen, &e, r->pool);
+    }
+    else {
+        st = ark_embed_req_parse(req, body, blen, &e, r->pool);
+    }
     if (st != APR_SUCCESS) {
         return ark_error_reply(r, &e);
     }
@@ -1157,6 +1237,10 @@ int ark_gateway_handler(request_rec *r)
     }
     if (ends_with(uri, "/embeddings")) {
         return handle_completion(r, rc, ARK_ENDPOINT_EMBEDDINGS);
+    }
+    if (ends_with(uri, "/messages")) {
+        rc->front = ARK_FRONT_ANTHROPIC;
+        return handle_completion(r, rc, ARK_ENDPOINT_CHAT);
     }
     if (ends_with(uri, "/models")) {
         return handle_models(r, NULL);

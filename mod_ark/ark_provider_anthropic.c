@@ -26,7 +26,6 @@
  * here is released before returning.
  */
 #include <stdarg.h>
-#include <stdlib.h>
 #include <string.h>
 
 #include <apr_lib.h>

@@ -9,23 +9,29 @@
  * user, tool and function messages turn into "user" contents, assistant
  * messages into "model" contents, consecutive contents of one role being
  * merged as Gemini expects alternating turns. Tool calls become
- * functionCall parts (arguments parsed into "args"), tool results become
- * functionResponse parts named after the call they answer, which is
- * looked up by tool_call_id in the earlier assistant messages. Sampling
- * parameters go into generationConfig, tools into functionDeclarations
- * (JSON Schema passed as is in parametersJsonSchema) and tool_choice into
- * toolConfig. Parameters Gemini has no equivalent for and that change
- * nothing the client relies on (logprobs, logit_bias, user, store, ...)
- * are dropped; a request Gemini cannot express (n > 1, non-function
- * tools, remote files other than http(s)) is refused with a 400.
+ * functionCall parts (arguments parsed into "args"; the first call of a
+ * turn carries the placeholder thought signature Gemini 3 demands), tool
+ * results become functionResponse parts named after the call they
+ * answer, looked up by tool_call_id in the earlier assistant messages.
+ * Sampling parameters go into generationConfig, tools into
+ * functionDeclarations and tool_choice into toolConfig; JSON Schemas
+ * (tool parameters, response_format) are passed as they are, in the
+ * fields that take JSON Schema (parametersJsonSchema, responseJsonSchema).
+ * Parameters Gemini has no equivalent for and that change nothing the
+ * answer's shape depends on (logprobs, logit_bias, user, store, metadata,
+ * service_tier, parallel_tool_calls, stream_options, ...) are dropped; a
+ * request Gemini cannot express (n > 1, non-function tools, files by id,
+ * image URLs other than http(s) and data:) is refused with a 400.
  *
  * Answers: a GenerateContentResponse becomes a chat.completion built
- * from the first candidate (text parts joined, functionCall parts as
- * tool_calls, finishReason mapped), usageMetadata becomes usage. A
+ * from the first candidate: text parts joined (thought summaries left
+ * out), functionCall parts as tool_calls with ids
+ * "call_<random part of the completion id>_<n>", finishReason mapped,
+ * usageMetadata as usage (thinking tokens count as completion tokens). A
  * stream is a sequence of whole GenerateContentResponse objects, one per
  * SSE event, each turned into chat.completion.chunk events. Gemini sends
- * no end marker: the end of the stream is known when the upstream closes
- * the connection after an event carried a finishReason (stream_end).
+ * no end marker: the stream is complete when the upstream closes the
+ * connection after an event carried a finishReason (stream_end).
  *
  * Example, the request
  *   {"model":"chat","messages":[{"role":"system","content":"Be brief."},
@@ -1077,8 +1083,9 @@ static const char *tool_call_id(const char *completion_id, int index,
                         completion_id ? completion_id : "ark", index);
 }
 
-/* The OpenAI tool call for a functionCall object, or NULL when it has
- * no name. */
+/* The OpenAI tool call for a functionCall object (arguments: its args
+ * as compact JSON, "{}" when it has none), or NULL when it has no
+ * name. */
 static json_t *tool_call_make(const json_t *fc, const char *id)
 {
     const json_t *name = json_object_get(fc, "name");
@@ -1089,7 +1096,7 @@ static json_t *tool_call_make(const json_t *fc, const char *id)
     if (!json_is_string(name)) {
         return NULL;
     }
-    text = args ? json_dumps(args, JSON_COMPACT | JSON_ENCODE_ANY) : NULL;
+    text = json_is_object(args) ? json_dumps(args, JSON_COMPACT) : NULL;
     call = json_pack("{s:s,s:s,s:{s:O,s:s}}", "id", id, "type", "function",
                      "function", "name", name, "arguments",
                      text ? text : "{}");
@@ -1159,7 +1166,8 @@ static apr_status_t gemini_parse_response(const char **pbody,
                                           const char *body, apr_size_t len,
                                           apr_pool_t *p)
 {
-    json_t *root = json_loadb(body, len, 0, NULL), *message, *out;
+    json_t *root = json_loadb(body, len, JSON_ALLOW_NUL, NULL);
+    json_t *message, *out;
     const json_t *cands, *cand, *parts, *reason, *feedback, *version, *um;
     const char *id = ark_completion_id_make(p), *finish = "stop";
     ark_usage_t u;
@@ -1295,7 +1303,7 @@ static int is_error_event(const json_t *root)
 static apr_status_t gemini_stream_event(ark_stream_t *st,
                                         const ark_sse_event_t *ev)
 {
-    json_t *root = json_loadb(ev->data, ev->data_len, 0, NULL);
+    json_t *root = json_loadb(ev->data, ev->data_len, JSON_ALLOW_NUL, NULL);
     const json_t *cands, *cand, *parts, *feedback, *reason;
     gem_stream_t *gs = st->state;
     const char *finish = NULL;

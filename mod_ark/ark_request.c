@@ -153,17 +153,13 @@ static apr_status_t check_messages(ark_req_t *req, json_t *messages,
     return APR_SUCCESS;
 }
 
-/* Parses the body into a JSON object and reads "model": the part every
- * endpoint shares. */
-static apr_status_t parse_common(ark_req_t *req, const char *body,
-                                 apr_size_t len, ark_err_t *err,
-                                 apr_pool_t *p)
+/* Parses the body into a JSON object; *proot is a new reference. */
+static apr_status_t load_json(json_t **proot, const char *body,
+                              apr_size_t len, ark_err_t *err, apr_pool_t *p)
 {
     json_error_t jerr;
-    json_t *root, *model;
+    json_t *root;
 
-    memset(req, 0, sizeof(*req));
-    req->body_len = len;
     if (len == 0) {
         ark_err_set(err, 400, "invalid_json", NULL,
                     "The request body is empty; expected a JSON object.");
@@ -177,14 +173,22 @@ static apr_status_t parse_common(ark_req_t *req, const char *body,
                      ark_err_quote(jerr.text, 120, p));
         return APR_EINVAL;
     }
-    req->root = ark_json_pool_own(root, p);
     if (!json_is_object(root)) {
+        json_decref(root);
         ark_err_set(err, 400, "invalid_json", NULL,
                     "The request body must be a JSON object.");
         return APR_EINVAL;
     }
+    *proot = root;
+    return APR_SUCCESS;
+}
 
-    model = json_object_get(root, "model");
+/* Reads "model": the part every endpoint shares. */
+static apr_status_t check_model(ark_req_t *req, ark_err_t *err,
+                                apr_pool_t *p)
+{
+    json_t *model = json_object_get(req->root, "model");
+
     if (!model) {
         ark_err_set(err, 400, "missing_required_parameter", "model",
                     "Missing required parameter: 'model'.");
@@ -209,14 +213,33 @@ apr_status_t ark_chat_req_parse(ark_req_t *req, const char *body,
                                 apr_size_t len, ark_err_t *err,
                                 apr_pool_t *p)
 {
-    json_t *root, *stream, *opts;
+    json_t *root = NULL;
 
-    if (parse_common(req, body, len, err, p) != APR_SUCCESS) {
+    memset(req, 0, sizeof(*req));
+    if (load_json(&root, body, len, err, p) != APR_SUCCESS) {
         return APR_EINVAL;
     }
-    req->endpoint = ARK_ENDPOINT_CHAT;
-    root = req->root;
+    return ark_chat_req_from_json(req, root, len, err, p);
+}
 
+apr_status_t ark_chat_req_from_json(ark_req_t *req, json_t *root,
+                                    apr_size_t body_len, ark_err_t *err,
+                                    apr_pool_t *p)
+{
+    json_t *stream, *opts;
+
+    memset(req, 0, sizeof(*req));
+    req->root = ark_json_pool_own(root, p);
+    req->body_len = body_len;
+    req->endpoint = ARK_ENDPOINT_CHAT;
+    if (!json_is_object(root)) {
+        ark_err_set(err, 400, "invalid_json", NULL,
+                    "The request body must be a JSON object.");
+        return APR_EINVAL;
+    }
+    if (check_model(req, err, p) != APR_SUCCESS) {
+        return APR_EINVAL;
+    }
     if (check_messages(req, json_object_get(root, "messages"), err, p)) {
         return APR_EINVAL;
     }
@@ -282,10 +305,16 @@ apr_status_t ark_embed_req_parse(ark_req_t *req, const char *body,
     json_t *input, *item;
     size_t i;
 
-    if (parse_common(req, body, len, err, p) != APR_SUCCESS) {
+    memset(req, 0, sizeof(*req));
+    req->body_len = len;
+    req->endpoint = ARK_ENDPOINT_EMBEDDINGS;
+    if (load_json(&req->root, body, len, err, p) != APR_SUCCESS) {
         return APR_EINVAL;
     }
-    req->endpoint = ARK_ENDPOINT_EMBEDDINGS;
+    ark_json_pool_own(req->root, p);
+    if (check_model(req, err, p) != APR_SUCCESS) {
+        return APR_EINVAL;
+    }
     input = json_object_get(req->root, "input");
     if (!input) {
         ark_err_set(err, 400, "missing_required_parameter", "input",

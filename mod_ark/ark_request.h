@@ -51,6 +51,14 @@ apr_status_t ark_chat_req_parse(ark_req_t *req, const char *body,
                                 apr_size_t len, ark_err_t *err,
                                 apr_pool_t *p);
 
+/* Like ark_chat_req_parse, for a request already parsed (e.g. one a
+ * front translated into the OpenAI format). Takes over the reference to
+ * root: it is released with p whatever the outcome. body_len is the
+ * client's body size, for cost estimates. */
+apr_status_t ark_chat_req_from_json(ark_req_t *req, json_t *root,
+                                    apr_size_t body_len, ark_err_t *err,
+                                    apr_pool_t *p);
+
 /* Parses and validates an embeddings request body: "model" (non-empty
  * string) and "input" (a non-empty string, array of strings, array of
  * token integers, or array of such arrays). Same contract as

@@ -17,34 +17,41 @@ const char *ark_tags_parse(apr_array_header_t **ptags, const char *spec,
                            apr_pool_t *p)
 {
     apr_array_header_t *tags = apr_array_make(p, 4, sizeof(ark_tag_t));
-    char *copy = apr_pstrdup(p, spec), *item, *last;
+    char *copy = apr_pstrdup(p, spec), *item = copy;
+    int n = 0;
 
-    for (item = apr_strtok(copy, ",", &last); item;
-         item = apr_strtok(NULL, ",", &last)) {
-        char *eq = strchr(item, '='), *c;
+    for (;;) {
+        char *comma = strchr(item, ','), *eq, *c;
         ark_tag_t *t;
 
+        n++;
+        if (comma) {
+            *comma = '\0';
+        }
+        eq = strchr(item, '=');
         if (!eq || eq == item || !eq[1]) {
-            return apr_psprintf(p, "tag '%s' is not key=value", item);
+            return apr_psprintf(p, "tag %d is not key=value", n);
         }
         *eq = '\0';
         for (c = item; *c; c++) {
             if (!tag_char_ok(*c)) {
-                return apr_psprintf(p, "tag key '%s' has a character "
-                                    "other than A-Z a-z 0-9 . _ - : /",
-                                    item);
+                return apr_psprintf(p, "tag %d: its key has a character "
+                                    "other than A-Z a-z 0-9 . _ - : /", n);
             }
         }
         for (c = eq + 1; *c; c++) {
             if (!tag_char_ok(*c)) {
-                return apr_psprintf(p, "tag value '%s' has a character "
-                                    "other than A-Z a-z 0-9 . _ - : /",
-                                    eq + 1);
+                return apr_psprintf(p, "tag %d: its value has a character "
+                                    "other than A-Z a-z 0-9 . _ - : /", n);
             }
         }
         t = apr_array_push(tags);
         t->key = item;
         t->value = eq + 1;
+        if (!comma) {
+            break;
+        }
+        item = comma + 1;
     }
     *ptags = tags;
     return NULL;
@@ -174,6 +181,19 @@ static uint64_t xorshift(uint64_t *s)
     return x;
 }
 
+/* splitmix64's finaliser: spreads every bit of a seed over the whole
+ * word, so that seeds differing only in a few bits (a clock, a counter,
+ * an address shifted left) still give independent draws. A single
+ * xorshift step does not: its low bits depend on a handful of the seed's
+ * low bits only. */
+static uint64_t seed_mix(uint64_t z)
+{
+    z += 0x9E3779B97F4A7C15ULL;
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
+    return z ^ (z >> 31);
+}
+
 /* Stable insertion sort of idx[0..n-1] by key, ascending. */
 static void sort_by(int *idx, int n, const double *key)
 {
@@ -239,6 +259,7 @@ int ark_route_order(int *order, int *norder, ark_route_skip_t *skip,
          * the channels not picked yet */
         int k;
 
+        seed = seed_mix(seed);
         for (k = 0; k < ncand; k++) {
             uint64_t total = 0, r;
             int j;
