@@ -85,6 +85,17 @@ static void win_sum(ark_chan_slot_t *s, const ark_breaker_conf_t *bc,
     }
 }
 
+/* Empties every window slot (their epochs are kept). */
+static void win_clear(ark_chan_slot_t *s)
+{
+    int i;
+
+    for (i = 0; i < ARK_SIG_WIN_SLOTS; i++) {
+        atomic_store(&s->win[i].ok, 0);
+        atomic_store(&s->win[i].fail, 0);
+    }
+}
+
 static ark_sig_hist_t *hist_current(ark_chan_slot_t *s, apr_time_t now)
 {
     int64_t epoch = now / ARK_SIG_HIST_PERIOD;
@@ -222,16 +233,20 @@ void ark_sig_release(ark_chan_slot_t *s, const ark_breaker_conf_t *bc,
             atomic_fetch_add(&h->total[ark_sig_bucket(total)], 1);
             ewma_add(&s->ewma_total, total);
         }
-        w = win_current(s, bc, now);
-        atomic_fetch_add(&w->ok, 1);
         atomic_store(&s->consec_fail, 0);
         {
-            /* a success in the half-open phase closes the circuit */
+            /* a success in the half-open phase closes the circuit, with
+             * a fresh window: the failures that opened it would otherwise
+             * re-open it at the first failure after closing */
             uint32_t half = ARK_CIRCUIT_HALF_OPEN;
 
-            atomic_compare_exchange_strong(&s->state, &half,
-                                           ARK_CIRCUIT_CLOSED);
+            if (atomic_compare_exchange_strong(&s->state, &half,
+                                               ARK_CIRCUIT_CLOSED)) {
+                win_clear(s);
+            }
         }
+        w = win_current(s, bc, now);
+        atomic_fetch_add(&w->ok, 1);
         return;
     }
 

@@ -457,8 +457,9 @@ static void order_weighted_proportional(void **state)
         c[i] = chan(1);
         c[i].weight = (unsigned)(i + 1);   /* 10%, 20%, 30%, 40% */
     }
-    /* consecutive seeds, and seeds shaped like the gateway's (a time in
-     * microseconds mixed with an address) */
+    /* consecutive seeds; times in microseconds; and seeds whose low 16
+     * bits never change (an address shifted left, as the gateway mixes
+     * into its seed), which a bare xorshift step turned into 20/20/20/40 */
     check_proportions(c, 4, 1, 1);
     check_proportions(c, 4, APR_UINT64_C(1700000000000000), 997);
     check_proportions(c, 4, APR_UINT64_C(0x7f3a12345600) << 16, 1 << 16);

@@ -646,6 +646,51 @@ static void breaker_probe_failure_reopens(void **state)
     assert_int_equal(atomic_load(&s->inflight), 0);
 }
 
+static void breaker_close_forgets_old_failures(void **state)
+{
+    /* the failures that opened the circuit are still in the window when
+     * a probe closes it; they must not re-open it at the next failure */
+    ark_chan_slot_t *s = *state;
+    ark_breaker_conf_t bc = ARK_BREAKER_DEFAULTS;
+    static const char seq[] = "offoffofof";   /* 6 of 10 fail, never 5 in
+                                                * a row */
+    ark_chan_view_t v;
+    apr_time_t t;
+    int k, probe;
+
+    for (k = 0; seq[k]; k++) {
+        if (seq[k] == 'o') {
+            ok_at(s, &bc, T0 + k);
+        }
+        else {
+            fail_at(s, &bc, T0 + k);
+        }
+    }
+    assert_int_equal(state_of(s), ARK_CIRCUIT_OPEN);
+    t = T0 + 9 + bc.cooldown;
+    assert_true(admits(s, &bc, t, &probe));
+    assert_int_equal(probe, 1);
+    ark_sig_release(s, &bc, t, probe, ARK_OUTCOME_SUCCESS, -1, MS(40), 0);
+    assert_int_equal(state_of(s), ARK_CIRCUIT_CLOSED);
+    /* the window holds the probe's success only */
+    ark_sig_view(s, &bc, t, &v);
+    assert_int_equal(v.window_requests, 1);
+    assert_true(v.success_ratio == 1.0);
+
+    /* one failure a second later: 1 of 2, under min_requests */
+    fail_at(s, &bc, t + SEC(1));
+    assert_int_equal(state_of(s), ARK_CIRCUIT_CLOSED);
+    assert_int_equal(atomic_load(&s->opens), 1);
+    /* the lifetime counters keep everything */
+    assert_int_equal(atomic_load(&s->requests), 12);
+    assert_int_equal(atomic_load(&s->failures), 7);
+
+    /* a success while closed does not empty the window */
+    ok_at(s, &bc, t + SEC(2));
+    ark_sig_view(s, &bc, t + SEC(2), &v);
+    assert_int_equal(v.window_requests, 3);
+}
+
 static void breaker_opens_counter(void **state)
 {
     /* failures of requests admitted before the circuit opened extend the
@@ -878,6 +923,7 @@ int main(void)
         T(breaker_cooldown_then_half_open),
         T(breaker_half_open_probes),
         T(breaker_probe_failure_reopens),
+        T(breaker_close_forgets_old_failures),
         T(breaker_opens_counter),
         T(cooling_after_429),
         T(cooling_failure_counts_once),
