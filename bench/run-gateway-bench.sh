@@ -346,10 +346,18 @@ print(total)
 PY
 }
 
+# whole-machine CPU ticks: "busy steal total" (all CPUs, from /proc/stat)
+sys_ticks() {
+    awk '/^cpu / { print $2+$3+$4+$7+$8+$9, $9, $2+$3+$4+$5+$6+$7+$8+$9 }' /proc/stat
+}
+
+# CPU ticks of this shell's reaped children (wrk, perf)
+child_ticks() { awk '{ print $16 + $17 }' "/proc/$$/stat"; }
+
 log_size() { stat -c %s "$NGX/logs/access.log" 2>/dev/null || echo 0; }
 
 RESULTS="$TMP/results.tsv"
-printf 'variant\tround\trequests\tduration_us\trps\tp50_us\tp90_us\tp99_us\tmax_us\tsock_errors\tnon2xx\tnew_upstream_conns\tdistinct_upstream_conns\tupstream_requests\tupstream_non200\thttpd_cpu_ticks\tnginx_cpu_ticks\n' > "$RESULTS"
+printf 'variant\tround\trequests\tduration_us\trps\tp50_us\tp90_us\tp99_us\tmax_us\tsock_errors\tnon2xx\tnew_upstream_conns\tdistinct_upstream_conns\tupstream_requests\tupstream_non200\thttpd_cpu_ticks\tnginx_cpu_ticks\tother_cpu_pct\tsteal_pct\n' > "$RESULTS"
 
 run_wrk() {   # port, duration, output file
     wrk -t"$THREADS" -c"$CONNECTIONS" -d"$1" --latency \
@@ -357,13 +365,20 @@ run_wrk() {   # port, duration, output file
 }
 
 measure() {   # variant(a|b), round
-    local v=$1 round=$2 port pid out a0 a1 s0 s1 c0 c1 n0 n1 line
-    if [ "$v" = a ]; then port=$PORT_A; pid=$PID_A; else port=$PORT_B; pid=$PID_B; fi
+    local v=$1 round=$2 port pid other out a0 a1 s0 s1 c0 c1 n0 n1 o0 o1 \
+          w0 w1 sys0 sys1 line
+    if [ "$v" = a ]; then
+        port=$PORT_A; pid=$PID_A; other=$PID_B
+    else
+        port=$PORT_B; pid=$PID_B; other=$PID_A
+    fi
     out="$TMP/wrk-$v-$round.txt"
     sleep 0.5                       # let nginx flush its log buffer
     s0=$(log_size)
     a0=$(nginx_accepts)
     c0=$(cpu_ticks "$pid"); n0=$(cpu_ticks "$NGINX_PID")
+    o0=$(cpu_ticks "$other")
+    w0=$(child_ticks); sys0=$(sys_ticks)
     if [ -n "$PERF_DIR" ] && [ "$round" = 1 ]; then
         perf record -q -e cpu-clock -F 999 --call-graph dwarf,16384 \
             -o "$PERF_DIR/perf-$v.data" -p "$(pgrep -d, -P "$pid")" \
@@ -376,15 +391,24 @@ measure() {   # variant(a|b), round
     else
         run_wrk "$DURATION" "$port" "$out"
     fi
+    sys1=$(sys_ticks); w1=$(child_ticks)
     c1=$(cpu_ticks "$pid"); n1=$(cpu_ticks "$NGINX_PID")
+    o1=$(cpu_ticks "$other")
     a1=$(nginx_accepts)
     sleep 0.5
     s1=$(log_size)
     line=$(grep '^BENCH ' "$out") || die "no BENCH line in $out"
     "$PY" - "$v" "$round" "$line" "$((a1 - a0 - 1))" "$s0" "$s1" \
-        "$NGX/logs/access.log" "$((c1 - c0))" "$((n1 - n0))" >> "$RESULTS" <<'PY'
+        "$NGX/logs/access.log" "$((c1 - c0))" "$((n1 - n0))" \
+        "$(( (c1 - c0) + (n1 - n0) + (o1 - o0) + (w1 - w0) ))" \
+        "$sys0" "$sys1" >> "$RESULTS" <<'PY'
 import sys
-v, rnd, line, new_conns, s0, s1, log, cpu, ncpu = sys.argv[1:]
+v, rnd, line, new_conns, s0, s1, log, cpu, ncpu, ours, sys0, sys1 = \
+    sys.argv[1:]
+busy, steal, total = (int(b) - int(a) for a, b in zip(sys0.split(),
+                                                     sys1.split()))
+other_pct = max(0.0, 100.0 * (busy - int(ours)) / max(total, 1))
+steal_pct = 100.0 * steal / max(total, 1)
 kv = dict(w.split("=", 1) for w in line.split()[1:])
 with open(log, "rb") as f:
     f.seek(int(s0))
@@ -402,11 +426,13 @@ sock = sum(int(kv[k]) for k in ("errors_connect", "errors_read",
 print("\t".join(str(x) for x in (
     v, rnd, kv["requests"], kv["duration_us"], kv["rps"], kv["p50_us"],
     kv["p90_us"], kv["p99_us"], kv["max_us"], sock, kv["non2xx"],
-    new_conns, len(conns), reqs, bad, cpu, ncpu)))
+    new_conns, len(conns), reqs, bad, cpu, ncpu,
+    "%.1f" % other_pct, "%.1f" % steal_pct)))
 PY
     tail -n 1 "$RESULTS" | awk -F'\t' -v c="$CONNECTIONS" '{
-        printf "  %-5s round %s: %9.1f req/s  p50 %6.2f ms  p99 %6.2f ms  upstream conns: %s new, %s used\n",
-               ($1 == "a" ? "proxy" : "ark"), $2, $5, $6 / 1000, $8 / 1000, $12, $13 }'
+        printf "  %-5s round %s: %8.1f req/s  p50 %6.2f ms  p99 %6.2f ms  httpd %4.0f us/req  upstream conns %s new, %s used  other CPU %s%%\n",
+               ($1 == "a" ? "proxy" : "ark"), $2, $5, $6 / 1000, $8 / 1000,
+               $16 * 10000 / $3, $12, $13, $18 }'
 }
 
 # ------------------------------------------------------------------- run
@@ -543,14 +569,19 @@ table = [
     "| requests per upstream connection (median) | %.0f | %.0f | | | |"
     % (per_a, per_b),
 ]
+tick_us = 1e6 / os.sysconf("SC_CLK_TCK")
 runs = ["| run | req/s | p50 (ms) | p90 (ms) | p99 (ms) | max (ms) "
-        "| upstream conns opened / used |",
-        "|---|---:|---:|---:|---:|---:|---:|"]
+        "| httpd CPU (us/req) | upstream conns opened / used "
+        "| other CPU load | steal |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
 for r in rows:
-    runs.append("| %s%d | %.0f | %.3f | %.3f | %.3f | %.1f | %d / %d |" % (
+    runs.append("| %s%d | %.0f | %.3f | %.3f | %.3f | %.1f | %.0f | %d / %d "
+                "| %.0f%% | %.0f%% |" % (
         r["variant"], r["round"], r["rps"], r["p50_us"] / 1000,
         r["p90_us"] / 1000, r["p99_us"] / 1000, r["max_us"] / 1000,
-        r["new_upstream_conns"], r["distinct_upstream_conns"]))
+        r["httpd_cpu_ticks"] * tick_us / r["requests"],
+        r["new_upstream_conns"], r["distinct_upstream_conns"],
+        r["other_cpu_pct"], r["steal_pct"]))
 
 print()
 print("\n".join(table))
