@@ -18,8 +18,10 @@
  *                an error ratio above `error_ratio` over at least
  *                `min_requests` in the window; open -> half-open once
  *                `cooldown` has passed, letting `probes` requests through
- *                at a time; half-open -> closed on a probe's success, back
- *                to open on its failure.
+ *                at a time; half-open -> closed on a probe's success
+ *                (the window's counts are cleared then, so the failures
+ *                that opened it cannot re-open it at once), back to open
+ *                on its failure.
  *   cooling      a 429 with Retry-After keeps the channel out of rotation
  *                until then, without counting against the breaker ratio
  *                more than one failure.
