@@ -591,6 +591,14 @@ print()
 verdict = "target %s: throughput %.3f x (>= 0.85), p99 %+.3f ms (<= +1 ms)" % (
     "MET" if ok_tp and ok_p99 else "MISSED", ratio, dp99)
 print(verdict)
+noisy = [r for r in rows if r["other_cpu_pct"] > 10 or r["steal_pct"] > 5]
+noise_note = ("%d of %d runs had more than 10%% of the CPU taken by other "
+              "processes (or >5%% steal): repeat on a quiet machine"
+              % (len(noisy), len(rows)) if noisy else
+              "no run had more than 10%% of the CPU taken by other "
+              "processes (highest %.0f%%)"
+              % max(r["other_cpu_pct"] for r in rows))
+print(noise_note, file=sys.stderr if noisy else sys.stdout)
 if invalid:
     print("INVALID: some runs had errors, non-2xx answers or upstream "
           "errors; see the results", file=sys.stderr)
@@ -626,7 +634,7 @@ if write_docs:
         "",
         "\n".join(runs),
         "",
-        "Result: " + verdict + ".",
+        "Result: " + verdict + ". Noise check: " + noise_note + ".",
         "",
         "<!-- bench:results:end -->",
     ])

@@ -1060,23 +1060,11 @@ static apr_status_t parse_anthropic(ark_req_t *req, const char *body,
                                     apr_size_t len, ark_err_t *err,
                                     apr_pool_t *p)
 {
-    json_error_t jerr;
-    json_t *in, *oai = NULL;
+    json_t *in = NULL, *oai = NULL;
     apr_status_t rv;
 
     memset(req, 0, sizeof(*req));
-    in = json_loadb(body, len, JSON_REJECT_DUPLICATES, &jerr);
-    if (!in) {
-        ark_err_setf(err, p, 400, "invalid_json", NULL,
-                     "We could not parse the JSON body of your request "
-                     "(line %d, column %d: %s).", jerr.line, jerr.column,
-                     ark_err_quote(jerr.text, 120, p));
-        return APR_EINVAL;
-    }
-    if (!json_is_object(in)) {
-        json_decref(in);
-        ark_err_set(err, 400, "invalid_json", NULL,
-                    "The request body must be a JSON object.");
+    if (ark_json_load_object(&in, body, len, err, p) != APR_SUCCESS) {
         return APR_EINVAL;
     }
     rv = ark_anthropic_request_to_openai(&oai, in, err, p);

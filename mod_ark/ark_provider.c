@@ -336,3 +336,19 @@ const char *ark_url_escape_segment(const char *s, apr_pool_t *p)
     *o = '\0';
     return out;
 }
+
+apr_array_header_t *ark_upstream_headers(int stream, const char *auth_header,
+                                         const char *auth_prefix,
+                                         const char *secret, apr_pool_t *p)
+{
+    apr_array_header_t *h = apr_array_make(p, 6, sizeof(const char *));
+
+    APR_ARRAY_PUSH(h, const char *) = "Content-Type: application/json";
+    APR_ARRAY_PUSH(h, const char *) = stream ? "Accept: text/event-stream"
+                                             : "Accept: application/json";
+    if (secret) {
+        APR_ARRAY_PUSH(h, const char *) =
+            apr_pstrcat(p, auth_header, ": ", auth_prefix, secret, NULL);
+    }
+    return h;
+}

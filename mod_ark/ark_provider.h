@@ -176,6 +176,14 @@ apr_status_t ark_stream_finish(ark_stream_t *st);
 /* The OpenAI "usage" object for u (unknown counts as 0). New reference. */
 json_t *ark_usage_to_openai(const ark_usage_t *u);
 
+/* The headers every upstream JSON request carries: Content-Type, Accept
+ * (text/event-stream when stream, else application/json) and, when
+ * secret is set, "<auth_header>: <auth_prefix><secret>" (e.g.
+ * "Authorization", "Bearer "). A new array from p with room for more. */
+apr_array_header_t *ark_upstream_headers(int stream, const char *auth_header,
+                                         const char *auth_prefix,
+                                         const char *secret, apr_pool_t *p);
+
 /* s percent-encoded for use as one URL path segment (RFC 3986
  * unreserved characters kept), from p. */
 const char *ark_url_escape_segment(const char *s, apr_pool_t *p);

@@ -829,16 +829,8 @@ static apr_status_t anthropic_build_request(ark_upstream_req_t *out,
         return APR_ENOMEM;
     }
     out->url = apr_pstrcat(p, prov->base_url, "/messages", NULL);
-    out->headers = apr_array_make(p, 4, sizeof(const char *));
-    APR_ARRAY_PUSH(out->headers, const char *) =
-        "Content-Type: application/json";
-    APR_ARRAY_PUSH(out->headers, const char *) =
-        req->stream ? "Accept: text/event-stream"
-                    : "Accept: application/json";
-    if (prov->secret) {
-        APR_ARRAY_PUSH(out->headers, const char *) =
-            apr_pstrcat(p, "x-api-key: ", prov->secret, NULL);
-    }
+    out->headers = ark_upstream_headers(req->stream, "x-api-key", "",
+                                        prov->secret, p);
     APR_ARRAY_PUSH(out->headers, const char *) =
         apr_pstrcat(p, "anthropic-version: ",
                     version ? version : ANTHROPIC_DEFAULT_VERSION, NULL);

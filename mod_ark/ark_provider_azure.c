@@ -69,16 +69,8 @@ static apr_status_t azure_build_request(ark_upstream_req_t *out,
                            "?api-version=",
                            version ? version : AZURE_DEFAULT_API_VERSION,
                            NULL);
-    out->headers = apr_array_make(p, 5, sizeof(const char *));
-    APR_ARRAY_PUSH(out->headers, const char *) =
-        "Content-Type: application/json";
-    APR_ARRAY_PUSH(out->headers, const char *) =
-        chat && req->stream ? "Accept: text/event-stream"
-                            : "Accept: application/json";
-    if (prov->secret) {
-        APR_ARRAY_PUSH(out->headers, const char *) =
-            apr_pstrcat(p, "api-key: ", prov->secret, NULL);
-    }
+    out->headers = ark_upstream_headers(chat && req->stream, "api-key", "",
+                                        prov->secret, p);
     return APR_SUCCESS;
 }
 

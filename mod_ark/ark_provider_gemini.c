@@ -992,15 +992,8 @@ static apr_status_t gemini_build_request(ark_upstream_req_t *out,
                            ark_url_escape_segment(model, p),
                            req->stream ? ":streamGenerateContent?alt=sse"
                                        : ":generateContent", NULL);
-    out->headers = apr_array_make(p, 3, sizeof(const char *));
-    APR_ARRAY_PUSH(out->headers, const char *) =
-        "Content-Type: application/json";
-    APR_ARRAY_PUSH(out->headers, const char *) =
-        req->stream ? "Accept: text/event-stream" : "Accept: application/json";
-    if (prov->secret) {
-        APR_ARRAY_PUSH(out->headers, const char *) =
-            apr_pstrcat(p, "x-goog-api-key: ", prov->secret, NULL);
-    }
+    out->headers = ark_upstream_headers(req->stream, "x-goog-api-key", "",
+                                        prov->secret, p);
     return APR_SUCCESS;
 }
 

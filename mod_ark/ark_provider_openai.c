@@ -56,16 +56,8 @@ static apr_status_t openai_build_request(ark_upstream_req_t *out,
     }
     out->url = apr_pstrcat(p, prov->base_url,
                            chat ? "/chat/completions" : "/embeddings", NULL);
-    out->headers = apr_array_make(p, 5, sizeof(const char *));
-    APR_ARRAY_PUSH(out->headers, const char *) =
-        "Content-Type: application/json";
-    APR_ARRAY_PUSH(out->headers, const char *) =
-        chat && req->stream ? "Accept: text/event-stream"
-                            : "Accept: application/json";
-    if (prov->secret) {
-        APR_ARRAY_PUSH(out->headers, const char *) =
-            apr_pstrcat(p, "Authorization: Bearer ", prov->secret, NULL);
-    }
+    out->headers = ark_upstream_headers(chat && req->stream, "Authorization",
+                                        "Bearer ", prov->secret, p);
     return APR_SUCCESS;
 }
 

@@ -153,9 +153,9 @@ static apr_status_t check_messages(ark_req_t *req, json_t *messages,
     return APR_SUCCESS;
 }
 
-/* Parses the body into a JSON object; *proot is a new reference. */
-static apr_status_t load_json(json_t **proot, const char *body,
-                              apr_size_t len, ark_err_t *err, apr_pool_t *p)
+apr_status_t ark_json_load_object(json_t **proot, const char *body,
+                                  apr_size_t len, ark_err_t *err,
+                                  apr_pool_t *p)
 {
     json_error_t jerr;
     json_t *root;
@@ -216,7 +216,7 @@ apr_status_t ark_chat_req_parse(ark_req_t *req, const char *body,
     json_t *root = NULL;
 
     memset(req, 0, sizeof(*req));
-    if (load_json(&root, body, len, err, p) != APR_SUCCESS) {
+    if (ark_json_load_object(&root, body, len, err, p) != APR_SUCCESS) {
         return APR_EINVAL;
     }
     return ark_chat_req_from_json(req, root, len, err, p);
@@ -308,7 +308,7 @@ apr_status_t ark_embed_req_parse(ark_req_t *req, const char *body,
     memset(req, 0, sizeof(*req));
     req->body_len = len;
     req->endpoint = ARK_ENDPOINT_EMBEDDINGS;
-    if (load_json(&req->root, body, len, err, p) != APR_SUCCESS) {
+    if (ark_json_load_object(&req->root, body, len, err, p) != APR_SUCCESS) {
         return APR_EINVAL;
     }
     ark_json_pool_own(req->root, p);

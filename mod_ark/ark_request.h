@@ -75,6 +75,14 @@ void ark_usage_clear(ark_usage_t *u);
  * Absent fields stay as they were. Returns 1 if usage was an object. */
 int ark_usage_from_openai(ark_usage_t *u, const json_t *usage);
 
+/* Parses a request body that must be a JSON object (duplicate keys
+ * rejected). Returns APR_SUCCESS with *proot a new reference, or
+ * APR_EINVAL with *err a 400 invalid_json saying what is wrong (empty,
+ * syntax error with line and column, not an object). */
+apr_status_t ark_json_load_object(json_t **proot, const char *body,
+                                  apr_size_t len, ark_err_t *err,
+                                  apr_pool_t *p);
+
 /* Registers json_decref(json) as a cleanup of p; returns json. */
 json_t *ark_json_pool_own(json_t *json, apr_pool_t *p);
 
