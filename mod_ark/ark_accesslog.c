@@ -13,6 +13,7 @@ void ark_access_init(ark_access_t *a, apr_time_t start)
     a->time = start;
     a->upstream_new_conns = -1;
     a->ttfb = -1;
+    a->cache_similarity = -1.0;
     ark_usage_clear(&a->usage);
 }
 
@@ -89,6 +90,13 @@ const char *ark_access_line(const ark_access_t *a, apr_size_t *plen,
     set_count(o, "prompt_tokens", a->usage.prompt_tokens);
     set_count(o, "completion_tokens", a->usage.completion_tokens);
     set_count(o, "total_tokens", a->usage.total_tokens);
+    if (a->cache) {
+        set_str(o, "cache", a->cache);
+        if (a->cache_similarity >= 0) {
+            json_object_set_new(o, "cache_similarity",
+                                json_real(a->cache_similarity));
+        }
+    }
     if (a->client_aborted) {
         json_object_set_new(o, "client_aborted", json_true());
     }

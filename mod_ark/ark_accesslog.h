@@ -31,6 +31,9 @@ typedef struct ark_access_t {
     apr_interval_time_t latency;/* whole request */
     ark_usage_t usage;
     int client_aborted;
+    const char *cache;          /* hit, miss, bypass, skip, error, or NULL
+                                 * when the cache is off */
+    double cache_similarity;    /* of a hit, else < 0 */
 } ark_access_t;
 
 /* Initialises *a with "unknown" values. */

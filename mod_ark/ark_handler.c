@@ -53,6 +53,11 @@ typedef enum {
 typedef struct ark_rctx_t {
     ark_access_t log;
     ark_front_t front;
+    /* a complete answer to hand to ark-cached once the client has it */
+    const ark_cache_key_t *store_key;
+    const char *store_body;
+    apr_size_t store_len;
+    long store_ttl;
 } ark_rctx_t;
 
 typedef struct ark_gw_t ark_gw_t;
@@ -99,6 +104,9 @@ struct ark_gw_t {
     apr_time_t deadline;
     apr_bucket_brigade *bb;
     ark_anthropic_stream_t *astream;  /* Anthropic front, streaming */
+    ark_cache_policy_t cache;         /* effective cache settings */
+    const ark_cache_key_t *cache_key; /* set when the answer may be stored */
+    ark_cache_collect_t *collect;     /* collects a streamed answer */
 };
 
 /* ---------------------------------------------------------- replying */
@@ -379,13 +387,21 @@ static void start_stream(ark_attempt_t *a)
     }
 }
 
-/* The Anthropic front: each OpenAI event of the pipeline becomes zero or
- * more Anthropic events. */
-static apr_status_t emit_to_front(void *ctx, const char *buf, apr_size_t len)
+/* Where the pipeline's OpenAI events go: into the cache collector when
+ * the answer may be stored, then to the Anthropic front (each OpenAI
+ * event becomes zero or more Anthropic events) or the client. */
+static apr_status_t emit_openai(void *ctx, const char *buf, apr_size_t len)
 {
     ark_attempt_t *a = ctx;
+    ark_gw_t *gw = a->gw;
 
-    return ark_anthropic_stream_feed(a->gw->astream, buf, len);
+    if (gw->collect) {
+        ark_cache_collect_feed(gw->collect, buf, len);
+    }
+    if (gw->astream) {
+        return ark_anthropic_stream_feed(gw->astream, buf, len);
+    }
+    return emit_to_client(a, buf, len);
 }
 
 /* Sets up the stream translation state of an attempt. */
@@ -401,11 +417,10 @@ static void stream_init(ark_attempt_t *a)
     a->st.id = ark_completion_id_make(r->pool);
     a->st.created = apr_time_now();
     a->st.client_wants_usage = a->gw->req->include_usage;
-    a->st.emit = emit_to_client;
+    a->st.emit = emit_openai;
     if (a->gw->rc->front == ARK_FRONT_ANTHROPIC) {
         /* the front needs the usage chunk for its message_delta */
         a->st.client_wants_usage = 1;
-        a->st.emit = emit_to_front;
     }
     a->st.emit_ctx = a;
     a->st.rpool = r->pool;
@@ -547,6 +562,14 @@ static ark_outcome_t finish_stream(ark_attempt_t *a)
         stream_fail(a, "stream_interrupted", "The upstream provider "
                     "stopped before the answer was complete.");
         return ARK_OUTCOME_FAILURE;
+    }
+    if (gw->collect && gw->cache_key
+        && ark_cache_collect_result(gw->collect, gw->cache.tool_calls > 0,
+                                    &gw->rc->store_body,
+                                    &gw->rc->store_len, r->pool)
+           == APR_SUCCESS) {
+        gw->rc->store_key = gw->cache_key;
+        gw->rc->store_ttl = gw->cache.ttl;
     }
     return ARK_OUTCOME_SUCCESS;
 }
@@ -992,6 +1015,14 @@ static int call_upstreams(ark_gw_t *gw)
                     attempt_release(tried[1], ARK_OUTCOME_NEUTRAL);
                 }
                 set_route_headers(gw, t);
+                if (gw->cache_key
+                    && ark_cache_storable(body, blen,
+                                          gw->cache.tool_calls > 0)) {
+                    gw->rc->store_key = gw->cache_key;
+                    gw->rc->store_body = body;
+                    gw->rc->store_len = blen;
+                    gw->rc->store_ttl = gw->cache.ttl;
+                }
                 if (gw->rc->front == ARK_FRONT_ANTHROPIC
                     && ark_anthropic_response_from_openai(
                            &body, &blen, body, blen, gw->req->model,
@@ -1053,6 +1084,171 @@ static int call_upstreams(ark_gw_t *gw)
 }
 
 /* -------------------------------------------------------- endpoints */
+
+/* ------------------------------------------------------------- cache */
+
+static int header_has_token(request_rec *r, const char *name,
+                            const char *token)
+{
+    const char *v = apr_table_get(r->headers_in, name);
+
+    return v && ap_find_token(r->pool, v, token);
+}
+
+/* Replays a cached answer to the client (as it would have come from an
+ * upstream: JSON, an OpenAI stream or, on the Anthropic front, its
+ * dialect). */
+static int reply_from_cache(ark_gw_t *gw, const char *body, apr_size_t len,
+                            double similarity)
+{
+    request_rec *r = gw->r;
+    ark_attempt_t *a;
+    json_t *doc;
+
+    apr_table_setn(r->headers_out, "x-ark-cache", "hit");
+    apr_table_setn(r->headers_out, "x-ark-cache-similarity",
+                   apr_psprintf(r->pool, "%.4f", similarity));
+    apr_table_setn(r->headers_out, "x-ark-attempts", "0");
+    gw->rc->log.cache = "hit";
+    gw->rc->log.cache_similarity = similarity;
+    doc = json_loadb(body, len, 0, NULL);
+    ark_usage_from_openai(&gw->rc->log.usage,
+                          json_object_get(doc, "usage"));
+    json_decref(doc);
+    if (!gw->req->stream) {
+        if (gw->rc->front == ARK_FRONT_ANTHROPIC
+            && ark_anthropic_response_from_openai(&body, &len, body, len,
+                                                  gw->req->model, r->pool)
+               != APR_SUCCESS) {
+            return DECLINED;
+        }
+        return reply_json(r, body, len);
+    }
+    /* a stand-in attempt carries the emit chain */
+    a = apr_pcalloc(r->pool, sizeof(*a));
+    a->gw = gw;
+    r->status = HTTP_OK;
+    gw->rc->log.status = HTTP_OK;
+    ap_set_content_type(r, "text/event-stream; charset=utf-8");
+    apr_table_setn(r->headers_out, "Cache-Control", "no-cache");
+    apr_table_setn(r->subprocess_env, "no-gzip", "1");
+    if (gw->rc->front == ARK_FRONT_ANTHROPIC) {
+        gw->astream = ark_anthropic_stream_make(gw->req->model,
+                                                emit_to_client, a, r->pool);
+    }
+    ark_cache_replay(body, len, gw->req->include_usage
+                                || gw->rc->front == ARK_FRONT_ANTHROPIC,
+                     64, emit_openai, a, r->pool);
+    if (gw->client_gone) {
+        gw->rc->log.client_aborted = 1;
+    }
+    return OK;
+}
+
+/* Looks the request up in ark-cached when the cache is on for it:
+ * returns OK when answered from the cache, DECLINED to go on (a miss, a
+ * bypass, or a cache failure: fail-open), or an error reply. */
+static int cache_lookup(ark_gw_t *gw)
+{
+    request_rec *r = gw->r;
+    ark_dir_conf_t *dc = ap_get_module_config(r->per_dir_config,
+                                              &ark_module);
+    const ark_cache_policy_t *alias_cp = apr_hash_get(
+        gw->sc->cache_models, gw->model->alias, APR_HASH_KEY_STRING);
+    ark_cache_client_t *client = ark_cache_client();
+    ark_cache_key_t *key;
+    const char *why, *payload = NULL, *detail = NULL, *h;
+    double threshold, similarity = 0;
+    apr_size_t plen = 0;
+    int found = 0, no_store;
+    apr_status_t rv;
+
+    ark_cache_policy_unset(&gw->cache);
+    ark_cache_policy_merge(&gw->cache, &gw->cache, &dc->cache);
+    if (alias_cp) {
+        ark_cache_policy_merge(&gw->cache, &gw->cache, alias_cp);
+    }
+    if (gw->cache.on <= 0 || !client) {
+        return DECLINED;
+    }
+    threshold = gw->cache.threshold > 0 ? gw->cache.threshold
+                                        : ARK_CACHE_DEFAULT_THRESHOLD;
+    if (gw->cache.ttl <= 0) {
+        gw->cache.ttl = ARK_CACHE_DEFAULT_TTL;
+    }
+    if ((h = apr_table_get(r->headers_in, "x-ark-cache-threshold"))) {
+        char *end;
+        double t = strtod(h, &end);
+        double lo = gw->cache.threshold_min >= 0 ? gw->cache.threshold_min
+                                                 : threshold;
+        double hi = gw->cache.threshold_max >= 0 ? gw->cache.threshold_max
+                                                 : 1.0;
+
+        if (end == h || *end || !(t >= lo && t <= hi)) {
+            ark_err_t e;
+
+            ark_err_setf(&e, r->pool, 400, "invalid_cache_threshold", NULL,
+                         "Invalid x-ark-cache-threshold: expected a number "
+                         "between %.2f and %.2f.", lo, hi);
+            return ark_error_reply(r, &e);
+        }
+        threshold = t;
+    }
+    no_store = header_has_token(r, "Cache-Control", "no-store");
+    if (header_has_token(r, "Cache-Control", "no-cache")) {
+        gw->rc->log.cache = "bypass";
+        apr_table_setn(r->headers_out, "x-ark-cache", "bypass");
+        if (no_store) {
+            return DECLINED;
+        }
+    }
+    key = apr_pcalloc(r->pool, sizeof(*key));
+    if (ark_cache_key_make(key, &why, gw->req, gw->key->tenant,
+                           "chat.completions", gw->model->alias,
+                           gw->cache.text_mode >= 0
+                               ? (ark_cache_text_t)gw->cache.text_mode
+                               : ARK_CACHE_TEXT_LAST_USER,
+                           gw->cache.max_temp >= 0 ? gw->cache.max_temp : 0.0,
+                           r->pool) != APR_SUCCESS) {
+        ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, r, ARKLOGNO(00050)
+                      "not cacheable: %s", why);
+        gw->rc->log.cache = "skip";
+        apr_table_setn(r->headers_out, "x-ark-cache", "skip");
+        return DECLINED;
+    }
+    if (!no_store) {
+        gw->cache_key = key;
+        if (gw->req->stream) {
+            gw->collect = ark_cache_collect_make(r->pool);
+        }
+    }
+    if (gw->rc->log.cache) {           /* no-cache: no lookup */
+        return DECLINED;
+    }
+    rv = ark_cache_client_lookup(client, key->ns, key->text, key->text_len,
+                                 threshold, &found, &payload, &plen,
+                                 &similarity, &detail, r->pool);
+    if (rv == APR_SUCCESS && found) {
+        int out = reply_from_cache(gw, payload, plen, similarity);
+
+        if (out != DECLINED) {
+            gw->cache_key = NULL;      /* nothing new to store */
+            return out;
+        }
+        ap_log_rerror(APLOG_MARK, APLOG_WARNING, 0, r, ARKLOGNO(00051)
+                      "ark-cached returned an unusable payload: ignored");
+    }
+    if (rv != APR_SUCCESS && rv != APR_EAGAIN
+        && ark_cache_client_should_log(client, ARK_CACHE_LOG_INTERVAL)) {
+        ap_log_rerror(APLOG_MARK, APLOG_WARNING, 0, r, ARKLOGNO(00052)
+                      "cache lookup failed, answering from upstream "
+                      "(logged once a minute): %s", detail ? detail : "");
+    }
+    gw->rc->log.cache = rv == APR_SUCCESS ? "miss"
+                        : rv == APR_EAGAIN ? "skip" : "error";
+    apr_table_setn(r->headers_out, "x-ark-cache", gw->rc->log.cache);
+    return DECLINED;
+}
 
 /* An Anthropic Messages request, translated into the OpenAI request the
  * rest of the pipeline works with. */
@@ -1138,6 +1334,10 @@ static int handle_completion(request_rec *r, ark_rctx_t *rc,
         return rv;
     }
     gw->policy = effective_policy(r, sc, gw->model);
+    if (endpoint == ARK_ENDPOINT_CHAT
+        && (rv = cache_lookup(gw)) != DECLINED) {
+        return rv;
+    }
     if ((rv = route(gw)) != DECLINED) {
         return rv;
     }
@@ -1244,6 +1444,29 @@ int ark_gateway_handler(request_rec *r)
                                     ark_err_quote(uri, 200, r->pool)));
 }
 
+/* Hands a complete answer to ark-cached, after the client has it. */
+static void cache_store(request_rec *r, ark_rctx_t *rc)
+{
+    ark_cache_client_t *client = ark_cache_client();
+    const char *detail = NULL;
+    apr_status_t rv;
+
+    if (!rc->store_key || !client || rc->log.client_aborted) {
+        return;
+    }
+    rv = ark_cache_client_store(client, rc->store_key->ns,
+                                rc->store_key->text,
+                                rc->store_key->text_len, rc->store_body,
+                                rc->store_len, rc->store_ttl, &detail,
+                                r->pool);
+    if (rv != APR_SUCCESS && rv != APR_EAGAIN
+        && ark_cache_client_should_log(client, ARK_CACHE_LOG_INTERVAL)) {
+        ap_log_rerror(APLOG_MARK, APLOG_WARNING, 0, r, ARKLOGNO(00053)
+                      "cache store failed (logged once a minute): %s",
+                      detail ? detail : "");
+    }
+}
+
 int ark_log_transaction(request_rec *r)
 {
     ark_server_conf_t *sc = srv_conf(r);
@@ -1258,6 +1481,7 @@ int ark_log_transaction(request_rec *r)
         rc->log.status = r->status;
     }
     rc->log.latency = apr_time_now() - r->request_time;
+    cache_store(r, rc);
     line = ark_access_line(&rc->log, &len, r->pool);
     /* one write per line: O_APPEND files and pipes keep lines whole */
     apr_file_write_full(sc->access_fd, line, len, NULL);

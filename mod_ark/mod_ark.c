@@ -10,7 +10,9 @@
  * the JSON access log as root; child_init creates the process's
  * upstream HTTP client; the handler (ark_handler.c) serves requests.
  */
+#include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include <apr_shm.h>
 #include <apr_strings.h>
@@ -22,10 +24,59 @@
 #include "mod_ark.h"
 
 static ark_http_t *ark_http;   /* per child process, from child_init */
+static ark_cache_client_t *ark_cache;   /* likewise, if configured */
 
 ark_http_t *ark_http_client(void)
 {
     return ark_http;
+}
+
+ark_cache_client_t *ark_cache_client(void)
+{
+    return ark_cache;
+}
+
+void ark_cache_policy_unset(ark_cache_policy_t *cp)
+{
+    cp->on = -1;
+    cp->threshold = -1.0;
+    cp->threshold_min = -1.0;
+    cp->threshold_max = -1.0;
+    cp->ttl = 0;
+    cp->max_temp = -1.0;
+    cp->text_mode = -1;
+    cp->tool_calls = -1;
+}
+
+void ark_cache_policy_merge(ark_cache_policy_t *out,
+                            const ark_cache_policy_t *base,
+                            const ark_cache_policy_t *over)
+{
+    ark_cache_policy_t r = *base;
+
+    if (over->on >= 0) {
+        r.on = over->on;
+    }
+    if (over->threshold >= 0) {
+        r.threshold = over->threshold;
+    }
+    if (over->threshold_min >= 0) {
+        r.threshold_min = over->threshold_min;
+        r.threshold_max = over->threshold_max;
+    }
+    if (over->ttl > 0) {
+        r.ttl = over->ttl;
+    }
+    if (over->max_temp >= 0) {
+        r.max_temp = over->max_temp;
+    }
+    if (over->text_mode >= 0) {
+        r.text_mode = over->text_mode;
+    }
+    if (over->tool_calls >= 0) {
+        r.tool_calls = over->tool_calls;
+    }
+    *out = r;
 }
 
 /* ------------------------------------------------------ config records */
@@ -49,6 +100,12 @@ static void *create_server_conf(apr_pool_t *p, server_rec *s)
     memcpy(sc->weights, w, sizeof(w));
     sc->breaker = bc;
     ark_route_policy_unset(&sc->policy);
+    sc->cache.servers = apr_array_make(p, 2, sizeof(const char *));
+    sc->cache.connect_timeout = apr_time_from_msec(10);
+    sc->cache.call_timeout = apr_time_from_msec(50);
+    sc->cache.breaker_failures = 3;
+    sc->cache.breaker_cooldown = apr_time_from_sec(10);
+    sc->cache_models = apr_hash_make(p);
     return sc;
 }
 
@@ -68,6 +125,7 @@ static void *create_dir_conf(apr_pool_t *p, char *dir)
     (void)dir;
     dc->max_body = ARK_DEFAULT_MAX_BODY;
     ark_route_policy_unset(&dc->policy);
+    ark_cache_policy_unset(&dc->cache);
     return dc;
 }
 
@@ -79,6 +137,7 @@ static void *merge_dir_conf(apr_pool_t *p, void *basev, void *addv)
     dc->max_body = add->max_body_set ? add->max_body : base->max_body;
     dc->max_body_set = add->max_body_set || base->max_body_set;
     ark_route_policy_merge(&dc->policy, &base->policy, &add->policy);
+    ark_cache_policy_merge(&dc->cache, &base->cache, &add->cache);
     if (base->alias_policies && add->alias_policies) {
         dc->alias_policies = apr_hash_overlay(p, add->alias_policies,
                                               base->alias_policies);
@@ -335,6 +394,271 @@ static const char *cmd_max_body(cmd_parms *cmd, void *dcv, const char *arg)
     return NULL;
 }
 
+/* ------------------------------------------------------ cache directives */
+
+static const char *cmd_cache_server(cmd_parms *cmd, void *dc, int argc,
+                                    char *const argv[])
+{
+    ark_server_conf_t *sc = server_conf(cmd);
+    const char *err;
+    int i;
+
+    (void)dc;
+    if ((err = ap_check_cmd_context(cmd, GLOBAL_ONLY))) {
+        return err;
+    }
+    if (argc < 1) {
+        return "ArkCacheServer takes <host:port|unix:/path>... "
+               "[password=env:VAR|password=file:/path]";
+    }
+    for (i = 0; i < argc; i++) {
+        const char *a = argv[i];
+
+        if (!strncmp(a, "password=", 9)) {
+            ark_provider_t tmp;
+            const char *why;
+
+            memset(&tmp, 0, sizeof(tmp));
+            tmp.secret_source = a + 9;
+            if ((strncmp(a + 9, "env:", 4) && strncmp(a + 9, "file:/", 6))
+                || ark_provider_load_secret(&tmp, &why, cmd->pool)
+                   != APR_SUCCESS) {
+                return apr_psprintf(cmd->pool, "ArkCacheServer: password= "
+                                    "must be env:VAR or file:/path naming a "
+                                    "readable, non-empty secret");
+            }
+            sc->cache.password = tmp.secret;
+            continue;
+        }
+        if (strncmp(a, "unix:/", 6)) {
+            const char *colon = strrchr(a, ':');
+            char *end;
+            long port;
+
+            if (!colon || colon == a) {
+                return apr_psprintf(cmd->pool, "ArkCacheServer: '%s' is not "
+                                    "host:port or unix:/path", a);
+            }
+            port = strtol(colon + 1, &end, 10);
+            if (*end || port < 1 || port > 65535) {
+                return apr_psprintf(cmd->pool, "ArkCacheServer: '%s' has no "
+                                    "valid port", a);
+            }
+        }
+        APR_ARRAY_PUSH(sc->cache.servers, const char *) = a;
+    }
+    if (sc->cache.servers->nelts == 0) {
+        return "ArkCacheServer: no server address given";
+    }
+    return NULL;
+}
+
+static const char *cmd_cache_timeout(cmd_parms *cmd, void *dc, int argc,
+                                     char *const argv[])
+{
+    ark_server_conf_t *sc = server_conf(cmd);
+    const char *err;
+    int i;
+
+    (void)dc;
+    if ((err = ap_check_cmd_context(cmd, GLOBAL_ONLY))) {
+        return err;
+    }
+    for (i = 0; i < argc; i++) {
+        apr_interval_time_t t;
+        const char *v = strchr(argv[i], '=');
+        apr_interval_time_t *dst =
+            !strncmp(argv[i], "connect=", 8) ? &sc->cache.connect_timeout
+            : !strncmp(argv[i], "call=", 5) ? &sc->cache.call_timeout
+            : NULL;
+
+        if (!dst || ark_parse_duration(&t, v + 1) != APR_SUCCESS || t <= 0
+            || t > apr_time_from_sec(10)) {
+            return apr_psprintf(cmd->pool, "ArkCacheTimeout: '%s' is not "
+                                "connect=DUR or call=DUR with a duration "
+                                "between 1ms and 10s", argv[i]);
+        }
+        *dst = t;
+    }
+    return NULL;
+}
+
+static const char *cmd_cache_breaker(cmd_parms *cmd, void *dc, int argc,
+                                     char *const argv[])
+{
+    ark_server_conf_t *sc = server_conf(cmd);
+    ark_breaker_conf_t bc;
+    const char *err;
+    int i;
+
+    (void)dc;
+    if ((err = ap_check_cmd_context(cmd, GLOBAL_ONLY))) {
+        return err;
+    }
+    for (i = 0; i < argc; i++) {
+        if (strncmp(argv[i], "failures=", 9)
+            && strncmp(argv[i], "cooldown=", 9)) {
+            return apr_psprintf(cmd->pool, "ArkCacheBreaker: unknown option "
+                                "'%s' (expected failures=, cooldown=)",
+                                argv[i]);
+        }
+    }
+    bc.failures = sc->cache.breaker_failures;
+    bc.cooldown = sc->cache.breaker_cooldown;
+    if ((err = ark_breaker_parse(&bc, argc, argv, cmd->pool))) {
+        return apr_pstrcat(cmd->pool, "ArkCacheBreaker",
+                           err + strlen("ArkCircuit"), NULL);
+    }
+    sc->cache.breaker_failures = bc.failures;
+    sc->cache.breaker_cooldown = bc.cooldown;
+    return NULL;
+}
+
+static const char *parse_threshold(double *out, const char *v,
+                                   const char *directive, apr_pool_t *p)
+{
+    char *end;
+    double d = strtod(v, &end);
+
+    if (end == v || *end || !(d > 0.0 && d <= 1.0)) {
+        return apr_psprintf(p, "%s: '%s' is not a similarity threshold in "
+                            "(0, 1], e.g. 0.92", directive, v);
+    }
+    *out = d;
+    return NULL;
+}
+
+/* Options shared by ArkCache (location) and ArkCacheModel (alias). */
+static const char *cache_policy_parse(ark_cache_policy_t *cp, int argc,
+                                      char *const argv[],
+                                      const char *directive, apr_pool_t *p)
+{
+    const char *err;
+    int i;
+
+    for (i = 0; i < argc; i++) {
+        const char *a = argv[i];
+
+        if (!strcasecmp(a, "on") || !strcasecmp(a, "off")) {
+            cp->on = !strcasecmp(a, "on");
+        }
+        else if (!strncmp(a, "threshold=", 10)) {
+            if ((err = parse_threshold(&cp->threshold, a + 10, directive,
+                                       p))) {
+                return err;
+            }
+        }
+        else if (!strncmp(a, "client-threshold=", 17)) {
+            const char *dash = strchr(a + 17, '-');
+
+            if (!dash
+                || parse_threshold(&cp->threshold_min,
+                                   apr_pstrmemdup(p, a + 17,
+                                                  (apr_size_t)(dash - a - 17)),
+                                   directive, p)
+                || parse_threshold(&cp->threshold_max, dash + 1, directive,
+                                   p)
+                || cp->threshold_min > cp->threshold_max) {
+                return apr_psprintf(p, "%s: client-threshold= takes MIN-MAX "
+                                    "within (0, 1], e.g. 0.85-0.99",
+                                    directive);
+            }
+        }
+        else if (!strncmp(a, "ttl=", 4)) {
+            apr_interval_time_t t;
+
+            if (ark_parse_duration(&t, a + 4) != APR_SUCCESS
+                || t < apr_time_from_sec(1)
+                || t > apr_time_from_sec(30L * 24 * 3600)) {
+                return apr_psprintf(p, "%s: ttl='%s' is not a duration "
+                                    "between 1s and 30 days", directive,
+                                    a + 4);
+            }
+            cp->ttl = (long)apr_time_sec(t);
+        }
+        else if (!strncmp(a, "max-temperature=", 16)) {
+            char *end;
+
+            cp->max_temp = strtod(a + 16, &end);
+            if (end == a + 16 || *end || !(cp->max_temp >= 0.0
+                                           && cp->max_temp <= 2.0)) {
+                return apr_psprintf(p, "%s: max-temperature= takes a number "
+                                    "between 0 and 2", directive);
+            }
+        }
+        else if (!strncmp(a, "text=", 5)) {
+            cp->text_mode = !strcmp(a + 5, "last-user")
+                            ? ARK_CACHE_TEXT_LAST_USER
+                            : !strcmp(a + 5, "all-user")
+                              ? ARK_CACHE_TEXT_ALL_USER
+                              : !strcmp(a + 5, "all") ? ARK_CACHE_TEXT_ALL
+                                                      : -1;
+            if (cp->text_mode < 0) {
+                return apr_psprintf(p, "%s: text= takes last-user, all-user "
+                                    "or all", directive);
+            }
+        }
+        else if (!strncmp(a, "tool-calls=", 11)) {
+            if (strcmp(a + 11, "on") && strcmp(a + 11, "off")) {
+                return apr_psprintf(p, "%s: tool-calls= takes on or off",
+                                    directive);
+            }
+            cp->tool_calls = !strcmp(a + 11, "on");
+        }
+        else {
+            return apr_psprintf(p, "%s: unknown option '%s' (expected on, "
+                                "off, threshold=, client-threshold=, ttl=, "
+                                "max-temperature=, text=, tool-calls=)",
+                                directive, a);
+        }
+    }
+    return NULL;
+}
+
+static const char *cmd_cache(cmd_parms *cmd, void *dcv, int argc,
+                             char *const argv[])
+{
+    ark_dir_conf_t *dc = dcv;
+
+    if (argc < 1) {
+        return "ArkCache takes on|off [threshold=T] [client-threshold=MIN-MAX]"
+               " [ttl=DUR] [max-temperature=T] [text=last-user|all-user|all]"
+               " [tool-calls=on|off]";
+    }
+    return cache_policy_parse(&dc->cache, argc, argv, "ArkCache",
+                              cmd->pool);
+}
+
+static const char *cmd_cache_model(cmd_parms *cmd, void *dc, int argc,
+                                   char *const argv[])
+{
+    ark_server_conf_t *sc = server_conf(cmd);
+    ark_cache_policy_t *cp;
+    const char *err;
+
+    (void)dc;
+    if ((err = ap_check_cmd_context(cmd, GLOBAL_ONLY))) {
+        return err;
+    }
+    if (argc < 2) {
+        return "ArkCacheModel takes <alias> on|off [threshold=T] [ttl=DUR] "
+               "...";
+    }
+    if (!apr_hash_get(sc->models, argv[0], APR_HASH_KEY_STRING)) {
+        return apr_psprintf(cmd->pool, "ArkCacheModel: unknown model alias "
+                            "'%s' (declare it with ArkModel first)",
+                            argv[0]);
+    }
+    cp = apr_pcalloc(cmd->pool, sizeof(*cp));
+    ark_cache_policy_unset(cp);
+    if ((err = cache_policy_parse(cp, argc - 1, argv + 1, "ArkCacheModel",
+                                  cmd->pool))) {
+        return err;
+    }
+    apr_hash_set(sc->cache_models, argv[0], APR_HASH_KEY_STRING, cp);
+    return NULL;
+}
+
 static const command_rec ark_cmds[] = {
     AP_INIT_TAKE_ARGV("ArkProvider", cmd_provider, NULL, RSRC_CONF,
         "<name> <type> <base-url> [key=env:VAR|key=file:/path] "
@@ -349,6 +673,20 @@ static const command_rec ark_cmds[] = {
     AP_INIT_TAKE_ARGV("ArkScoreWeights", cmd_weights, NULL, RSRC_CONF,
         "<high|normal|low> cost=W latency=W reliability=W: score weights of "
         "a priority class"),
+    AP_INIT_TAKE_ARGV("ArkCacheServer", cmd_cache_server, NULL, RSRC_CONF,
+        "<host:port|unix:/path>... [password=env:VAR|file:/path]: "
+        "ark-cached servers"),
+    AP_INIT_TAKE_ARGV("ArkCacheTimeout", cmd_cache_timeout, NULL, RSRC_CONF,
+        "connect=DUR call=DUR: ark-cached timeouts (default 10ms, 50ms)"),
+    AP_INIT_TAKE_ARGV("ArkCacheBreaker", cmd_cache_breaker, NULL, RSRC_CONF,
+        "failures=N cooldown=DUR: stop asking ark-cached after failures"),
+    AP_INIT_TAKE_ARGV("ArkCache", cmd_cache, NULL, RSRC_CONF | ACCESS_CONF,
+        "on|off [threshold=T] [client-threshold=MIN-MAX] [ttl=DUR] "
+        "[max-temperature=T] [text=...] [tool-calls=on|off]: the semantic "
+        "cache for this location"),
+    AP_INIT_TAKE_ARGV("ArkCacheModel", cmd_cache_model, NULL, RSRC_CONF,
+        "<alias> on|off [threshold=T] [ttl=DUR] ...: cache settings of a "
+        "model alias"),
     AP_INIT_TAKE_ARGV("ArkCircuit", cmd_circuit, NULL, RSRC_CONF,
         "failures=N error-ratio=R min-requests=N window=DUR cooldown=DUR "
         "probes=N: circuit breaker thresholds"),
@@ -469,7 +807,17 @@ static int ark_post_config(apr_pool_t *pconf, apr_pool_t *plog,
 
 static void ark_child_init(apr_pool_t *pchild, server_rec *s)
 {
+    ark_server_conf_t *sc = ap_get_module_config(s->module_config,
+                                                 &ark_module);
     int threads = 0;
+
+    ark_cache = NULL;
+    if (sc->cache.servers->nelts > 0) {
+        ark_cache_client_conf_t cc = sc->cache;
+
+        cc.max_idle = 64;
+        ark_cache_client_create(&ark_cache, &cc, pchild);
+    }
 
     ap_mpm_query(AP_MPMQ_MAX_THREADS, &threads);
     if (ark_http_create(&ark_http, threads > 0 ? threads * 2 : 64, pchild)

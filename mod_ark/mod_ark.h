@@ -9,6 +9,8 @@
 #include <http_config.h>
 #include <http_log.h>
 
+#include "ark_cache.h"
+#include "ark_cache_client.h"
 #include "ark_config.h"
 #include "ark_route.h"
 #include "ark_signals.h"
@@ -41,20 +43,50 @@ typedef struct ark_server_conf_t {
     ark_route_policy_t policy;        /* ArkRoute * (server level) */
     int nslots;                       /* channels with a signals slot */
     ark_chan_slot_t *slots;           /* shared memory, from post_config */
+    ark_cache_client_conf_t cache;    /* ArkCacheServer, ArkCacheTimeout,
+                                       * ArkCacheBreaker */
+    const char *cache_password_source;
+    apr_hash_t *cache_models;         /* alias -> ark_cache_policy_t * */
 } ark_server_conf_t;
+
+/* Cache settings of a location or alias; unset fields (< 0, NULL) come
+ * from the next level: alias, location, built-in. */
+typedef struct ark_cache_policy_t {
+    int on;                           /* ArkCache on|off, -1 unset */
+    double threshold;                 /* ArkCacheThreshold, < 0 unset */
+    double threshold_min, threshold_max;   /* client range, < 0 unset */
+    long ttl;                         /* seconds, 0 unset */
+    double max_temp;                  /* ArkCacheMaxTemperature, < 0 unset */
+    int text_mode;                    /* ark_cache_text_t, -1 unset */
+    int tool_calls;                   /* ArkCacheToolCalls, -1 unset */
+} ark_cache_policy_t;
+
+#define ARK_CACHE_DEFAULT_THRESHOLD 0.90
+#define ARK_CACHE_DEFAULT_TTL       3600
+#define ARK_CACHE_LOG_INTERVAL      apr_time_from_sec(60)
 
 /* Per-directory configuration, with "was it set" bits for merging. */
 typedef struct ark_dir_conf_t {
     apr_off_t max_body;
     ark_route_policy_t policy;        /* ArkRoute * in this location */
     apr_hash_t *alias_policies;       /* alias -> ark_route_policy_t * */
+    ark_cache_policy_t cache;
     unsigned int max_body_set : 1;
 } ark_dir_conf_t;
+
+/* Marks every field unset; merges over onto base into out. */
+void ark_cache_policy_unset(ark_cache_policy_t *cp);
+void ark_cache_policy_merge(ark_cache_policy_t *out,
+                            const ark_cache_policy_t *base,
+                            const ark_cache_policy_t *over);
 
 extern module AP_MODULE_DECLARE_DATA ark_module;
 
 /* The process's upstream HTTP client, created in child_init. */
 ark_http_t *ark_http_client(void);
+
+/* The process's ark-cached client, or NULL when no ArkCacheServer. */
+ark_cache_client_t *ark_cache_client(void);
 
 /* The request handler (ark_handler.c). */
 int ark_gateway_handler(request_rec *r);

@@ -143,9 +143,14 @@ class Httpd:
 
     # -- lifecycle ------------------------------------------------------
     def start(self, timeout=10):
+        """Starts httpd; returns once it has read its whole configuration
+        (the second pass: "resuming normal operations") and listens. The
+        port accepts connections after the first pass already, when a
+        later change to the keys file would still be picked up."""
         self.write_conf()
         if not os.path.exists(self.keys_file):
             open(self.keys_file, "w").close()
+        before = self.error_log().count("resuming normal operations")
         self.proc = subprocess.Popen(
             [HTTPD, "-d", self.root, "-f", self.conf_path, "-DFOREGROUND"],
             env=self.env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
@@ -156,12 +161,15 @@ class Httpd:
                 out = self.proc.stdout.read()
                 raise RuntimeError("httpd exited at start: %s\n%s"
                                    % (out, self.error_log()))
-            try:
-                with socket.create_connection(("127.0.0.1", self.port), 0.2):
-                    return self
-            except OSError:
-                time.sleep(0.05)
-        raise RuntimeError("httpd did not start listening")
+            if self.error_log().count("resuming normal operations") > before:
+                try:
+                    with socket.create_connection(("127.0.0.1", self.port),
+                                                  0.2):
+                        return self
+                except OSError:
+                    pass
+            time.sleep(0.05)
+        raise RuntimeError("httpd did not start")
 
     def children(self):
         """PIDs of the httpd child processes of the running parent."""

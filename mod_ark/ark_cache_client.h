@@ -1,0 +1,71 @@
+/* The ark-cached client: RESP over TCP or a Unix socket, with hiredis.
+ *
+ * One client per httpd child process. Connections are recycled through a
+ * small mutex-protected stack (like the libcurl handles of ark_http.c),
+ * each with a short connect and call timeout. The cache is optional: any
+ * failure (cannot connect, timeout, an error or garbage reply) is
+ * reported as a failure the caller treats as a miss (fail-open), is
+ * counted, and after `breaker_failures` consecutive failures the client
+ * stops asking for `breaker_cooldown` (calls return APR_EAGAIN at once).
+ * Several server addresses may be given; a connection goes to the first
+ * that answers.
+ *
+ * Thread-safe. Counters are per process.
+ */
+#ifndef ARK_CACHE_CLIENT_H
+#define ARK_CACHE_CLIENT_H
+
+#include <apr_pools.h>
+#include <apr_tables.h>
+#include <apr_time.h>
+
+typedef struct ark_cache_client_t ark_cache_client_t;
+
+typedef struct ark_cache_client_conf_t {
+    apr_array_header_t *servers;        /* const char *: "host:port" or
+                                         * "unix:/path" */
+    const char *password;               /* AUTH, or NULL */
+    apr_interval_time_t connect_timeout;
+    apr_interval_time_t call_timeout;
+    unsigned int breaker_failures;      /* consecutive failures to open */
+    apr_interval_time_t breaker_cooldown;
+    int max_idle;                       /* idle connections kept */
+} ark_cache_client_conf_t;
+
+typedef struct ark_cache_counters_t {
+    apr_uint64_t lookups, hits, misses, stores, errors, skipped;
+} ark_cache_counters_t;
+
+/* Creates the client (no connection yet); released with p. */
+apr_status_t ark_cache_client_create(ark_cache_client_t **pc,
+                                     const ark_cache_client_conf_t *conf,
+                                     apr_pool_t *p);
+
+/* ARK.LOOKUP ns text [THRESHOLD t] (t <= 0: the server's default).
+ * APR_SUCCESS: *found says whether there was a hit; then *payload (from
+ * p), *len and *similarity are set. APR_EAGAIN: skipped, the breaker is
+ * open. Anything else: the cache failed (*detail, from p, says how, for
+ * logs). */
+apr_status_t ark_cache_client_lookup(ark_cache_client_t *c, const char *ns,
+                                     const char *text, apr_size_t text_len,
+                                     double threshold, int *found,
+                                     const char **payload, apr_size_t *len,
+                                     double *similarity,
+                                     const char **detail, apr_pool_t *p);
+
+/* ARK.STORE ns text payload TTL ttl_s. Same status convention. */
+apr_status_t ark_cache_client_store(ark_cache_client_t *c, const char *ns,
+                                    const char *text, apr_size_t text_len,
+                                    const char *payload, apr_size_t len,
+                                    long ttl_s, const char **detail,
+                                    apr_pool_t *p);
+
+/* A snapshot of the counters. */
+void ark_cache_client_counters(ark_cache_client_t *c,
+                               ark_cache_counters_t *out);
+
+/* Records a failure that should be logged now (1) or was already logged
+ * within interval (0): a log at most once per interval per process. */
+int ark_cache_client_should_log(ark_cache_client_t *c, apr_time_t interval);
+
+#endif /* ARK_CACHE_CLIENT_H */
