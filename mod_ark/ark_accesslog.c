@@ -91,7 +91,7 @@ const char *ark_access_line(const ark_access_t *a, apr_size_t *plen,
     set_count(o, "completion_tokens", a->usage.completion_tokens);
     set_count(o, "total_tokens", a->usage.total_tokens);
     if (a->cache) {
-        set_str(o, "cache", a->cache);
+        set_str(o, "cache", a->cache, p);
         if (a->cache_similarity >= 0) {
             json_object_set_new(o, "cache_similarity",
                                 json_real(a->cache_similarity));

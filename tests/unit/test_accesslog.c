@@ -6,20 +6,14 @@
  * 8601 UTC with milliseconds, and nothing in any field that the caller
  * did not give.
  */
-#include <stdarg.h>
-#include <stddef.h>
-#include <setjmp.h>
-#include <stdint.h>
 #include <string.h>
-#include <cmocka.h>
 
 #include <apr_general.h>
 #include <apr_strings.h>
 #include <jansson.h>
 
 #include "ark_accesslog.h"
-
-static apr_pool_t *root_pool;
+#include "ark_testutil.h"
 
 /* Every field of a line, in no particular order. */
 static const char *const all_fields[] = {
@@ -29,21 +23,6 @@ static const char *const all_fields[] = {
     "prompt_tokens", "completion_tokens", "total_tokens",
 };
 #define N_FIELDS ((int)(sizeof(all_fields) / sizeof(all_fields[0])))
-
-static int setup(void **state)
-{
-    apr_pool_t *p;
-
-    apr_pool_create(&p, root_pool);
-    *state = p;
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    apr_pool_destroy(*state);
-    return 0;
-}
 
 /* Builds the line for a, checks its framing and key set, and returns the
  * parsed object (caller decrefs). */
@@ -474,32 +453,17 @@ static void access_cached_tokens_kept_out(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(access_defaults_are_unknown, setup,
-                                        teardown),
-        cmocka_unit_test_setup_teardown(access_streamed_success, setup,
-                                        teardown),
-        cmocka_unit_test_setup_teardown(access_upstream_failure, setup,
-                                        teardown),
-        cmocka_unit_test_setup_teardown(access_refused_before_upstream,
-                                        setup, teardown),
-        cmocka_unit_test_setup_teardown(access_client_aborted, setup,
-                                        teardown),
-        cmocka_unit_test_setup_teardown(access_time_format, setup, teardown),
-        cmocka_unit_test_setup_teardown(access_escaping_keeps_one_line,
-                                        setup, teardown),
-        cmocka_unit_test_setup_teardown(access_path_not_utf8, setup,
-                                        teardown),
-        cmocka_unit_test_setup_teardown(access_nothing_not_given, setup,
-                                        teardown),
-        cmocka_unit_test_setup_teardown(access_cached_tokens_kept_out, setup,
-                                        teardown),
+        ARK_TEST(access_defaults_are_unknown),
+        ARK_TEST(access_streamed_success),
+        ARK_TEST(access_upstream_failure),
+        ARK_TEST(access_refused_before_upstream),
+        ARK_TEST(access_client_aborted),
+        ARK_TEST(access_time_format),
+        ARK_TEST(access_escaping_keeps_one_line),
+        ARK_TEST(access_path_not_utf8),
+        ARK_TEST(access_nothing_not_given),
+        ARK_TEST(access_cached_tokens_kept_out),
     };
-    int rc;
 
-    apr_initialize();
-    apr_pool_create(&root_pool, NULL);
-    rc = cmocka_run_group_tests(tests, NULL, NULL);
-    apr_pool_destroy(root_pool);
-    apr_terminate();
-    return rc;
+    return ARK_TEST_RUN("ark_accesslog", tests);
 }

@@ -10,38 +10,17 @@
  * handlers return these strings to the administrator unchanged.
  */
 #include <stdarg.h>
-#include <stddef.h>
-#include <setjmp.h>
-#include <stdint.h>
 #include <string.h>
 #include <math.h>
-#include <cmocka.h>
 
 #include <apr_env.h>
-#include <apr_file_io.h>
 #include <apr_general.h>
 #include <apr_hash.h>
 #include <apr_strings.h>
 
 #include "ark_config.h"
 #include "ark_provider.h"
-
-static apr_pool_t *root_pool;
-
-static int setup(void **state)
-{
-    apr_pool_t *p;
-
-    apr_pool_create(&p, root_pool);
-    *state = p;
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    apr_pool_destroy(*state);
-    return 0;
-}
+#include "ark_testutil.h"
 
 /* ---------------------------------------------------------- durations */
 
@@ -206,21 +185,36 @@ static void name_valid_rules(void **state)
     assert_false(ark_name_valid(long_name));
 }
 
+/* ------------------------------------------------ directive arguments */
+
+#define MAX_ARGS 16
+
+/* Copies a NULL-terminated list of directive arguments (at most MAX_ARGS)
+ * into argv, each as a writable copy from p, as httpd hands them to a
+ * directive; returns how many there were. */
+static int collect_args(char **argv, va_list ap, apr_pool_t *p)
+{
+    const char *a;
+    int argc = 0;
+
+    while ((a = va_arg(ap, const char *)) != NULL && argc < MAX_ARGS) {
+        argv[argc++] = apr_pstrdup(p, a);
+    }
+    return argc;
+}
+
 /* -------------------------------------------------------- ArkProvider */
 
 /* Parses a NULL-terminated argument list; returns the error or NULL. */
 static const char *provider_parse_v(ark_provider_t **pprov, apr_pool_t *p,
                                     ...)
 {
-    char *argv[16];
-    int argc = 0;
+    char *argv[MAX_ARGS];
     va_list ap;
-    const char *a;
+    int argc;
 
     va_start(ap, p);
-    while ((a = va_arg(ap, const char *)) != NULL && argc < 16) {
-        argv[argc++] = apr_pstrdup(p, a);
-    }
+    argc = collect_args(argv, ap, p);
     va_end(ap);
     return ark_provider_parse(pprov, argc, argv, p);
 }
@@ -595,15 +589,12 @@ static void provider_parse_never_echoes_inline_key(void **state)
 static const char *model_add_v(apr_hash_t *models, const ark_provider_t *prov,
                                apr_pool_t *p, ...)
 {
-    char *argv[16];
-    int argc = 0;
+    char *argv[MAX_ARGS];
     va_list ap;
-    const char *a;
+    int argc;
 
     va_start(ap, p);
-    while ((a = va_arg(ap, const char *)) != NULL && argc < 16) {
-        argv[argc++] = apr_pstrdup(p, a);
-    }
+    argc = collect_args(argv, ap, p);
     va_end(ap);
     return ark_model_add(models, prov, argc, argv, p);
 }
@@ -998,15 +989,12 @@ static void model_add_errors(void **state)
 static const char *policy_parse_v(ark_route_policy_t *pol, apr_pool_t *p,
                                   ...)
 {
-    char *argv[16];
-    int argc = 0;
+    char *argv[MAX_ARGS];
     va_list ap;
-    const char *a;
+    int argc;
 
     va_start(ap, p);
-    while ((a = va_arg(ap, const char *)) != NULL && argc < 16) {
-        argv[argc++] = apr_pstrdup(p, a);
-    }
+    argc = collect_args(argv, ap, p);
     va_end(ap);
     return ark_route_policy_parse(pol, argc, argv, p);
 }
@@ -1231,15 +1219,12 @@ static void policy_merge_levels(void **state)
 
 static const char *weights_parse_v(ark_weights_t *w, apr_pool_t *p, ...)
 {
-    char *argv[16];
-    int argc = 0;
+    char *argv[MAX_ARGS];
     va_list ap;
-    const char *a;
+    int argc;
 
     va_start(ap, p);
-    while ((a = va_arg(ap, const char *)) != NULL && argc < 16) {
-        argv[argc++] = apr_pstrdup(p, a);
-    }
+    argc = collect_args(argv, ap, p);
     va_end(ap);
     return ark_weights_parse(w, argc, argv, p);
 }
@@ -1314,15 +1299,12 @@ static void weights_parse_errors(void **state)
 static const char *breaker_parse_v(ark_breaker_conf_t *bc, apr_pool_t *p,
                                    ...)
 {
-    char *argv[16];
-    int argc = 0;
+    char *argv[MAX_ARGS];
     va_list ap;
-    const char *a;
+    int argc;
 
     va_start(ap, p);
-    while ((a = va_arg(ap, const char *)) != NULL && argc < 16) {
-        argv[argc++] = apr_pstrdup(p, a);
-    }
+    argc = collect_args(argv, ap, p);
     va_end(ap);
     return ark_breaker_parse(bc, argc, argv, p);
 }
@@ -1628,31 +1610,6 @@ static void provider_type_table(void **state)
 
 #define SECRET "sk-proj-T3stS3cr3tV4lu3-0123456789abcdef"
 
-/* Writes content to a new temporary file (deleted with p); returns
- * its path. */
-static const char *temp_file(apr_pool_t *p, const char *content,
-                             apr_size_t len)
-{
-    const char *dir;
-    char *path;
-    apr_file_t *f;
-    apr_size_t n = len;
-
-    assert_int_equal(apr_temp_dir_get(&dir, p), APR_SUCCESS);
-    path = apr_pstrcat(p, dir, "/ark-test-secret-XXXXXX", NULL);
-    assert_int_equal(apr_file_mktemp(&f, path,
-                                     APR_FOPEN_CREATE | APR_FOPEN_READ
-                                     | APR_FOPEN_WRITE | APR_FOPEN_EXCL
-                                     | APR_FOPEN_DELONCLOSE, p),
-                     APR_SUCCESS);
-    if (len) {
-        assert_int_equal(apr_file_write_full(f, content, len, &n),
-                         APR_SUCCESS);
-    }
-    assert_int_equal(apr_file_flush(f), APR_SUCCESS);
-    return path;
-}
-
 static apr_status_t load(ark_provider_t *prov, const char *source,
                          const char **perr, apr_pool_t *p)
 {
@@ -1751,7 +1708,8 @@ static void secret_from_file(void **state)
     for (i = 0; i < sizeof(contents) / sizeof(contents[0]); i++) {
         ark_provider_t prov;
         const char *err = "untouched";
-        const char *path = temp_file(p, contents[i], strlen(contents[i]));
+        const char *path = ark_test_temp_file(contents[i],
+                                              strlen(contents[i]), p);
 
         assert_int_equal(load(&prov, apr_pstrcat(p, "file:", path, NULL),
                               &err, p),
@@ -1779,7 +1737,7 @@ static void secret_file_errors(void **state)
     assert_non_null(strstr(err, "/nonexistent/ark/openai.key"));
 
     /* empty file, and a file holding only line breaks */
-    path = temp_file(p, "", 0);
+    path = ark_test_temp_file("", 0, p);
     err = NULL;
     assert_int_not_equal(load(&prov, apr_pstrcat(p, "file:", path, NULL),
                               &err, p),
@@ -1788,7 +1746,7 @@ static void secret_file_errors(void **state)
     assert_non_null(err);
     assert_non_null(strstr(err, path));
 
-    path = temp_file(p, "\n" SECRET "\n", strlen(SECRET) + 2);
+    path = ark_test_temp_file("\n" SECRET "\n", strlen(SECRET) + 2, p);
     err = NULL;
     assert_int_not_equal(load(&prov, apr_pstrcat(p, "file:", path, NULL),
                               &err, p),
@@ -1804,7 +1762,7 @@ static void secret_file_errors(void **state)
     for (i = strlen(SECRET) + 1; i < big_len; i++) {
         big[i] = 'k';
     }
-    path = temp_file(p, big, big_len);
+    path = ark_test_temp_file(big, big_len, p);
     err = NULL;
     assert_int_not_equal(load(&prov, apr_pstrcat(p, "file:", path, NULL),
                               &err, p),
@@ -1840,69 +1798,41 @@ static void secret_bad_source_not_echoed(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(duration_valid, setup, teardown),
-        cmocka_unit_test_setup_teardown(duration_invalid, setup, teardown),
-        cmocka_unit_test_setup_teardown(size_valid, setup, teardown),
-        cmocka_unit_test_setup_teardown(size_invalid, setup, teardown),
-        cmocka_unit_test_setup_teardown(name_valid_rules, setup, teardown),
-        cmocka_unit_test_setup_teardown(provider_parse_full, setup,
-                                        teardown),
-        cmocka_unit_test_setup_teardown(provider_parse_minimal, setup,
-                                        teardown),
-        cmocka_unit_test_setup_teardown(provider_parse_options, setup,
-                                        teardown),
-        cmocka_unit_test_setup_teardown(provider_parse_errors, setup,
-                                        teardown),
-        cmocka_unit_test_setup_teardown(provider_parse_unknown_type, setup,
-                                        teardown),
-        cmocka_unit_test_setup_teardown(provider_parse_tags_and_caps, setup,
-                                        teardown),
-        cmocka_unit_test_setup_teardown(provider_parse_azure_options, setup,
-                                        teardown),
-        cmocka_unit_test_setup_teardown(
-            provider_parse_never_echoes_inline_key, setup, teardown),
-        cmocka_unit_test_setup_teardown(model_add_channels, setup,
-                                        teardown),
-        cmocka_unit_test_setup_teardown(model_add_options, setup, teardown),
-        cmocka_unit_test_setup_teardown(model_add_naming_and_duplicates,
-                                        setup, teardown),
-        cmocka_unit_test_setup_teardown(model_add_tags_and_caps, setup,
-                                        teardown),
-        cmocka_unit_test_setup_teardown(model_add_errors, setup, teardown),
-        cmocka_unit_test_setup_teardown(policy_unset_all, setup, teardown),
-        cmocka_unit_test_setup_teardown(policy_parse_options, setup,
-                                        teardown),
-        cmocka_unit_test_setup_teardown(policy_parse_errors, setup,
-                                        teardown),
-        cmocka_unit_test_setup_teardown(policy_merge_levels, setup,
-                                        teardown),
-        cmocka_unit_test_setup_teardown(weights_parse_valid, setup,
-                                        teardown),
-        cmocka_unit_test_setup_teardown(weights_parse_errors, setup,
-                                        teardown),
-        cmocka_unit_test_setup_teardown(breaker_parse_valid, setup,
-                                        teardown),
-        cmocka_unit_test_setup_teardown(breaker_parse_errors, setup,
-                                        teardown),
-        cmocka_unit_test_setup_teardown(channel_cost_estimates, setup,
-                                        teardown),
-        cmocka_unit_test_setup_teardown(provider_type_table, setup,
-                                        teardown),
-        cmocka_unit_test_setup_teardown(secret_none, setup, teardown),
-        cmocka_unit_test_setup_teardown(secret_from_env, setup, teardown),
-        cmocka_unit_test_setup_teardown(secret_env_errors, setup, teardown),
-        cmocka_unit_test_setup_teardown(secret_from_file, setup, teardown),
-        cmocka_unit_test_setup_teardown(secret_file_errors, setup,
-                                        teardown),
-        cmocka_unit_test_setup_teardown(secret_bad_source_not_echoed, setup,
-                                        teardown),
+        ARK_TEST(duration_valid),
+        ARK_TEST(duration_invalid),
+        ARK_TEST(size_valid),
+        ARK_TEST(size_invalid),
+        ARK_TEST(name_valid_rules),
+        ARK_TEST(provider_parse_full),
+        ARK_TEST(provider_parse_minimal),
+        ARK_TEST(provider_parse_options),
+        ARK_TEST(provider_parse_errors),
+        ARK_TEST(provider_parse_unknown_type),
+        ARK_TEST(provider_parse_tags_and_caps),
+        ARK_TEST(provider_parse_azure_options),
+        ARK_TEST(provider_parse_never_echoes_inline_key),
+        ARK_TEST(model_add_channels),
+        ARK_TEST(model_add_options),
+        ARK_TEST(model_add_naming_and_duplicates),
+        ARK_TEST(model_add_tags_and_caps),
+        ARK_TEST(model_add_errors),
+        ARK_TEST(policy_unset_all),
+        ARK_TEST(policy_parse_options),
+        ARK_TEST(policy_parse_errors),
+        ARK_TEST(policy_merge_levels),
+        ARK_TEST(weights_parse_valid),
+        ARK_TEST(weights_parse_errors),
+        ARK_TEST(breaker_parse_valid),
+        ARK_TEST(breaker_parse_errors),
+        ARK_TEST(channel_cost_estimates),
+        ARK_TEST(provider_type_table),
+        ARK_TEST(secret_none),
+        ARK_TEST(secret_from_env),
+        ARK_TEST(secret_env_errors),
+        ARK_TEST(secret_from_file),
+        ARK_TEST(secret_file_errors),
+        ARK_TEST(secret_bad_source_not_echoed),
     };
-    int rc;
 
-    apr_initialize();
-    apr_pool_create(&root_pool, NULL);
-    rc = cmocka_run_group_tests(tests, NULL, NULL);
-    apr_pool_destroy(root_pool);
-    apr_terminate();
-    return rc;
+    return ARK_TEST_RUN("ark_config", tests);
 }

@@ -5,35 +5,14 @@
  * JSON null for absent param and code, the type derived from the status,
  * and strings that survive quoting and escaping byte for byte.
  */
-#include <stdarg.h>
-#include <stddef.h>
-#include <setjmp.h>
-#include <stdint.h>
 #include <string.h>
-#include <cmocka.h>
 
 #include <apr_general.h>
 #include <apr_strings.h>
 #include <jansson.h>
 
 #include "ark_error.h"
-
-static apr_pool_t *root_pool;
-
-static int setup(void **state)
-{
-    apr_pool_t *p;
-
-    apr_pool_create(&p, root_pool);
-    *state = p;
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    apr_pool_destroy(*state);
-    return 0;
-}
+#include "ark_testutil.h"
 
 /* Parses an error body and returns the inner "error" object, checking the
  * envelope: exactly one key at the top, exactly the four OpenAI keys
@@ -419,38 +398,21 @@ static void err_quote_invalid_utf8(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(err_set_fills_every_field, setup,
-                                        teardown),
-        cmocka_unit_test_setup_teardown(err_setf_formats_from_pool, setup,
-                                        teardown),
-        cmocka_unit_test_setup_teardown(err_type_for_every_status, setup,
-                                        teardown),
-        cmocka_unit_test_setup_teardown(err_json_shape, setup, teardown),
-        cmocka_unit_test_setup_teardown(err_json_nulls, setup, teardown),
-        cmocka_unit_test_setup_teardown(err_json_type_from_struct, setup,
-                                        teardown),
-        cmocka_unit_test_setup_teardown(err_json_escaping, setup, teardown),
-        cmocka_unit_test_setup_teardown(err_json_never_fails, setup,
-                                        teardown),
-        cmocka_unit_test_setup_teardown(err_quote_short_and_null, setup,
-                                        teardown),
-        cmocka_unit_test_setup_teardown(err_quote_cuts_ascii, setup,
-                                        teardown),
-        cmocka_unit_test_setup_teardown(err_quote_cuts_at_utf8_boundary,
-                                        setup, teardown),
-        cmocka_unit_test_setup_teardown(err_quote_every_length, setup,
-                                        teardown),
-        cmocka_unit_test_setup_teardown(err_quote_then_json, setup,
-                                        teardown),
-        cmocka_unit_test_setup_teardown(err_quote_invalid_utf8, setup,
-                                        teardown),
+        ARK_TEST(err_set_fills_every_field),
+        ARK_TEST(err_setf_formats_from_pool),
+        ARK_TEST(err_type_for_every_status),
+        ARK_TEST(err_json_shape),
+        ARK_TEST(err_json_nulls),
+        ARK_TEST(err_json_type_from_struct),
+        ARK_TEST(err_json_escaping),
+        ARK_TEST(err_json_never_fails),
+        ARK_TEST(err_quote_short_and_null),
+        ARK_TEST(err_quote_cuts_ascii),
+        ARK_TEST(err_quote_cuts_at_utf8_boundary),
+        ARK_TEST(err_quote_every_length),
+        ARK_TEST(err_quote_then_json),
+        ARK_TEST(err_quote_invalid_utf8),
     };
-    int rc;
 
-    apr_initialize();
-    apr_pool_create(&root_pool, NULL);
-    rc = cmocka_run_group_tests(tests, NULL, NULL);
-    apr_pool_destroy(root_pool);
-    apr_terminate();
-    return rc;
+    return ARK_TEST_RUN("ark_error", tests);
 }

@@ -15,16 +15,9 @@
  * parser. Inline tests cover random ids, malformed input, the emitter
  * failing, and error bodies per status.
  */
-#include <stdarg.h>
-#include <stddef.h>
-#include <setjmp.h>
-#include <stdint.h>
-#include <stdlib.h>
 #include <string.h>
-#include <cmocka.h>
 
 #include <apr_general.h>
-#include <apr_file_info.h>
 #include <apr_lib.h>
 #include <apr_strings.h>
 #include <apr_tables.h>
@@ -32,103 +25,41 @@
 
 #include "ark_front_anthropic.h"
 #include "ark_request.h"
+#include "ark_testutil.h"
 
 #ifndef ARK_CASES_DIR
 #error "ARK_CASES_DIR must name the tests/cases directory"
 #endif
 #define FRONT_DIR ARK_CASES_DIR "/front"
 
-static apr_pool_t *root_pool;
-
-static int setup(void **state)
-{
-    apr_pool_t *p;
-
-    apr_pool_create(&p, root_pool);
-    *state = p;
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    apr_pool_destroy(*state);
-    return 0;
-}
-
 /* ------------------------------------------------------------ helpers */
 
 static json_t *load_file(const char *dir, const char *name, apr_pool_t *p)
 {
-    const char *path = apr_pstrcat(p, dir, "/", name, NULL);
-    json_error_t jerr;
-    json_t *j = json_load_file(path, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY
-                                     | JSON_ALLOW_NUL, &jerr);
-
-    if (!j) {
-        fail_msg("%s: line %d: %s", path, jerr.line, jerr.text);
-    }
-    return j;
+    return ark_test_fixture_json(dir, name, JSON_DECODE_ANY | JSON_ALLOW_NUL,
+                                 p);
 }
 
 static json_t *load_text(const char *text, apr_size_t len)
 {
-    json_error_t jerr;
-    json_t *j = json_loadb(text, len, JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL,
-                           &jerr);
-
-    if (!j) {
-        fail_msg("not JSON (%s): %.*s", jerr.text, (int)len, text);
-    }
-    return j;
-}
-
-static char *pretty(const json_t *j, apr_pool_t *p)
-{
-    char *s = json_dumps(j, JSON_INDENT(1) | JSON_ENCODE_ANY);
-    char *out = apr_pstrdup(p, s ? s : "(null)");
-
-    free(s);
-    return out;
-}
-
-/* Fails with both documents shown when they differ. */
-static void assert_json_same(const json_t *got, const json_t *want,
-                             const char *what, apr_pool_t *p)
-{
-    if (!json_equal(got, want)) {
-        fail_msg("%s differs.\n--- got:\n%s\n--- want:\n%s", what,
-                 pretty(got, p), pretty(want, p));
-    }
-}
-
-static int cmp_names(const void *a, const void *b)
-{
-    return strcmp(*(const char *const *)a, *(const char *const *)b);
-}
-
-/* The directories FRONT_DIR/anthropic-<prefix>*, sorted. */
-static apr_array_header_t *list_cases(const char *prefix, apr_pool_t *p)
-{
-    const char *want = apr_pstrcat(p, "anthropic-", prefix, NULL);
-    apr_array_header_t *names = apr_array_make(p, 64, sizeof(const char *));
-    apr_dir_t *dir;
-    apr_finfo_t fi;
-
-    assert_int_equal(apr_dir_open(&dir, FRONT_DIR, p), APR_SUCCESS);
-    while (apr_dir_read(&fi, APR_FINFO_NAME | APR_FINFO_TYPE, dir)
-           == APR_SUCCESS) {
-        if (fi.filetype == APR_DIR
-            && !strncmp(fi.name, want, strlen(want))) {
-            APR_ARRAY_PUSH(names, const char *) =
-                apr_pstrcat(p, FRONT_DIR, "/", fi.name, NULL);
-        }
-    }
-    apr_dir_close(dir);
-    qsort(names->elts, names->nelts, sizeof(const char *), cmp_names);
-    return names;
+    return ark_test_json_parse(text, len, JSON_ALLOW_NUL, "the text", NULL);
 }
 
 #define CASE_AT(a, i) APR_ARRAY_IDX((a), (i), const char *)
+
+/* The directories FRONT_DIR/anthropic-<prefix>*, sorted, as paths. */
+static apr_array_header_t *list_cases(const char *prefix, apr_pool_t *p)
+{
+    apr_array_header_t *dirs = ark_test_case_dirs(
+        FRONT_DIR, apr_pstrcat(p, "anthropic-", prefix, NULL), NULL, p);
+    int i;
+
+    for (i = 0; i < dirs->nelts; i++) {
+        CASE_AT(dirs, i) = apr_pstrcat(p, FRONT_DIR "/", CASE_AT(dirs, i),
+                                       NULL);
+    }
+    return dirs;
+}
 
 /* ------------------------------------------------ request translation */
 
@@ -225,13 +156,14 @@ static void request_golden(void **state)
             if (rv != APR_SUCCESS) {
                 fail_msg("%s: refused: %s", dir, err.message);
             }
-            assert_json_same(out, want, dir, p);
+            ark_test_assert_json_equal(out, want, dir, p);
             assert_pipeline_accepts(out, p);
             assert_unshared(out, dir);
             json_decref(out);
             ok++;
         }
-        assert_json_same(in, pristine, "the input after translation", p);
+        ark_test_assert_json_equal(in, pristine,
+                                   "the input after translation", p);
         json_decref(in);
         json_decref(pristine);
         json_decref(want);
@@ -296,7 +228,7 @@ static void response_golden(void **state)
         assert_non_null(out);
         assert_int_equal(olen, strlen(out));
         got = load_text(out, olen);
-        assert_json_same(got, want, dir, p);
+        ark_test_assert_json_equal(got, want, dir, p);
         json_decref(got);
         json_decref(in);
         json_decref(want);
@@ -413,60 +345,12 @@ static void response_uses_len_not_nul(void **state)
 
 /* --------------------------------------------------------- streaming */
 
-typedef struct {
-    apr_pool_t *pool;
-    json_t *events;          /* [{"event","data"}], one per emit call */
-    const char *all;         /* everything emitted */
-    int calls;               /* emit calls, failed ones included */
-    apr_status_t fail_with;  /* non-zero: the client is gone */
-} client_t;
-
-/* Checks that buf is exactly one "event: NAME\ndata: JSON\n\n" frame
- * whose data "type" is NAME, and records it. */
-static apr_status_t record_emit(void *ctx, const char *buf, apr_size_t len)
+/* A client that checks and records every Anthropic event it is sent. */
+static ark_anthropic_stream_t *stream_init(ark_test_client_t *c,
+                                           const char *model, apr_pool_t *p)
 {
-    client_t *c = ctx;
-    const char *copy, *nl, *data;
-    char *name;
-    json_t *obj;
-
-    c->calls++;
-    if (c->fail_with) {
-        return c->fail_with;
-    }
-    copy = apr_pstrmemdup(c->pool, buf, len);
-    assert_int_equal(strlen(copy), len);
-    c->all = apr_pstrcat(c->pool, c->all, copy, NULL);
-    if (strncmp(copy, "event: ", 7) || len < 4
-        || strcmp(copy + len - 2, "\n\n")) {
-        fail_msg("not one SSE frame: '%s'", copy);
-    }
-    nl = strchr(copy + 7, '\n');
-    assert_non_null(nl);
-    name = apr_pstrmemdup(c->pool, copy + 7, nl - (copy + 7));
-    if (strncmp(nl + 1, "data: ", 6)) {
-        fail_msg("no data line: '%s'", copy);
-    }
-    data = nl + 7;
-    /* a single data line: the JSON is compact, no raw newline inside */
-    assert_ptr_equal(strchr(data, '\n'), copy + len - 2);
-    obj = load_text(data, (copy + len - 2) - data);
-    assert_true(json_is_object(obj));
-    assert_string_equal(json_string_value(json_object_get(obj, "type")),
-                        name);
-    json_array_append_new(c->events, json_pack("{s:s,s:o}", "event", name,
-                                               "data", obj));
-    return APR_SUCCESS;
-}
-
-static ark_anthropic_stream_t *stream_init(client_t *c, const char *model,
-                                           apr_pool_t *p)
-{
-    memset(c, 0, sizeof(*c));
-    c->pool = p;
-    c->events = json_array();
-    c->all = "";
-    return ark_anthropic_stream_make(model, record_emit, c, p);
+    ark_test_client_init(c, ARK_TEST_FRAME_EVENT, p);
+    return ark_anthropic_stream_make(model, ark_test_client_emit, c, p);
 }
 
 static apr_status_t feed(ark_anthropic_stream_t *as, const char *text)
@@ -480,13 +364,13 @@ static apr_status_t feed_data(ark_anthropic_stream_t *as, const char *data,
     return feed(as, apr_pstrcat(p, "data: ", data, "\n\n", NULL));
 }
 
-static const char *event_name(const client_t *c, size_t i)
+static const char *event_name(const ark_test_client_t *c, size_t i)
 {
     return json_string_value(json_object_get(json_array_get(c->events, i),
                                              "event"));
 }
 
-static const json_t *event_data(const client_t *c, size_t i)
+static const json_t *event_data(const ark_test_client_t *c, size_t i)
 {
     return json_object_get(json_array_get(c->events, i), "data");
 }
@@ -495,7 +379,7 @@ static const json_t *event_data(const client_t *c, size_t i)
  * first; blocks indexed from 0 in order, each started before its deltas
  * and stopped before the next starts; one message_delta after the last
  * block; message_stop last (or an error event ends it). */
-static void assert_well_formed(const client_t *c)
+static void assert_well_formed(const ark_test_client_t *c)
 {
     size_t i, n = json_array_size(c->events);
     long next = 0, open = -1;
@@ -557,7 +441,7 @@ static void stream_golden(void **state)
         json_t *want = load_file(dir, "expected.json", p);
         const json_t *ev;
         ark_anthropic_stream_t *as;
-        client_t c;
+        ark_test_client_t c;
         size_t j;
 
         as = stream_init(&c, json_string_value(json_object_get(in, "model")),
@@ -573,7 +457,7 @@ static void stream_golden(void **state)
                          (unsigned long)j, rv);
             }
         }
-        assert_json_same(c.events, want, dir, p);
+        ark_test_assert_json_equal(c.events, want, dir, p);
         assert_well_formed(&c);
         json_decref(c.events);
         json_decref(in);
@@ -603,7 +487,7 @@ static void stream_exact_bytes(void **state)
 {
     /* the frames, byte for byte */
     apr_pool_t *p = *state;
-    client_t c;
+    ark_test_client_t c;
     ark_anthropic_stream_t *as = stream_init(&c, "claude-x", p);
 
     assert_int_equal(feed_data(as, chunk_role, p), APR_SUCCESS);
@@ -638,7 +522,7 @@ static void stream_message_delta_waits_for_usage(void **state)
     /* usage carried on content chunks (running counts) is not final:
      * message_delta waits for the usage chunk after the finish */
     apr_pool_t *p = *state;
-    client_t c;
+    ark_test_client_t c;
     ark_anthropic_stream_t *as = stream_init(&c, "m", p);
 
     assert_int_equal(feed_data(as,
@@ -665,7 +549,7 @@ static void stream_message_delta_waits_for_usage(void **state)
 static void stream_empty_answer(void **state)
 {
     apr_pool_t *p = *state;
-    client_t c;
+    ark_test_client_t c;
     ark_anthropic_stream_t *as = stream_init(&c, "m", p);
     const json_t *msg;
 
@@ -687,7 +571,7 @@ static void stream_framing_variants(void **state)
 {
     /* CRLF, "data:" without a space, comments and unknown fields */
     apr_pool_t *p = *state;
-    client_t c;
+    ark_test_client_t c;
     ark_anthropic_stream_t *as = stream_init(&c, "m", p);
 
     assert_int_equal(feed(as, ": keep-alive\n\n"), APR_SUCCESS);
@@ -728,7 +612,7 @@ static void stream_malformed_events(void **state)
     apr_size_t i;
 
     for (i = 0; i < sizeof(events) / sizeof(events[0]); i++) {
-        client_t c;
+        ark_test_client_t c;
         ark_anthropic_stream_t *as = stream_init(&c, "m", p);
 
         if (feed(as, events[i]) != APR_EINVAL) {
@@ -749,7 +633,7 @@ static const char *tool_chunk(apr_pool_t *p, const char *calls)
 static void stream_tool_call_order(void **state)
 {
     apr_pool_t *p = *state;
-    client_t c;
+    ark_test_client_t c;
     ark_anthropic_stream_t *as;
 
     /* a call resumed after the next one began */
@@ -788,7 +672,7 @@ static void stream_tool_name_late(void **state)
     /* a first fragment without the name: the block starts once the
      * name is known, with the arguments received so far */
     apr_pool_t *p = *state;
-    client_t c;
+    ark_test_client_t c;
     ark_anthropic_stream_t *as = stream_init(&c, "m", p);
     const json_t *block;
 
@@ -822,7 +706,7 @@ static void stream_tool_name_late(void **state)
 static void stream_error_call(void **state)
 {
     apr_pool_t *p = *state;
-    client_t c;
+    ark_test_client_t c;
     ark_anthropic_stream_t *as;
     ark_err_t e;
 
@@ -881,7 +765,7 @@ static void stream_error_chunk_types(void **state)
     apr_size_t i;
 
     for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-        client_t c;
+        ark_test_client_t c;
         ark_anthropic_stream_t *as = stream_init(&c, "m", p);
         const json_t *err;
 
@@ -903,7 +787,7 @@ static void stream_emitter_failure(void **state)
 {
     /* the client went away: its status is returned, and sticks */
     apr_pool_t *p = *state;
-    client_t c;
+    ark_test_client_t c;
     ark_anthropic_stream_t *as = stream_init(&c, "m", p);
     ark_err_t e;
 
@@ -923,16 +807,13 @@ static void stream_many_events(void **state)
     /* a long answer: one text block, one delta per chunk */
     apr_pool_t *p = *state;
     apr_pool_t *sp;
-    client_t c;
+    ark_test_client_t c;
     ark_anthropic_stream_t *as;
     int i;
 
     apr_pool_create(&sp, p);
-    memset(&c, 0, sizeof(c));
-    as = ark_anthropic_stream_make("m", record_emit, &c, sp);
-    c.pool = p;
-    c.events = json_array();
-    c.all = "";
+    ark_test_client_init(&c, ARK_TEST_FRAME_EVENT, p);
+    as = ark_anthropic_stream_make("m", ark_test_client_emit, &c, sp);
     for (i = 0; i < 2000; i++) {
         assert_int_equal(feed_data(as, chunk_hi, p), APR_SUCCESS);
         if (i == 10) {
@@ -985,8 +866,9 @@ static void error_json_per_status(void **state)
         want = json_pack("{s:s,s:{s:s,s:s}}", "type", "error", "error",
                          "type", cases[i].type, "message",
                          "Caf\xc3\xa9 \"quoted\" \\ message\n");
-        assert_json_same(got, want, apr_psprintf(p, "HTTP %d",
-                                                 cases[i].status), p);
+        ark_test_assert_json_equal(got, want,
+                                   apr_psprintf(p, "HTTP %d",
+                                                cases[i].status), p);
         assert_string_equal(ark_anthropic_error_type(cases[i].status),
                             cases[i].type);
         json_decref(got);
@@ -1013,48 +895,27 @@ static void error_json_without_message(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(request_golden, setup, teardown),
-        cmocka_unit_test_setup_teardown(request_output_owns_its_values,
-                                        setup, teardown),
-        cmocka_unit_test_setup_teardown(response_golden, setup, teardown),
-        cmocka_unit_test_setup_teardown(response_without_ids, setup,
-                                        teardown),
-        cmocka_unit_test_setup_teardown(response_rejects_malformed, setup,
-                                        teardown),
-        cmocka_unit_test_setup_teardown(response_uses_len_not_nul, setup,
-                                        teardown),
-        cmocka_unit_test_setup_teardown(stream_golden, setup, teardown),
-        cmocka_unit_test_setup_teardown(stream_exact_bytes, setup, teardown),
-        cmocka_unit_test_setup_teardown(stream_message_delta_waits_for_usage,
-                                        setup, teardown),
-        cmocka_unit_test_setup_teardown(stream_empty_answer, setup,
-                                        teardown),
-        cmocka_unit_test_setup_teardown(stream_framing_variants, setup,
-                                        teardown),
-        cmocka_unit_test_setup_teardown(stream_malformed_events, setup,
-                                        teardown),
-        cmocka_unit_test_setup_teardown(stream_tool_call_order, setup,
-                                        teardown),
-        cmocka_unit_test_setup_teardown(stream_tool_name_late, setup,
-                                        teardown),
-        cmocka_unit_test_setup_teardown(stream_error_call, setup, teardown),
-        cmocka_unit_test_setup_teardown(stream_error_chunk_types, setup,
-                                        teardown),
-        cmocka_unit_test_setup_teardown(stream_emitter_failure, setup,
-                                        teardown),
-        cmocka_unit_test_setup_teardown(stream_many_events, setup,
-                                        teardown),
-        cmocka_unit_test_setup_teardown(error_json_per_status, setup,
-                                        teardown),
-        cmocka_unit_test_setup_teardown(error_json_without_message, setup,
-                                        teardown),
+        ARK_TEST(request_golden),
+        ARK_TEST(request_output_owns_its_values),
+        ARK_TEST(response_golden),
+        ARK_TEST(response_without_ids),
+        ARK_TEST(response_rejects_malformed),
+        ARK_TEST(response_uses_len_not_nul),
+        ARK_TEST(stream_golden),
+        ARK_TEST(stream_exact_bytes),
+        ARK_TEST(stream_message_delta_waits_for_usage),
+        ARK_TEST(stream_empty_answer),
+        ARK_TEST(stream_framing_variants),
+        ARK_TEST(stream_malformed_events),
+        ARK_TEST(stream_tool_call_order),
+        ARK_TEST(stream_tool_name_late),
+        ARK_TEST(stream_error_call),
+        ARK_TEST(stream_error_chunk_types),
+        ARK_TEST(stream_emitter_failure),
+        ARK_TEST(stream_many_events),
+        ARK_TEST(error_json_per_status),
+        ARK_TEST(error_json_without_message),
     };
-    int rc;
 
-    apr_initialize();
-    apr_pool_create(&root_pool, NULL);
-    rc = cmocka_run_group_tests(tests, NULL, NULL);
-    apr_pool_destroy(root_pool);
-    apr_terminate();
-    return rc;
+    return ARK_TEST_RUN("ark_front_anthropic", tests);
 }

@@ -7,16 +7,10 @@
  * loading and scale.
  */
 
-#include <stdarg.h>
-#include <stddef.h>
-#include <setjmp.h>
-#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
-
-#include <cmocka.h>
 
 #include <apr_general.h>
 #include <apr_hash.h>
@@ -25,6 +19,7 @@
 
 #include "ark_keys.h"
 #include "ark_route.h"
+#include "ark_testutil.h"
 
 /* SHA-256("abc") and SHA-256(""), FIPS 180-2 / well-known vectors. */
 #define HEX_ABC                                                                \
@@ -37,23 +32,6 @@
 /* ------------------------------------------------------------------ */
 /* Helpers                                                            */
 /* ------------------------------------------------------------------ */
-
-static int keys_setup(void **state)
-{
-    apr_pool_t *p;
-
-    if (apr_pool_create(&p, NULL) != APR_SUCCESS) {
-        return -1;
-    }
-    *state = p;
-    return 0;
-}
-
-static int keys_teardown(void **state)
-{
-    apr_pool_destroy(*state);
-    return 0;
-}
 
 /* "sha256:<hex>" for a secret. */
 static const char *hash_field(const char *secret, apr_pool_t *p)
@@ -1311,15 +1289,10 @@ static void test_55_key_init(void **state)
 /* 6x loading and scale                                               */
 /* ------------------------------------------------------------------ */
 
+/* A new temporary file holding text (removed with p); returns its path. */
 static const char *write_temp(const char *text, apr_pool_t *p)
 {
-    char *path = apr_pstrdup(p, "/tmp/test_keys.XXXXXX");
-    int fd = mkstemp(path);
-
-    assert_true(fd >= 0);
-    assert_int_equal(write(fd, text, strlen(text)), (ssize_t)strlen(text));
-    close(fd);
-    return path;
+    return ark_test_temp_file(text, strlen(text), p);
 }
 
 static void test_60_load(void **state)
@@ -1432,66 +1405,34 @@ static void test_61_scale_10k(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_10_parse_defaults, keys_setup,
-                                        keys_teardown),
-        cmocka_unit_test_setup_teardown(test_11_parse_all_attributes,
-                                        keys_setup, keys_teardown),
-        cmocka_unit_test_setup_teardown(test_12_parse_crlf_comments_blank,
-                                        keys_setup, keys_teardown),
-        cmocka_unit_test_setup_teardown(test_13_parse_empty_and_comment_only,
-                                        keys_setup, keys_teardown),
-        cmocka_unit_test_setup_teardown(test_14_parse_uses_len_not_nul,
-                                        keys_setup, keys_teardown),
-        cmocka_unit_test_setup_teardown(test_15_parse_priority_and_tags,
-                                        keys_setup, keys_teardown),
-        cmocka_unit_test_setup_teardown(test_20_parse_errors, keys_setup,
-                                        keys_teardown),
-        cmocka_unit_test_setup_teardown(test_21_parse_error_line_numbers,
-                                        keys_setup, keys_teardown),
-        cmocka_unit_test_setup_teardown(test_22_parse_duplicates, keys_setup,
-                                        keys_teardown),
-        cmocka_unit_test_setup_teardown(test_23_parse_nul_byte, keys_setup,
-                                        keys_teardown),
-        cmocka_unit_test_setup_teardown(test_24_parse_errors_do_not_leak,
-                                        keys_setup, keys_teardown),
-        cmocka_unit_test_setup_teardown(test_25_tags_limits, keys_setup,
-                                        keys_teardown),
-        cmocka_unit_test_setup_teardown(test_30_lookup, keys_setup,
-                                        keys_teardown),
-        cmocka_unit_test_setup_teardown(test_31_allows_model, keys_setup,
-                                        keys_teardown),
-        cmocka_unit_test_setup_teardown(test_32_validators, keys_setup,
-                                        keys_teardown),
-        cmocka_unit_test_setup_teardown(test_40_secret_format, keys_setup,
-                                        keys_teardown),
-        cmocka_unit_test_setup_teardown(test_41_secret_uniqueness, keys_setup,
-                                        keys_teardown),
-        cmocka_unit_test_setup_teardown(test_42_hash_vectors, keys_setup,
-                                        keys_teardown),
-        cmocka_unit_test_setup_teardown(test_43_timestamp, keys_setup,
-                                        keys_teardown),
-        cmocka_unit_test_setup_teardown(test_50_format_round_trip, keys_setup,
-                                        keys_teardown),
-        cmocka_unit_test_setup_teardown(test_51_format_header, keys_setup,
-                                        keys_teardown),
-        cmocka_unit_test_setup_teardown(test_52_add, keys_setup, keys_teardown),
-        cmocka_unit_test_setup_teardown(test_53_set_enabled_and_remove,
-                                        keys_setup, keys_teardown),
-        cmocka_unit_test_setup_teardown(test_54_set_attrs, keys_setup,
-                                        keys_teardown),
-        cmocka_unit_test_setup_teardown(test_55_key_init, keys_setup,
-                                        keys_teardown),
-        cmocka_unit_test_setup_teardown(test_60_load, keys_setup,
-                                        keys_teardown),
-        cmocka_unit_test_setup_teardown(test_61_scale_10k, keys_setup,
-                                        keys_teardown),
+        ARK_TEST(test_10_parse_defaults),
+        ARK_TEST(test_11_parse_all_attributes),
+        ARK_TEST(test_12_parse_crlf_comments_blank),
+        ARK_TEST(test_13_parse_empty_and_comment_only),
+        ARK_TEST(test_14_parse_uses_len_not_nul),
+        ARK_TEST(test_15_parse_priority_and_tags),
+        ARK_TEST(test_20_parse_errors),
+        ARK_TEST(test_21_parse_error_line_numbers),
+        ARK_TEST(test_22_parse_duplicates),
+        ARK_TEST(test_23_parse_nul_byte),
+        ARK_TEST(test_24_parse_errors_do_not_leak),
+        ARK_TEST(test_25_tags_limits),
+        ARK_TEST(test_30_lookup),
+        ARK_TEST(test_31_allows_model),
+        ARK_TEST(test_32_validators),
+        ARK_TEST(test_40_secret_format),
+        ARK_TEST(test_41_secret_uniqueness),
+        ARK_TEST(test_42_hash_vectors),
+        ARK_TEST(test_43_timestamp),
+        ARK_TEST(test_50_format_round_trip),
+        ARK_TEST(test_51_format_header),
+        ARK_TEST(test_52_add),
+        ARK_TEST(test_53_set_enabled_and_remove),
+        ARK_TEST(test_54_set_attrs),
+        ARK_TEST(test_55_key_init),
+        ARK_TEST(test_60_load),
+        ARK_TEST(test_61_scale_10k),
     };
-    int rc;
 
-    if (apr_initialize() != APR_SUCCESS) {
-        return 1;
-    }
-    rc = cmocka_run_group_tests_name("ark_keys", tests, NULL, NULL);
-    apr_terminate();
-    return rc;
+    return ARK_TEST_RUN("ark_keys", tests);
 }

@@ -19,16 +19,9 @@
  * (fixed seed). The rest (headers, options, malformed answers and events,
  * error mapping) is checked inline.
  */
-#include <stdarg.h>
-#include <stddef.h>
-#include <setjmp.h>
-#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
-#include <cmocka.h>
 
-#include <apr_file_info.h>
-#include <apr_file_io.h>
 #include <apr_general.h>
 #include <apr_strings.h>
 #include <apr_tables.h>
@@ -37,6 +30,7 @@
 #include "ark_provider.h"
 #include "ark_request.h"
 #include "ark_sse.h"
+#include "ark_testutil.h"
 
 #ifndef ARK_CASES_DIR
 #define ARK_CASES_DIR "tests/cases"
@@ -51,173 +45,17 @@
 #define STREAM_ID      "chatcmpl-ark-test"
 #define STREAM_CREATED 1730000000
 
-static apr_pool_t *root_pool;
-
-static int setup(void **state)
-{
-    apr_pool_t *p;
-
-    apr_pool_create(&p, root_pool);
-    *state = p;
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    apr_pool_destroy(*state);
-    return 0;
-}
-
 /* ------------------------------------------------------------ helpers */
 
 static ark_provider_t *provider_make(apr_pool_t *p, const char *secret)
 {
-    ark_provider_t *prov = apr_pcalloc(p, sizeof(*prov));
-
-    prov->name = "claude";
-    prov->type = &ark_provider_anthropic;
-    prov->base_url = "https://api.anthropic.com/v1";
-    prov->secret_source = secret ? "env:ANTHROPIC_API_KEY" : NULL;
-    prov->secret = secret;
-    return prov;
-}
-
-static void provider_option(ark_provider_t *prov, const char *name,
-                            const char *value, apr_pool_t *p)
-{
-    const char *why = ark_provider_anthropic.check_option(name, value, p);
-
-    if (why) {
-        fail_msg("option %s=%s refused: %s", name, value, why);
-    }
-    if (!prov->options) {
-        prov->options = apr_table_make(p, 2);
-    }
-    apr_table_set(prov->options, name, value);
-}
-
-static const char *read_file(const char *path, apr_size_t *plen,
-                             apr_pool_t *p)
-{
-    apr_file_t *f;
-    apr_finfo_t fi;
-    apr_size_t n;
-    char *buf;
-
-    if (apr_file_open(&f, path, APR_FOPEN_READ, 0, p) != APR_SUCCESS) {
-        fail_msg("cannot open %s", path);
-    }
-    assert_int_equal(apr_file_info_get(&fi, APR_FINFO_SIZE, f), APR_SUCCESS);
-    n = (apr_size_t)fi.size;
-    buf = apr_palloc(p, n + 1);
-    assert_int_equal(apr_file_read_full(f, buf, n, &n), APR_SUCCESS);
-    apr_file_close(f);
-    buf[n] = '\0';
-    if (plen) {
-        *plen = n;
-    }
-    return buf;
-}
-
-static int file_exists(const char *path, apr_pool_t *p)
-{
-    apr_finfo_t fi;
-
-    return apr_stat(&fi, path, APR_FINFO_TYPE, p) == APR_SUCCESS;
+    return ark_test_provider_make(&ark_provider_anthropic, "claude",
+                                  "https://api.anthropic.com/v1", secret, p);
 }
 
 static json_t *load_json(const char *text, apr_size_t len, const char *what)
 {
-    json_error_t jerr;
-    json_t *j = json_loadb(text, len, JSON_REJECT_DUPLICATES, &jerr);
-
-    if (!j) {
-        fail_msg("%s is not JSON (%s): %.*s", what, jerr.text, (int)len,
-                 text);
-    }
-    return j;
-}
-
-static json_t *load_json_file(const char *path, apr_pool_t *p)
-{
-    apr_size_t len;
-    const char *text = read_file(path, &len, p);
-
-    return load_json(text, len, path);
-}
-
-static const char *pretty(const json_t *j, apr_pool_t *p)
-{
-    char *s = json_dumps(j, JSON_INDENT(2));
-    const char *out = apr_pstrdup(p, s ? s : "(null)");
-
-    free(s);
-    return out;
-}
-
-static void assert_json_equal(json_t *got, json_t *want, const char *what,
-                              apr_pool_t *p)
-{
-    if (!json_equal(got, want)) {
-        fail_msg("%s:\n--- got\n%s\n--- expected\n%s", what, pretty(got, p),
-                 pretty(want, p));
-    }
-}
-
-static int cmp_names(const void *a, const void *b)
-{
-    return strcmp(*(const char *const *)a, *(const char *const *)b);
-}
-
-/* The sorted names of the translate case directories starting with
- * prefix (and without any of the excluded prefixes). */
-static apr_array_header_t *case_dirs(const char *prefix,
-                                     const char *const *exclude,
-                                     apr_pool_t *p)
-{
-    apr_array_header_t *names = apr_array_make(p, 16, sizeof(const char *));
-    apr_dir_t *dir;
-    apr_finfo_t fi;
-    apr_status_t rv;
-
-    if (apr_dir_open(&dir, TRANSLATE_DIR, p) != APR_SUCCESS) {
-        fail_msg("cannot open %s", TRANSLATE_DIR);
-    }
-    while ((rv = apr_dir_read(&fi, APR_FINFO_NAME | APR_FINFO_TYPE, dir))
-           == APR_SUCCESS || rv == APR_INCOMPLETE) {
-        int i, skip = 0;
-
-        if (!fi.name || strncmp(fi.name, prefix, strlen(prefix))) {
-            continue;
-        }
-        for (i = 0; exclude && exclude[i]; i++) {
-            if (!strncmp(fi.name, exclude[i], strlen(exclude[i]))) {
-                skip = 1;
-            }
-        }
-        if (!skip) {
-            APR_ARRAY_PUSH(names, const char *) = apr_pstrdup(p, fi.name);
-        }
-    }
-    apr_dir_close(dir);
-    qsort(names->elts, (size_t)names->nelts, sizeof(const char *),
-          cmp_names);
-    return names;
-}
-
-static void parse_req(ark_req_t *req, const char *body, apr_size_t len,
-                      apr_pool_t *p)
-{
-    ark_err_t err;
-
-    if (ark_chat_req_parse(req, body, len, &err, p) != APR_SUCCESS) {
-        fail_msg("test request refused: %s", err.message);
-    }
-}
-
-static const char *header_at(const ark_upstream_req_t *u, int i)
-{
-    return APR_ARRAY_IDX(u->headers, i, const char *);
+    return ark_test_json_parse(text, len, 0, what, NULL);
 }
 
 /* ---------------------------------------------------------- type table */
@@ -309,10 +147,8 @@ static void check_option_values(void **state)
 static void run_build_case(const char *name, apr_pool_t *p)
 {
     const char *dir = apr_pstrcat(p, TRANSLATE_DIR "/", name, NULL);
-    const char *channel = apr_pstrcat(p, dir, "/channel.json", NULL);
     ark_provider_t *prov = provider_make(p, SECRET);
-    json_t *want = load_json_file(apr_pstrcat(p, dir, "/expected.json",
-                                              NULL), p);
+    json_t *want = ark_test_fixture_json(dir, "expected.json", 0, p);
     json_t *want_err = json_object_get(want, "ark_error");
     const char *input;
     char *before;
@@ -322,19 +158,10 @@ static void run_build_case(const char *name, apr_pool_t *p)
     ark_err_t err;
     apr_status_t rv;
 
-    if (file_exists(channel, p)) {
-        json_t *ch = load_json_file(channel, p);
-        const char *k;
-        json_t *v;
-
-        json_object_foreach(json_object_get(ch, "options"), k, v) {
-            provider_option(prov, k, json_string_value(v), p);
-        }
-        json_decref(ch);
-    }
-    input = read_file(apr_pstrcat(p, dir, "/input.json", NULL), &input_len,
-                      p);
-    parse_req(&req, input, input_len, p);
+    ark_test_provider_options_file(prov, apr_pstrcat(p, dir, "/channel.json",
+                                                     NULL), p);
+    input = ark_test_fixture_read(dir, "input.json", &input_len, p);
+    ark_test_chat_parse(&req, input, input_len, p);
     before = json_dumps(req.root, JSON_COMPACT | JSON_SORT_KEYS);
 
     memset(&up, 0, sizeof(up));
@@ -379,7 +206,7 @@ static void run_build_case(const char *name, apr_pool_t *p)
         assert_non_null(up.body);
         assert_int_equal(up.body_len, strlen(up.body));
         sent = load_json(up.body, up.body_len, "upstream body");
-        assert_json_equal(sent, want, name, p);
+        ark_test_assert_json_equal(sent, want, name, p);
         json_decref(sent);
         assert_null(strstr(up.body, SECRET));
     }
@@ -400,7 +227,8 @@ static void build_golden(void **state)
     static const char *const exclude[] = { "anthropic-response-",
                                            "anthropic-stream-", NULL };
     apr_pool_t *p = *state;
-    apr_array_header_t *names = case_dirs("anthropic-", exclude, p);
+    apr_array_header_t *names = ark_test_case_dirs(TRANSLATE_DIR,
+                                                   "anthropic-", exclude, p);
     int i;
 
     /* a wrong ARK_CASES_DIR must not pass by running nothing */
@@ -428,16 +256,19 @@ static void build_url_and_headers(void **state)
     ark_upstream_req_t up;
     ark_err_t err;
 
-    parse_req(&req, plain_body, strlen(plain_body), p);
+    ark_test_chat_parse(&req, plain_body, strlen(plain_body), p);
     assert_int_equal(ark_provider_anthropic.build_request(&up, prov, MODEL,
                                                           &req, &err, p),
                      APR_SUCCESS);
     assert_string_equal(up.url, "https://api.anthropic.com/v1/messages");
     assert_int_equal(up.headers->nelts, 4);
-    assert_string_equal(header_at(&up, 0), "Content-Type: application/json");
-    assert_string_equal(header_at(&up, 1), "Accept: application/json");
-    assert_string_equal(header_at(&up, 2), "x-api-key: " SECRET);
-    assert_string_equal(header_at(&up, 3), "anthropic-version: 2023-06-01");
+    assert_string_equal(ark_test_header_at(&up, 0),
+                        "Content-Type: application/json");
+    assert_string_equal(ark_test_header_at(&up, 1),
+                        "Accept: application/json");
+    assert_string_equal(ark_test_header_at(&up, 2), "x-api-key: " SECRET);
+    assert_string_equal(ark_test_header_at(&up, 3),
+                        "anthropic-version: 2023-06-01");
     assert_null(strstr(up.body, "\"stream\""));
     assert_null(strstr(up.body, SECRET));
     assert_null(strstr(up.url, SECRET));
@@ -457,20 +288,23 @@ static void build_stream_headers_and_version(void **state)
     json_t *sent;
     int i;
 
-    provider_option(prov, "anthropic-version", "2024-10-22", p);
+    ark_test_provider_option(prov, "anthropic-version", "2024-10-22", p);
     prov->base_url = "http://127.0.0.1:8089/anthropic/v1";
-    parse_req(&req, body, strlen(body), p);
+    ark_test_chat_parse(&req, body, strlen(body), p);
     assert_int_equal(ark_provider_anthropic.build_request(&up, prov, MODEL,
                                                           &req, &err, p),
                      APR_SUCCESS);
     assert_string_equal(up.url, "http://127.0.0.1:8089/anthropic/v1/messages");
     /* keyless: no x-api-key header at all */
     assert_int_equal(up.headers->nelts, 3);
-    assert_string_equal(header_at(&up, 0), "Content-Type: application/json");
-    assert_string_equal(header_at(&up, 1), "Accept: text/event-stream");
-    assert_string_equal(header_at(&up, 2), "anthropic-version: 2024-10-22");
+    assert_string_equal(ark_test_header_at(&up, 0),
+                        "Content-Type: application/json");
+    assert_string_equal(ark_test_header_at(&up, 1),
+                        "Accept: text/event-stream");
+    assert_string_equal(ark_test_header_at(&up, 2),
+                        "anthropic-version: 2024-10-22");
     for (i = 0; i < up.headers->nelts; i++) {
-        assert_null(strstr(header_at(&up, i), "x-api-key"));
+        assert_null(strstr(ark_test_header_at(&up, i), "x-api-key"));
     }
     sent = load_json(up.body, up.body_len, "upstream body");
     assert_true(json_is_true(json_object_get(sent, "stream")));
@@ -569,7 +403,7 @@ static void build_refusals(void **state)
 
         memset(&up, 0, sizeof(up));
         memset(&err, 0, sizeof(err));
-        parse_req(&req, cases[i].body, strlen(cases[i].body), p);
+        ark_test_chat_parse(&req, cases[i].body, strlen(cases[i].body), p);
         if (ark_provider_anthropic.build_request(&up, prov, MODEL, &req,
                                                  &err, p) != APR_EINVAL) {
             fail_msg("case %u accepted: %s", (unsigned)i, cases[i].body);
@@ -609,16 +443,14 @@ static void build_embeddings_refused(void **state)
 static void run_response_case(const char *name, apr_pool_t *p)
 {
     const char *dir = apr_pstrcat(p, TRANSLATE_DIR "/", name, NULL);
-    json_t *want = load_json_file(apr_pstrcat(p, dir, "/expected.json",
-                                              NULL), p);
+    json_t *want = ark_test_fixture_json(dir, "expected.json", 0, p);
     const char *input, *out = NULL;
     apr_size_t input_len, out_len = 0;
     ark_usage_t u, want_u;
     json_t *got, *created;
     json_int_t now = (json_int_t)apr_time_sec(apr_time_now());
 
-    input = read_file(apr_pstrcat(p, dir, "/input.json", NULL), &input_len,
-                      p);
+    input = ark_test_fixture_read(dir, "input.json", &input_len, p);
     ark_usage_clear(&u);
     if (ark_provider_anthropic.parse_response(&out, &out_len, &u, NULL,
                                               input, input_len, p)
@@ -631,7 +463,7 @@ static void run_response_case(const char *name, apr_pool_t *p)
     assert_true(json_is_integer(created));
     assert_in_range(json_integer_value(created), now - 5, now + 5);
     json_object_del(got, "created");
-    assert_json_equal(got, want, name, p);
+    ark_test_assert_json_equal(got, want, name, p);
 
     /* what the access log records is what the client was told */
     ark_usage_clear(&want_u);
@@ -648,7 +480,9 @@ static void run_response_case(const char *name, apr_pool_t *p)
 static void parse_golden(void **state)
 {
     apr_pool_t *p = *state;
-    apr_array_header_t *names = case_dirs("anthropic-response-", NULL, p);
+    apr_array_header_t *names = ark_test_case_dirs(TRANSLATE_DIR,
+                                                   "anthropic-response-",
+                                                   NULL, p);
     int i;
 
     assert_true(names->nelts >= 5);
@@ -672,15 +506,11 @@ static const char *message_with(apr_pool_t *p, const char *id,
 
 static json_t *parse_ok(const char *body, ark_usage_t *u, apr_pool_t *p)
 {
-    const char *out = NULL;
-    apr_size_t out_len = 0;
+    const char *out;
+    apr_size_t out_len;
 
-    ark_usage_clear(u);
-    if (ark_provider_anthropic.parse_response(&out, &out_len, u, NULL, body,
-                                              strlen(body), p)
-        != APR_SUCCESS) {
-        fail_msg("refused: %s", body);
-    }
+    ark_test_parse_ok(&ark_provider_anthropic, body, strlen(body), &out,
+                      &out_len, u, p);
     return load_json(out, out_len, "translated answer");
 }
 
@@ -766,12 +596,7 @@ static void parse_ids_and_missing_usage(void **state)
 static void parse_rejects_malformed(void **state)
 {
     static const char *const bodies[] = {
-        "",
-        "not json",
-        "<html><head><title>502 Bad Gateway</title></head></html>",
-        "[]",
-        "null",
-        "{}",
+        /* besides what no answer can be (see ark_test_parse_refuses) */
         /* an OpenAI answer is not an Anthropic one */
         "{\"id\":\"chatcmpl-1\",\"object\":\"chat.completion\","
         "\"choices\":[]}",
@@ -793,23 +618,10 @@ static void parse_rejects_malformed(void **state)
         "\"id\":\"t\",\"name\":\"f\",\"input\":[1]}]}",
         "{\"type\":\"message\",\"content\":[]",
     };
-    apr_pool_t *p = *state;
-    apr_size_t i;
 
-    for (i = 0; i < sizeof(bodies) / sizeof(bodies[0]); i++) {
-        const char *out = NULL;
-        apr_size_t out_len = 0;
-        ark_usage_t u;
-
-        ark_usage_clear(&u);
-        if (ark_provider_anthropic.parse_response(&out, &out_len, &u, NULL,
-                                                  bodies[i],
-                                                  strlen(bodies[i]), p)
-            != APR_EINVAL) {
-            fail_msg("accepted: %s", bodies[i]);
-        }
-        assert_int_equal(u.prompt_tokens, -1);
-    }
+    /* the usage stays unknown */
+    ark_test_parse_refuses(&ark_provider_anthropic, bodies,
+                           sizeof(bodies) / sizeof(bodies[0]), 1, *state);
 }
 
 static void parse_uses_len_not_nul(void **state)
@@ -817,71 +629,31 @@ static void parse_uses_len_not_nul(void **state)
     apr_pool_t *p = *state;
     const char *msg = message_with(p, "\"msg_03\"", "\"end_turn\"",
                                    "{\"input_tokens\":3,\"output_tokens\":1}");
-    char *buf = apr_pstrcat(p, msg, "TRAILING", NULL);
-    const char *out = NULL;
-    apr_size_t out_len = 0;
+    const char *out;
+    apr_size_t out_len;
     ark_usage_t u;
 
-    ark_usage_clear(&u);
-    assert_int_equal(ark_provider_anthropic.parse_response(
-                         &out, &out_len, &u, NULL, buf, strlen(msg), p),
-                     APR_SUCCESS);
+    ark_test_parse_ok(&ark_provider_anthropic,
+                      apr_pstrcat(p, msg, "TRAILING", NULL), strlen(msg),
+                      &out, &out_len, &u, p);
     assert_int_equal(u.total_tokens, 4);
 }
 
 /* ------------------------------------------------------- stream_event */
 
-typedef struct {
-    apr_pool_t *pool;
-    apr_array_header_t *out;    /* const char *, one per emit call */
-    const char *all;            /* everything emitted, concatenated */
-    apr_status_t fail_with;     /* non-zero: the client is gone */
-} client_t;
+/* Every emit must be one "data: ...\n\n" event. */
+static const ark_test_stream_conf_t stream_conf = {
+    .type = &ark_provider_anthropic,
+    .model = MODEL,
+    .id = STREAM_ID,
+    .created = apr_time_from_sec(STREAM_CREATED),
+    .frame = ARK_TEST_FRAME_DATA,
+};
 
-static apr_status_t record_emit(void *ctx, const char *buf, apr_size_t len)
+static void stream_init(ark_stream_t *st, ark_test_client_t *c,
+                        int wants_usage, apr_pool_t *p)
 {
-    client_t *c = ctx;
-    const char *copy;
-
-    if (c->fail_with) {
-        return c->fail_with;
-    }
-    copy = apr_pstrmemdup(c->pool, buf, len);
-    /* one complete event per call: the buffer length is exact */
-    assert_int_equal(strlen(copy), len);
-    assert_true(len > 8 && !strncmp(copy, "data: ", 6)
-                && !strcmp(copy + len - 2, "\n\n"));
-    APR_ARRAY_PUSH(c->out, const char *) = copy;
-    c->all = apr_pstrcat(c->pool, c->all, copy, NULL);
-    return APR_SUCCESS;
-}
-
-static void stream_init(ark_stream_t *st, client_t *c, int wants_usage,
-                        apr_pool_t *p)
-{
-    memset(c, 0, sizeof(*c));
-    c->pool = p;
-    c->out = apr_array_make(p, 8, sizeof(const char *));
-    c->all = "";
-    memset(st, 0, sizeof(*st));
-    st->upstream_model = MODEL;
-    st->id = STREAM_ID;
-    st->created = apr_time_from_sec(STREAM_CREATED);
-    st->client_wants_usage = wants_usage;
-    ark_usage_clear(&st->usage);
-    st->emit = record_emit;
-    st->emit_ctx = c;
-    apr_pool_create(&st->rpool, p);
-    apr_pool_create(&st->pool, st->rpool);
-}
-
-static apr_status_t pipe_event(void *ctx, const ark_sse_event_t *ev)
-{
-    ark_stream_t *st = ctx;
-    apr_status_t rv = ark_provider_anthropic.stream_event(st, ev);
-
-    apr_pool_clear(st->pool);
-    return rv;
+    ark_test_stream_init(st, c, &stream_conf, wants_usage, p);
 }
 
 /* Feeds text through a fresh SSE parser in one piece. */
@@ -889,7 +661,7 @@ static apr_status_t feed(ark_stream_t *st, const char *text)
 {
     ark_sse_parser_t *sp = ark_sse_parser_make(st->rpool, 0);
 
-    return ark_sse_feed(sp, text, strlen(text), pipe_event, st);
+    return ark_sse_feed(sp, text, strlen(text), ark_test_stream_event, st);
 }
 
 /* expected.sse without the usage chunk (the one with "choices":[]). */
@@ -912,13 +684,6 @@ static const char *without_usage_chunk(const char *sse, apr_pool_t *p)
     return out;
 }
 
-/* A small fixed-seed generator: the same splits on every run. */
-static unsigned int next_rand(unsigned int *seed)
-{
-    *seed = *seed * 1103515245u + 12345u;
-    return (*seed >> 16) & 0x7fff;
-}
-
 typedef struct {
     const char *name;
     long prompt, completion, cached;
@@ -929,11 +694,11 @@ static void run_stream_case(const stream_case_t *sc, apr_pool_t *p)
     const char *dir = apr_pstrcat(p, TRANSLATE_DIR "/anthropic-stream-",
                                   sc->name, NULL);
     apr_size_t len;
-    const char *upstream = read_file(apr_pstrcat(p, dir, "/upstream.sse",
-                                                 NULL), &len, p);
-    const char *with_usage = read_file(apr_pstrcat(p, dir, "/expected.sse",
-                                                   NULL), NULL, p);
-    unsigned int seed = 20241127;
+    const char *upstream = ark_test_fixture_read(dir, "upstream.sse", &len,
+                                                 p);
+    const char *with_usage = ark_test_fixture_read(dir, "expected.sse", NULL,
+                                                   p);
+    apr_uint32_t seed = 20241127;
     int wants, mode;
 
     assert_non_null(strstr(with_usage, "\"choices\":[],\"usage\":"));
@@ -943,29 +708,24 @@ static void run_stream_case(const stream_case_t *sc, apr_pool_t *p)
 
         /* mode 0: whole; 1: byte by byte; 2..101: random splits */
         for (mode = 0; mode < 102; mode++) {
+            ark_test_split_t split = { .size = 97, .seed = &seed };
             apr_pool_t *sub;
             ark_sse_parser_t *sp;
             ark_stream_t st;
-            client_t c;
-            apr_size_t at = 0;
+            ark_test_client_t c;
+            apr_status_t rv;
 
+            split.mode = mode == 0 ? ARK_TEST_SPLIT_WHOLE
+                         : mode == 1 ? ARK_TEST_SPLIT_BYTES
+                         : ARK_TEST_SPLIT_RANDOM;
             apr_pool_create(&sub, p);
             stream_init(&st, &c, wants, sub);
             sp = ark_sse_parser_make(sub, 0);
-            while (at < len) {
-                apr_size_t n = mode == 0 ? len
-                               : mode == 1 ? 1
-                               : 1 + next_rand(&seed) % 97;
-
-                if (n > len - at) {
-                    n = len - at;
-                }
-                if (ark_sse_feed(sp, upstream + at, n, pipe_event, &st)
-                    != APR_SUCCESS) {
-                    fail_msg("%s: mode %d: feed failed at %lu", sc->name,
-                             mode, (unsigned long)at);
-                }
-                at += n;
+            rv = ark_test_sse_feed(sp, upstream, len, &split,
+                                   ark_test_stream_event, &st);
+            if (rv != APR_SUCCESS) {
+                fail_msg("%s: mode %d: feed failed (%d)", sc->name, mode,
+                         rv);
             }
             assert_false(ark_sse_pending(sp));
             assert_int_equal(st.done, 1);
@@ -1033,7 +793,7 @@ static void stream_error_event(void **state)
 
     for (i = 0; i < sizeof(errors) / sizeof(errors[0]); i++) {
         ark_stream_t st;
-        client_t c;
+        ark_test_client_t c;
 
         stream_init(&st, &c, 1, p);
         assert_int_equal(feed(&st, EV_START EV_TEXT_START EV_TEXT("Hi")),
@@ -1083,7 +843,7 @@ static void stream_malformed_events(void **state)
 
     for (i = 0; i < sizeof(events) / sizeof(events[0]); i++) {
         ark_stream_t st;
-        client_t c;
+        ark_test_client_t c;
 
         stream_init(&st, &c, 1, p);
         assert_int_equal(feed(&st, EV_START EV_TEXT_START), APR_SUCCESS);
@@ -1102,7 +862,7 @@ static void stream_quiet_events(void **state)
      * nothing to the client */
     apr_pool_t *p = *state;
     ark_stream_t st;
-    client_t c;
+    ark_test_client_t c;
 
     stream_init(&st, &c, 0, p);
     assert_int_equal(feed(&st,
@@ -1134,7 +894,7 @@ static void stream_cumulative_usage_in_message_delta(void **state)
     /* newer API versions repeat the input counts in message_delta */
     apr_pool_t *p = *state;
     ark_stream_t st;
-    client_t c;
+    ark_test_client_t c;
 
     stream_init(&st, &c, 1, p);
     assert_int_equal(feed(&st, EV_START EV_TEXT_START EV_TEXT("Hi")
@@ -1164,7 +924,7 @@ static void stream_nothing_after_stop(void **state)
 {
     apr_pool_t *p = *state;
     ark_stream_t st;
-    client_t c;
+    ark_test_client_t c;
 
     stream_init(&st, &c, 0, p);
     assert_int_equal(feed(&st, EV_START EV_STOP), APR_SUCCESS);
@@ -1194,7 +954,7 @@ static void stream_streams_are_independent(void **state)
         ",\"index\":3,\"delta\":{\"type\":\"input_json_delta\","
         "\"partial_json\":\"{}\"}}\n\n";
     ark_stream_t a, b;
-    client_t ca, cb;
+    ark_test_client_t ca, cb;
 
     stream_init(&a, &ca, 0, p);
     stream_init(&b, &cb, 0, p);
@@ -1215,7 +975,7 @@ static void stream_emitter_failure(void **state)
 {
     apr_pool_t *p = *state;
     ark_stream_t st;
-    client_t c;
+    ark_test_client_t c;
 
     stream_init(&st, &c, 1, p);
     c.fail_with = APR_ECONNABORTED;
@@ -1234,130 +994,95 @@ static const char body_leak[] =
     "{\"type\":\"error\",\"error\":{\"type\":\"invalid_request_error\","
     "\"message\":\"x-api-key " SECRET " is malformed\"}}";
 
-typedef struct {
-    int upstream;
-    const char *body;
-    int status;
-    const char *type;
-    const char *code;
-    const char *message;
-} map_case_t;
-
-static const map_case_t map_cases[] = {
+/* What the client is told (never with a Retry-After). */
+static const ark_test_map_case_t map_cases[] = {
     { 400, "{\"type\":\"error\",\"error\":{\"type\":\"invalid_request_error\","
            "\"message\":\"messages: text content blocks must be non-empty\"},"
            "\"request_id\":\"req_011CSHoEeqs5C35K2UUqR7Fy\"}",
       400, "invalid_request_error", "upstream_rejected_request",
-      "messages: text content blocks must be non-empty" },
+      "messages: text content blocks must be non-empty", 0 },
     { 400, "{\"type\":\"error\",\"error\":{\"type\":\"invalid_request_error\","
            "\"message\":\"prompt is too long: 210000 tokens > 200000 "
            "maximum\"}}",
       400, "invalid_request_error", "upstream_rejected_request",
-      "prompt is too long: 210000 tokens > 200000 maximum" },
+      "prompt is too long: 210000 tokens > 200000 maximum", 0 },
     { 400, body_leak, 400, "invalid_request_error",
       "upstream_rejected_request",
-      "The upstream provider rejected the request as invalid." },
+      "The upstream provider rejected the request as invalid.", 0 },
     { 400, NULL, 400, "invalid_request_error", "upstream_rejected_request",
-      "The upstream provider rejected the request as invalid." },
+      "The upstream provider rejected the request as invalid.", 0 },
     { 401, "{\"type\":\"error\",\"error\":{\"type\":\"authentication_error\","
            "\"message\":\"invalid x-api-key\"}}",
       502, "upstream_error", "upstream_auth_failed",
-      "The upstream provider rejected the gateway's credentials." },
+      "The upstream provider rejected the gateway's credentials.", 0 },
     { 403, "{\"type\":\"error\",\"error\":{\"type\":\"permission_error\","
            "\"message\":\"Your API key does not have permission to use the "
            "specified resource.\"}}",
       502, "upstream_error", "upstream_auth_failed",
-      "The upstream provider rejected the gateway's credentials." },
+      "The upstream provider rejected the gateway's credentials.", 0 },
     { 404, "{\"type\":\"error\",\"error\":{\"type\":\"not_found_error\","
            "\"message\":\"model: claude-9\"}}",
       502, "upstream_error", "upstream_not_found",
       "The upstream provider does not know the configured model or "
-      "endpoint." },
+      "endpoint.", 0 },
     { 413, "{\"type\":\"error\",\"error\":{\"type\":\"request_too_large\","
            "\"message\":\"Request exceeds the maximum allowed number of "
            "bytes.\"}}",
       413, "invalid_request_error", "request_too_large",
-      "Request exceeds the maximum allowed number of bytes." },
+      "Request exceeds the maximum allowed number of bytes.", 0 },
     { 429, "{\"type\":\"error\",\"error\":{\"type\":\"rate_limit_error\","
            "\"message\":\"Number of request tokens has exceeded your "
            "per-minute rate limit.\"}}",
       429, "rate_limit_error", "upstream_rate_limited",
-      "The upstream provider is rate limiting requests; retry later." },
+      "The upstream provider is rate limiting requests; retry later.", 0 },
     { 500, "{\"type\":\"error\",\"error\":{\"type\":\"api_error\","
            "\"message\":\"Internal server error\"}}",
       502, "upstream_error", "upstream_error",
-      "The upstream provider failed (HTTP 500)." },
+      "The upstream provider failed (HTTP 500).", 0 },
     { 503, "<html>503 Service Unavailable</html>", 502, "upstream_error",
-      "upstream_error", "The upstream provider failed (HTTP 503)." },
+      "upstream_error", "The upstream provider failed (HTTP 503).", 0 },
     { 529, "{\"type\":\"error\",\"error\":{\"type\":\"overloaded_error\","
            "\"message\":\"Overloaded\"}}",
       502, "upstream_error", "upstream_error",
-      "The upstream provider is overloaded (HTTP 529); retry later." },
+      "The upstream provider is overloaded (HTTP 529); retry later.", 0 },
     { 529, "", 502, "upstream_error", "upstream_error",
-      "The upstream provider is overloaded (HTTP 529); retry later." },
+      "The upstream provider is overloaded (HTTP 529); retry later.", 0 },
 };
 
 static void map_error_statuses(void **state)
 {
     apr_pool_t *p = *state;
-    ark_provider_t *prov = provider_make(p, SECRET);
-    apr_size_t i;
 
-    for (i = 0; i < sizeof(map_cases) / sizeof(map_cases[0]); i++) {
-        const map_case_t *mc = &map_cases[i];
-        ark_err_t err;
-        const char *json;
-
-        memset(&err, 0x5a, sizeof(err));
-        ark_provider_anthropic.map_error(&err, prov, mc->upstream, mc->body,
-                                         mc->body ? strlen(mc->body) : 0, p);
-        if (err.status != mc->status || strcmp(err.code, mc->code)
-            || strcmp(err.message, mc->message)) {
-            fail_msg("case %u (HTTP %d): %d %s '%s'", (unsigned)i,
-                     mc->upstream, err.status, err.code, err.message);
-        }
-        assert_string_equal(err.type, mc->type);
-        assert_null(err.param);
-        assert_int_equal(err.retry_after, 0);
-        json = ark_err_json(&err, p);
-        assert_null(strstr(json, SECRET));
-        assert_null(strstr(json, "sk-ant"));
-    }
+    ark_test_map_errors(provider_make(p, SECRET), map_cases,
+                        sizeof(map_cases) / sizeof(map_cases[0]), "sk-ant",
+                        p);
 }
 
 int main(void)
 {
-#define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
     const struct CMUnitTest tests[] = {
-        T(type_table),
-        T(check_option_values),
-        T(build_golden),
-        T(build_url_and_headers),
-        T(build_stream_headers_and_version),
-        T(build_refusals),
-        T(build_embeddings_refused),
-        T(parse_golden),
-        T(parse_finish_reasons),
-        T(parse_ids_and_missing_usage),
-        T(parse_rejects_malformed),
-        T(parse_uses_len_not_nul),
-        T(stream_golden_in_any_split),
-        T(stream_error_event),
-        T(stream_malformed_events),
-        T(stream_quiet_events),
-        T(stream_cumulative_usage_in_message_delta),
-        T(stream_nothing_after_stop),
-        T(stream_streams_are_independent),
-        T(stream_emitter_failure),
-        T(map_error_statuses),
+        ARK_TEST(type_table),
+        ARK_TEST(check_option_values),
+        ARK_TEST(build_golden),
+        ARK_TEST(build_url_and_headers),
+        ARK_TEST(build_stream_headers_and_version),
+        ARK_TEST(build_refusals),
+        ARK_TEST(build_embeddings_refused),
+        ARK_TEST(parse_golden),
+        ARK_TEST(parse_finish_reasons),
+        ARK_TEST(parse_ids_and_missing_usage),
+        ARK_TEST(parse_rejects_malformed),
+        ARK_TEST(parse_uses_len_not_nul),
+        ARK_TEST(stream_golden_in_any_split),
+        ARK_TEST(stream_error_event),
+        ARK_TEST(stream_malformed_events),
+        ARK_TEST(stream_quiet_events),
+        ARK_TEST(stream_cumulative_usage_in_message_delta),
+        ARK_TEST(stream_nothing_after_stop),
+        ARK_TEST(stream_streams_are_independent),
+        ARK_TEST(stream_emitter_failure),
+        ARK_TEST(map_error_statuses),
     };
-#undef T
-    int rc;
 
-    apr_initialize();
-    apr_pool_create(&root_pool, NULL);
-    rc = cmocka_run_group_tests(tests, NULL, NULL);
-    apr_pool_destroy(root_pool);
-    apr_terminate();
-    return rc;
+    return ARK_TEST_RUN("ark_provider_anthropic", tests);
 }

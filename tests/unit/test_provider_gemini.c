@@ -17,14 +17,7 @@
  * Error mapping is checked for status, type, code and message, and for
  * never carrying the provider's secret.
  */
-#include <stdarg.h>
-#include <stddef.h>
-#include <setjmp.h>
-#include <stdint.h>
-#include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
-#include <cmocka.h>
 
 #include <apr_general.h>
 #include <apr_strings.h>
@@ -34,10 +27,12 @@
 #include "ark_provider.h"
 #include "ark_request.h"
 #include "ark_sse.h"
+#include "ark_testutil.h"
 
 #ifndef ARK_CASES_DIR
 #define ARK_CASES_DIR "tests/cases"
 #endif
+#define TRANSLATE_DIR ARK_CASES_DIR "/translate"
 
 #define SECRET "AIzaSyT3stS3cr3tV4lu3-0123456789abcdefg"
 #define BASE_URL "https://generativelanguage.googleapis.com/v1beta"
@@ -46,122 +41,31 @@
 #define STREAM_ID "chatcmpl-ArkGeminiStreamTest0001"
 #define STREAM_CREATED 1750000000
 
-static apr_pool_t *root_pool;
-
-static int setup(void **state)
-{
-    apr_pool_t *p;
-
-    apr_pool_create(&p, root_pool);
-    *state = p;
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    apr_pool_destroy(*state);
-    return 0;
-}
-
 /* ------------------------------------------------------------ helpers */
 
-static const char *case_file(apr_pool_t *p, const char *name,
-                             const char *file)
-{
-    return apr_pstrcat(p, ARK_CASES_DIR "/translate/", name, "/", file,
-                       NULL);
-}
-
-/* The whole file, NUL-terminated, or NULL if it does not exist. */
-static char *read_file(apr_pool_t *p, const char *path, apr_size_t *plen)
-{
-    FILE *f = fopen(path, "rb");
-    char *buf;
-    long n;
-
-    if (!f) {
-        return NULL;
-    }
-    assert_int_equal(fseek(f, 0, SEEK_END), 0);
-    n = ftell(f);
-    assert_true(n >= 0);
-    rewind(f);
-    buf = apr_palloc(p, (apr_size_t)n + 1);
-    assert_int_equal(fread(buf, 1, (size_t)n, f), (size_t)n);
-    fclose(f);
-    buf[n] = '\0';
-    if (plen) {
-        *plen = (apr_size_t)n;
-    }
-    return buf;
-}
-
+/* The fixture file of the translate case name, which must exist. */
 static char *read_case(apr_pool_t *p, const char *name, const char *file,
                        apr_size_t *plen)
 {
-    char *text = read_file(p, case_file(p, name, file), plen);
-
-    if (!text) {
-        fail_msg("missing fixture %s", case_file(p, name, file));
-    }
-    return text;
+    return ark_test_fixture_read(apr_pstrcat(p, TRANSLATE_DIR "/", name,
+                                             NULL), file, plen, p);
 }
 
 /* Parsed JSON owned by p. */
 static json_t *load_json(apr_pool_t *p, const char *text, apr_size_t len)
 {
-    json_error_t jerr;
-    json_t *j = json_loadb(text, len, JSON_REJECT_DUPLICATES, &jerr);
-
-    if (!j) {
-        fail_msg("not JSON (%s): %.*s", jerr.text, (int)len, text);
-    }
-    return ark_json_pool_own(j, p);
-}
-
-static const char *pretty(apr_pool_t *p, const json_t *j)
-{
-    char *s = json_dumps(j, JSON_INDENT(1) | JSON_ENCODE_ANY);
-    const char *out = apr_pstrdup(p, s ? s : "(null)");
-
-    free(s);
-    return out;
-}
-
-static void assert_json_equal(apr_pool_t *p, const char *what,
-                              const json_t *got, const json_t *want)
-{
-    if (!json_equal((json_t *)got, (json_t *)want)) {
-        fail_msg("%s differs\n--- got:\n%s\n--- want:\n%s", what,
-                 pretty(p, got), pretty(p, want));
-    }
+    return ark_test_json_parse(text, len, 0, "the text", p);
 }
 
 static ark_provider_t *provider_make(apr_pool_t *p, const char *secret)
 {
-    ark_provider_t *prov = apr_pcalloc(p, sizeof(*prov));
-
-    prov->name = "google";
-    prov->type = &ark_provider_gemini;
-    prov->base_url = BASE_URL;
-    prov->secret_source = secret ? "env:GEMINI_API_KEY" : NULL;
-    prov->secret = secret;
-    return prov;
+    return ark_test_provider_make(&ark_provider_gemini, "google", BASE_URL,
+                                  secret, p);
 }
 
 static void parse_req(ark_req_t *req, const char *body, apr_pool_t *p)
 {
-    ark_err_t err;
-
-    if (ark_chat_req_parse(req, body, strlen(body), &err, p)
-        != APR_SUCCESS) {
-        fail_msg("test request refused: %s", err.message);
-    }
-}
-
-static const char *header_at(const ark_upstream_req_t *u, int i)
-{
-    return APR_ARRAY_IDX(u->headers, i, const char *);
+    ark_test_chat_parse(req, body, strlen(body), p);
 }
 
 /* Builds the upstream request for body; returns the status. */
@@ -265,23 +169,10 @@ static const req_case_t req_cases[] = {
 static ark_provider_t *case_provider(apr_pool_t *p, const char *name)
 {
     ark_provider_t *prov = provider_make(p, SECRET);
-    apr_size_t len;
-    char *text = read_file(p, case_file(p, name, "channel.json"), &len);
-    const char *k;
-    json_t *options, *v;
 
-    if (!text) {
-        return prov;
-    }
-    prov->options = apr_table_make(p, 2);
-    options = json_object_get(load_json(p, text, len), "options");
-    json_object_foreach(options, k, v) {
-        assert_true(json_is_string(v));
-        assert_null(ark_provider_gemini.check_option(k,
-                                                     json_string_value(v),
-                                                     p));
-        apr_table_set(prov->options, k, json_string_value(v));
-    }
+    ark_test_provider_options_file(prov, apr_pstrcat(p, TRANSLATE_DIR "/",
+                                                     name, "/channel.json",
+                                                     NULL), p);
     return prov;
 }
 
@@ -351,20 +242,21 @@ static void check_request_case(apr_pool_t *p, const req_case_t *rc)
                           ":streamGenerateContent?alt=sse"
                         : BASE_URL "/models/" MODEL ":generateContent");
     assert_int_equal(up.headers->nelts, 3);
-    assert_string_equal(header_at(&up, 0), "Content-Type: application/json");
-    assert_string_equal(header_at(&up, 1),
+    assert_string_equal(ark_test_header_at(&up, 0),
+                        "Content-Type: application/json");
+    assert_string_equal(ark_test_header_at(&up, 1),
                         rc->stream ? "Accept: text/event-stream"
                                    : "Accept: application/json");
-    assert_string_equal(header_at(&up, 2), "x-goog-api-key: " SECRET);
+    assert_string_equal(ark_test_header_at(&up, 2), "x-goog-api-key: " SECRET);
     assert_int_equal(up.body_len, strlen(up.body));
     sent = load_json(p, up.body, up.body_len);
-    assert_json_equal(p, rc->name, sent, want);
+    ark_test_assert_json_equal(sent, want, rc->name, p);
     /* the key travels in its header only */
     assert_null(strstr(up.url, SECRET));
     assert_null(strstr(up.url, "key="));
     assert_null(strstr(up.body, SECRET));
     for (i = 0; i < 2; i++) {
-        assert_null(strstr(header_at(&up, i), SECRET));
+        assert_null(strstr(ark_test_header_at(&up, i), SECRET));
     }
 }
 
@@ -402,12 +294,12 @@ static void build_key_never_in_url(void **state)
     assert_null(strstr(up.url, "key"));
     assert_null(strstr(up.body, SECRET));
     for (i = 0; i < up.headers->nelts; i++) {
-        if (strstr(header_at(&up, i), SECRET)) {
-            assert_string_equal(header_at(&up, i),
+        if (strstr(ark_test_header_at(&up, i), SECRET)) {
+            assert_string_equal(ark_test_header_at(&up, i),
                                 "x-goog-api-key: " SECRET);
         }
     }
-    assert_string_equal(header_at(&up, up.headers->nelts - 1),
+    assert_string_equal(ark_test_header_at(&up, up.headers->nelts - 1),
                         "x-goog-api-key: " SECRET);
 
     /* a keyless upstream (a local emulator): no key header at all */
@@ -417,7 +309,7 @@ static void build_key_never_in_url(void **state)
                      APR_SUCCESS);
     assert_int_equal(up.headers->nelts, 2);
     for (i = 0; i < up.headers->nelts; i++) {
-        assert_null(strstr(header_at(&up, i), "goog"));
+        assert_null(strstr(ark_test_header_at(&up, i), "goog"));
     }
 }
 
@@ -465,13 +357,13 @@ static void build_tool_choice_modes(void **state)
             "\"function\":{\"name\":\"f\",\"parameters\":{\"type\":"
             "\"object\",\"properties\":{}}}}],\"tool_choice\":",
             choices[i][0], "}", NULL));
+        const json_t *config = json_object_get(json_object_get(sent,
+                                                               "toolConfig"),
+                                               "functionCallingConfig");
         const char *want = choices[i][1];
 
-        assert_json_equal(p, choices[i][0],
-                          json_object_get(json_object_get(sent,
-                                                          "toolConfig"),
-                                          "functionCallingConfig"),
-                          load_json(p, want, strlen(want)));
+        ark_test_assert_json_equal(config, load_json(p, want, strlen(want)),
+                                   choices[i][0], p);
     }
 
     /* no tools: nothing to configure, whatever the choice */
@@ -656,7 +548,7 @@ static void check_response_case(apr_pool_t *p, const char *name)
                             json_string(apr_psprintf(p, "call_%s_%u",
                                                      id + 9, (unsigned)k)));
     }
-    assert_json_equal(p, name, got, want);
+    ark_test_assert_json_equal(got, want, name, p);
 
     /* the usage handed to the gateway matches the usage shown */
     ark_usage_clear(&wu);
@@ -697,13 +589,8 @@ static void parse_ids_unique(void **state)
     ark_usage_t u;
     json_t *ja, *jb;
 
-    ark_usage_clear(&u);
-    assert_int_equal(ark_provider_gemini.parse_response(&a, &alen, &u, NULL,
-                                                        input, len, p),
-                     APR_SUCCESS);
-    assert_int_equal(ark_provider_gemini.parse_response(&b, &blen, &u, NULL,
-                                                        input, len, p),
-                     APR_SUCCESS);
+    ark_test_parse_ok(&ark_provider_gemini, input, len, &a, &alen, &u, p);
+    ark_test_parse_ok(&ark_provider_gemini, input, len, &b, &blen, &u, p);
     ja = load_json(p, a, alen);
     jb = load_json(p, b, blen);
     assert_string_not_equal(json_string_value(json_object_get(ja, "id")),
@@ -718,12 +605,7 @@ static void parse_ids_unique(void **state)
 static void parse_rejects_malformed(void **state)
 {
     static const char *const bodies[] = {
-        "",
-        "not json",
-        "<html><head><title>502 Bad Gateway</title></head></html>",
-        "[]",
-        "null",
-        "{}",
+        /* besides what no answer can be (see ark_test_parse_refuses) */
         "{\"usageMetadata\":{\"promptTokenCount\":3}}",
         "{\"candidates\":{}}",
         "{\"candidates\":\"STOP\"}",
@@ -738,22 +620,9 @@ static void parse_rejects_malformed(void **state)
         "\"status\":\"INTERNAL\"}}",
         "{\"candidates\":[]",
     };
-    apr_pool_t *p = *state;
-    apr_size_t i;
 
-    for (i = 0; i < sizeof(bodies) / sizeof(bodies[0]); i++) {
-        const char *out = NULL;
-        apr_size_t out_len = 0;
-        ark_usage_t u;
-
-        ark_usage_clear(&u);
-        if (ark_provider_gemini.parse_response(&out, &out_len, &u, NULL,
-                                               bodies[i], strlen(bodies[i]),
-                                               p)
-            != APR_EINVAL) {
-            fail_msg("accepted: %s", bodies[i]);
-        }
-    }
+    ark_test_parse_refuses(&ark_provider_gemini, bodies,
+                           sizeof(bodies) / sizeof(bodies[0]), 0, *state);
 }
 
 static void parse_uses_len_not_nul(void **state)
@@ -762,15 +631,13 @@ static void parse_uses_len_not_nul(void **state)
     apr_size_t len;
     char *input = read_case(p, "gemini-response-max-tokens", "input.json",
                             &len);
-    char *buf = apr_pstrcat(p, input, "TRAILING", NULL);
-    const char *out = NULL;
-    apr_size_t out_len = 0;
+    const char *out;
+    apr_size_t out_len;
     ark_usage_t u;
 
-    ark_usage_clear(&u);
-    assert_int_equal(ark_provider_gemini.parse_response(&out, &out_len, &u,
-                                                        NULL, buf, len, p),
-                     APR_SUCCESS);
+    ark_test_parse_ok(&ark_provider_gemini,
+                      apr_pstrcat(p, input, "TRAILING", NULL), len, &out,
+                      &out_len, &u, p);
     assert_int_equal(u.total_tokens, 15);
 }
 
@@ -781,15 +648,13 @@ static void parse_text_keeps_nul(void **state)
     static const char body[] =
         "{\"candidates\":[{\"content\":{\"parts\":[{\"text\":\"a\\u0000\"},"
         "{\"text\":\"b\"}],\"role\":\"model\"},\"finishReason\":\"STOP\"}]}";
-    const char *out = NULL;
-    apr_size_t out_len = 0;
+    const char *out;
+    apr_size_t out_len;
     ark_usage_t u;
     json_t *got, *content;
 
-    ark_usage_clear(&u);
-    assert_int_equal(ark_provider_gemini.parse_response(
-                         &out, &out_len, &u, NULL, body, sizeof(body) - 1, p),
-                     APR_SUCCESS);
+    ark_test_parse_ok(&ark_provider_gemini, body, sizeof(body) - 1, &out,
+                      &out_len, &u, p);
     assert_int_equal(out_len, strlen(out));
     got = ark_json_pool_own(json_loadb(out, out_len, JSON_ALLOW_NUL, NULL),
                             p);
@@ -806,15 +671,13 @@ static void parse_empty_candidates(void **state)
     static const char body[] =
         "{\"candidates\":[],\"usageMetadata\":{\"promptTokenCount\":4,"
         "\"totalTokenCount\":4}}";
-    const char *out = NULL;
-    apr_size_t out_len = 0;
+    const char *out;
+    apr_size_t out_len;
     ark_usage_t u;
     json_t *got, *choice;
 
-    ark_usage_clear(&u);
-    assert_int_equal(ark_provider_gemini.parse_response(
-                         &out, &out_len, &u, NULL, body, sizeof(body) - 1, p),
-                     APR_SUCCESS);
+    ark_test_parse_ok(&ark_provider_gemini, body, sizeof(body) - 1, &out,
+                      &out_len, &u, p);
     got = load_json(p, out, out_len);
     choice = json_array_get(json_object_get(got, "choices"), 0);
     assert_true(json_is_null(json_object_get(json_object_get(choice,
@@ -830,109 +693,36 @@ static void parse_empty_candidates(void **state)
 
 /* ------------------------------------------------------------ streams */
 
-typedef struct {
-    apr_pool_t *pool;
-    apr_array_header_t *out;    /* const char *, one per emit call */
-    const char *all;            /* everything emitted, concatenated */
-    apr_status_t fail_with;     /* non-zero: the client is gone */
-} client_t;
+/* Every emit must be one "data: ...\n\n" event. */
+static const ark_test_stream_conf_t stream_conf = {
+    .type = &ark_provider_gemini,
+    .model = MODEL,
+    .id = STREAM_ID,
+    .created = apr_time_from_sec(STREAM_CREATED),
+    .frame = ARK_TEST_FRAME_DATA,
+};
 
-static apr_status_t record_emit(void *ctx, const char *buf, apr_size_t len)
+static void stream_init(ark_stream_t *st, ark_test_client_t *c,
+                        int wants_usage, apr_pool_t *p)
 {
-    client_t *c = ctx;
-    const char *copy;
-
-    if (c->fail_with) {
-        return c->fail_with;
-    }
-    copy = apr_pstrmemdup(c->pool, buf, len);
-    /* one complete event per call: the buffer length is exact */
-    assert_int_equal(strlen(copy), len);
-    assert_memory_equal(copy, "data: ", 6);
-    assert_memory_equal(copy + len - 2, "\n\n", 2);
-    APR_ARRAY_PUSH(c->out, const char *) = copy;
-    c->all = apr_pstrcat(c->pool, c->all, copy, NULL);
-    return APR_SUCCESS;
+    ark_test_stream_init(st, c, &stream_conf, wants_usage, p);
 }
 
-static void stream_init(ark_stream_t *st, client_t *c, int wants_usage,
-                        apr_pool_t *p)
-{
-    memset(c, 0, sizeof(*c));
-    c->pool = p;
-    c->out = apr_array_make(p, 8, sizeof(const char *));
-    c->all = "";
-    memset(st, 0, sizeof(*st));
-    st->upstream_model = MODEL;
-    st->id = STREAM_ID;
-    st->created = apr_time_from_sec(STREAM_CREATED);
-    st->client_wants_usage = wants_usage;
-    ark_usage_clear(&st->usage);
-    st->emit = record_emit;
-    st->emit_ctx = c;
-    st->rpool = p;
-    apr_pool_create(&st->pool, p);
-}
-
-static apr_status_t send_event(ark_stream_t *st, const char *data)
-{
-    ark_sse_event_t ev;
-    apr_status_t rv;
-
-    ev.event = "";
-    ev.data = data;
-    ev.data_len = strlen(data);
-    rv = ark_provider_gemini.stream_event(st, &ev);
-    apr_pool_clear(st->pool);
-    return rv;
-}
-
-static apr_status_t pipe_event(void *ctx, const ark_sse_event_t *ev)
-{
-    ark_stream_t *st = ctx;
-    apr_status_t rv = ark_provider_gemini.stream_event(st, ev);
-
-    apr_pool_clear(st->pool);
-    return rv;
-}
-
-/* A small deterministic generator for the random splits (xorshift32), so
- * that a failure can be replayed. */
-static apr_uint32_t next_random(apr_uint32_t *s)
-{
-    *s ^= *s << 13;
-    *s ^= *s >> 17;
-    *s ^= *s << 5;
-    return *s;
-}
-
-enum { SPLIT_WHOLE, SPLIT_BYTES, SPLIT_RANDOM };
-
-/* Feeds upstream to a fresh stream cut as mode says, then ends it as
- * the gateway does when the upstream closes. */
-static void run_stream(ark_stream_t *st, client_t *c, apr_pool_t *p,
-                       const char *upstream, apr_size_t len, int mode,
-                       apr_uint32_t *seed, int wants_usage)
+/* Feeds upstream to a fresh stream cut as mode says (whole, byte by byte
+ * or in random pieces of up to 300 bytes), then ends it as the gateway
+ * does when the upstream closes. */
+static void run_stream(ark_stream_t *st, ark_test_client_t *c, apr_pool_t *p,
+                       const char *upstream, apr_size_t len,
+                       ark_test_split_mode_t mode, apr_uint32_t *seed,
+                       int wants_usage)
 {
     ark_sse_parser_t *sp = ark_sse_parser_make(p, 0);
-    apr_size_t at = 0;
+    ark_test_split_t split = { .mode = mode, .size = 300, .seed = seed };
 
     stream_init(st, c, wants_usage, p);
-    while (at < len) {
-        apr_size_t n = len - at;
-
-        if (mode == SPLIT_BYTES) {
-            n = 1;
-        }
-        else if (mode == SPLIT_RANDOM) {
-            apr_size_t most = n < 300 ? n : 300;
-
-            n = 1 + next_random(seed) % most;
-        }
-        assert_int_equal(ark_sse_feed(sp, upstream + at, n, pipe_event, st),
-                         APR_SUCCESS);
-        at += n;
-    }
+    assert_int_equal(ark_test_sse_feed(sp, upstream, len, &split,
+                                       ark_test_stream_event, st),
+                     APR_SUCCESS);
     assert_false(ark_sse_pending(sp));
     assert_int_equal(ark_provider_gemini.stream_end(st), APR_SUCCESS);
 }
@@ -966,12 +756,14 @@ static void stream_golden_files(void **state)
                                          wants ? "expected-usage.sse"
                                                : "expected.sse", NULL);
 
-            for (mode = SPLIT_WHOLE; mode <= SPLIT_RANDOM; mode++) {
-                for (round = 0; round < (mode == SPLIT_RANDOM ? 50 : 1);
+            for (mode = ARK_TEST_SPLIT_WHOLE; mode <= ARK_TEST_SPLIT_RANDOM;
+                 mode++) {
+                for (round = 0;
+                     round < (mode == ARK_TEST_SPLIT_RANDOM ? 50 : 1);
                      round++) {
                     apr_pool_t *cp;
                     ark_stream_t st;
-                    client_t c;
+                    ark_test_client_t c;
 
                     apr_pool_create(&cp, p);
                     run_stream(&st, &c, cp, upstream, len, mode, &seed,
@@ -1014,7 +806,7 @@ static void stream_cut_before_finish(void **state)
     const char *last = strstr(upstream, "\"finishReason\"");
     apr_uint32_t seed = 1;
     ark_stream_t st;
-    client_t c;
+    ark_test_client_t c;
     int mode;
 
     assert_non_null(last);
@@ -1023,7 +815,8 @@ static void stream_cut_before_finish(void **state)
         last--;
     }
     cut = (apr_size_t)(last - upstream) + 4;
-    for (mode = SPLIT_WHOLE; mode <= SPLIT_RANDOM; mode++) {
+    for (mode = ARK_TEST_SPLIT_WHOLE; mode <= ARK_TEST_SPLIT_RANDOM;
+         mode++) {
         run_stream(&st, &c, p, upstream, cut, mode, &seed, 1);
         assert_int_equal(st.done, 0);
         assert_int_equal(c.out->nelts, 4);      /* role and three texts */
@@ -1044,15 +837,18 @@ static void stream_prompt_blocked(void **state)
 {
     apr_pool_t *p = *state;
     ark_stream_t st;
-    client_t c;
+    ark_test_client_t c;
 
     stream_init(&st, &c, 1, p);
-    assert_int_equal(send_event(&st,
-                                "{\"promptFeedback\": {\"blockReason\": "
-                                "\"PROHIBITED_CONTENT\"},\"usageMetadata\": "
-                                "{\"promptTokenCount\": 12,"
-                                "\"totalTokenCount\": 12},"
-                                "\"modelVersion\": \"gemini-2.5-flash\"}"),
+    assert_int_equal(ark_test_stream_data(&st,
+                                          "{\"promptFeedback\": "
+                                          "{\"blockReason\": "
+                                          "\"PROHIBITED_CONTENT\"},"
+                                          "\"usageMetadata\": "
+                                          "{\"promptTokenCount\": 12,"
+                                          "\"totalTokenCount\": 12},"
+                                          "\"modelVersion\": "
+                                          "\"gemini-2.5-flash\"}"),
                      APR_SUCCESS);
     assert_int_equal(ark_provider_gemini.stream_end(&st), APR_SUCCESS);
     assert_int_equal(st.done, 1);
@@ -1088,11 +884,11 @@ static void stream_finish_reasons(void **state)
 
     for (i = 0; i < sizeof(reasons) / sizeof(reasons[0]); i++) {
         ark_stream_t st;
-        client_t c;
+        ark_test_client_t c;
         const char *last;
 
         stream_init(&st, &c, 0, p);
-        assert_int_equal(send_event(&st, apr_pstrcat(p,
+        assert_int_equal(ark_test_stream_data(&st, apr_pstrcat(p,
             "{\"candidates\": [{\"content\": {\"parts\": [{\"text\": \"x\"}],"
             "\"role\": \"model\"},\"finishReason\": \"", reasons[i][0],
             "\",\"index\": 0}]}", NULL)), APR_SUCCESS);
@@ -1102,8 +898,10 @@ static void stream_finish_reasons(void **state)
                                                  reasons[i][1], "\"",
                                                  NULL)));
         /* later events add no second finish */
-        assert_int_equal(send_event(&st, "{\"candidates\": [{\"finishReason"
-                                         "\": \"STOP\",\"index\": 0}]}"),
+        assert_int_equal(ark_test_stream_data(&st,
+                                              "{\"candidates\": "
+                                              "[{\"finishReason\": \"STOP\","
+                                              "\"index\": 0}]}"),
                          APR_SUCCESS);
         assert_int_equal(c.out->nelts, 3);
         assert_int_equal(ark_provider_gemini.stream_end(&st), APR_SUCCESS);
@@ -1124,16 +922,18 @@ static void stream_error_event(void **state)
 
     for (i = 0; i < sizeof(errors) / sizeof(errors[0]); i++) {
         ark_stream_t st;
-        client_t c;
+        ark_test_client_t c;
 
         stream_init(&st, &c, 1, p);
-        assert_int_equal(send_event(&st, "{\"candidates\": [{\"content\": {"
-                                         "\"parts\": [{\"text\": \"Hel\"}],"
-                                         "\"role\": \"model\"},\"index\": 0"
-                                         "}]}"),
+        assert_int_equal(ark_test_stream_data(&st,
+                                              "{\"candidates\": "
+                                              "[{\"content\": {\"parts\": "
+                                              "[{\"text\": \"Hel\"}],"
+                                              "\"role\": \"model\"},"
+                                              "\"index\": 0}]}"),
                          APR_SUCCESS);
         assert_int_equal(c.out->nelts, 2);
-        assert_int_equal(send_event(&st, errors[i]), APR_EGENERAL);
+        assert_int_equal(ark_test_stream_data(&st, errors[i]), APR_EGENERAL);
         assert_int_equal(c.out->nelts, 2);
         assert_int_equal(ark_provider_gemini.stream_end(&st), APR_SUCCESS);
         assert_int_equal(st.done, 0);
@@ -1158,21 +958,9 @@ static void stream_malformed_event(void **state)
         "{\"candidates\": [\"x\"]}",
         "{\"candidates\": [{\"content\": {\"parts\": \"x\"}}]}",
     };
-    apr_pool_t *p = *state;
-    apr_size_t i;
 
-    for (i = 0; i < sizeof(events) / sizeof(events[0]); i++) {
-        ark_stream_t st;
-        client_t c;
-
-        stream_init(&st, &c, 1, p);
-        if (send_event(&st, events[i]) != APR_EINVAL) {
-            fail_msg("accepted: '%s'", events[i]);
-        }
-        assert_int_equal(c.out->nelts, 0);
-        assert_int_equal(st.events, 0);
-        assert_int_equal(st.done, 0);
-    }
+    ark_test_stream_refuses(&stream_conf, events,
+                            sizeof(events) / sizeof(events[0]), *state);
 }
 
 static void stream_usage_only_event(void **state)
@@ -1181,21 +969,24 @@ static void stream_usage_only_event(void **state)
      * wins, count by count) */
     apr_pool_t *p = *state;
     ark_stream_t st;
-    client_t c;
+    ark_test_client_t c;
 
     stream_init(&st, &c, 0, p);
-    assert_int_equal(send_event(&st, "{\"candidates\": [{\"content\": {"
-                                     "\"parts\": [{\"text\": \"Hi\"}],"
-                                     "\"role\": \"model\"},\"finishReason\":"
-                                     " \"STOP\",\"index\": 0}],"
-                                     "\"usageMetadata\": {\"promptTokenCount"
-                                     "\": 3,\"totalTokenCount\": 3}}"),
+    assert_int_equal(ark_test_stream_data(&st,
+                                          "{\"candidates\": [{\"content\": "
+                                          "{\"parts\": [{\"text\": \"Hi\"}],"
+                                          "\"role\": \"model\"},"
+                                          "\"finishReason\": \"STOP\","
+                                          "\"index\": 0}],\"usageMetadata\": "
+                                          "{\"promptTokenCount\": 3,"
+                                          "\"totalTokenCount\": 3}}"),
                      APR_SUCCESS);
-    assert_int_equal(send_event(&st, "{\"usageMetadata\": {"
-                                     "\"promptTokenCount\": 3,"
-                                     "\"candidatesTokenCount\": 1,"
-                                     "\"totalTokenCount\": 4,"
-                                     "\"cachedContentTokenCount\": 2}}"),
+    assert_int_equal(ark_test_stream_data(&st,
+                                          "{\"usageMetadata\": "
+                                          "{\"promptTokenCount\": 3,"
+                                          "\"candidatesTokenCount\": 1,"
+                                          "\"totalTokenCount\": 4,"
+                                          "\"cachedContentTokenCount\": 2}}"),
                      APR_SUCCESS);
     assert_int_equal(c.out->nelts, 3);
     assert_int_equal(st.usage.prompt_tokens, 3);
@@ -1212,24 +1003,28 @@ static void stream_emitter_failure(void **state)
 {
     apr_pool_t *p = *state;
     ark_stream_t st;
-    client_t c;
+    ark_test_client_t c;
 
     stream_init(&st, &c, 1, p);
     c.fail_with = APR_ECONNABORTED;
-    assert_int_equal(send_event(&st, "{\"candidates\": [{\"content\": {"
-                                     "\"parts\": [{\"text\": \"Hi\"}],"
-                                     "\"role\": \"model\"},\"finishReason\":"
-                                     " \"STOP\",\"index\": 0}],"
-                                     "\"usageMetadata\": {\"promptTokenCount"
-                                     "\": 3,\"candidatesTokenCount\": 1,"
-                                     "\"totalTokenCount\": 4}}"),
+    assert_int_equal(ark_test_stream_data(&st,
+                                          "{\"candidates\": [{\"content\": "
+                                          "{\"parts\": [{\"text\": \"Hi\"}],"
+                                          "\"role\": \"model\"},"
+                                          "\"finishReason\": \"STOP\","
+                                          "\"index\": 0}],\"usageMetadata\": "
+                                          "{\"promptTokenCount\": 3,"
+                                          "\"candidatesTokenCount\": 1,"
+                                          "\"totalTokenCount\": 4}}"),
                      APR_ECONNABORTED);
     /* the usage was still recorded for the access log */
     assert_int_equal(st.usage.total_tokens, 4);
     c.fail_with = APR_EOF;
-    assert_int_equal(send_event(&st, "{\"candidates\": [{\"content\": {"
-                                     "\"parts\": [{\"text\": \"more\"}],"
-                                     "\"role\": \"model\"},\"index\": 0}]}"),
+    assert_int_equal(ark_test_stream_data(&st,
+                                          "{\"candidates\": [{\"content\": "
+                                          "{\"parts\": [{\"text\": \"more\"}],"
+                                          "\"role\": \"model\"},\"index\": "
+                                          "0}]}"),
                      APR_EOF);
     assert_int_equal(c.out->nelts, 0);
     assert_int_equal(st.done, 0);
@@ -1293,17 +1088,7 @@ static const char body_leak[] =
     "{\"error\":{\"code\":400,\"message\":\"Invalid header x-goog-api-key: "
     SECRET "\",\"status\":\"INVALID_ARGUMENT\"}}";
 
-typedef struct {
-    int upstream;
-    const char *body;
-    int status;
-    const char *type;
-    const char *code;
-    const char *message;
-    apr_interval_time_t retry_after;
-} map_case_t;
-
-static const map_case_t map_cases[] = {
+static const ark_test_map_case_t map_cases[] = {
     { 400, body_key_invalid, 502, "upstream_error", "upstream_auth_failed",
       "The upstream provider rejected the gateway's credentials.", 0 },
     { 400, body_invalid_arg, 400, "invalid_request_error",
@@ -1342,30 +1127,9 @@ static const map_case_t map_cases[] = {
 static void map_error_statuses(void **state)
 {
     apr_pool_t *p = *state;
-    ark_provider_t *prov = provider_make(p, SECRET);
-    apr_size_t i;
 
-    for (i = 0; i < sizeof(map_cases) / sizeof(map_cases[0]); i++) {
-        const map_case_t *mc = &map_cases[i];
-        ark_err_t err;
-        const char *json;
-
-        memset(&err, 0x5a, sizeof(err));
-        ark_provider_gemini.map_error(&err, prov, mc->upstream, mc->body,
-                                      mc->body ? strlen(mc->body) : 0, p);
-        if (err.status != mc->status || strcmp(err.code, mc->code)
-            || strcmp(err.message, mc->message)) {
-            fail_msg("case %u (HTTP %d): %d %s '%s'", (unsigned)i,
-                     mc->upstream, err.status, err.code, err.message);
-        }
-        assert_string_equal(err.type, mc->type);
-        assert_null(err.param);
-        assert_int_equal(err.retry_after, mc->retry_after);
-        /* the secret never reaches the client's body */
-        json = ark_err_json(&err, p);
-        assert_null(strstr(json, SECRET));
-        assert_null(strstr(json, "AIza"));
-    }
+    ark_test_map_errors(provider_make(p, SECRET), map_cases,
+                        sizeof(map_cases) / sizeof(map_cases[0]), "AIza", p);
 }
 
 static void map_error_key_invalid_streamed(void **state)
@@ -1441,56 +1205,32 @@ static void map_error_retry_delays(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(type_registered, setup, teardown),
-        cmocka_unit_test_setup_teardown(check_options, setup, teardown),
-        cmocka_unit_test_setup_teardown(request_golden_files, setup,
-                                        teardown),
-        cmocka_unit_test_setup_teardown(build_key_never_in_url, setup,
-                                        teardown),
-        cmocka_unit_test_setup_teardown(build_model_in_url, setup, teardown),
-        cmocka_unit_test_setup_teardown(build_tool_choice_modes, setup,
-                                        teardown),
-        cmocka_unit_test_setup_teardown(build_refusals, setup, teardown),
-        cmocka_unit_test_setup_teardown(build_embeddings_refused, setup,
-                                        teardown),
-        cmocka_unit_test_setup_teardown(response_golden_files, setup,
-                                        teardown),
-        cmocka_unit_test_setup_teardown(parse_ids_unique, setup, teardown),
-        cmocka_unit_test_setup_teardown(parse_rejects_malformed, setup,
-                                        teardown),
-        cmocka_unit_test_setup_teardown(parse_uses_len_not_nul, setup,
-                                        teardown),
-        cmocka_unit_test_setup_teardown(parse_text_keeps_nul, setup,
-                                        teardown),
-        cmocka_unit_test_setup_teardown(parse_empty_candidates, setup,
-                                        teardown),
-        cmocka_unit_test_setup_teardown(stream_golden_files, setup,
-                                        teardown),
-        cmocka_unit_test_setup_teardown(stream_cut_before_finish, setup,
-                                        teardown),
-        cmocka_unit_test_setup_teardown(stream_prompt_blocked, setup,
-                                        teardown),
-        cmocka_unit_test_setup_teardown(stream_finish_reasons, setup,
-                                        teardown),
-        cmocka_unit_test_setup_teardown(stream_error_event, setup, teardown),
-        cmocka_unit_test_setup_teardown(stream_malformed_event, setup,
-                                        teardown),
-        cmocka_unit_test_setup_teardown(stream_usage_only_event, setup,
-                                        teardown),
-        cmocka_unit_test_setup_teardown(stream_emitter_failure, setup,
-                                        teardown),
-        cmocka_unit_test_setup_teardown(map_error_statuses, setup, teardown),
-        cmocka_unit_test_setup_teardown(map_error_key_invalid_streamed,
-                                        setup, teardown),
-        cmocka_unit_test_setup_teardown(map_error_retry_delays, setup,
-                                        teardown),
+        ARK_TEST(type_registered),
+        ARK_TEST(check_options),
+        ARK_TEST(request_golden_files),
+        ARK_TEST(build_key_never_in_url),
+        ARK_TEST(build_model_in_url),
+        ARK_TEST(build_tool_choice_modes),
+        ARK_TEST(build_refusals),
+        ARK_TEST(build_embeddings_refused),
+        ARK_TEST(response_golden_files),
+        ARK_TEST(parse_ids_unique),
+        ARK_TEST(parse_rejects_malformed),
+        ARK_TEST(parse_uses_len_not_nul),
+        ARK_TEST(parse_text_keeps_nul),
+        ARK_TEST(parse_empty_candidates),
+        ARK_TEST(stream_golden_files),
+        ARK_TEST(stream_cut_before_finish),
+        ARK_TEST(stream_prompt_blocked),
+        ARK_TEST(stream_finish_reasons),
+        ARK_TEST(stream_error_event),
+        ARK_TEST(stream_malformed_event),
+        ARK_TEST(stream_usage_only_event),
+        ARK_TEST(stream_emitter_failure),
+        ARK_TEST(map_error_statuses),
+        ARK_TEST(map_error_key_invalid_streamed),
+        ARK_TEST(map_error_retry_delays),
     };
-    int rc;
 
-    apr_initialize();
-    apr_pool_create(&root_pool, NULL);
-    rc = cmocka_run_group_tests(tests, NULL, NULL);
-    apr_pool_destroy(root_pool);
-    apr_terminate();
-    return rc;
+    return ARK_TEST_RUN("ark_provider_gemini", tests);
 }

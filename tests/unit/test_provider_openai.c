@@ -7,12 +7,7 @@
  * compared byte for byte, and error mappings are checked for status,
  * type, code and message, and for never carrying the provider's secret.
  */
-#include <stdarg.h>
-#include <stddef.h>
-#include <setjmp.h>
-#include <stdint.h>
 #include <string.h>
-#include <cmocka.h>
 
 #include <apr_general.h>
 #include <apr_strings.h>
@@ -22,63 +17,25 @@
 #include "ark_provider.h"
 #include "ark_request.h"
 #include "ark_sse.h"
+#include "ark_testutil.h"
 
 #define SECRET "sk-proj-T3stS3cr3tV4lu3-0123456789abcdef"
-
-static apr_pool_t *root_pool;
-
-static int setup(void **state)
-{
-    apr_pool_t *p;
-
-    apr_pool_create(&p, root_pool);
-    *state = p;
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    apr_pool_destroy(*state);
-    return 0;
-}
 
 static ark_provider_t *provider_make(apr_pool_t *p, const char *base_url,
                                      const char *secret)
 {
-    ark_provider_t *prov = apr_pcalloc(p, sizeof(*prov));
-
-    prov->name = "openai";
-    prov->type = &ark_provider_openai;
-    prov->base_url = base_url;
-    prov->secret_source = secret ? "env:OPENAI_API_KEY" : NULL;
-    prov->secret = secret;
-    return prov;
+    return ark_test_provider_make(&ark_provider_openai, "openai", base_url,
+                                  secret, p);
 }
 
 static void parse_req(ark_req_t *req, const char *body, apr_pool_t *p)
 {
-    ark_err_t err;
-
-    if (ark_chat_req_parse(req, body, strlen(body), &err, p)
-        != APR_SUCCESS) {
-        fail_msg("test request refused: %s", err.message);
-    }
+    ark_test_chat_parse(req, body, strlen(body), p);
 }
 
 static json_t *load_json(const char *text, apr_size_t len)
 {
-    json_error_t jerr;
-    json_t *j = json_loadb(text, len, JSON_REJECT_DUPLICATES, &jerr);
-
-    if (!j) {
-        fail_msg("not JSON (%s): %.*s", jerr.text, (int)len, text);
-    }
-    return j;
-}
-
-static const char *header_at(const ark_upstream_req_t *u, int i)
-{
-    return APR_ARRAY_IDX(u->headers, i, const char *);
+    return ark_test_json_parse(text, len, 0, "the body", NULL);
 }
 
 /* ------------------------------------------------------ build_request */
@@ -110,9 +67,12 @@ static void build_plain_request(void **state)
                         "https://api.openai.com/v1/chat/completions");
     assert_non_null(up.headers);
     assert_int_equal(up.headers->nelts, 3);
-    assert_string_equal(header_at(&up, 0), "Content-Type: application/json");
-    assert_string_equal(header_at(&up, 1), "Accept: application/json");
-    assert_string_equal(header_at(&up, 2), "Authorization: Bearer " SECRET);
+    assert_string_equal(ark_test_header_at(&up, 0),
+                        "Content-Type: application/json");
+    assert_string_equal(ark_test_header_at(&up, 1),
+                        "Accept: application/json");
+    assert_string_equal(ark_test_header_at(&up, 2),
+                        "Authorization: Bearer " SECRET);
 
     /* the client's request, with only the model replaced */
     assert_non_null(up.body);
@@ -162,10 +122,11 @@ static void build_stream_adds_include_usage(void **state)
         assert_string_equal(up.url,
                             "https://api.deepseek.com/chat/completions");
         assert_int_equal(up.headers->nelts, 3);
-        assert_string_equal(header_at(&up, 0),
+        assert_string_equal(ark_test_header_at(&up, 0),
                             "Content-Type: application/json");
-        assert_string_equal(header_at(&up, 1), "Accept: text/event-stream");
-        assert_string_equal(header_at(&up, 2),
+        assert_string_equal(ark_test_header_at(&up, 1),
+                            "Accept: text/event-stream");
+        assert_string_equal(ark_test_header_at(&up, 2),
                             "Authorization: Bearer " SECRET);
         sent = load_json(up.body, up.body_len);
         assert_string_equal(json_string_value(json_object_get(sent,
@@ -227,7 +188,7 @@ static void build_without_secret(void **state)
     assert_string_equal(up.url, "http://127.0.0.1:11434/v1/chat/completions");
     assert_int_equal(up.headers->nelts, 2);
     for (i = 0; i < up.headers->nelts; i++) {
-        assert_null(strstr(header_at(&up, i), "Authorization"));
+        assert_null(strstr(ark_test_header_at(&up, i), "Authorization"));
     }
     assert_null(strstr(up.body, "Bearer"));
 }
@@ -294,15 +255,12 @@ static const char completion[] =
 static void parse_real_completion(void **state)
 {
     apr_pool_t *p = *state;
-    const char *out = NULL;
-    apr_size_t out_len = 0;
+    const char *out;
+    apr_size_t out_len;
     ark_usage_t u;
 
-    ark_usage_clear(&u);
-    assert_int_equal(ark_provider_openai.parse_response(
-                         &out, &out_len, &u, NULL, completion,
-                         sizeof(completion) - 1, p),
-                     APR_SUCCESS);
+    ark_test_parse_ok(&ark_provider_openai, completion,
+                      sizeof(completion) - 1, &out, &out_len, &u, p);
     /* relayed byte for byte */
     assert_int_equal(out_len, sizeof(completion) - 1);
     assert_memory_equal(out, completion, out_len);
@@ -321,14 +279,12 @@ static void parse_completion_without_usage(void **state)
         "\"model\":\"llama3.1:8b\",\"choices\":[{\"index\":0,\"message\":"
         "{\"role\":\"assistant\",\"content\":\"Hi\"},"
         "\"finish_reason\":\"stop\"}]}";
-    const char *out = NULL;
-    apr_size_t out_len = 0;
+    const char *out;
+    apr_size_t out_len;
     ark_usage_t u;
 
-    ark_usage_clear(&u);
-    assert_int_equal(ark_provider_openai.parse_response(
-                         &out, &out_len, &u, NULL, body, sizeof(body) - 1, p),
-                     APR_SUCCESS);
+    ark_test_parse_ok(&ark_provider_openai, body, sizeof(body) - 1, &out,
+                      &out_len, &u, p);
     assert_int_equal(out_len, sizeof(body) - 1);
     assert_memory_equal(out, body, out_len);
     assert_int_equal(u.prompt_tokens, -1);
@@ -340,12 +296,7 @@ static void parse_completion_without_usage(void **state)
 static void parse_rejects_malformed(void **state)
 {
     static const char *const bodies[] = {
-        "",
-        "not json",
-        "<html><head><title>502 Bad Gateway</title></head></html>",
-        "[]",
-        "null",
-        "{}",
+        /* besides what no answer can be (see ark_test_parse_refuses) */
         "{\"object\":\"chat.completion\",\"choices\":null}",
         "{\"object\":\"chat.completion\",\"choices\":{}}",
         "{\"object\":\"chat.completion\",\"choices\":\"stop\"}",
@@ -353,92 +304,38 @@ static void parse_rejects_malformed(void **state)
         "\"param\":null,\"code\":null}}",
         "{\"choices\":[]",
     };
-    apr_pool_t *p = *state;
-    apr_size_t i;
 
-    for (i = 0; i < sizeof(bodies) / sizeof(bodies[0]); i++) {
-        const char *out = NULL;
-        apr_size_t out_len = 0;
-        ark_usage_t u;
-
-        ark_usage_clear(&u);
-        if (ark_provider_openai.parse_response(&out, &out_len, &u, NULL,
-                                               bodies[i], strlen(bodies[i]),
-                                               p)
-            != APR_EINVAL) {
-            fail_msg("accepted: %s", bodies[i]);
-        }
-    }
+    ark_test_parse_refuses(&ark_provider_openai, bodies,
+                           sizeof(bodies) / sizeof(bodies[0]), 0, *state);
 }
 
 static void parse_uses_len_not_nul(void **state)
 {
     /* the body is a buffer with a length, not a C string */
     apr_pool_t *p = *state;
-    char *buf = apr_pstrcat(p, completion, "TRAILING", NULL);
-    const char *out = NULL;
-    apr_size_t out_len = 0;
+    const char *out;
+    apr_size_t out_len;
     ark_usage_t u;
 
-    ark_usage_clear(&u);
-    assert_int_equal(ark_provider_openai.parse_response(
-                         &out, &out_len, &u, NULL, buf, sizeof(completion) - 1, p),
-                     APR_SUCCESS);
+    ark_test_parse_ok(&ark_provider_openai,
+                      apr_pstrcat(p, completion, "TRAILING", NULL),
+                      sizeof(completion) - 1, &out, &out_len, &u, p);
     assert_int_equal(out_len, sizeof(completion) - 1);
     assert_int_equal(u.total_tokens, 1163);
 }
 
 /* ------------------------------------------------------- stream_event */
 
-typedef struct {
-    apr_pool_t *pool;
-    apr_array_header_t *out;    /* const char *, one per emit call */
-    const char *all;            /* everything emitted, concatenated */
-    apr_status_t fail_with;     /* non-zero: the client is gone */
-} client_t;
+/* The client sees whatever the upstream sent: no frame check. */
+static const ark_test_stream_conf_t stream_conf = {
+    .type = &ark_provider_openai,
+    .frame = ARK_TEST_FRAME_ANY,
+};
 
-static apr_status_t record_emit(void *ctx, const char *buf, apr_size_t len)
+static void stream_init(ark_stream_t *st, ark_test_client_t *c,
+                        int wants_usage, apr_pool_t *p)
 {
-    client_t *c = ctx;
-    const char *copy;
-
-    if (c->fail_with) {
-        return c->fail_with;
-    }
-    copy = apr_pstrmemdup(c->pool, buf, len);
-    /* one complete event per call: the buffer length is exact */
-    assert_int_equal(strlen(copy), len);
-    APR_ARRAY_PUSH(c->out, const char *) = copy;
-    c->all = apr_pstrcat(c->pool, c->all, copy, NULL);
-    return APR_SUCCESS;
-}
-
-static void stream_init(ark_stream_t *st, client_t *c, int wants_usage,
-                        apr_pool_t *p)
-{
-    memset(c, 0, sizeof(*c));
-    c->pool = p;
-    c->out = apr_array_make(p, 8, sizeof(const char *));
-    c->all = "";
-    memset(st, 0, sizeof(*st));
-    st->client_wants_usage = wants_usage;
-    ark_usage_clear(&st->usage);
-    st->emit = record_emit;
-    st->emit_ctx = c;
-    apr_pool_create(&st->pool, p);
-}
-
-static apr_status_t send_event(ark_stream_t *st, const char *data)
-{
-    ark_sse_event_t ev;
-    apr_status_t rv;
-
-    ev.event = "";
-    ev.data = data;
-    ev.data_len = strlen(data);
-    rv = ark_provider_openai.stream_event(st, &ev);
-    apr_pool_clear(st->pool);
-    return rv;
+    ark_test_stream_init(st, c, &stream_conf, wants_usage, p);
 }
 
 /* Chunks of a streamed chat completion, as the API reference shows
@@ -476,10 +373,10 @@ static void stream_done(void **state)
 {
     apr_pool_t *p = *state;
     ark_stream_t st;
-    client_t c;
+    ark_test_client_t c;
 
     stream_init(&st, &c, 0, p);
-    assert_int_equal(send_event(&st, "[DONE]"), APR_SUCCESS);
+    assert_int_equal(ark_test_stream_data(&st, "[DONE]"), APR_SUCCESS);
     assert_int_equal(st.done, 1);
     assert_int_equal(c.out->nelts, 1);
     assert_string_equal(APR_ARRAY_IDX(c.out, 0, const char *),
@@ -492,12 +389,12 @@ static void stream_chunks_relayed_byte_for_byte(void **state)
                                           chunk_stop };
     apr_pool_t *p = *state;
     ark_stream_t st;
-    client_t c;
+    ark_test_client_t c;
     int i;
 
     stream_init(&st, &c, 0, p);
     for (i = 0; i < 3; i++) {
-        assert_int_equal(send_event(&st, chunks[i]), APR_SUCCESS);
+        assert_int_equal(ark_test_stream_data(&st, chunks[i]), APR_SUCCESS);
         assert_int_equal(c.out->nelts, i + 1);
         assert_string_equal(APR_ARRAY_IDX(c.out, i, const char *),
                             apr_pstrcat(p, "data: ", chunks[i], "\n\n",
@@ -518,18 +415,18 @@ static void stream_usage_chunk_withheld(void **state)
      * shown */
     apr_pool_t *p = *state;
     ark_stream_t st;
-    client_t c;
+    ark_test_client_t c;
 
     stream_init(&st, &c, 0, p);
-    assert_int_equal(send_event(&st, chunk_stop), APR_SUCCESS);
-    assert_int_equal(send_event(&st, chunk_usage), APR_SUCCESS);
+    assert_int_equal(ark_test_stream_data(&st, chunk_stop), APR_SUCCESS);
+    assert_int_equal(ark_test_stream_data(&st, chunk_usage), APR_SUCCESS);
     assert_int_equal(c.out->nelts, 1);
     assert_int_equal(st.events, 1);
     assert_int_equal(st.usage.prompt_tokens, 19);
     assert_int_equal(st.usage.completion_tokens, 10);
     assert_int_equal(st.usage.total_tokens, 29);
     assert_int_equal(st.usage.cached_tokens, 3);
-    assert_int_equal(send_event(&st, "[DONE]"), APR_SUCCESS);
+    assert_int_equal(ark_test_stream_data(&st, "[DONE]"), APR_SUCCESS);
     assert_int_equal(c.out->nelts, 2);
     assert_string_equal(c.all, apr_pstrcat(p, "data: ", chunk_stop, "\n\n",
                                            "data: [DONE]\n\n", NULL));
@@ -540,10 +437,10 @@ static void stream_usage_chunk_relayed_when_asked(void **state)
 {
     apr_pool_t *p = *state;
     ark_stream_t st;
-    client_t c;
+    ark_test_client_t c;
 
     stream_init(&st, &c, 1, p);
-    assert_int_equal(send_event(&st, chunk_usage), APR_SUCCESS);
+    assert_int_equal(ark_test_stream_data(&st, chunk_usage), APR_SUCCESS);
     assert_int_equal(c.out->nelts, 1);
     assert_int_equal(st.events, 1);
     assert_string_equal(APR_ARRAY_IDX(c.out, 0, const char *),
@@ -565,10 +462,10 @@ static void stream_usage_in_content_chunk(void **state)
         "{\"content\":\"!\"},\"finish_reason\":\"stop\"}],\"usage\":"
         "{\"prompt_tokens\":7,\"completion_tokens\":2,\"total_tokens\":9}}";
     ark_stream_t st;
-    client_t c;
+    ark_test_client_t c;
 
     stream_init(&st, &c, 0, p);
-    assert_int_equal(send_event(&st, chunk), APR_SUCCESS);
+    assert_int_equal(ark_test_stream_data(&st, chunk), APR_SUCCESS);
     assert_int_equal(c.out->nelts, 1);
     assert_string_equal(APR_ARRAY_IDX(c.out, 0, const char *),
                         apr_pstrcat(p, "data: ", chunk, "\n\n", NULL));
@@ -587,21 +484,9 @@ static void stream_malformed_event(void **state)
         "null",
         "[DONE] ",
     };
-    apr_pool_t *p = *state;
-    apr_size_t i;
 
-    for (i = 0; i < sizeof(events) / sizeof(events[0]); i++) {
-        ark_stream_t st;
-        client_t c;
-
-        stream_init(&st, &c, 1, p);
-        if (send_event(&st, events[i]) != APR_EINVAL) {
-            fail_msg("accepted: '%s'", events[i]);
-        }
-        assert_int_equal(c.out->nelts, 0);
-        assert_int_equal(st.events, 0);
-        assert_int_equal(st.done, 0);
-    }
+    ark_test_stream_refuses(&stream_conf, events,
+                            sizeof(events) / sizeof(events[0]), *state);
 }
 
 static void stream_error_event(void **state)
@@ -609,16 +494,17 @@ static void stream_error_event(void **state)
     /* an upstream failing mid-stream sends an error object */
     apr_pool_t *p = *state;
     ark_stream_t st;
-    client_t c;
+    ark_test_client_t c;
 
     stream_init(&st, &c, 0, p);
-    assert_int_equal(send_event(&st, chunk_role), APR_SUCCESS);
-    assert_int_equal(send_event(&st,
-                                "{\"error\":{\"message\":\"The server had "
-                                "an error while processing your request. "
-                                "Sorry about that!\",\"type\":"
-                                "\"server_error\",\"param\":null,"
-                                "\"code\":null}}"),
+    assert_int_equal(ark_test_stream_data(&st, chunk_role), APR_SUCCESS);
+    assert_int_equal(ark_test_stream_data(&st,
+                                          "{\"error\":{\"message\":\"The "
+                                          "server had an error while "
+                                          "processing your request. Sorry "
+                                          "about that!\",\"type\":"
+                                          "\"server_error\",\"param\":null,"
+                                          "\"code\":null}}"),
                      APR_EGENERAL);
     assert_int_equal(c.out->nelts, 1);
     assert_int_equal(st.events, 1);
@@ -629,35 +515,22 @@ static void stream_emitter_failure(void **state)
 {
     apr_pool_t *p = *state;
     ark_stream_t st;
-    client_t c;
+    ark_test_client_t c;
 
     stream_init(&st, &c, 0, p);
     c.fail_with = APR_ECONNABORTED;
-    assert_int_equal(send_event(&st, chunk_text), APR_ECONNABORTED);
-    assert_int_equal(send_event(&st, "[DONE]"), APR_ECONNABORTED);
+    assert_int_equal(ark_test_stream_data(&st, chunk_text), APR_ECONNABORTED);
+    assert_int_equal(ark_test_stream_data(&st, "[DONE]"), APR_ECONNABORTED);
 
     stream_init(&st, &c, 1, p);
     c.fail_with = APR_EOF;
-    assert_int_equal(send_event(&st, chunk_usage), APR_EOF);
+    assert_int_equal(ark_test_stream_data(&st, chunk_usage), APR_EOF);
     /* the usage was still recorded for the access log */
     assert_int_equal(st.usage.total_tokens, 29);
 }
 
 /* The whole path: upstream bytes through the SSE parser into the
  * translator, in any split. */
-typedef struct {
-    ark_stream_t *st;
-} pipe_t;
-
-static apr_status_t pipe_event(void *ctx, const ark_sse_event_t *ev)
-{
-    pipe_t *pp = ctx;
-    apr_status_t rv = ark_provider_openai.stream_event(pp->st, ev);
-
-    apr_pool_clear(pp->st->pool);
-    return rv;
-}
-
 static void stream_whole_path_in_any_split(void **state)
 {
     apr_pool_t *p = *state;
@@ -684,20 +557,15 @@ static void stream_whole_path_in_any_split(void **state)
         /* steps of 1 (byte by byte) up to the whole stream at once */
         for (step = 1; step <= len; step = step < 64 ? step + 1 : len) {
             ark_sse_parser_t *sp = ark_sse_parser_make(p, 0);
+            ark_test_split_t split = { .mode = ARK_TEST_SPLIT_STEP,
+                                       .size = step };
             ark_stream_t st;
-            client_t c;
-            pipe_t pp;
-            apr_size_t at;
+            ark_test_client_t c;
 
             stream_init(&st, &c, wants, p);
-            pp.st = &st;
-            for (at = 0; at < len; at += step) {
-                apr_size_t n = len - at < step ? len - at : step;
-
-                assert_int_equal(ark_sse_feed(sp, upstream + at, n,
-                                              pipe_event, &pp),
-                                 APR_SUCCESS);
-            }
+            assert_int_equal(ark_test_sse_feed(sp, upstream, len, &split,
+                                               ark_test_stream_event, &st),
+                             APR_SUCCESS);
             assert_false(ark_sse_pending(sp));
             assert_int_equal(st.done, 1);
             assert_string_equal(c.all, want);
@@ -706,7 +574,7 @@ static void stream_whole_path_in_any_split(void **state)
             assert_int_equal(st.usage.completion_tokens, 10);
             assert_int_equal(st.usage.total_tokens, 29);
             assert_int_equal(st.usage.cached_tokens, 3);
-            apr_pool_destroy(st.pool);
+            apr_pool_destroy(st.rpool);
             if (step == len) {
                 break;
             }
@@ -748,91 +616,63 @@ static const char body_leak[] =
     " is malformed\",\"type\":\"invalid_request_error\",\"param\":null,"
     "\"code\":null}}";
 
-typedef struct {
-    int upstream;
-    const char *body;
-    int status;
-    const char *type;
-    const char *code;
-    const char *message;
-} map_case_t;
-
-static const map_case_t map_cases[] = {
+/* What the client is told (never with a Retry-After). */
+static const ark_test_map_case_t map_cases[] = {
     { 400, body_400, 400, "invalid_request_error",
       "upstream_rejected_request",
       "Invalid value for 'temperature': expected a number between 0 and "
-      "2." },
+      "2.", 0 },
     { 400, "Bad Request", 400, "invalid_request_error",
       "upstream_rejected_request",
-      "The upstream provider rejected the request as invalid." },
+      "The upstream provider rejected the request as invalid.", 0 },
     { 400, body_leak, 400, "invalid_request_error",
       "upstream_rejected_request",
-      "The upstream provider rejected the request as invalid." },
+      "The upstream provider rejected the request as invalid.", 0 },
     { 400, NULL, 400, "invalid_request_error", "upstream_rejected_request",
-      "The upstream provider rejected the request as invalid." },
+      "The upstream provider rejected the request as invalid.", 0 },
     { 422, "{\"object\":\"error\",\"message\":\"bad\",\"code\":422}", 400,
       "invalid_request_error", "upstream_rejected_request",
-      "The upstream provider rejected the request as invalid." },
+      "The upstream provider rejected the request as invalid.", 0 },
     { 401, body_401, 502, "upstream_error", "upstream_auth_failed",
-      "The upstream provider rejected the gateway's credentials." },
+      "The upstream provider rejected the gateway's credentials.", 0 },
     { 403, "{\"error\":{\"message\":\"Project proj_abc does not have access "
            "to model gpt-4o\",\"type\":\"invalid_request_error\"}}",
       502, "upstream_error", "upstream_auth_failed",
-      "The upstream provider rejected the gateway's credentials." },
+      "The upstream provider rejected the gateway's credentials.", 0 },
     { 404, body_404, 502, "upstream_error", "upstream_not_found",
       "The upstream provider does not know the configured model or "
-      "endpoint." },
+      "endpoint.", 0 },
     { 408, "", 504, "timeout_error", "upstream_timeout",
-      "The upstream provider timed out." },
+      "The upstream provider timed out.", 0 },
     { 413, "{\"error\":{\"message\":\"Request too large for gpt-4o: "
            "limit 30000 tokens.\",\"type\":\"invalid_request_error\"}}",
       413, "invalid_request_error", "request_too_large",
-      "Request too large for gpt-4o: limit 30000 tokens." },
+      "Request too large for gpt-4o: limit 30000 tokens.", 0 },
     { 413, "<html>413 Request Entity Too Large</html>", 413,
       "invalid_request_error", "request_too_large",
-      "The upstream provider rejected the request as too large." },
+      "The upstream provider rejected the request as too large.", 0 },
     { 429, body_429, 429, "rate_limit_error", "upstream_rate_limited",
-      "The upstream provider is rate limiting requests; retry later." },
+      "The upstream provider is rate limiting requests; retry later.", 0 },
     { 500, body_500, 502, "upstream_error", "upstream_error",
-      "The upstream provider failed (HTTP 500)." },
+      "The upstream provider failed (HTTP 500).", 0 },
     { 502, "<html>502 Bad Gateway</html>", 502, "upstream_error",
-      "upstream_error", "The upstream provider failed (HTTP 502)." },
+      "upstream_error", "The upstream provider failed (HTTP 502).", 0 },
     { 503, "{\"error\":{\"message\":\"The engine is currently overloaded, "
            "please try again later\",\"type\":\"server_error\"}}",
       502, "upstream_error", "upstream_error",
-      "The upstream provider failed (HTTP 503)." },
+      "The upstream provider failed (HTTP 503).", 0 },
     { 503, body_leak, 502, "upstream_error", "upstream_error",
-      "The upstream provider failed (HTTP 503)." },
+      "The upstream provider failed (HTTP 503).", 0 },
 };
 
 static void map_error_statuses(void **state)
 {
     apr_pool_t *p = *state;
-    ark_provider_t *prov = provider_make(p, "https://api.openai.com/v1",
-                                         SECRET);
-    apr_size_t i;
 
-    for (i = 0; i < sizeof(map_cases) / sizeof(map_cases[0]); i++) {
-        const map_case_t *mc = &map_cases[i];
-        ark_err_t err;
-        const char *json;
-
-        memset(&err, 0x5a, sizeof(err));
-        ark_provider_openai.map_error(&err, prov, mc->upstream, mc->body,
-                                      mc->body ? strlen(mc->body) : 0, p);
-        if (err.status != mc->status || strcmp(err.code, mc->code)
-            || strcmp(err.message, mc->message)) {
-            fail_msg("case %u (HTTP %d): %d %s '%s'", (unsigned)i,
-                     mc->upstream, err.status, err.code, err.message);
-        }
-        assert_string_equal(err.type, mc->type);
-        assert_null(err.param);
-        assert_int_equal(err.retry_after, 0);
-        /* the secret never reaches the client's body */
-        json = ark_err_json(&err, p);
-        assert_null(strstr(json, SECRET));
-        assert_null(strstr(json, "sk-proj"));
-    }
+    ark_test_map_errors(provider_make(p, "https://api.openai.com/v1",
+                                      SECRET),
+                        map_cases, sizeof(map_cases) / sizeof(map_cases[0]),
+                        "sk-proj", p);
 }
 
 static void map_error_auth_never_relays_upstream_text(void **state)
@@ -958,58 +798,31 @@ static void error_message_truncated(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(build_plain_request, setup,
-                                        teardown),
-        cmocka_unit_test_setup_teardown(build_stream_adds_include_usage,
-                                        setup, teardown),
-        cmocka_unit_test_setup_teardown(build_keeps_other_stream_options,
-                                        setup, teardown),
-        cmocka_unit_test_setup_teardown(build_without_secret, setup,
-                                        teardown),
-        cmocka_unit_test_setup_teardown(build_body_never_holds_secret, setup,
-                                        teardown),
-        cmocka_unit_test_setup_teardown(parse_real_completion, setup,
-                                        teardown),
-        cmocka_unit_test_setup_teardown(parse_completion_without_usage,
-                                        setup, teardown),
-        cmocka_unit_test_setup_teardown(parse_rejects_malformed, setup,
-                                        teardown),
-        cmocka_unit_test_setup_teardown(parse_uses_len_not_nul, setup,
-                                        teardown),
-        cmocka_unit_test_setup_teardown(stream_done, setup, teardown),
-        cmocka_unit_test_setup_teardown(stream_chunks_relayed_byte_for_byte,
-                                        setup, teardown),
-        cmocka_unit_test_setup_teardown(stream_usage_chunk_withheld, setup,
-                                        teardown),
-        cmocka_unit_test_setup_teardown(
-            stream_usage_chunk_relayed_when_asked, setup, teardown),
-        cmocka_unit_test_setup_teardown(stream_usage_in_content_chunk, setup,
-                                        teardown),
-        cmocka_unit_test_setup_teardown(stream_malformed_event, setup,
-                                        teardown),
-        cmocka_unit_test_setup_teardown(stream_error_event, setup, teardown),
-        cmocka_unit_test_setup_teardown(stream_emitter_failure, setup,
-                                        teardown),
-        cmocka_unit_test_setup_teardown(stream_whole_path_in_any_split,
-                                        setup, teardown),
-        cmocka_unit_test_setup_teardown(map_error_statuses, setup, teardown),
-        cmocka_unit_test_setup_teardown(
-            map_error_auth_never_relays_upstream_text, setup, teardown),
-        cmocka_unit_test_setup_teardown(error_message_extracts, setup,
-                                        teardown),
-        cmocka_unit_test_setup_teardown(error_message_absent, setup,
-                                        teardown),
-        cmocka_unit_test_setup_teardown(error_message_hides_secret, setup,
-                                        teardown),
-        cmocka_unit_test_setup_teardown(error_message_truncated, setup,
-                                        teardown),
+        ARK_TEST(build_plain_request),
+        ARK_TEST(build_stream_adds_include_usage),
+        ARK_TEST(build_keeps_other_stream_options),
+        ARK_TEST(build_without_secret),
+        ARK_TEST(build_body_never_holds_secret),
+        ARK_TEST(parse_real_completion),
+        ARK_TEST(parse_completion_without_usage),
+        ARK_TEST(parse_rejects_malformed),
+        ARK_TEST(parse_uses_len_not_nul),
+        ARK_TEST(stream_done),
+        ARK_TEST(stream_chunks_relayed_byte_for_byte),
+        ARK_TEST(stream_usage_chunk_withheld),
+        ARK_TEST(stream_usage_chunk_relayed_when_asked),
+        ARK_TEST(stream_usage_in_content_chunk),
+        ARK_TEST(stream_malformed_event),
+        ARK_TEST(stream_error_event),
+        ARK_TEST(stream_emitter_failure),
+        ARK_TEST(stream_whole_path_in_any_split),
+        ARK_TEST(map_error_statuses),
+        ARK_TEST(map_error_auth_never_relays_upstream_text),
+        ARK_TEST(error_message_extracts),
+        ARK_TEST(error_message_absent),
+        ARK_TEST(error_message_hides_secret),
+        ARK_TEST(error_message_truncated),
     };
-    int rc;
 
-    apr_initialize();
-    apr_pool_create(&root_pool, NULL);
-    rc = cmocka_run_group_tests(tests, NULL, NULL);
-    apr_pool_destroy(root_pool);
-    apr_terminate();
-    return rc;
+    return ARK_TEST_RUN("ark_provider_openai", tests);
 }

@@ -6,35 +6,14 @@
  * with: the ownership tests count its references, and the whole file
  * runs under AddressSanitizer (leaks and double frees).
  */
-#include <stdarg.h>
-#include <stddef.h>
-#include <setjmp.h>
-#include <stdint.h>
 #include <string.h>
-#include <cmocka.h>
 
 #include <apr_general.h>
 #include <apr_strings.h>
 #include <jansson.h>
 
 #include "ark_request.h"
-
-static apr_pool_t *root_pool;
-
-static int setup(void **state)
-{
-    apr_pool_t *p;
-
-    apr_pool_create(&p, root_pool);
-    *state = p;
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    apr_pool_destroy(*state);
-    return 0;
-}
+#include "ark_testutil.h"
 
 static apr_status_t parse_str(ark_req_t *req, const char *body,
                               ark_err_t *err, apr_pool_t *p)
@@ -655,43 +634,24 @@ static void json_pool_own_and_pdump(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(req_minimal, setup, teardown),
-        cmocka_unit_test_setup_teardown(req_full_conversation, setup,
-                                        teardown),
-        cmocka_unit_test_setup_teardown(req_stream_flags, setup, teardown),
-        cmocka_unit_test_setup_teardown(req_parses_exactly_len_bytes, setup,
-                                        teardown),
-        cmocka_unit_test_setup_teardown(req_bad_fields, setup, teardown),
-        cmocka_unit_test_setup_teardown(req_empty_body, setup, teardown),
-        cmocka_unit_test_setup_teardown(req_bad_json_line_column, setup,
-                                        teardown),
-        cmocka_unit_test_setup_teardown(req_duplicate_keys, setup,
-                                        teardown),
-        cmocka_unit_test_setup_teardown(req_nul_in_string_refused, setup,
-                                        teardown),
-        cmocka_unit_test_setup_teardown(req_error_message_is_valid_json,
-                                        setup, teardown),
-        cmocka_unit_test_setup_teardown(usage_clear_sets_unknown, setup,
-                                        teardown),
-        cmocka_unit_test_setup_teardown(usage_from_openai_full, setup,
-                                        teardown),
-        cmocka_unit_test_setup_teardown(usage_from_openai_partial, setup,
-                                        teardown),
-        cmocka_unit_test_setup_teardown(usage_from_openai_not_object, setup,
-                                        teardown),
-        cmocka_unit_test_setup_teardown(req_root_released_with_pool, setup,
-                                        teardown),
-        cmocka_unit_test_setup_teardown(req_root_released_after_refusal,
-                                        setup, teardown),
-        cmocka_unit_test_setup_teardown(json_pool_own_and_pdump, setup,
-                                        teardown),
+        ARK_TEST(req_minimal),
+        ARK_TEST(req_full_conversation),
+        ARK_TEST(req_stream_flags),
+        ARK_TEST(req_parses_exactly_len_bytes),
+        ARK_TEST(req_bad_fields),
+        ARK_TEST(req_empty_body),
+        ARK_TEST(req_bad_json_line_column),
+        ARK_TEST(req_duplicate_keys),
+        ARK_TEST(req_nul_in_string_refused),
+        ARK_TEST(req_error_message_is_valid_json),
+        ARK_TEST(usage_clear_sets_unknown),
+        ARK_TEST(usage_from_openai_full),
+        ARK_TEST(usage_from_openai_partial),
+        ARK_TEST(usage_from_openai_not_object),
+        ARK_TEST(req_root_released_with_pool),
+        ARK_TEST(req_root_released_after_refusal),
+        ARK_TEST(json_pool_own_and_pdump),
     };
-    int rc;
 
-    apr_initialize();
-    apr_pool_create(&root_pool, NULL);
-    rc = cmocka_run_group_tests(tests, NULL, NULL);
-    apr_pool_destroy(root_pool);
-    apr_terminate();
-    return rc;
+    return ARK_TEST_RUN("ark_request", tests);
 }

@@ -6,37 +6,16 @@
  * Channels are described directly as ark_route_chan_t: a view as
  * ark_sig_view would fill it, so no shared memory is involved.
  */
-#include <stdarg.h>
-#include <stddef.h>
-#include <setjmp.h>
-#include <stdint.h>
 #include <string.h>
 #include <math.h>
-#include <cmocka.h>
 
 #include <apr_general.h>
 #include <apr_strings.h>
 
 #include "ark_route.h"
+#include "ark_testutil.h"
 
 #define MAXCH 8
-
-static apr_pool_t *root_pool;
-
-static int setup(void **state)
-{
-    apr_pool_t *p;
-
-    apr_pool_create(&p, root_pool);
-    *state = p;
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    apr_pool_destroy(*state);
-    return 0;
-}
 
 static const ark_weights_t weights_high = ARK_WEIGHTS_HIGH;
 static const ark_weights_t weights_normal = ARK_WEIGHTS_NORMAL;
@@ -751,31 +730,23 @@ static void order_empty(void **state)
 
 int main(void)
 {
-#define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
     const struct CMUnitTest tests[] = {
-        T(tags_parse_valid),
-        T(tags_parse_errors),
-        T(tags_satisfy_rules),
-        T(strategy_and_priority_names),
-        T(order_fallback),
-        T(order_cost),
-        T(order_least_latency),
-        T(order_weighted_reproducible),
-        T(order_weighted_proportional),
-        T(order_score_worked_example),
-        T(score_values),
-        T(order_score_excludes_filtered_from_minima),
-        T(filter_compliance_every_strategy),
-        T(filter_unavailable),
-        T(order_empty),
+        ARK_TEST(tags_parse_valid),
+        ARK_TEST(tags_parse_errors),
+        ARK_TEST(tags_satisfy_rules),
+        ARK_TEST(strategy_and_priority_names),
+        ARK_TEST(order_fallback),
+        ARK_TEST(order_cost),
+        ARK_TEST(order_least_latency),
+        ARK_TEST(order_weighted_reproducible),
+        ARK_TEST(order_weighted_proportional),
+        ARK_TEST(order_score_worked_example),
+        ARK_TEST(score_values),
+        ARK_TEST(order_score_excludes_filtered_from_minima),
+        ARK_TEST(filter_compliance_every_strategy),
+        ARK_TEST(filter_unavailable),
+        ARK_TEST(order_empty),
     };
-#undef T
-    int rc;
 
-    apr_initialize();
-    apr_pool_create(&root_pool, NULL);
-    rc = cmocka_run_group_tests(tests, NULL, NULL);
-    apr_pool_destroy(root_pool);
-    apr_terminate();
-    return rc;
+    return ARK_TEST_RUN("ark_route", tests);
 }

@@ -7,19 +7,15 @@
  * times, so nothing depends on the clock. T0 is aligned on a histogram
  * period and on a window slot of every window used here.
  */
-#include <stdarg.h>
-#include <stddef.h>
-#include <setjmp.h>
-#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <math.h>
 #include <pthread.h>
-#include <cmocka.h>
 
 #include <apr_general.h>
 
 #include "ark_signals.h"
+#include "ark_testutil.h"
 
 /* A time far from 0, on a histogram period boundary (60 s) and so on a
  * window slot boundary for windows of 10 s and 60 s. */
@@ -932,10 +928,6 @@ int main(void)
         T(concurrent_acquire_release),
     };
 #undef T
-    int rc;
 
-    apr_initialize();
-    rc = cmocka_run_group_tests(tests, NULL, NULL);
-    apr_terminate();
-    return rc;
+    return ARK_TEST_RUN("ark_signals", tests);
 }

@@ -7,18 +7,14 @@
  * repeat that for every single cut, byte by byte, and for many random
  * cuts from a fixed seed.
  */
-#include <stdarg.h>
-#include <stddef.h>
-#include <setjmp.h>
-#include <stdint.h>
 #include <string.h>
-#include <cmocka.h>
 
 #include <apr_general.h>
 #include <apr_strings.h>
 #include <apr_tables.h>
 
 #include "ark_sse.h"
+#include "ark_testutil.h"
 
 /* One event as the callback saw it, copied out of the parser. */
 typedef struct {
@@ -34,8 +30,6 @@ typedef struct {
     int fail_at;                  /* 1-based call that fails, 0 = never */
     apr_status_t fail_rv;
 } collector_t;
-
-static apr_pool_t *root_pool;
 
 static apr_status_t collect(void *ctx, const ark_sse_event_t *ev)
 {
@@ -85,48 +79,23 @@ static void check_events(const collector_t *c, const rec_t *want,
 #define NREC(a) ((int)(sizeof(a) / sizeof((a)[0])))
 
 /* Feeds s in pieces cut at the offsets in cuts (ascending, inside s).
- * Returns the first non-success status, or the last one. */
+ * Returns the first non-success status, or APR_SUCCESS. */
 static apr_status_t feed_cut(ark_sse_parser_t *sp, const char *s,
                              apr_size_t len, const apr_size_t *cuts,
                              int n_cuts, collector_t *c)
 {
-    apr_size_t at = 0;
-    apr_status_t rv;
-    int i;
+    ark_test_split_t split = { .mode = ARK_TEST_SPLIT_CUTS, .cuts = cuts,
+                               .n_cuts = n_cuts };
 
-    for (i = 0; i <= n_cuts; i++) {
-        apr_size_t end = i < n_cuts ? cuts[i] : len;
-
-        rv = ark_sse_feed(sp, s + at, end - at, collect, c);
-        if (rv != APR_SUCCESS) {
-            return rv;
-        }
-        at = end;
-    }
-    return APR_SUCCESS;
+    return ark_test_sse_feed(sp, s, len, &split, collect, c);
 }
 
 static apr_status_t feed_bytes(ark_sse_parser_t *sp, const char *s,
                                apr_size_t len, collector_t *c)
 {
-    apr_size_t i;
-    apr_status_t rv;
+    static const ark_test_split_t bytes = { .mode = ARK_TEST_SPLIT_BYTES };
 
-    for (i = 0; i < len; i++) {
-        rv = ark_sse_feed(sp, s + i, 1, collect, c);
-        if (rv != APR_SUCCESS) {
-            return rv;
-        }
-    }
-    return APR_SUCCESS;
-}
-
-/* A small deterministic generator, so that failures reproduce on every
- * platform (rand() sequences differ between C libraries). */
-static apr_uint32_t lcg_next(apr_uint32_t *state)
-{
-    *state = *state * 1664525u + 1013904223u;
-    return *state >> 8;
+    return ark_test_sse_feed(sp, s, len, &bytes, collect, c);
 }
 
 /* Sorted, distinct random cut offsets in (0, len). Returns the count. */
@@ -139,7 +108,7 @@ static int random_cuts(apr_size_t *cuts, int max_cuts, apr_size_t len,
         return 0;
     }
     while (n < max_cuts) {
-        apr_size_t c = 1 + lcg_next(state) % (len - 1);
+        apr_size_t c = 1 + ark_test_rand(state) % (len - 1);
 
         for (i = 0; i < n && cuts[i] != c; i++) {
         }
@@ -172,7 +141,7 @@ static void check_all_splits(const char *s, apr_size_t len,
     apr_uint32_t seed = 20240513u;
     int round;
 
-    apr_pool_create(&p, root_pool);
+    apr_pool_create(&p, ark_test_root_pool());
 
     sp = ark_sse_parser_make(p, max_event);
     c = collector_make(p);
@@ -195,7 +164,7 @@ static void check_all_splits(const char *s, apr_size_t len,
     }
 
     for (round = 0; round < 500; round++) {
-        int n = random_cuts(cuts, 1 + (int)(lcg_next(&seed) % 63), len,
+        int n = random_cuts(cuts, 1 + (int)(ark_test_rand(&seed) % 63), len,
                             &seed);
 
         sp = ark_sse_parser_make(p, max_event);
@@ -205,21 +174,6 @@ static void check_all_splits(const char *s, apr_size_t len,
         assert_false(ark_sse_pending(sp));
     }
     apr_pool_destroy(p);
-}
-
-static int setup(void **state)
-{
-    apr_pool_t *p;
-
-    apr_pool_create(&p, root_pool);
-    *state = p;
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    apr_pool_destroy(*state);
-    return 0;
 }
 
 /* ------------------------------------------------------------ streams */
@@ -487,7 +441,7 @@ static void check_enospc_all_splits(const char *s, apr_size_t len,
     apr_uint32_t seed = 7u;
     int mode, round;
 
-    apr_pool_create(&p, root_pool);
+    apr_pool_create(&p, ark_test_root_pool());
     for (mode = 0; mode < 3; mode++) {
         sp = ark_sse_parser_make(p, max_event);
         c = collector_make(p);
@@ -500,7 +454,7 @@ static void check_enospc_all_splits(const char *s, apr_size_t len,
         }
         else {
             for (round = 0; round < 200; round++) {
-                int n = random_cuts(cuts, 1 + (int)(lcg_next(&seed) % 31),
+                int n = random_cuts(cuts, 1 + (int)(ark_test_rand(&seed) % 31),
                                     len, &seed);
 
                 sp = ark_sse_parser_make(p, max_event);
@@ -641,40 +595,22 @@ static void sse_callback_error_byte_by_byte(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(sse_mixed_whole_and_all_splits,
-                                        setup, teardown),
-        cmocka_unit_test_setup_teardown(sse_line_endings, setup, teardown),
-        cmocka_unit_test_setup_teardown(sse_crlf_split_between_feeds,
-                                        setup, teardown),
-        cmocka_unit_test_setup_teardown(sse_data_space_rules, setup,
-                                        teardown),
-        cmocka_unit_test_setup_teardown(sse_event_names, setup, teardown),
-        cmocka_unit_test_setup_teardown(sse_comments_and_unknown_fields,
-                                        setup, teardown),
-        cmocka_unit_test_setup_teardown(sse_no_data_not_dispatched, setup,
-                                        teardown),
-        cmocka_unit_test_setup_teardown(sse_empty_feed, setup, teardown),
-        cmocka_unit_test_setup_teardown(sse_pending_after_truncation, setup,
-                                        teardown),
-        cmocka_unit_test_setup_teardown(sse_max_event_single_line, setup,
-                                        teardown),
-        cmocka_unit_test_setup_teardown(sse_max_event_many_lines, setup,
-                                        teardown),
-        cmocka_unit_test_setup_teardown(sse_max_event_within_limit, setup,
-                                        teardown),
-        cmocka_unit_test_setup_teardown(sse_max_event_default, setup,
-                                        teardown),
-        cmocka_unit_test_setup_teardown(sse_callback_error_stops, setup,
-                                        teardown),
-        cmocka_unit_test_setup_teardown(sse_callback_error_byte_by_byte,
-                                        setup, teardown),
+        ARK_TEST(sse_mixed_whole_and_all_splits),
+        ARK_TEST(sse_line_endings),
+        ARK_TEST(sse_crlf_split_between_feeds),
+        ARK_TEST(sse_data_space_rules),
+        ARK_TEST(sse_event_names),
+        ARK_TEST(sse_comments_and_unknown_fields),
+        ARK_TEST(sse_no_data_not_dispatched),
+        ARK_TEST(sse_empty_feed),
+        ARK_TEST(sse_pending_after_truncation),
+        ARK_TEST(sse_max_event_single_line),
+        ARK_TEST(sse_max_event_many_lines),
+        ARK_TEST(sse_max_event_within_limit),
+        ARK_TEST(sse_max_event_default),
+        ARK_TEST(sse_callback_error_stops),
+        ARK_TEST(sse_callback_error_byte_by_byte),
     };
-    int rc;
 
-    apr_initialize();
-    apr_pool_create(&root_pool, NULL);
-    rc = cmocka_run_group_tests(tests, NULL, NULL);
-    apr_pool_destroy(root_pool);
-    apr_terminate();
-    return rc;
+    return ARK_TEST_RUN("ark_sse", tests);
 }
