@@ -103,6 +103,7 @@ if [ -n "$PERF_DIR" ]; then
     PERF_DIR=$(cd "$PERF_DIR" && pwd)
 fi
 [ -x "$ARK_KEYS" ] || die "$ARK_KEYS missing: build first (cd $SRC && make)"
+MODULE_BUILT=$(date -u -r "$MODULE" '+%Y-%m-%d %H:%M')
 SYSMOD=$(apxs -q LIBEXECDIR)
 for m in mod_mpm_event mod_authz_core mod_proxy mod_proxy_http; do
     [ -f "$SYSMOD/$m.so" ] || die "$SYSMOD/$m.so missing (Debian package apache2)"
@@ -357,7 +358,7 @@ child_ticks() { awk '{ print $16 + $17 }' "/proc/$$/stat"; }
 log_size() { stat -c %s "$NGX/logs/access.log" 2>/dev/null || echo 0; }
 
 RESULTS="$TMP/results.tsv"
-printf 'variant\tround\trequests\tduration_us\trps\tp50_us\tp90_us\tp99_us\tmax_us\tsock_errors\tnon2xx\tnew_upstream_conns\tdistinct_upstream_conns\tupstream_requests\tupstream_non200\thttpd_cpu_ticks\tnginx_cpu_ticks\tother_cpu_pct\tsteal_pct\n' > "$RESULTS"
+printf 'variant\tround\trequests\tduration_us\trps\tp50_us\tp90_us\tp99_us\tmax_us\tsock_errors\tnon2xx\tnew_upstream_conns\tdistinct_upstream_conns\tupstream_requests\tupstream_non200\thttpd_cpu_ticks\tnginx_cpu_ticks\tother_cpu_pct\tsteal_pct\twrk_cpu_ticks\n' > "$RESULTS"
 
 run_wrk() {   # port, duration, output file
     wrk -t"$THREADS" -c"$CONNECTIONS" -d"$1" --latency \
@@ -401,9 +402,9 @@ measure() {   # variant(a|b), round
     "$PY" - "$v" "$round" "$line" "$((a1 - a0 - 1))" "$s0" "$s1" \
         "$NGX/logs/access.log" "$((c1 - c0))" "$((n1 - n0))" \
         "$(( (c1 - c0) + (n1 - n0) + (o1 - o0) + (w1 - w0) ))" \
-        "$sys0" "$sys1" >> "$RESULTS" <<'PY'
+        "$sys0" "$sys1" "$((w1 - w0))" >> "$RESULTS" <<'PY'
 import sys
-v, rnd, line, new_conns, s0, s1, log, cpu, ncpu, ours, sys0, sys1 = \
+v, rnd, line, new_conns, s0, s1, log, cpu, ncpu, ours, sys0, sys1, wcpu = \
     sys.argv[1:]
 busy, steal, total = (int(b) - int(a) for a, b in zip(sys0.split(),
                                                      sys1.split()))
@@ -427,7 +428,7 @@ print("\t".join(str(x) for x in (
     v, rnd, kv["requests"], kv["duration_us"], kv["rps"], kv["p50_us"],
     kv["p90_us"], kv["p99_us"], kv["max_us"], sock, kv["non2xx"],
     new_conns, len(conns), reqs, bad, cpu, ncpu,
-    "%.1f" % other_pct, "%.1f" % steal_pct)))
+    "%.1f" % other_pct, "%.1f" % steal_pct, wcpu)))
 PY
     tail -n 1 "$RESULTS" | awk -F'\t' -v c="$CONNECTIONS" '{
         printf "  %-5s round %s: %8.1f req/s  p50 %6.2f ms  p99 %6.2f ms  httpd %4.0f us/req  upstream conns %s new, %s used  other CPU %s%%\n",
@@ -480,7 +481,7 @@ fi
 # ---------------------------------------------------------------- report
 ver() { "$@" 2>&1 | head -n 1 || true; }
 export BENCH_HTTPD_VERSION=$("$HTTPD" -v | sed -n 's/^Server version: //p')
-export BENCH_NGINX_VERSION=$(ver "$NGINX" -v | sed 's/^nginx version: //')
+export BENCH_NGINX_VERSION=$(ver "$NGINX" -v | sed 's|^nginx version: nginx/||')
 export BENCH_WRK_VERSION=$(ver wrk -v | awk '{print $1, $2}')
 export BENCH_CURL_VERSION=$(dpkg-query -W -f '${Version}' libcurl4 2>/dev/null || echo unknown)
 export BENCH_JANSSON_VERSION=$(dpkg-query -W -f '${Version}' libjansson4 2>/dev/null || echo unknown)
@@ -488,6 +489,7 @@ BENCH_ARK_COMMIT=$(git -C "$SRC" rev-parse --short HEAD 2>/dev/null || echo unkn
 if [ -n "$(git -C "$SRC" status --porcelain -- mod_ark 2>/dev/null)" ]; then
     BENCH_ARK_COMMIT="$BENCH_ARK_COMMIT + local changes in mod_ark/"
 fi
+BENCH_ARK_COMMIT="$BENCH_ARK_COMMIT, mod_ark.so built $MODULE_BUILT UTC"
 export BENCH_ARK_COMMIT
 export BENCH_NPROC=$(nproc)
 export BENCH_KERNEL=$(uname -r)
@@ -559,6 +561,8 @@ table = [
        cpu_us("b", "httpd_cpu_ticks") / max(cpu_us("a", "httpd_cpu_ticks"), 1e-9)),
     "| nginx CPU per request (us) | %.0f | %.0f | | | |"
     % (cpu_us("a", "nginx_cpu_ticks"), cpu_us("b", "nginx_cpu_ticks")),
+    "| wrk CPU per request (us) | %.0f | %.0f | | | |"
+    % (cpu_us("a", "wrk_cpu_ticks"), cpu_us("b", "wrk_cpu_ticks")),
     "| upstream TCP connections opened in smoke test + warm-up | %s | %s "
     "| | | |" % (os.environ["BENCH_WARM_CONNS_A"],
                  os.environ["BENCH_WARM_CONNS_B"]),

@@ -118,8 +118,9 @@ static redisContext *connect_any(ark_cache_client_t *c, const char **detail,
     return NULL;
 }
 
-static redisContext *conn_get(ark_cache_client_t *c, const char **detail,
-                              apr_pool_t *p)
+/* An idle connection (*reused = 1) or a new one. */
+static redisContext *conn_get(ark_cache_client_t *c, int *reused,
+                              const char **detail, apr_pool_t *p)
 {
     redisContext *rc = NULL;
 
@@ -128,6 +129,7 @@ static redisContext *conn_get(ark_cache_client_t *c, const char **detail,
         rc = c->idle[--c->n_idle];
     }
     apr_thread_mutex_unlock(c->lock);
+    *reused = rc != NULL;
     return rc ? rc : connect_any(c, detail, p);
 }
 
@@ -165,12 +167,15 @@ static void breaker_failure(ark_cache_client_t *c)
 }
 
 /* Runs one command; returns the reply (caller frees) or NULL with
- * *detail, having counted the failure. */
+ * *detail, having counted the failure. A kept-alive connection the
+ * server closed meanwhile (ark-cached restarted) fails at once: the
+ * command is then sent again, once, on a new connection. */
 static redisReply *call(ark_cache_client_t *c, int argc, const char **argv,
                         const size_t *lens, const char **detail,
                         apr_pool_t *p)
 {
-    redisContext *rc = conn_get(c, detail, p);
+    int reused;
+    redisContext *rc = conn_get(c, &reused, detail, p);
     redisReply *r;
 
     if (!rc) {
@@ -178,6 +183,15 @@ static redisReply *call(ark_cache_client_t *c, int argc, const char **argv,
         return NULL;
     }
     r = redisCommandArgv(rc, argc, argv, lens);
+    if (!r && reused && rc->err == REDIS_ERR_EOF) {
+        redisFree(rc);
+        rc = connect_any(c, detail, p);
+        if (!rc) {
+            breaker_failure(c);
+            return NULL;
+        }
+        r = redisCommandArgv(rc, argc, argv, lens);
+    }
     if (!r) {
         *detail = apr_psprintf(p, "ark-cached call failed: %s",
                                rc->errstr[0] ? rc->errstr : "no reply");

@@ -8,7 +8,11 @@ and on teardown stops it and fails the test if the error log holds an
 """
 import json
 import os
+import signal
+import socket
+import subprocess
 import sys
+import time
 import urllib.request
 
 import pytest
@@ -17,7 +21,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 sys.path.insert(0, os.path.dirname(HERE))
 
-from ark_harness import Httpd, MODULE, ARK_KEYS  # noqa: E402
+from ark_harness import Httpd, MODULE, ARK_KEYS, free_port  # noqa: E402
 from stub_provider import StubProvider  # noqa: E402
 
 PROVIDER_SECRET = "sk-provider-7f3c9e1b5d2a4f6e8c0b1a3d5e7f9a2b"
@@ -126,3 +130,119 @@ def gateway(make_gateway, stub):
                            tenant="acme")
     gw.start()
     return gw
+
+
+# ------------------------------------------------------------ cache side
+
+ARK_CACHED = os.path.join(os.environ.get("ARK_BUILD_DIR", os.path.dirname(
+    os.path.dirname(HERE))), "ark-cached")
+
+
+class RedisServer:
+    """A real redis-server on a free loopback port, in its own directory."""
+
+    def __init__(self, root):
+        self.root = str(root)
+        os.makedirs(self.root, exist_ok=True)
+        self.port = free_port()
+        self.proc = None
+
+    def start(self):
+        self.proc = subprocess.Popen(
+            ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1",
+             "--save", "", "--appendonly", "no", "--dir", self.root],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        wait_port(self.port)
+        return self
+
+    def stop(self):
+        if self.proc and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+
+    def cli(self, *args):
+        return subprocess.run(["redis-cli", "-p", str(self.port), *args],
+                              capture_output=True, text=True,
+                              timeout=10).stdout
+
+
+class CacheDaemon:
+    """The real ark-cached, in the foreground, on a free loopback port."""
+
+    def __init__(self, root, redis=None, args=()):
+        self.root = str(root)
+        os.makedirs(self.root, exist_ok=True)
+        self.port = free_port()
+        self.redis = redis
+        self.args = list(args)
+        self.proc = None
+        self.log = os.path.join(self.root, "ark-cached.log")
+
+    def start(self):
+        cmd = [ARK_CACHED, "--bind", "127.0.0.1", "--port", str(self.port),
+               "--threads", "2", "--logfile", self.log,
+               "--loglevel", "info"]
+        if self.redis:
+            cmd += ["--redis_host", "127.0.0.1", "--redis_port",
+                    str(self.redis.port)]
+        self.proc = subprocess.Popen(cmd + self.args,
+                                     stdout=subprocess.DEVNULL,
+                                     stderr=subprocess.PIPE, text=True)
+        wait_port(self.port, self.proc)
+        return self
+
+    def stop(self, sig=signal.SIGTERM):
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+    def cli(self, *args):
+        return subprocess.run(["redis-cli", "-p", str(self.port), *args],
+                              capture_output=True, text=True,
+                              timeout=10).stdout
+
+    def info(self):
+        out = {}
+        for line in self.cli("INFO").splitlines():
+            if ":" in line and not line.startswith("#"):
+                k, v = line.split(":", 1)
+                out[k] = v.strip()
+        return out
+
+
+def wait_port(port, proc=None, timeout=15):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if proc is not None and proc.poll() is not None:
+            raise RuntimeError("process exited: %s" % proc.stderr.read())
+        try:
+            with socket.create_connection(("127.0.0.1", port), 0.2):
+                return
+        except OSError:
+            time.sleep(0.05)
+    raise RuntimeError("port %d did not open" % port)
+
+
+@pytest.fixture
+def redis_server(tmp_path):
+    r = RedisServer(tmp_path / "redis").start()
+    yield r
+    r.stop()
+
+
+@pytest.fixture
+def make_cached(tmp_path):
+    started = []
+
+    def make(redis=None, args=(), start=True):
+        d = CacheDaemon(tmp_path / ("cached%d" % len(started)), redis, args)
+        started.append(d)
+        return d.start() if start else d
+
+    yield make
+    for d in started:
+        d.stop()
