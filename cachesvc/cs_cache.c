@@ -365,7 +365,9 @@ static int entry_insert(cs_cache_t *c, cs_ns_t *ns, uint64_t id,
     e = cs_calloc(1, sizeof(*e));
     e->id = id;
     e->ns = ns;
-    e->text = cs_strndup(text, text_len);
+    e->text = cs_malloc(text_len + 1);    /* binary-safe: texts may hold NUL */
+    memcpy(e->text, text, text_len);
+    e->text[text_len] = '\0';
     e->text_len = text_len;
     e->exact_h = exact_h;
     e->norm_h = norm_h;
@@ -974,8 +976,8 @@ int cs_engine_start(const cs_config_t *cfg, cs_cache_t **pcache, char *err,
     GET(cs_config_get_size(cfg, "max_text_bytes", 64u << 10, 64, 16u << 20,
                            &c->max_text, err, errlen));
     GET(cs_config_get_bool(cfg, "verify", 1, &c->verify, err, errlen));
-    GET(cs_config_get_long(cfg, "approx_threshold", 20000, 0, 1L << 31, &l,
-                           err, errlen));
+    GET(cs_config_get_long(cfg, "approx_threshold", 0, 0, 1L << 31, &l,
+                           err, errlen));     /* 0: cs_index's default */
     c->index_conf.approx_threshold = (size_t)l;
     GET(cs_config_get_long(cfg, "hnsw_m", 0, 0, 256, &l, err, errlen));
     c->index_conf.hnsw_m = (int)l;

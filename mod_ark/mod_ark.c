@@ -19,6 +19,7 @@
 #include <http_core.h>
 #include <http_protocol.h>
 #include <http_request.h>
+#include <ap_expr.h>
 #include <ap_mpm.h>
 
 #include "mod_ark.h"
@@ -843,9 +844,36 @@ static int ark_handler(request_rec *r)
     return DECLINED;
 }
 
+/* Requests for Ark's handlers name no file: skip the core's directory
+ * walk (a stat of every path component and an .htaccess probe per
+ * directory), as mod_proxy does for proxied locations. SetHandler is only
+ * known once the <Location> sections are merged, so the location walk is
+ * done here (the core reuses its result). <Directory> sections and
+ * .htaccess files therefore never apply to Ark's locations. */
+static int ark_map_to_storage(request_rec *r)
+{
+    core_dir_config *d;
+    const char *h, *err = NULL;
+
+    if (ap_location_walk(r) != OK) {
+        return DECLINED;
+    }
+    d = ap_get_core_module_config(r->per_dir_config);
+    if (!d || !d->expr_handler) {
+        return DECLINED;
+    }
+    h = ap_expr_str_exec(r, d->expr_handler, &err);
+    if (!err && h && (!strcmp(h, ARK_HANDLER_GATEWAY)
+                      || !strcmp(h, ARK_HANDLER_METRICS))) {
+        return OK;
+    }
+    return DECLINED;
+}
+
 static void register_hooks(apr_pool_t *p)
 {
     (void)p;
+    ap_hook_map_to_storage(ark_map_to_storage, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_open_logs(ark_open_logs, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_post_config(ark_post_config, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_child_init(ark_child_init, NULL, NULL, APR_HOOK_MIDDLE);
