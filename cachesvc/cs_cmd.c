@@ -30,6 +30,10 @@
 /* Room for an error sentence from the engine. */
 #define CS_CMD_ERR_MAX 256
 
+/* Below 2^53 every integer is exact in a double: such statistic values
+ * are shown without decimals. */
+#define CS_CMD_EXACT_INT 9007199254740992.0
+
 /* Allowed argument counts (command name included) as a bit set. */
 #define ARGC(n) (1ULL << (n))
 #define ARGC_FROM(n) (~0ULL << (n))
@@ -448,7 +452,8 @@ static void cmd_stats(call_t *c)
     cs_resp_add_array(c->out, (size_t)n * 2);
     for (i = 0; i < n; i++) {
         v = stats[i].value;
-        if (v == floor(v) && fabs(v) < 9007199254740992.0) {
+        if (v > -CS_CMD_EXACT_INT && v < CS_CMD_EXACT_INT &&
+            v == (double)(long long)v) {
             snprintf(num, sizeof(num), "%.0f", v); /* counters */
         }
         else {

@@ -17,11 +17,15 @@
  *                                  "^word$", split evenly over its
  *                                  n-grams (typos and inflections still
  *                                  share most of them)
- *        CJK char unigram    0.5   (stop character: 0.1)
+ *        CJK char unigram    0.7   (stop character: 0.1); a single
+ *                                  character is often a word (狗, 猫)
  *        CJK char bigram     1.0   (with a stop character: 0.4); Chinese
  *                                  words are mostly two characters, so
  *                                  bigrams play the part of words
- *        symbol run          0.25
+ *        symbol run          0.1
+ *        number              0.15  digits only, like a stop word: the
+ *                                  verifier compares numbers exactly, so
+ *                                  "3" and "three" need not pull apart
  *      A feature seen tf times weighs base * (1 + ln tf): repetition
  *      counts, sublinearly.
  *   4. The hashing trick: a 64-bit hash of the feature (FNV-1a, then the
@@ -54,11 +58,12 @@
 #define W_STOP 0.15f
 #define W_BIGRAM 0.8f
 #define W_CHAR 0.6f
-#define W_CJK_CHAR 0.5f
+#define W_CJK_CHAR 0.7f
 #define W_CJK_CHAR_STOP 0.1f
 #define W_CJK_BIGRAM 1.0f
 #define W_CJK_BIGRAM_STOP 0.4f
-#define W_SYMBOL 0.25f
+#define W_SYMBOL 0.1f
+#define W_NUMBER 0.15f
 
 /* Words longer than this (in code points) get no character n-grams:
  * they are hashes, URLs or base64, whose n-grams carry no meaning and
@@ -110,7 +115,13 @@ static const char *const stop_words[] = {
     "very", "really", "also", "some", "any", "and", "or", "but", "if",
     "then", "than", "thanks", "thank", "hi", "hello", "hey", "help", "want",
     "need", "know", "like", "explain", "describe", "um", "ok",
-    "okay"
+    "okay", "question", "quick", "quickly", "wondering", "wonder",
+    "curious", "pls", "plz", "thx", "ty", "btw", "advance", "dear",
+    "anyone", "someone", "maybe", "perhaps", "actually", "basically",
+    /* number words, like digits (see is_number) */
+    "zero", "one", "two", "three", "four", "five", "six", "seven", "eight",
+    "nine", "ten", "eleven", "twelve", "twenty", "thirty", "forty", "fifty",
+    "hundred", "thousand", "million", "billion"
 };
 
 /* Chinese stop characters: particles, pronouns and politeness. */
@@ -125,7 +136,14 @@ static const uint32_t stop_cjk[] = {
     0x90FD /* 都 */, 0x628A /* 把 */, 0x88AB /* 被 */, 0x7ED9 /* 给 */,
     0x8BA9 /* 让 */, 0x80FD /* 能 */, 0x53EF /* 可 */, 0x4EE5 /* 以 */,
     0x4F1A /* 会 */, 0x8981 /* 要 */, 0x60F3 /* 想 */, 0x95EE /* 问 */,
-    0x8C22 /* 谢 */, 0x5730 /* 地 */, 0x5F97 /* 得 */, 0x7740 /* 着 */
+    0x8C22 /* 谢 */, 0x5730 /* 地 */, 0x5F97 /* 得 */, 0x7740 /* 着 */,
+    0x9EBB /* 麻 */, 0x70E6 /* 烦 */, 0x4E00 /* 一 */,
+    /* numerals: the verifier compares numbers exactly; here 三 and 3
+     * should not pull a text apart */
+    0x4E8C /* 二 */, 0x4E24 /* 两 */, 0x4E09 /* 三 */, 0x56DB /* 四 */,
+    0x4E94 /* 五 */, 0x516D /* 六 */, 0x4E03 /* 七 */, 0x516B /* 八 */,
+    0x4E5D /* 九 */, 0x5341 /* 十 */, 0x767E /* 百 */, 0x5343 /* 千 */,
+    0x4E07 /* 万 */, 0x96F6 /* 零 */
 };
 
 typedef struct {
@@ -287,6 +305,20 @@ static int is_word_char(uint32_t cp)
     return cp == '_' || (cs_uc_is_word(cp) && !cs_uc_is_cjk(cp));
 }
 
+/* Digits only: "3", "1000", "000" (of "1,000"). The verifier compares
+ * numbers exactly, so here "3" and "three" should not pull texts apart. */
+static int is_number(const unsigned char *w, size_t len)
+{
+    size_t i;
+
+    for (i = 0; i < len; i++) {
+        if (w[i] < '0' || w[i] > '9') {
+            return 0;
+        }
+    }
+    return 1;
+}
+
 /* An English plural or third-person "s" that can go: "reverses" and
  * "reverse" are one word feature (their n-grams stay as written). Not
  * after s, u or i ("class", "status", "analysis") nor on short words
@@ -349,6 +381,10 @@ static void extract(const builtin_t *b, const unsigned char *s, size_t n,
             }
             len = i - start;
             h = fnv_fold(FNV_OFFSET, s + start, len);
+            if (is_number(s + start, len)) {
+                feats_add(f, F_WORD, h, W_NUMBER, 0, 0, 0);
+                continue;
+            }
             if (stop_has(b, h)) {
                 feats_add(f, F_WORD, h, W_STOP, 0, 0, 0);
                 continue;

@@ -5,7 +5,8 @@
  * only the C++ library (libfaiss.a); the C wrappers are not in it. When
  * configure finds a real libfaiss_c it defines HAVE_FAISS_C and this file
  * compiles to cs_faiss_set_threads alone. Otherwise it implements exactly
- * the functions listed below, and no others, on top of the C++ library.
+ * the functions defined below (those cs_index.c and bench/index_bench.c
+ * call), and no others, on top of the C++ library.
  *
  * Contract, as in FAISS's own c_api: every function returns 0 on success
  * or a negative FaissErrorCode (FAISS_EXCEPT for faiss::FaissException,
@@ -195,18 +196,10 @@ int faiss_IDSelectorRange_new(FaissIDSelectorRange **p_sel, idx_t imin,
     CS_SHIM_CATCH
 }
 
-int faiss_IDSelectorBatch_new(FaissIDSelectorBatch **p_sel, size_t n,
-                              const idx_t *indices)
-{
-    CS_SHIM_TRY
-    *p_sel = reinterpret_cast<FaissIDSelectorBatch *>(
-        new faiss::IDSelectorBatch(n, indices));
-    CS_SHIM_CATCH
-}
-
 void faiss_IDSelector_free(FaissIDSelector *obj)
 {
-    /* IDSelector has a virtual destructor: this frees any kind. */
+    /* IDSelector has a virtual destructor: this frees any kind
+     * (FaissIDSelectorRange is passed here cast, as the C API intends). */
     delete reinterpret_cast<faiss::IDSelector *>(obj);
 }
 

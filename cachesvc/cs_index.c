@@ -15,9 +15,9 @@
  * The holes are compacted at the swap.
  *
  * Locking: idx->lock (writer-preferring rwlock) guards everything below
- * it in struct cs_index. rebuilding, rb_done and the new index are owned
- * by the one thread running a rebuild; others read rebuilding and rb_done
- * under the lock.
+ * it in struct cs_index. rb_done and the index being built belong to the
+ * one thread running a rebuild; rebuilding is set and cleared by it under
+ * the write lock and read by removals under the write lock.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -845,8 +845,7 @@ static int cs_index_rebuild_approx(cs_index_t *idx, char *err, size_t errlen)
                 m++;
             }
         }
-        /* Only this thread writes rb_done; writers read it under the
-         * write lock, which excludes us. */
+        /* rb_done is this thread's alone (see the file comment). */
         idx->rb_done = e;
         pthread_rwlock_unlock(&idx->lock);
 

@@ -631,7 +631,9 @@ static size_t run_commands(cs_thread_t *t, cs_conn_t *c, const char *data,
     return pos;
 }
 
-static void client_readable(cs_thread_t *t, cs_conn_t *c)
+/* Reads and serves what the client sent. Returns 0 if the connection
+ * was closed. */
+static int client_readable(cs_thread_t *t, cs_conn_t *c)
 {
     cs_server_t *s = t->srv;
     const char *data;
@@ -642,14 +644,18 @@ static void client_readable(cs_thread_t *t, cs_conn_t *c)
 
     n = read(c->fd, t->rbuf, CS_READ_CHUNK);
     if (n == 0) {
-        conn_close(c, "closed by peer");
-        return;
+        /* The peer is done sending. It may still read (a pipe into nc):
+         * finish sending what it asked for, then close. */
+        c->closing = 1;
+        cs_buf_free(&c->in);
+        return conn_update(c, "closed by peer");
     }
     if (n < 0) {
         if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
             conn_close(c, strerror(errno));
+            return 0;
         }
-        return;
+        return 1;
     }
     c->last_us = cs_now_us();
     if (c->in.len == 0) {
@@ -670,7 +676,7 @@ static void client_readable(cs_thread_t *t, cs_conn_t *c)
     used = run_commands(t, c, data, len, out, &killed);
     if (killed) {
         conn_close(c, "output buffer limit");
-        return;
+        return 0;
     }
     rest = len - used;
     if (c->in.len == 0) {
@@ -702,7 +708,7 @@ static void client_readable(cs_thread_t *t, cs_conn_t *c)
         n = write_some(c->fd, t->wbuf.data, t->wbuf.len);
         if (n < 0) {
             conn_close(c, "write error");
-            return;
+            return 0;
         }
         if (n > 0) {
             c->last_us = cs_now_us();
@@ -711,9 +717,9 @@ static void client_readable(cs_thread_t *t, cs_conn_t *c)
     }
     else if (conn_flush(c) != CS_OK) {
         conn_close(c, "write error");
-        return;
+        return 0;
     }
-    conn_update(c, c->client.quit ? "quit" : "protocol error or limit");
+    return conn_update(c, c->client.quit ? "quit" : "protocol error or limit");
 }
 
 /* Returns 0 if the connection was closed. */
@@ -994,6 +1000,11 @@ static void begin_stop(cs_thread_t *t)
     t->stopping = 1;
     for (c = t->conns; c != NULL; c = next) {
         next = c->next;
+        /* Requests that reached the socket before the stop still get
+         * their answers. */
+        if (c->kind == OBJ_CLIENT && !c->closing && !client_readable(t, c)) {
+            continue;
+        }
         c->closing = 1;
         cs_buf_free(&c->in);
         conn_update(c, "shutdown");

@@ -22,7 +22,8 @@
  *                      (before daemonizing, so errors reach the terminal)
  *   cs_server_start    start the I/O threads, serving cache
  *   cs_server_apply    SIGHUP: new requirepass and timeout, live
- *   cs_server_stop     stop accepting, flush pending replies for up to
+ *   cs_server_stop     stop accepting, answer requests already received,
+ *                      flush pending replies for up to
  *                      CS_SHUTDOWN_GRACE_MS, join the threads, close the
  *                      listeners, remove the Unix socket file
  *   cs_server_free

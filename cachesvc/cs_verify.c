@@ -6,22 +6,27 @@
  *      fenced blocks go to the "blocks" bag as they are (white space
  *      collapsed); prose and the inside of inline spans are tokenised
  *      into words (with case flags and their folded form), CJK runs and
- *      symbols, and scanned for numbers (digits, Chinese numerals).
+ *      symbols, and scanned for numbers (digits, Chinese numerals), each
+ *      kept with its place in the text.
  *   2. The tokens are read once more for the other classes: number
  *      words, name and identifier candidates, negations, languages,
- *      formats, the script, and the sequence of direction items.
- * Then the two sides are compared class by class. Names and identifiers
- * are compared by counting every candidate of either side in both sides
- * ("France" found in the query is counted in the candidate text too,
- * whatever its case there), so a difference in capitals alone never
- * refuses, while a name present on one side only always does.
+ *      formats, units, the script, operators, content tokens, and the
+ *      sequence of direction items and connectors.
+ * Then compare() checks the classes in the order of cs_verify.h and
+ * stops at the first that differs. Names and identifiers are compared by
+ * counting every candidate of either side in both sides ("France" found
+ * in the query is counted in the cached text too, whatever its case
+ * there), so a difference in capitals alone never refuses, while a name
+ * present on one side only always does. The order check then lists, per
+ * side, the numbers, names (of both sides), languages, formats and units
+ * by place, keeps what both have, and compares the two sequences.
  *
  * Worked example: query "Convert 100 Celsius to Fahrenheit, please",
  * cached "convert 100 fahrenheit to celsius":
- *   numbers    {100} and {100}: equal
+ *   numbers    [100] and [100]: equal
  *   entities   none ("Celsius" is a unit, not a name): equal
- *   direction  "celsius>fahrenheit" vs "fahrenheit>celsius": differ,
- *   so the result is {0, "direction differs"}.
+ *   direction  pairs "celsius>fahrenheit" and "fahrenheit>celsius" share
+ *              a side and differ: {0, "direction differs"}.
  *
  * The word lists are indexed on first use (pthread_once) and read-only
  * afterwards; everything else lives in per-call memory.
@@ -54,6 +59,37 @@
  * risk an overflow making two numbers equal. */
 #define CN_NUM_MAX_VALUE 1000000000000000000ull
 
+/* How many unimportant words or CJK characters a direction connector
+ * ("to", "转换成") looks past for the item on each side: "convert a
+ * string to a date", "JSON怎么转换成YAML". */
+#define DIR_WINDOW 3
+
+/* Window cost of a skipped word and of a skipped CJK character (a
+ * Chinese word is about two characters). */
+#define DIR_WORD_COST 2
+#define DIR_CJK_COST 1
+
+/* A text with at least this many content tokens (words that are not
+ * common, CJK characters that are not particles, operators: about a
+ * paragraph) is taken for a pasted document: its content must match but
+ * for CONTENT_DIFF_MAX tokens, since the answer (a summary, a
+ * translation, a review) depends on all of it. */
+#define CONTENT_LONG_MIN 20
+
+/* Content tokens one long text may have that the other lacks: one word
+ * added or dropped passes; one word or operator replaced by another (two
+ * differences) does not. */
+#define CONTENT_DIFF_MAX 1
+
+/* Shortest word in which a typo (one letter added, dropped, changed, or
+ * two swapped) is forgiven when direction pairs are compared; shorter
+ * words must match exactly ("cats" is not "cars"). */
+#define TYPO_MIN_LEN 5
+
+/* Share of all-capital words (in tenths) from which a text is shouting and
+ * its capitals say nothing about names. */
+#define SHOUT_TENTHS 6
+
 /* Weight of one CJK character against one word of an alphabetic script
  * when deciding which script a text is written in (a Chinese word is
  * about two characters). */
@@ -73,7 +109,8 @@ enum {
     L_PLACE = 1 << 8,     /* gazetteer: a place */
     L_CONN = 1 << 9,      /* direction connector: "to", "into", "转换成" */
     L_CASED = 1 << 10,    /* language only when capitalised mid-sentence */
-    L_PHRASE = 1 << 11    /* first word of a place of several words */
+    L_PHRASE = 1 << 11,   /* first word of a place of several words */
+    L_WORD = 1 << 12      /* CJK word that only hides a connector in it */
 };
 
 typedef struct {
@@ -138,7 +175,11 @@ static const char *const common_words[] = {
     "country", "capital", "language", "languages", "version", "dr", "mr",
     "mrs", "ms", "sir", "madam", "note", "task", "goal", "context",
     "assistant", "user", "system", "role", "topic", "section", "title",
-    "chapter", "page", "tomorrow", "yesterday", "morning", "evening", "night"
+    "chapter", "page", "tomorrow", "yesterday", "morning", "evening", "night",
+    "thx", "ty", "pls", "plz", "btw", "fyi", "asap", "lol", "yo", "guys",
+    "folks", "everyone", "quick", "wondering", "wonder", "curious", "urgent",
+    "regards", "cheers", "hmm", "um", "uh", "oh", "ah", "advance", "anyway",
+    "basically", "actually", "briefly", "honestly"
 };
 
 static const char *const neg_words[] = {
@@ -212,7 +253,13 @@ static const lex_t format_words[] = {
     {"latex", L_FORMAT, "latex"}, {"pdf", L_FORMAT, "pdf"},
     {"bullet", L_FORMAT, "bullets"}, {"bullets", L_FORMAT, "bullets"},
     {"bulleted", L_FORMAT, "bullets"}, {"ini", L_FORMAT, "ini"},
-    {"protobuf", L_FORMAT, "protobuf"}, {"sql", L_FORMAT, "sql"}
+    {"protobuf", L_FORMAT, "protobuf"}, {"sql", L_FORMAT, "sql"},
+    {"sentence", L_FORMAT, "sentence"}, {"sentences", L_FORMAT, "sentence"},
+    {"paragraph", L_FORMAT, "paragraph"},
+    {"paragraphs", L_FORMAT, "paragraph"}, {"essay", L_FORMAT, "essay"},
+    {"poem", L_FORMAT, "poem"}, {"haiku", L_FORMAT, "haiku"},
+    {"sonnet", L_FORMAT, "sonnet"}, {"limerick", L_FORMAT, "limerick"},
+    {"tweet", L_FORMAT, "tweet"}, {"outline", L_FORMAT, "outline"}
 };
 
 /* Things a direction pair is made of besides languages and formats. */
@@ -328,7 +375,8 @@ static const char *const place_phrases[] = {
 static const lex_t cjk_words[] = {
     {"中文", L_LANG, "zh"}, {"汉语", L_LANG, "zh"}, {"普通话", L_LANG, "zh"},
     {"简体中文", L_LANG, "zh"}, {"繁体中文", L_LANG, "zh-hant"},
-    {"繁体", L_LANG, "zh-hant"}, {"粤语", L_LANG, "yue"},
+    {"繁体", L_LANG, "zh-hant"}, {"简体", L_LANG, "zh"},
+    {"粤语", L_LANG, "yue"},
     {"英文", L_LANG, "en"}, {"英语", L_LANG, "en"}, {"法语", L_LANG, "fr"},
     {"法文", L_LANG, "fr"}, {"德语", L_LANG, "de"}, {"德文", L_LANG, "de"},
     {"日语", L_LANG, "ja"}, {"日文", L_LANG, "ja"}, {"韩语", L_LANG, "ko"},
@@ -338,11 +386,16 @@ static const lex_t cjk_words[] = {
     {"阿拉伯语", L_LANG, "ar"}, {"越南语", L_LANG, "vi"},
     {"泰语", L_LANG, "th"},
     {"表格", L_FORMAT, "table"}, {"列表", L_FORMAT, "bullets"},
+    {"清单", L_FORMAT, "bullets"}, {"要点", L_FORMAT, "bullets"},
+    {"一句话", L_FORMAT, "sentence"}, {"一段话", L_FORMAT, "paragraph"},
+    {"绝句", L_FORMAT, "jueju"}, {"律诗", L_FORMAT, "lushi"},
+    {"文言文", L_FORMAT, "classical"}, {"白话文", L_FORMAT, "vernacular"},
     {"摄氏度", L_UNIT, "celsius"}, {"摄氏", L_UNIT, "celsius"},
     {"华氏度", L_UNIT, "fahrenheit"}, {"华氏", L_UNIT, "fahrenheit"},
     {"开尔文", L_UNIT, "kelvin"}, {"公里", L_UNIT, "km"},
     {"千米", L_UNIT, "km"}, {"英里", L_UNIT, "mile"}, {"公斤", L_UNIT, "kg"},
-    {"千克", L_UNIT, "kg"}, {"磅", L_UNIT, "lb"}, {"美元", L_UNIT, "usd"},
+    {"千克", L_UNIT, "kg"}, {"磅", L_UNIT, "lb"}, {"英尺", L_UNIT, "ft"},
+    {"英寸", L_UNIT, "in"}, {"厘米", L_UNIT, "cm"}, {"毫米", L_UNIT, "mm"}, {"美元", L_UNIT, "usd"},
     {"美金", L_UNIT, "usd"}, {"人民币", L_UNIT, "cny"},
     {"欧元", L_UNIT, "eur"}, {"日元", L_UNIT, "jpy"}, {"英镑", L_UNIT, "gbp"},
     {"港币", L_UNIT, "hkd"}, {"二进制", L_UNIT, "binary"},
@@ -356,10 +409,13 @@ static const lex_t cjk_words[] = {
     {"转换成", L_CONN, NULL}, {"转换为", L_CONN, NULL},
     {"转换到", L_CONN, NULL}, {"转化为", L_CONN, NULL},
     {"转化成", L_CONN, NULL}, {"转成", L_CONN, NULL}, {"转为", L_CONN, NULL},
-    {"转到", L_CONN, NULL}, {"换成", L_CONN, NULL}, {"换算成", L_CONN, NULL},
+    {"转到", L_CONN, NULL}, {"换成", L_CONN, NULL}, {"换到", L_CONN, NULL}, {"换算成", L_CONN, NULL},
     {"换算为", L_CONN, NULL}, {"变成", L_CONN, NULL}, {"改成", L_CONN, NULL},
     {"改写成", L_CONN, NULL}, {"到", L_CONN, NULL}, {"转", L_CONN, NULL},
-    {"译", L_CONN, NULL},
+    {"译", L_CONN, NULL}, {"等于", L_CONN, NULL}, {"比", L_CONN, NULL},
+    {"比较", L_WORD, NULL}, {"比如", L_WORD, NULL}, {"比例", L_WORD, NULL},
+    {"比赛", L_WORD, NULL}, {"对比", L_WORD, NULL}, {"到底", L_WORD, NULL},
+    {"转发", L_WORD, NULL}, {"旋转", L_WORD, NULL}, {"好比", L_WORD, NULL},
     {"中国", L_PLACE, NULL}, {"美国", L_PLACE, NULL}, {"英国", L_PLACE, NULL},
     {"法国", L_PLACE, NULL}, {"德国", L_PLACE, NULL}, {"日本", L_PLACE, NULL},
     {"韩国", L_PLACE, NULL}, {"朝鲜", L_PLACE, NULL},
@@ -457,6 +513,21 @@ static const char *const cn_not_name_chars[] = {
     "个", "从", "到", "把", "被", "给", "对", "向", "往", "去", "来", "哪",
     "些", "每", "各", "该", "本", "全", "其", "有", "于", "为", "问", "请",
     "帮", "说"
+};
+
+/* CJK characters a polite or chatty wrapper adds ("请帮我...一下吗"): not
+ * content of a pasted document. */
+static const char *const cn_filler_chars[] = {
+    "请", "帮", "我", "你", "您", "的", "了", "吗", "呢", "吧", "啊", "呀",
+    "么", "下", "问", "麻", "烦", "谢", "能", "可", "以", "个", "这", "那",
+    "是", "在", "和", "就", "也", "都", "把", "给", "让", "嗯", "哦"
+};
+
+/* CJK characters of questions a connector looks past: 农历怎么换算成公历,
+ * 100华氏度等于多少摄氏度. */
+static const char *const cn_dir_filler_chars[] = {
+    "怎", "么", "如", "何", "将", "从", "该", "应", "要", "多", "少", "几",
+    "样", "上", "里", "中"
 };
 
 /* ---- the index of the word lists ----------------------------------------- */
@@ -586,6 +657,7 @@ static void lex_build(void)
     }
     lex_put("to", L_CONN, NULL);
     lex_put("into", L_CONN, NULL);
+    lex_put("than", L_CONN, NULL);
     for (i = 0; i < COUNT(cjk_order); i++) {
         cjk_order[i] = i;
     }
@@ -646,6 +718,7 @@ static size_t starts_with_any(const char *s, size_t n,
 typedef struct {
     char *s;
     size_t len;
+    size_t pos;           /* where in the text, for ordered bags */
 } item_t;
 
 typedef struct {
@@ -654,7 +727,7 @@ typedef struct {
     size_t cap;
 } bag_t;
 
-static void bag_add(bag_t *b, const char *s, size_t len)
+static void bag_add_at(bag_t *b, const char *s, size_t len, size_t pos)
 {
     if (b->n == b->cap) {
         b->cap = b->cap ? b->cap * 2 : 8;
@@ -662,7 +735,13 @@ static void bag_add(bag_t *b, const char *s, size_t len)
     }
     b->v[b->n].s = cs_strndup(s, len);
     b->v[b->n].len = len;
+    b->v[b->n].pos = pos;
     b->n++;
+}
+
+static void bag_add(bag_t *b, const char *s, size_t len)
+{
+    bag_add_at(b, s, len, 0);
 }
 
 /* Adds prefix (one byte, the kind of candidate) followed by s. */
@@ -718,6 +797,37 @@ static void bag_sort(bag_t *b, int unique)
         b->v[k++] = b->v[i];
     }
     b->n = k;
+}
+
+static int item_pos_cmp(const void *a, const void *b)
+{
+    const item_t *x = a, *y = b;
+
+    if (x->pos != y->pos) {
+        return x->pos < y->pos ? -1 : 1;
+    }
+    return item_cmp(a, b);
+}
+
+/* Equal sequences once each bag is put in text order. */
+static int bag_equal_ordered(bag_t *a, bag_t *b)
+{
+    size_t i;
+
+    if (a->n != b->n) {
+        return 0;
+    }
+    if (a->n > 1) {
+        qsort(a->v, a->n, sizeof(*a->v), item_pos_cmp);
+        qsort(b->v, b->n, sizeof(*b->v), item_pos_cmp);
+    }
+    for (i = 0; i < a->n; i++) {
+        if (a->v[i].len != b->v[i].len
+            || memcmp(a->v[i].s, b->v[i].s, a->v[i].len) != 0) {
+            return 0;
+        }
+    }
+    return 1;
 }
 
 static int bag_equal(bag_t *a, bag_t *b, int as_sets)
@@ -777,7 +887,6 @@ enum {
 typedef struct {
     cs_buf_t text;        /* normalised, case kept */
     cs_buf_t fold;        /* folded words, back to back */
-    cs_buf_t cjk;         /* the CJK runs, one per line */
     cs_buf_t tmp;
     tok_t *t;
     size_t nt;
@@ -785,7 +894,17 @@ typedef struct {
     int sentence;         /* the next word starts a sentence */
     int in_code;          /* tokenising an inline span */
     bag_t numbers, blocks, names, idents, langs, formats, pairs;
+    bag_t ops;            /* operator runs: "*", "**", "<=", "-" */
+    bag_t order;          /* languages, formats, units, CJK words, with
+                           * their places; numbers and names join them
+                           * in compare() */
+    uint64_t *content;    /* hashes of the content tokens */
+    size_t ncontent;
+    size_t ccap;
     int negations;
+    int shouting;         /* mostly capitals: capitals mean nothing */
+    int cjk_text;         /* written in CJK: every Latin word in it is a
+                           * name, a term or code */
     unsigned script_words[S_COUNT];
 } side_t;
 
@@ -1029,8 +1148,6 @@ static void tokenize(side_t *sd, size_t off, size_t len)
                 i += k;
             }
             tok_push(sd, TK_CJK, start, i - start);
-            cs_buf_append(&sd->cjk, (const char *)s + start, i - start);
-            cs_buf_append(&sd->cjk, "\n", 1);
             sd->script_words[kana ? S_JA : S_ZH] +=
                 (chars + SCRIPT_CJK_CHARS_PER_WORD - 1)
                 / SCRIPT_CJK_CHARS_PER_WORD;
@@ -1108,8 +1225,8 @@ static long cn_numeral(const char *s, size_t n, size_t *k)
 
 /* Adds a number: sign, integer part without leading zeros, decimals as
  * written, percent sign. */
-static void add_number(side_t *sd, int neg, const char *ip, size_t il,
-                       const char *fp, size_t fl, int pct)
+static void add_number(side_t *sd, size_t pos, int neg, const char *ip,
+                       size_t il, const char *fp, size_t fl, int pct)
 {
     cs_buf_t *b = &sd->tmp;
 
@@ -1129,15 +1246,16 @@ static void add_number(side_t *sd, int neg, const char *ip, size_t il,
     if (pct) {
         cs_buf_append(b, "%", 1);
     }
-    bag_add(&sd->numbers, b->data, b->len);
+    bag_add_at(&sd->numbers, b->data, b->len, pos);
 }
 
-static void add_number_value(side_t *sd, unsigned long long v, int pct)
+static void add_number_value(side_t *sd, size_t pos, unsigned long long v,
+                             int pct)
 {
     char buf[32];
 
     snprintf(buf, sizeof(buf), "%llu", v);
-    add_number(sd, 0, buf, strlen(buf), NULL, 0, pct);
+    add_number(sd, pos, 0, buf, strlen(buf), NULL, 0, pct);
 }
 
 static int preceded_by(const char *s, size_t start, size_t off,
@@ -1170,7 +1288,7 @@ static size_t scan_ascii_number(side_t *sd, size_t off, size_t end,
     for (j = i; j < end && is_digit(u[j]); j++) {
     }
     if (j - i > NUM_MAX_DIGITS) {
-        bag_add(&sd->numbers, s + i, j - i);    /* compared as written */
+        bag_add_at(&sd->numbers, s + i, j - i, i);  /* compared as written */
         return j;
     }
     il = j - i;
@@ -1218,15 +1336,15 @@ static size_t scan_ascii_number(side_t *sd, size_t off, size_t end,
                  (int)(fl < 16 ? fl : 16), s + fstart);
         d = strtod(buf, NULL) * (double)mult * (neg ? -1.0 : 1.0);
         if (d >= 0 && d < 1e18 && d == (double)(unsigned long long)d) {
-            add_number_value(sd, (unsigned long long)d, pct);
+            add_number_value(sd, start, (unsigned long long)d, pct);
         }
         else {
             snprintf(buf, sizeof(buf), "%.10g", d);
-            bag_add(&sd->numbers, buf, strlen(buf));
+            bag_add_at(&sd->numbers, buf, strlen(buf), start);
         }
         return j;
     }
-    add_number(sd, neg, ibuf, il, s + fstart, fl, pct);
+    add_number(sd, start, neg, ibuf, il, s + fstart, fl, pct);
     return j;
 }
 
@@ -1296,13 +1414,13 @@ static size_t scan_cn_number(side_t *sd, size_t off, size_t end, size_t i)
     }
     pct = preceded_by(s, start, off, "百分之");
     if (nchars > CN_NUM_MAX_RUN || overflow) {
-        bag_add(&sd->numbers, s + start, i - start);
+        bag_add_at(&sd->numbers, s + start, i - start, start);
     }
     else if (!has_unit && nchars > 1) {
-        add_number(sd, 0, digits, nchars, NULL, 0, pct);    /* 二〇二四 */
+        add_number(sd, start, 0, digits, nchars, NULL, 0, pct); /* 二〇二四 */
     }
     else {
-        add_number_value(sd, total + section + number, pct);
+        add_number_value(sd, start, total + section + number, pct);
     }
     return i;
 }
@@ -1383,13 +1501,28 @@ static void number_words_scan(side_t *sd)
         }
         /* a lone "one" is a pronoun more often than a number */
         if (!(words == 1 && total + current == 1)) {
-            add_number_value(sd, total + current, 0);
+            add_number_value(sd, t->off, total + current, 0);
         }
         i = j;
     }
 }
 
 /* ---- names, identifiers, negations, languages ---------------------------- */
+
+/* The script most of the words are written in (S_NONE: no words). */
+static int script(const side_t *sd)
+{
+    unsigned best = 0;
+    int s, which = S_NONE;
+
+    for (s = S_LATIN; s < S_COUNT; s++) {
+        if (sd->script_words[s] > best) {
+            best = sd->script_words[s];
+            which = s;
+        }
+    }
+    return which;
+}
 
 /* Candidate kinds (first byte of a candidate): */
 #define CAND_WORD 'w'     /* a folded word (base before any apostrophe) */
@@ -1440,14 +1573,39 @@ static void names_scan(side_t *sd)
         if ((t->flags & TF_DIGIT) || t->blen == 0) {
             continue;
         }
-        if (lx != NULL && (lx->cls & (L_COMMON | L_NEG | L_NUM | L_SCALE
-                                      | L_LANG | L_FORMAT | L_UNIT))) {
+        if (lx != NULL && (lx->cls & (L_NEG | L_NUM | L_SCALE | L_LANG
+                                      | L_FORMAT | L_UNIT))) {
             continue;
         }
-        if ((t->flags & (TF_CAP | TF_UPPER)) && !(t->flags & TF_CAMEL)) {
+        if (sd->cjk_text) {
+            /* 把feature分支rebase到main上: Latin words in Chinese */
+            bag_add2(&sd->names, CAND_WORD, tok_fold(sd, t), t->blen);
+            continue;
+        }
+        if (lx != NULL && (lx->cls & L_COMMON)) {
+            continue;
+        }
+        if ((t->flags & (TF_CAP | TF_UPPER)) && !(t->flags & TF_CAMEL)
+            && !sd->shouting) {
             bag_add2(&sd->names, CAND_WORD, tok_fold(sd, t), t->blen);
         }
     }
+}
+
+/* A text mostly in capitals ("HOW MANY BONES ARE IN THE HUMAN BODY")
+ * tells nothing about names by its capitals. */
+static void shouting_scan(side_t *sd)
+{
+    size_t i, words = 0, caps = 0;
+
+    for (i = 0; i < sd->nt; i++) {
+        const tok_t *t = &sd->t[i];
+        if (t->kind == TK_WORD && !(t->flags & TF_DIGIT) && t->len > 1) {
+            words++;
+            caps += (t->flags & TF_UPPER) != 0;
+        }
+    }
+    sd->shouting = words >= 3 && caps * 10 >= words * SHOUT_TENTHS;
 }
 
 static void idents_scan(side_t *sd)
@@ -1479,6 +1637,11 @@ static int cn_is_neg(const char *s, size_t n, size_t i, uint32_t cp)
         && cp != 0x522B && cp != 0x672A && cp != 0x52FF) {
         return 0;                       /* 不 没 无 非 别 未 勿 */
     }
+    /* 能不能, 是不是, 有没有: a question, not a negation */
+    if (i >= 3 && i + 6 <= n && memcmp(s + i - 3, s + i + 3, 3) == 0
+        && (cp == 0x4E0D || cp == 0x6CA1)) {
+        return 0;
+    }
     for (k = 0; k < COUNT(cn_not_neg); k++) {
         const char *w = cn_not_neg[k];
         /* the word starts at i, or ends at i (two characters each) */
@@ -1505,8 +1668,9 @@ static int is_lang(const tok_t *t)
  * words of the CJK list (longest first, not overlapping), and the suffix
  * rule outside them: X省, X市, X县 (two characters before), X国, X州
  * (one). */
-static void cjk_scan(side_t *sd, const char *s, size_t n)
+static void cjk_scan(side_t *sd, size_t off, size_t n)
 {
+    const char *s = sd->text.data + off;
     const unsigned char *u = (const unsigned char *)s;
     size_t j = 0, skip = 0, p1 = SIZE_MAX, p2 = SIZE_MAX;
     const lex_t *e;
@@ -1523,16 +1687,19 @@ static void cjk_scan(side_t *sd, const char *s, size_t n)
             sd->negations++;
         }
         if (!inside
-            && (e = cjk_match(s + j, n - j, L_LANG | L_FORMAT | L_PLACE))
-               != NULL) {
+            && (e = cjk_match(s + j, n - j, L_LANG | L_FORMAT | L_UNIT
+                                            | L_PLACE | L_WORD)) != NULL) {
             if (e->cls & L_LANG) {
                 bag_add(&sd->langs, e->canon, strlen(e->canon));
             }
             else if (e->cls & L_FORMAT) {
                 bag_add(&sd->formats, e->canon, strlen(e->canon));
             }
-            else {
+            else if (e->cls & L_PLACE) {
                 bag_add2(&sd->names, CAND_CJK, e->w, strlen(e->w));
+            }
+            if (e->cls & (L_LANG | L_FORMAT | L_UNIT)) {
+                bag_add_at(&sd->order, e->canon, strlen(e->canon), off + j);
             }
             skip = j + strlen(e->w);
         }
@@ -1579,146 +1746,413 @@ static void words_scan(side_t *sd)
             if (lx != NULL && (lx->cls & L_FORMAT)) {
                 bag_add(&sd->formats, lx->format, strlen(lx->format));
             }
+            if (is_lang(t) || (lx != NULL && (lx->cls & (L_FORMAT | L_UNIT)))) {
+                /* as written: MySQL and PostgreSQL are both "sql" */
+                bag_add_at(&sd->order, tok_fold(sd, t), t->blen, t->off);
+            }
+            if (t->flags & TF_DIGIT) {
+                /* a unit written onto its number: "5km", "100ms" */
+                const char *f = tok_fold(sd, t);
+                const lexent_t *u = NULL;
+                size_t d = 0;
+                while (d < t->blen && (is_digit((unsigned char)f[d])
+                                       || f[d] == '.' || f[d] == ',')) {
+                    d++;
+                }
+                if (d < t->blen) {
+                    u = lex_get(f + d, t->blen - d);
+                }
+                if (u != NULL && (u->cls & L_UNIT)) {
+                    bag_add_at(&sd->order, u->unit, strlen(u->unit),
+                               t->off + d);
+                }
+            }
         }
         else if (t->kind == TK_CJK) {
-            cjk_scan(sd, tok_text(sd, t), t->len);
+            cjk_scan(sd, t->off, t->len);
         }
     }
 }
 
 /* ---- direction ---------------------------------------------------------- */
 
-enum { D_BREAK, D_ITEM, D_CONN };
+enum {
+    D_SKIP,       /* unimportant: a connector looks past it */
+    D_BREAK,      /* punctuation: a connector does not look past it */
+    D_ITEM,       /* something a direction can run from or to */
+    D_CONN,       /* to, into, than, ->, 转换成, 到, 比, ... */
+    D_HAN         /* a CJK character outside the word list: the two
+                   * nearest a connector make its item (农历 换算成 公历) */
+};
 
 typedef struct {
     int kind;
     const char *name;
     size_t len;
+    unsigned cost;        /* D_SKIP: how much of the window it uses */
 } ditem_t;
 
-static void dpush(ditem_t **v, size_t *n, size_t *cap, int kind,
-                  const char *name, size_t len)
+typedef struct {
+    ditem_t *v;
+    size_t n;
+    size_t cap;
+} dseq_t;
+
+static void dpush(dseq_t *d, int kind, const char *name, size_t len)
 {
-    if (*n == *cap) {
-        *cap = *cap ? *cap * 2 : 32;
-        *v = cs_realloc(*v, *cap * sizeof(**v));
+    if (d->n == d->cap) {
+        d->cap = d->cap ? d->cap * 2 : 32;
+        d->v = cs_realloc(d->v, d->cap * sizeof(*d->v));
     }
-    (*v)[*n].kind = kind;
-    (*v)[*n].name = name;
-    (*v)[*n].len = len;
-    (*n)++;
+    d->v[d->n].kind = kind;
+    d->v[d->n].name = name;
+    d->v[d->n].len = len;
+    d->v[d->n].cost = DIR_WORD_COST;
+    d->n++;
 }
 
-/* Builds the sequence of items and connectors, then the pairs
- * item-connector-item. */
+/* What a word is to a direction. */
+static void dword(const side_t *sd, const tok_t *t, dseq_t *d)
+{
+    const lexent_t *lx = t->lex;
+
+    if (lx != NULL && (lx->cls & L_CONN)) {
+        dpush(d, D_CONN, NULL, 0);
+    }
+    else if (is_lang(t) || sd->cjk_text
+             || (lx != NULL && (lx->cls & (L_FORMAT | L_UNIT)))) {
+        dpush(d, D_ITEM, tok_fold(sd, t), t->blen);
+    }
+    else if (lx != NULL && (lx->cls & L_NUM)) {
+        dpush(d, D_ITEM, lx->num, strlen(lx->num));
+    }
+    else if (t->len == 1 && (t->flags & TF_CAP) && !(t->flags & TF_SENT)
+             && !sd->shouting && tok_text(sd, t)[0] != 'I') {
+        dpush(d, D_ITEM, tok_fold(sd, t), t->blen);     /* account B */
+    }
+    else if (lx != NULL && (lx->cls & (L_COMMON | L_NEG | L_SCALE))) {
+        dpush(d, D_SKIP, NULL, 0);
+    }
+    else {
+        dpush(d, D_ITEM, tok_fold(sd, t), t->blen);
+    }
+}
+
+static void dsymbol(const side_t *sd, size_t *i, dseq_t *d)
+{
+    const tok_t *t = &sd->t[*i];
+    const char *s = tok_text(sd, t);
+
+    if (t->len == 3 && (memcmp(s, "\xE2\x86\x92", 3) == 0
+                        || memcmp(s, "\xE2\x87\x92", 3) == 0)) {
+        dpush(d, D_CONN, NULL, 0);                      /* → ⇒ */
+    }
+    else if ((s[0] == '-' || s[0] == '=') && *i + 1 < sd->nt
+             && sd->t[*i + 1].kind == TK_SYM
+             && tok_text(sd, &sd->t[*i + 1])[0] == '>'
+             && sd->t[*i + 1].off == t->off + 1) {
+        dpush(d, D_CONN, NULL, 0);                      /* -> => */
+        (*i)++;
+    }
+    else if (strchr(".,;:!?", s[0]) != NULL
+             || (t->len == 3 && (memcmp(s, "\xE3\x80\x82", 3) == 0
+                                 || memcmp(s, "\xE3\x80\x81", 3) == 0))) {
+        dpush(d, D_BREAK, NULL, 0);                     /* also 。 、 */
+    }
+    else {
+        dpush(d, D_SKIP, NULL, 0);
+    }
+}
+
+/* What the characters of a CJK run are to a direction. */
+static void dcjk(side_t *sd, const tok_t *t, dseq_t *d)
+{
+    const char *s = tok_text(sd, t);
+    size_t j = 0, q, kn;
+
+    while (j < t->len) {
+        const lex_t *e, *a = NULL, *b = NULL;
+        uint32_t cp;
+        size_t k;
+
+        /* 中译英 */
+        if (j + 9 <= t->len && memcmp(s + j + 3, "译", 3) == 0) {
+            for (q = 0; q < COUNT(cjk_lang_abbr); q++) {
+                if (memcmp(s + j, cjk_lang_abbr[q].w, 3) == 0) {
+                    a = &cjk_lang_abbr[q];
+                }
+                if (memcmp(s + j + 6, cjk_lang_abbr[q].w, 3) == 0) {
+                    b = &cjk_lang_abbr[q];
+                }
+            }
+            if (a != NULL && b != NULL) {
+                dpush(d, D_ITEM, a->canon, 2);
+                dpush(d, D_CONN, NULL, 0);
+                dpush(d, D_ITEM, b->canon, 2);
+                bag_add(&sd->langs, a->canon, 2);
+                bag_add(&sd->langs, b->canon, 2);
+                j += 9;
+                continue;
+            }
+        }
+        e = cjk_match(s + j, t->len - j, L_LANG | L_FORMAT | L_UNIT
+                                         | L_PLACE | L_CONN | L_WORD);
+        if (e == NULL || (e->cls & L_WORD)) {
+            k = e != NULL ? strlen(e->w)
+                : cs_utf8_decode((const unsigned char *)s + j, t->len - j,
+                                 &cp);
+            k = k ? k : 1;
+            if (e == NULL && cn_numeral(s + j, k, &kn) < 0
+                && !starts_with_any(s + j, k, cn_filler_chars,
+                                    COUNT(cn_filler_chars))
+                && !starts_with_any(s + j, k, cn_dir_filler_chars,
+                                    COUNT(cn_dir_filler_chars))) {
+                dpush(d, D_HAN, s + j, k);
+            }
+            else {
+                dpush(d, D_SKIP, NULL, 0);
+            }
+            d->v[d->n - 1].cost = DIR_CJK_COST;
+            j += k;
+            continue;
+        }
+        if (e->cls & L_CONN) {
+            dpush(d, D_CONN, NULL, 0);
+        }
+        else {
+            const char *c = e->canon ? e->canon : e->w;
+            dpush(d, D_ITEM, c, strlen(c));
+        }
+        j += strlen(e->w);
+    }
+}
+
+/* The item nearest to connector k in direction step (-1 or +1), looking
+ * past at most DIR_WINDOW unimportant entries, into *name and *len;
+ * returns 0 if there is none. Two CJK characters next to each other
+ * make one item, in text order. */
+static int dnear(const dseq_t *d, size_t k, int step, const char **name,
+                 size_t *len)
+{
+    size_t i = k;
+    unsigned used = 0;
+
+    while ((step < 0 ? i > 0 : i + 1 < d->n)) {
+        const ditem_t *e;
+        i = step < 0 ? i - 1 : i + 1;
+        e = &d->v[i];
+        if (e->kind == D_ITEM) {
+            *name = e->name;
+            *len = e->len;
+            return 1;
+        }
+        if (e->kind == D_HAN) {
+            const ditem_t *f = (step < 0 ? i > 0 : i + 1 < d->n)
+                               ? &d->v[step < 0 ? i - 1 : i + 1] : NULL;
+            *name = e->name;
+            *len = e->len;
+            if (f != NULL && f->kind == D_HAN) {
+                *name = step < 0 ? f->name : e->name;
+                *len = e->len + f->len;
+            }
+            return 1;
+        }
+        used += e->cost;
+        if (e->kind != D_SKIP || used > DIR_WINDOW * DIR_WORD_COST) {
+            return 0;
+        }
+    }
+    return 0;
+}
+
+/* Ordered pairs "from>to" around every connector. */
 static void direction_scan(side_t *sd)
 {
-    ditem_t *v = NULL;
-    size_t n = 0, cap = 0, i;
+    dseq_t d = {NULL, 0, 0};
+    size_t i;
 
     for (i = 0; i < sd->nt; i++) {
         const tok_t *t = &sd->t[i];
-        const lexent_t *lx = t->lex;
+
+        if (t->kind == TK_WORD) {
+            dword(sd, t, &d);
+        }
+        else if (t->kind == TK_SYM) {
+            dsymbol(sd, &i, &d);
+        }
+        else {
+            dcjk(sd, t, &d);
+        }
+    }
+    for (i = 0; i < d.n; i++) {
+        const char *a, *b;
+        size_t la, lb;
+        char buf[256];
+        int k;
+
+        if (d.v[i].kind != D_CONN || !dnear(&d, i, -1, &a, &la)
+            || !dnear(&d, i, +1, &b, &lb)) {
+            continue;
+        }
+        k = snprintf(buf, sizeof(buf), "%.*s>%.*s", (int)la, a, (int)lb, b);
+        bag_add(&sd->pairs, buf, k < (int)sizeof(buf) ? (size_t)k
+                : sizeof(buf) - 1);
+    }
+    cs_free(d.v);
+}
+
+/* ---- content of long texts ------------------------------------------------ */
+
+static void content_add(side_t *sd, const char *s, size_t n, uint64_t tag)
+{
+    if (sd->ncontent == sd->ccap) {
+        sd->ccap = sd->ccap ? sd->ccap * 2 : 64;
+        sd->content = cs_realloc(sd->content,
+                                 sd->ccap * sizeof(*sd->content));
+    }
+    sd->content[sd->ncontent++] = fnv(s, n) ^ tag;
+}
+
+static int is_operator(char c)
+{
+    return c != '\0' && strchr("<>=!+-*/%&|^", c) != NULL;
+}
+
+/* The nearest non-blank byte before off (step -1) or at/after off
+ * (step +1) in the text, or 0. */
+static unsigned char near_byte(const side_t *sd, size_t off, int step)
+{
+    const unsigned char *s = (const unsigned char *)sd->text.data;
+
+    if (step < 0) {
+        while (off > 0 && s[off - 1] == ' ') {
+            off--;
+        }
+        return off > 0 ? s[off - 1] : 0;
+    }
+    while (off < sd->text.len && s[off] == ' ') {
+        off++;
+    }
+    return off < sd->text.len ? s[off] : 0;
+}
+
+static int operand_byte(unsigned char c, int after)
+{
+    return is_digit(c) || ascii_lower(c) || ascii_upper(c) || c == '_'
+           || c == (after ? '(' : ')') || c == (after ? '[' : ']');
+}
+
+/* Whether the operator characters [off, end) are an operator between two
+ * operands ("n * 2", "a<=b", "5-3"), not decoration: "---" rules, a
+ * "*" left over from emphasis, "500-word", "15%", "!" after a word. */
+static int is_operator_run(const side_t *sd, size_t off, size_t end)
+{
+    const char *s = sd->text.data;
+    unsigned char before = near_byte(sd, off, -1);
+    unsigned char after = near_byte(sd, end, +1);
+    size_t n = end - off, i;
+
+    if (!operand_byte(before, 0) || !operand_byte(after, 1)) {
+        return 0;
+    }
+    if (n == 1 && (s[off] == '-' || s[off] == '+') && off > 0
+        && s[off - 1] != ' ' && !is_digit(after)) {
+        return 0;                       /* a hyphen: 500-word, thank-you */
+    }
+    if (s[off] == '%' && off > 0 && is_digit((unsigned char)s[off - 1])) {
+        return 0;                       /* a percent sign */
+    }
+    if (n == 1 && s[off] == '!') {
+        return 0;
+    }
+    for (i = off + 1; i < end && s[i] == s[off]; i++) {
+    }
+    return !(n >= 3 && i == end);       /* ---, ===, *** */
+}
+
+/* Content tokens: uncommon words, CJK characters that are not particles,
+ * numerals or negations, and runs of operator characters ("<=", "===");
+ * the operator runs also go to sd->ops ("n * 2" is not "n ** 2"). */
+static void content_scan(side_t *sd)
+{
+    size_t i;
+
+    for (i = 0; i < sd->nt; i++) {
+        const tok_t *t = &sd->t[i];
         const char *s = tok_text(sd, t);
 
         if (t->kind == TK_WORD) {
-            if (lx != NULL && (lx->cls & L_CONN)) {
-                dpush(&v, &n, &cap, D_CONN, NULL, 0);
-            }
-            else if (is_lang(t)
-                     || (lx != NULL && (lx->cls & (L_FORMAT | L_UNIT)))) {
-                const char *c = lx->cls & L_LANG ? lx->lang
-                                : lx->cls & L_FORMAT ? lx->format : lx->unit;
-                dpush(&v, &n, &cap, D_ITEM, c, strlen(c));
-            }
-            else if (lx != NULL && (lx->cls & L_NUM)) {
-                dpush(&v, &n, &cap, D_ITEM, lx->num, strlen(lx->num));
-            }
-            else if ((t->flags & TF_DIGIT)
-                     || (lx != NULL && (lx->cls & L_PLACE))
-                     || ((t->flags & (TF_CAP | TF_UPPER))
-                         && (lx == NULL || !(lx->cls & L_COMMON)))) {
-                dpush(&v, &n, &cap, D_ITEM, tok_fold(sd, t), t->blen);
-            }
-            else {
-                dpush(&v, &n, &cap, D_BREAK, NULL, 0);
+            if (!(t->flags & TF_DIGIT) && t->blen > 0
+                && (t->lex == NULL || !(t->lex->cls & (L_COMMON | L_NEG
+                                                       | L_NUM | L_SCALE)))) {
+                content_add(sd, tok_fold(sd, t), t->blen, 1);
             }
         }
         else if (t->kind == TK_SYM) {
-            if ((t->len == 3 && (memcmp(s, "\xE2\x86\x92", 3) == 0
-                                 || memcmp(s, "\xE2\x87\x92", 3) == 0))) {
-                dpush(&v, &n, &cap, D_CONN, NULL, 0);   /* → ⇒ */
+            size_t j = i, end = t->off;
+            while (j < sd->nt && sd->t[j].kind == TK_SYM
+                   && sd->t[j].off == end
+                   && is_operator(tok_text(sd, &sd->t[j])[0])) {
+                end += sd->t[j].len;
+                j++;
             }
-            else if ((s[0] == '-' || s[0] == '=') && i + 1 < sd->nt
-                     && sd->t[i + 1].kind == TK_SYM
-                     && tok_text(sd, &sd->t[i + 1])[0] == '>'
-                     && sd->t[i + 1].off == t->off + 1) {
-                dpush(&v, &n, &cap, D_CONN, NULL, 0);   /* -> => */
-                i++;
-            }
-            else {
-                dpush(&v, &n, &cap, D_BREAK, NULL, 0);
+            if (j > i) {
+                if (is_operator_run(sd, t->off, end)) {
+                    content_add(sd, s, end - t->off, 2);
+                    bag_add(&sd->ops, s, end - t->off);
+                }
+                i = j - 1;
             }
         }
         else {
-            size_t j = 0;
+            size_t j = 0, k, kn;
             while (j < t->len) {
-                const lex_t *e;
-                /* 中译英 */
-                if (j + 9 <= t->len && memcmp(s + j + 3, "译", 3) == 0) {
-                    const lex_t *a = NULL, *b = NULL;
-                    size_t q;
-                    for (q = 0; q < COUNT(cjk_lang_abbr); q++) {
-                        if (memcmp(s + j, cjk_lang_abbr[q].w, 3) == 0) {
-                            a = &cjk_lang_abbr[q];
-                        }
-                        if (memcmp(s + j + 6, cjk_lang_abbr[q].w, 3) == 0) {
-                            b = &cjk_lang_abbr[q];
-                        }
-                    }
-                    if (a != NULL && b != NULL) {
-                        dpush(&v, &n, &cap, D_ITEM, a->canon, 2);
-                        dpush(&v, &n, &cap, D_CONN, NULL, 0);
-                        dpush(&v, &n, &cap, D_ITEM, b->canon, 2);
-                        bag_add(&sd->langs, a->canon, 2);
-                        bag_add(&sd->langs, b->canon, 2);
-                        j += 9;
-                        continue;
-                    }
+                uint32_t cp = 0;
+                k = cs_utf8_decode((const unsigned char *)s + j, t->len - j,
+                                   &cp);
+                k = k ? k : 1;
+                if (!starts_with_any(s + j, k, cn_filler_chars,
+                                     COUNT(cn_filler_chars))
+                    && cn_numeral(s + j, k, &kn) < 0
+                    && !cn_is_neg(s, t->len, j, cp)) {
+                    content_add(sd, s + j, k, 3);
                 }
-                e = cjk_match(s + j, t->len - j,
-                              L_LANG | L_FORMAT | L_UNIT | L_PLACE | L_CONN);
-                if (e == NULL) {
-                    uint32_t cp;
-                    size_t k = cs_utf8_decode((const unsigned char *)s + j,
-                                              t->len - j, &cp);
-                    dpush(&v, &n, &cap, D_BREAK, NULL, 0);
-                    j += k ? k : 1;
-                    continue;
-                }
-                if (e->cls & L_CONN) {
-                    dpush(&v, &n, &cap, D_CONN, NULL, 0);
-                }
-                else {
-                    const char *c = e->canon ? e->canon : e->w;
-                    dpush(&v, &n, &cap, D_ITEM, c, strlen(c));
-                }
-                j += strlen(e->w);
+                j += k;
             }
         }
     }
-    for (i = 1; i + 1 < n; i++) {
-        if (v[i].kind == D_CONN && v[i - 1].kind == D_ITEM
-            && v[i + 1].kind == D_ITEM) {
-            char buf[256];
-            int k = snprintf(buf, sizeof(buf), "%.*s>%.*s",
-                             (int)v[i - 1].len, v[i - 1].name,
-                             (int)v[i + 1].len, v[i + 1].name);
-            bag_add(&sd->pairs, buf, k < (int)sizeof(buf) ? (size_t)k
-                    : sizeof(buf) - 1);
+}
+
+static int cmp_u64(const void *a, const void *b)
+{
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+
+    return x < y ? -1 : x > y;
+}
+
+/* Tokens in one multiset and not in the other, both ways. */
+static size_t content_diff(side_t *a, side_t *b)
+{
+    size_t i = 0, j = 0, diff = 0;
+
+    qsort(a->content, a->ncontent, sizeof(uint64_t), cmp_u64);
+    qsort(b->content, b->ncontent, sizeof(uint64_t), cmp_u64);
+    while (i < a->ncontent || j < b->ncontent) {
+        if (j == b->ncontent
+            || (i < a->ncontent && a->content[i] < b->content[j])) {
+            i++;
+            diff++;
+        }
+        else if (i == a->ncontent || b->content[j] < a->content[i]) {
+            j++;
+            diff++;
+        }
+        else {
+            i++;
+            j++;
         }
     }
-    cs_free(v);
+    return diff;
 }
 
 /* ---- building a side ---------------------------------------------------- */
@@ -1780,7 +2214,6 @@ static void side_init(side_t *sd)
     memset(sd, 0, sizeof(*sd));
     cs_buf_init(&sd->text);
     cs_buf_init(&sd->fold);
-    cs_buf_init(&sd->cjk);
     cs_buf_init(&sd->tmp);
 }
 
@@ -1796,10 +2229,13 @@ static int side_build(side_t *sd, const char *text, size_t len)
     sd->sentence = 1;
     cs_normalize_pieces(sd->text.data, sd->text.len, on_piece, sd);
     number_words_scan(sd);
+    shouting_scan(sd);
+    sd->cjk_text = script(sd) == S_ZH || script(sd) == S_JA;
     names_scan(sd);
     idents_scan(sd);
     words_scan(sd);
     direction_scan(sd);
+    content_scan(sd);
     return CS_OK;
 }
 
@@ -1807,7 +2243,6 @@ static void side_free(side_t *sd)
 {
     cs_buf_free(&sd->text);
     cs_buf_free(&sd->fold);
-    cs_buf_free(&sd->cjk);
     cs_buf_free(&sd->tmp);
     cs_free(sd->t);
     bag_free(&sd->numbers);
@@ -1817,32 +2252,39 @@ static void side_free(side_t *sd)
     bag_free(&sd->langs);
     bag_free(&sd->formats);
     bag_free(&sd->pairs);
+    bag_free(&sd->order);
+    bag_free(&sd->ops);
+    cs_free(sd->content);
 }
 
 /* ---- comparing ---------------------------------------------------------- */
 
-/* How often candidate c (kind byte, then text) occurs in sd. */
-static size_t count_in(const side_t *sd, const item_t *c)
+/* How often candidate c (kind byte, then text) occurs in sd; with
+ * order, each occurrence is also added to it, at its place. */
+static size_t count_in(const side_t *sd, const item_t *c, bag_t *order)
 {
     const char *w = c->s + 1;
     size_t wl = c->len - 1, n = 0, i;
 
     switch (c->s[0]) {
-    case CAND_CJK: {
-        const char *p = sd->cjk.data, *end;
-        if (sd->cjk.len == 0) {
-            return 0;
-        }
-        end = p + sd->cjk.len;
-        while (p != NULL && p + wl <= end) {
-            p = memmem(p, (size_t)(end - p), w, wl);
-            if (p != NULL) {
+    case CAND_CJK:
+        for (i = 0; i < sd->nt; i++) {
+            const tok_t *t = &sd->t[i];
+            const char *p = tok_text(sd, t), *end = p + t->len;
+            if (t->kind != TK_CJK) {
+                continue;
+            }
+            while (p + wl <= end
+                   && (p = memmem(p, (size_t)(end - p), w, wl)) != NULL) {
+                if (order != NULL) {
+                    bag_add_at(order, c->s, c->len,
+                               (size_t)(p - sd->text.data));
+                }
                 n++;
                 p += wl;
             }
         }
         return n;
-    }
     case CAND_PHRASE:
         for (i = 0; i < sd->nt; i++) {
             size_t j = i, pos = 0;
@@ -1856,6 +2298,9 @@ static size_t count_in(const side_t *sd, const item_t *c)
                 pos += sd->t[j].blen;
                 j++;
                 if (pos == wl) {
+                    if (order != NULL) {
+                        bag_add_at(order, c->s, c->len, sd->t[i].off);
+                    }
                     n++;
                     break;
                 }
@@ -1871,20 +2316,25 @@ static size_t count_in(const side_t *sd, const item_t *c)
     }
     for (i = 0; i < sd->nt; i++) {
         const tok_t *t = &sd->t[i];
+        int hit;
         if (t->kind != TK_WORD) {
             continue;
         }
         switch (c->s[0]) {
         case CAND_WORD:
-            n += t->blen == wl && memcmp(tok_fold(sd, t), w, wl) == 0;
+            hit = t->blen == wl && memcmp(tok_fold(sd, t), w, wl) == 0;
             break;
         case CAND_KEYWORD:
-            n += t->flen == wl && memcmp(tok_fold(sd, t), w, wl) == 0;
+            hit = t->flen == wl && memcmp(tok_fold(sd, t), w, wl) == 0;
             break;
         default:            /* CAND_EXACT */
-            n += t->len == wl && memcmp(tok_text(sd, t), w, wl) == 0;
+            hit = t->len == wl && memcmp(tok_text(sd, t), w, wl) == 0;
             break;
         }
+        if (hit && order != NULL) {
+            bag_add_at(order, c->s, c->len, t->off);
+        }
+        n += hit;
     }
     return n;
 }
@@ -1900,7 +2350,8 @@ static int counts_equal(const side_t *a, const side_t *b, bag_t *ca,
     bag_sort(cb, 1);
     for (k = 0; k < 2; k++) {
         for (i = 0; i < bags[k]->n; i++) {
-            if (count_in(a, &bags[k]->v[i]) != count_in(b, &bags[k]->v[i])) {
+            if (count_in(a, &bags[k]->v[i], NULL)
+                != count_in(b, &bags[k]->v[i], NULL)) {
                 return 0;
             }
         }
@@ -1908,18 +2359,146 @@ static int counts_equal(const side_t *a, const side_t *b, bag_t *ca,
     return 1;
 }
 
-static int script(const side_t *sd)
-{
-    unsigned best = 0;
-    int s, which = S_NONE;
 
-    for (s = S_LATIN; s < S_COUNT; s++) {
-        if (sd->script_words[s] > best) {
-            best = sd->script_words[s];
-            which = s;
+/* Equal, or one typo apart in words of TYPO_MIN_LEN bytes or more. */
+static int near_word(const char *a, size_t la, const char *b, size_t lb)
+{
+    size_t i = 0;
+
+    if (la == lb && memcmp(a, b, la) == 0) {
+        return 1;
+    }
+    if (la < TYPO_MIN_LEN || lb < TYPO_MIN_LEN || la > lb + 1
+        || lb > la + 1) {
+        return 0;
+    }
+    while (i < la && i < lb && a[i] == b[i]) {
+        i++;
+    }
+    if (la == lb) {
+        return memcmp(a + i + 1, b + i + 1, la - i - 1) == 0
+               || (i + 1 < la && a[i] == b[i + 1] && a[i + 1] == b[i]
+                   && memcmp(a + i + 2, b + i + 2, la - i - 2) == 0);
+    }
+    return la > lb ? memcmp(a + i + 1, b + i, lb - i) == 0
+                   : memcmp(a + i, b + i + 1, la - i) == 0;
+}
+
+/* Splits a pair "from>to" at its ">". */
+static void pair_split(const item_t *p, const char **x, size_t *lx,
+                       const char **y, size_t *ly)
+{
+    const char *gt = memchr(p->s, '>', p->len);
+
+    *x = p->s;
+    *lx = gt != NULL ? (size_t)(gt - p->s) : p->len;
+    *y = gt != NULL ? gt + 1 : p->s + p->len;
+    *ly = p->len - *lx - (gt != NULL);
+}
+
+/* A pair of a that b resolves differently: b has no pair equal to it (a
+ * typo forgiven) but has one sharing a side with it. "celsius>fahrenheit"
+ * against "fahrenheit>celsius", "folder>src" against "folder>backup".
+ * A pair found on one side only is not a conflict: "better to rent"
+ * makes no pair, its typo "bettre to rent" does. */
+static int pairs_conflict(const bag_t *a, const bag_t *b)
+{
+    size_t i, j;
+
+    for (i = 0; i < a->n; i++) {
+        const char *p1, *p2;
+        size_t l1, l2;
+        int same = 0, shared = 0;
+
+        pair_split(&a->v[i], &p1, &l1, &p2, &l2);
+        for (j = 0; j < b->n && !same; j++) {
+            const char *q1, *q2;
+            size_t m1, m2;
+            int n11, n22;
+            pair_split(&b->v[j], &q1, &m1, &q2, &m2);
+            n11 = near_word(p1, l1, q1, m1);
+            n22 = near_word(p2, l2, q2, m2);
+            same = n11 && n22;
+            shared |= n11 || n22 || near_word(p1, l1, q2, m2)
+                      || near_word(p2, l2, q1, m1);
+        }
+        if (!same && shared) {
+            return 1;
         }
     }
-    return which;
+    return 0;
+}
+
+static size_t bag_count(const bag_t *b, const item_t *x, size_t upto)
+{
+    size_t i, n = 0;
+
+    for (i = 0; i < upto; i++) {
+        n += item_cmp(&b->v[i], x) == 0;
+    }
+    return n;
+}
+
+/* Drops from a and b the items the other one lacks (a unit with a typo on
+ * one side only), keeping each in text order: only the order of what
+ * both hold is compared. */
+static void keep_shared(bag_t *a, bag_t *b)
+{
+    bag_t *sides[2] = {a, b};
+    size_t k, i, j;
+
+    for (k = 0; k < 2; k++) {
+        bag_t *x = sides[k], *y = sides[1 - k];
+        if (x->n > 1) {
+            qsort(x->v, x->n, sizeof(*x->v), item_pos_cmp);
+        }
+        for (i = 0, j = 0; i < x->n; i++) {
+            size_t inx = bag_count(x, &x->v[i], x->n);
+            size_t iny = bag_count(y, &x->v[i], y->n);
+            size_t keep = inx < iny ? inx : iny;
+            /* keep its first `keep` occurrences */
+            if (bag_count(x, &x->v[i], i) < keep) {
+                x->v[j++] = x->v[i];
+            }
+            else {
+                cs_free(x->v[i].s);
+            }
+        }
+        x->n = j;
+    }
+}
+
+/* The salient things (numbers, names of either side, languages,
+ * formats, units) come in the same order: "10 divided by 4" is not "4
+ * divided by 10", "account A to account B" not "account B to account A".
+ * The classes are already known to be equal as multisets. */
+static int order_equal(side_t *a, side_t *b)
+{
+    side_t *sides[2] = {a, b};
+    bag_t names = {NULL, 0, 0};
+    size_t k, i;
+    int eq;
+
+    for (k = 0; k < 2; k++) {
+        for (i = 0; i < sides[k]->names.n; i++) {
+            bag_add(&names, sides[k]->names.v[i].s, sides[k]->names.v[i].len);
+        }
+    }
+    bag_sort(&names, 1);
+    for (k = 0; k < 2; k++) {
+        side_t *sd = sides[k];
+        for (i = 0; i < sd->numbers.n; i++) {
+            bag_add_at(&sd->order, sd->numbers.v[i].s, sd->numbers.v[i].len,
+                       sd->numbers.v[i].pos);
+        }
+        for (i = 0; i < names.n; i++) {
+            count_in(sd, &names.v[i], &sd->order);
+        }
+    }
+    keep_shared(&a->order, &b->order);
+    eq = bag_equal_ordered(&a->order, &b->order);
+    bag_free(&names);
+    return eq;
 }
 
 static const char *compare(side_t *a, side_t *b)
@@ -1939,7 +2518,8 @@ static const char *compare(side_t *a, side_t *b)
         return "negation differs";
     }
     if (!bag_equal(&a->blocks, &b->blocks, 0)
-        || !counts_equal(a, b, &a->idents, &b->idents)) {
+        || !counts_equal(a, b, &a->idents, &b->idents)
+        || !bag_equal(&a->ops, &b->ops, 0)) {
         return "code identifiers differ";
     }
     if (!bag_equal(&a->langs, &b->langs, 1)) {
@@ -1948,8 +2528,13 @@ static const char *compare(side_t *a, side_t *b)
     if (!bag_equal(&a->formats, &b->formats, 1)) {
         return "format differs";
     }
-    if (!bag_equal(&a->pairs, &b->pairs, 0)) {
+    if (pairs_conflict(&a->pairs, &b->pairs)
+        || pairs_conflict(&b->pairs, &a->pairs) || !order_equal(a, b)) {
         return "direction differs";
+    }
+    if ((a->ncontent >= CONTENT_LONG_MIN || b->ncontent >= CONTENT_LONG_MIN)
+        && content_diff(a, b) > CONTENT_DIFF_MAX) {
+        return "content differs";
     }
     return NULL;
 }
