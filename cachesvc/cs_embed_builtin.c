@@ -99,10 +99,12 @@ enum {
     F_SYMBOL
 };
 
-/* English stop words, as the normaliser leaves them (lower case). Question
- * words, negations and words that carry direction in a pair ("to" does,
- * but only through the order of the words around it) are not here
- * except "to"/"from"/"into", which the bigrams already cover. */
+/* English stop words, as the normaliser leaves them (lower case):
+ * function words, request and politeness filler ("please", "thx",
+ * "quick question"), and number words (numbers are the verifier's job).
+ * Question words and negations are not here: they change the answer.
+ * "to", "from" and "into" are, because the order of the content words
+ * around them (the bigrams) already carries the direction. */
 static const char *const stop_words[] = {
     "a", "an", "the", "of", "to", "in", "on", "at", "for", "from", "by",
     "with", "about", "as", "into", "onto", "is", "are", "was", "were", "be",

@@ -189,8 +189,8 @@ static CURL *handle_get(http_t *h)
     return c;
 }
 
-/* Returns c to the pool; a handle whose transfer failed is dropped with
- * its connection, which may be in any state. */
+/* Returns c to the pool; a handle whose transfer failed (no complete
+ * answer) is dropped with its connection, which may be in any state. */
 static void handle_put(http_t *h, CURL *c, int ok)
 {
     if (ok) {
@@ -256,7 +256,7 @@ static int post_batch(http_t *h, const char *const *texts,
     cs_buf_t clean;
     char *body = NULL;
     CURL *c = NULL;
-    CURLcode cc;
+    CURLcode cc = CURLE_FAILED_INIT;
     long status = 0;
     int i, rv = CS_ERR, dim = atomic_load(&h->dim);
 
@@ -303,7 +303,8 @@ static int post_batch(http_t *h, const char *const *texts,
 
 done:
     if (c != NULL) {
-        handle_put(h, c, rv == CS_OK);
+        handle_put(h, c, cc == CURLE_OK);   /* an HTTP 500 leaves a good
+                                             * connection */
     }
     free(body);
     json_decref(req);

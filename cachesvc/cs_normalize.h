@@ -49,11 +49,10 @@
  *        followed by a word character, before any fenced block. So
  *        "**bold**", "*em*" and "__two words__" lose their marks while
  *        "n * 2", "n ** 2", "2*3", "a_b" and "*args, **kwargs" stay as
- *        they are.
- *        "*" may also sit between CJK characters ("很**重要**的").
- *        "_" emphasis must wrap more than one word: a single
- *        underscore-wrapped word ("__init__", "_id_") cannot be told from
- *        an identifier and is kept.
+ *        they are. "*" may also sit between CJK characters
+ *        ("很**重要**的"). "_" emphasis must wrap more than one word: a
+ *        single underscore-wrapped word ("__init__", "_id_") cannot be
+ *        told from an identifier and is kept.
  *   4. Every run of white space (Unicode White_Space, and U+FEFF) outside
  *      code becomes one space; the text is trimmed. A fenced block is
  *      separated from the prose around it by one newline instead, so it
@@ -92,8 +91,8 @@
 /* Normalises text (len bytes, any bytes; need not be NUL-terminated) into
  * out, as described above.
  *   out   initialised with cs_buf_init; its content is replaced by the
- *         normalised UTF-8 text (NUL-terminated, out->len bytes). It must
- *         not point into text.
+ *         normalised UTF-8 text, out->len bytes (out->data may stay NULL
+ *         when that is 0). It must not point into text.
  * Returns CS_OK, or CS_ERR when len exceeds CS_NORM_MAX_INPUT (out is
  * then empty). */
 int cs_normalize(const char *text, size_t len, cs_buf_t *out);

@@ -394,8 +394,9 @@ static const lex_t cjk_words[] = {
     {"华氏度", L_UNIT, "fahrenheit"}, {"华氏", L_UNIT, "fahrenheit"},
     {"开尔文", L_UNIT, "kelvin"}, {"公里", L_UNIT, "km"},
     {"千米", L_UNIT, "km"}, {"英里", L_UNIT, "mile"}, {"公斤", L_UNIT, "kg"},
-    {"千克", L_UNIT, "kg"}, {"磅", L_UNIT, "lb"}, {"英尺", L_UNIT, "ft"},
-    {"英寸", L_UNIT, "in"}, {"厘米", L_UNIT, "cm"}, {"毫米", L_UNIT, "mm"}, {"美元", L_UNIT, "usd"},
+    {"千克", L_UNIT, "kg"}, {"磅", L_UNIT, "lb"},
+    {"英尺", L_UNIT, "ft"}, {"英寸", L_UNIT, "in"},
+    {"厘米", L_UNIT, "cm"}, {"毫米", L_UNIT, "mm"}, {"美元", L_UNIT, "usd"},
     {"美金", L_UNIT, "usd"}, {"人民币", L_UNIT, "cny"},
     {"欧元", L_UNIT, "eur"}, {"日元", L_UNIT, "jpy"}, {"英镑", L_UNIT, "gbp"},
     {"港币", L_UNIT, "hkd"}, {"二进制", L_UNIT, "binary"},
@@ -409,7 +410,8 @@ static const lex_t cjk_words[] = {
     {"转换成", L_CONN, NULL}, {"转换为", L_CONN, NULL},
     {"转换到", L_CONN, NULL}, {"转化为", L_CONN, NULL},
     {"转化成", L_CONN, NULL}, {"转成", L_CONN, NULL}, {"转为", L_CONN, NULL},
-    {"转到", L_CONN, NULL}, {"换成", L_CONN, NULL}, {"换到", L_CONN, NULL}, {"换算成", L_CONN, NULL},
+    {"转到", L_CONN, NULL}, {"换成", L_CONN, NULL},
+    {"换到", L_CONN, NULL}, {"换算成", L_CONN, NULL},
     {"换算为", L_CONN, NULL}, {"变成", L_CONN, NULL}, {"改成", L_CONN, NULL},
     {"改写成", L_CONN, NULL}, {"到", L_CONN, NULL}, {"转", L_CONN, NULL},
     {"译", L_CONN, NULL}, {"等于", L_CONN, NULL}, {"比", L_CONN, NULL},
@@ -2001,7 +2003,7 @@ static void direction_scan(side_t *sd)
     cs_free(d.v);
 }
 
-/* ---- content of long texts ------------------------------------------------ */
+/* ---- content of long texts ---------------------------------------------- */
 
 static void content_add(side_t *sd, const char *s, size_t n, uint64_t tag)
 {
@@ -2429,43 +2431,74 @@ static int pairs_conflict(const bag_t *a, const bag_t *b)
     return 0;
 }
 
-static size_t bag_count(const bag_t *b, const item_t *x, size_t upto)
+static int item_text_pos_cmp(const void *a, const void *b)
 {
-    size_t i, n = 0;
+    const item_t *x = a, *y = b;
+    int c = item_cmp(a, b);
 
-    for (i = 0; i < upto; i++) {
-        n += item_cmp(&b->v[i], x) == 0;
+    if (c != 0) {
+        return c;
     }
-    return n;
+    return x->pos < y->pos ? -1 : x->pos > y->pos;
+}
+
+/* Drops the items marked with pos SIZE_MAX, then sorts by place. */
+static void bag_compact(bag_t *x)
+{
+    size_t i, j = 0;
+
+    for (i = 0; i < x->n; i++) {
+        if (x->v[i].pos == SIZE_MAX) {
+            cs_free(x->v[i].s);
+        }
+        else {
+            x->v[j++] = x->v[i];
+        }
+    }
+    x->n = j;
+    if (x->n > 1) {
+        qsort(x->v, x->n, sizeof(item_t), item_pos_cmp);
+    }
 }
 
 /* Drops from a and b the items the other one lacks (a unit with a typo on
- * one side only), keeping each in text order: only the order of what
- * both hold is compared. */
+ * one side only), keeping of each text the first occurrences in text
+ * order: only the order of what both hold is compared. Both bags are
+ * sorted by text, then place, and walked together. */
 static void keep_shared(bag_t *a, bag_t *b)
 {
-    bag_t *sides[2] = {a, b};
-    size_t k, i, j;
+    size_t i = 0, j = 0;
 
-    for (k = 0; k < 2; k++) {
-        bag_t *x = sides[k], *y = sides[1 - k];
-        if (x->n > 1) {
-            qsort(x->v, x->n, sizeof(*x->v), item_pos_cmp);
-        }
-        for (i = 0, j = 0; i < x->n; i++) {
-            size_t inx = bag_count(x, &x->v[i], x->n);
-            size_t iny = bag_count(y, &x->v[i], y->n);
-            size_t keep = inx < iny ? inx : iny;
-            /* keep its first `keep` occurrences */
-            if (bag_count(x, &x->v[i], i) < keep) {
-                x->v[j++] = x->v[i];
-            }
-            else {
-                cs_free(x->v[i].s);
-            }
-        }
-        x->n = j;
+    if (a->n > 1) {
+        qsort(a->v, a->n, sizeof(item_t), item_text_pos_cmp);
     }
+    if (b->n > 1) {
+        qsort(b->v, b->n, sizeof(item_t), item_text_pos_cmp);
+    }
+    while (i < a->n || j < b->n) {
+        int c = i == a->n ? 1 : j == b->n ? -1
+                : item_cmp(&a->v[i], &b->v[j]);
+        size_t ea = i, eb = j, keep, k;
+
+        /* the runs of equal text at i (if c <= 0) and at j (if c >= 0) */
+        while (c <= 0 && ea < a->n && item_cmp(&a->v[ea], &a->v[i]) == 0) {
+            ea++;
+        }
+        while (c >= 0 && eb < b->n && item_cmp(&b->v[eb], &b->v[j]) == 0) {
+            eb++;
+        }
+        keep = (ea - i) < (eb - j) ? (ea - i) : (eb - j);
+        for (k = i + keep; k < ea; k++) {
+            a->v[k].pos = SIZE_MAX;
+        }
+        for (k = j + keep; k < eb; k++) {
+            b->v[k].pos = SIZE_MAX;
+        }
+        i = ea;
+        j = eb;
+    }
+    bag_compact(a);
+    bag_compact(b);
 }
 
 /* The salient things (numbers, names of either side, languages,

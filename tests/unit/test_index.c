@@ -371,6 +371,7 @@ static void test_threshold_switch(void **state)
     float q[RDIM];
     int64_t ids[4];
     float sims[4];
+    size_t mem_exact;
     int i, j, n, hits;
 
     (void)state;
@@ -392,9 +393,12 @@ static void test_threshold_switch(void **state)
         }
     }
     assert_int_equal(cs_index_is_approx(idx), 0);
+    mem_exact = cs_index_memory(idx);
     rebuild_ok(idx);
     assert_int_equal(cs_index_is_approx(idx), 1);
     assert_int_equal(cs_index_live(idx), 300);
+    /* The graph's links come on top. */
+    assert_true(cs_index_memory(idx) > mem_exact);
 
     /* A slightly moved vector finds the one it came from. */
     for (i = 0, hits = 0; i < 300; i++) {

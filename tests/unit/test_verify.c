@@ -25,7 +25,7 @@
 #include "cs_verify.h"
 
 /* Iterations of the fuzz loop. */
-#define FUZZ_ROUNDS 3000
+#define FUZZ_ROUNDS 20000
 
 /* Threads of the concurrency test (the first calls race to index the
  * word lists). */
@@ -120,6 +120,21 @@ static void test_english_pass(void **state)
         {"Fix:\n```\nint  x  =  1;\n```", "Fix:\n```\nint x = 1;\n```",
          "ok"},
         {"France's capital", "the capital of france", "ok"},
+        {"WHAT IS THE DIFFERENCE BETWEEEN A LIST AND A TUPLE IN PYTHON?",
+         "What is the difference between a list and a tuple in Python?",
+         "ok"},
+        {"Write a 500-word essay about climate change.",
+         "Write a 500 word essay about climate change.", "ok"},
+        {"Give me 3 ideas for a birthday party.",
+         "Give me three ideas for a birthday party. Thx", "ok"},
+        {"How do I convert a string to a date in Java?",
+         "> How do I convert a string into a date in Java?", "ok"},
+        {"Write a JavaScript function to debounce another function.",
+         "Write a JavaScript function to drbounce another function.", "ok"},
+        {"Is it better to rent or buy a house?",
+         "Question: Is it bettre to rent or buy a house?", "ok"},
+        {"What is the capital of Australia?\n\n---",
+         "What is the capital of Australia?", "ok"},
         {"", "", "ok"},
     };
 
@@ -225,6 +240,26 @@ static void test_english_fail(void **state)
         {"Schedule it for May 5", "Schedule it for May 6",
          "numbers differ"},
         {"I don’t like it", "I like it", "negation differs"},
+        /* order and direction */
+        {"Is 2 to the power of 10 bigger than 10 to the power of 2?",
+         "Is 10 to the power of 2 bigger than 2 to the power of 10?",
+         "direction differs"},
+        {"Write code to transfer $100 from account A to account B.",
+         "Write code to transfer $100 from account B to account A.",
+         "direction differs"},
+        {"Move all files from the backup folder into the src folder.",
+         "Move all files from the src folder into the backup folder.",
+         "direction differs"},
+        {"Is France bigger than Germany?", "Is Germany bigger than France?",
+         "direction differs"},
+        /* operators */
+        {"What is n * 2?", "What is n ** 2?", "code identifiers differ"},
+        {"Why is i <= n wrong here?", "Why is i < n wrong here?",
+         "code identifiers differ"},
+        {"What is 5-3?", "What is 5+3?", "code identifiers differ"},
+        /* format words */
+        {"Summarise it in one sentence", "Summarise it in one paragraph",
+         "format differs"},
     };
 
     (void)state;
@@ -252,6 +287,10 @@ static void test_chinese_pass(void **state)
         {"写一个函数", "帮我写个函数", "ok"},
         {"中国有多少人口", "中国的人口有多少", "ok"},
         {"3万元能买什么", "三万元能买什么", "ok"},
+        /* 能不能 asks, it does not negate */
+        {"能不能帮我写一份求职信？", "写一份求职信。", "ok"},
+        {"有没有简单的办法", "有简单的办法吗", "ok"},
+        {"100米等于多少英尺？", "一百米等于多少英尺？", "ok"},
     };
 
     (void)state;
@@ -280,6 +319,75 @@ static void test_chinese_fail(void **state)
         {"翻译成英文", "翻译成日文", "language differs"},
         {"用表格展示结果", "用JSON展示结果", "format differs"},
         {"解释`fmt.Println`", "解释`fmt.Printf`", "code identifiers differ"},
+        {"10除以4等于多少？", "4除以10等于多少？", "direction differs"},
+        {"怎么从PostgreSQL迁移到MySQL？", "怎么从MySQL迁移到PostgreSQL？",
+         "direction differs"},
+        {"PDF怎么转Word文档？", "Word文档怎么转PDF？", "direction differs"},
+        {"农历怎么换算成公历？", "公历怎么换算成农历？", "direction differs"},
+        {"100华氏度等于多少摄氏度？", "100摄氏度等于多少华氏度？",
+         "direction differs"},
+        {"把feature分支rebase到main上", "把main分支rebase到feature上",
+         "direction differs"},
+        {"北京比上海大吗", "上海比北京大吗", "direction differs"},
+        {"用一段话总结人工智能的发展历史。", "用一句话总结人工智能的发展历史。",
+         "format differs"},
+    };
+
+    (void)state;
+    CHECK(p);
+}
+
+/* Pasted documents: the same one passes whatever the white space, one
+ * with a sentence dropped or a word swapped does not. */
+static void test_documents(void **state)
+{
+    static const char *doc =
+        "Summarise the following text:\n\nThe order confirmation promised "
+        "delivery within five working days, but the parcel arrived nearly "
+        "three weeks later. I contacted your customer service team by chat "
+        "and was told that someone would call me back, which never "
+        "happened. When the parcel finally arrived, the bowl inside was "
+        "broken and the packaging was damaged. I attach photographs of the "
+        "damaged packaging and the broken bowl.";
+    static const char *doc_spaces =
+        "Summarise the following text:\n\nThe order confirmation promised "
+        "delivery within five working days,  but the parcel arrived nearly "
+        "three weeks later.\nI contacted your customer service team by chat "
+        "and was told that someone would call me back, which never "
+        "happened.\n\nWhen the parcel finally arrived, the bowl inside was "
+        "broken and the packaging was damaged. I attach photographs of the "
+        "damaged packaging and the broken bowl.  ";
+    static const char *doc_more =
+        "Summarise the following text:\n\nThe order confirmation promised "
+        "delivery within five working days, but the parcel arrived nearly "
+        "three weeks later. I contacted your customer service team by chat "
+        "and was told that someone would call me back, which never "
+        "happened. When the parcel finally arrived, the bowl inside was "
+        "broken and the packaging was damaged. I attach photographs of the "
+        "damaged packaging and the broken bowl. Please confirm by email how "
+        "you intend to resolve this matter.";
+    static const char *doc_word =
+        "Summarise the following text:\n\nThe order confirmation promised "
+        "delivery within five working days, but the parcel arrived nearly "
+        "three weeks later. I contacted your customer service team by chat "
+        "and was told that someone would call me back, which never "
+        "happened. When the parcel finally arrived, the vase inside was "
+        "broken and the packaging was damaged. I attach photographs of the "
+        "damaged packaging and the broken bowl.";
+    static const char *zh =
+        "请用三句话概括下面这段文字：\n云笔记正式上线，新增离线编辑功能，"
+        "没有网络时也可以修改笔记。离线期间的修改会在设备重新联网后自动同步"
+        "到云端。共享笔记本的成员可以看到彼此的实时编辑光标，"
+        "多人协作更加顺畅。";
+    static const char *zh_less =
+        "请用三句话概括下面这段文字：\n云笔记正式上线，新增离线编辑功能，"
+        "没有网络时也可以修改笔记。离线期间的修改会在设备重新联网后自动同步"
+        "到云端。";
+    const pair_t p[] = {
+        {doc, doc_spaces, "ok"},
+        {doc, doc_more, "content differs"},
+        {doc, doc_word, "content differs"},
+        {zh, zh_less, "content differs"},
     };
 
     (void)state;
@@ -429,6 +537,7 @@ int main(void)
         cmocka_unit_test(test_english_fail),
         cmocka_unit_test(test_chinese_pass),
         cmocka_unit_test(test_chinese_fail),
+        cmocka_unit_test(test_documents),
         cmocka_unit_test(test_edges),
         cmocka_unit_test(test_fuzz),
     };
