@@ -182,22 +182,10 @@ static json_t *replay_chunk(const json_t *done, json_t *delta,
 static apr_status_t emit_obj(json_t *obj, ark_emit_fn *emit, void *ctx,
                              apr_pool_t *p)
 {
-    char *text;
-    const char *ev;
-    apr_status_t rv;
+    apr_size_t len = 0;
+    const char *ev = ark_sse_data_make(obj, &len, p);
 
-    if (!obj) {
-        return APR_ENOMEM;
-    }
-    text = json_dumps(obj, JSON_COMPACT);
-    json_decref(obj);
-    if (!text) {
-        return APR_ENOMEM;
-    }
-    ev = apr_pstrcat(p, "data: ", text, "\n\n", NULL);
-    rv = emit(ctx, ev, strlen(ev));
-    free(text);
-    return rv;
+    return ev ? emit(ctx, ev, len) : APR_ENOMEM;
 }
 
 apr_status_t ark_cache_replay(const char *body, apr_size_t len,

@@ -235,25 +235,35 @@ json_t *ark_stream_chunk_new(const ark_stream_t *st)
                      "choices");
 }
 
-apr_status_t ark_stream_emit_json(ark_stream_t *st, json_t *obj)
+const char *ark_sse_data_make(json_t *obj, apr_size_t *plen, apr_pool_t *p)
 {
     char *text;
     const char *ev;
-    apr_size_t len;
 
     if (!obj) {
-        return APR_ENOMEM;
+        return NULL;
     }
     text = json_dumps(obj, JSON_COMPACT);
     json_decref(obj);
     if (!text) {
+        return NULL;
+    }
+    ev = apr_pstrcat(p, "data: ", text, "\n\n", NULL);
+    *plen = strlen(text) + 8;
+    free(text);
+    return ev;
+}
+
+apr_status_t ark_stream_emit_json(ark_stream_t *st, json_t *obj)
+{
+    apr_size_t len = 0;
+    const char *ev = ark_sse_data_make(obj, &len, st->pool);
+
+    if (!ev) {
         return APR_ENOMEM;
     }
-    len = strlen(text);
-    ev = apr_pstrcat(st->pool, "data: ", text, "\n\n", NULL);
-    free(text);
     st->events++;
-    return st->emit(st->emit_ctx, ev, len + 8);
+    return st->emit(st->emit_ctx, ev, len);
 }
 
 json_t *ark_usage_to_openai(const ark_usage_t *u)

@@ -165,6 +165,10 @@ void ark_provider_map_status(ark_err_t *err, int status, const char *msg,
  * (st->upstream_model) and an empty choices array. New reference. */
 json_t *ark_stream_chunk_new(const ark_stream_t *st);
 
+/* "data: <compact json of obj>\n\n" from p, *plen its length; steals
+ * the reference to obj. NULL when obj is NULL or cannot be encoded. */
+const char *ark_sse_data_make(json_t *obj, apr_size_t *plen, apr_pool_t *p);
+
 /* Emits obj as "data: <compact json>\n\n" and counts the event; steals
  * the reference to obj. Returns the emitter's status. */
 apr_status_t ark_stream_emit_json(ark_stream_t *st, json_t *obj);
