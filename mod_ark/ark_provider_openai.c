@@ -6,7 +6,13 @@
  * requests always ask for the usage chunk (stream_options.include_usage)
  * so that tokens are accounted for every stream. The usage chunk is
  * withheld from clients that did not ask for it themselves. Answers are
- * validated and relayed byte for byte. The azure type reuses everything
+ * validated and relayed byte for byte.
+ *
+ * Hot path: the upstream body is spliced from the client's bytes (the
+ * model value replaced, include_usage set) instead of copying and
+ * serializing the jansson tree, and a complete answer is checked with
+ * ark_json_scan (syntax, "choices"/"data" an array) with only its "usage"
+ * object read, instead of being parsed into a tree. The azure type reuses everything
  * here but the URL and the auth header.
  */
 #include <string.h>
@@ -14,10 +20,15 @@
 #include <apr_strings.h>
 #include <jansson.h>
 
+#include "ark_jsonscan.h"
 #include "ark_provider.h"
 
-const char *ark_openai_body(const ark_req_t *req, const char *upstream_model,
-                            apr_size_t *plen, apr_pool_t *p)
+/* The upstream body built with jansson: a copy of the client's document
+ * with "model" replaced, serialized again. For requests without raw
+ * bytes (translated by a front) and as a fallback. */
+static const char *openai_body_dump(const ark_req_t *req,
+                                    const char *upstream_model,
+                                    apr_size_t *plen, apr_pool_t *p)
 {
     /* a shallow copy: the client's document stays as it was, so another
      * channel can be tried with it after a failure */
@@ -37,6 +48,150 @@ const char *ark_openai_body(const ark_req_t *req, const char *upstream_model,
     }
     body = ark_json_pdump(root, plen, p);
     json_decref(root);
+    return body;
+}
+
+/* One replacement of src[from, to) by text[0, n). */
+typedef struct {
+    apr_size_t from, to;
+    const char *text;
+    apr_size_t n;
+} splice_t;
+
+#define INCLUDE_USAGE "\"include_usage\":true"
+
+/* The edit that sets stream_options.include_usage in src, where f is the
+ * top-level "stream_options" field. Returns 0 if src is not as expected. */
+static int splice_stream_options(splice_t *e, const char *src,
+                                 apr_size_t len, const ark_json_field_t *f)
+{
+    ark_json_field_t inc[1];
+    apr_size_t at;
+
+    if (f->type == ARK_JSON_NONE) {
+        /* append a member before the closing brace of the body */
+        for (at = len; at > 0 && src[at - 1] != '}'; at--) {
+        }
+        if (at == 0) {
+            return 0;
+        }
+        e->from = e->to = at - 1;
+        e->text = ",\"stream_options\":{" INCLUDE_USAGE "}";
+    }
+    else if (f->type != ARK_JSON_OBJECT) {
+        /* null */
+        e->from = f->start;
+        e->to = f->end;
+        e->text = "{" INCLUDE_USAGE "}";
+    }
+    else {
+        inc[0].key = "include_usage";
+        if (ark_json_scan(src + f->start, f->end - f->start, inc, 1, NULL,
+                          NULL) != APR_SUCCESS) {
+            return 0;
+        }
+        if (inc[0].type != ARK_JSON_NONE) {
+            e->from = f->start + inc[0].start;
+            e->to = f->start + inc[0].end;
+            e->text = "true";
+        }
+        else {
+            /* first member of the object */
+            e->from = e->to = f->start + 1;
+            for (at = e->from; src[at] == ' ' || src[at] == '\n'
+                               || src[at] == '\r' || src[at] == '\t'; at++) {
+            }
+            e->text = src[at] == '}' ? INCLUDE_USAGE : INCLUDE_USAGE ",";
+        }
+    }
+    e->n = strlen(e->text);
+    return 1;
+}
+
+/* The upstream body spliced from the client's bytes: the value of the
+ * top-level "model" replaced by the upstream model name and, for
+ * streams, stream_options.include_usage set, everything else copied as
+ * the client wrote it (already validated by ark_chat_req_parse). Worked
+ * example, upstream model "gpt-4o-mini-2024-07-18", a stream:
+ *   {"model": "mini", "stream":true, "messages":[...]}
+ *   {"model": "gpt-4o-mini-2024-07-18", "stream":true, "messages":[...]
+ *   ,"stream_options":{"include_usage":true}}
+ * Returns NULL when the bytes are not what was expected (the caller
+ * falls back to openai_body_dump). */
+static const char *openai_body_splice(const ark_req_t *req,
+                                      const char *upstream_model,
+                                      apr_size_t *plen, apr_pool_t *p)
+{
+    const char *src = req->raw;
+    apr_size_t len = req->raw_len, mlen = strlen(upstream_model), total, o;
+    apr_size_t pos = 0;
+    int stream = req->endpoint == ARK_ENDPOINT_CHAT && req->stream;
+    int n = 1, i;
+    ark_json_field_t f[2];
+    ark_json_type_t top;
+    splice_t e[2], tmp;
+    char *quoted, *out;
+
+    f[0].key = "model";
+    f[1].key = "stream_options";
+    if (ark_json_scan(src, len, f, stream ? 2 : 1, &top, NULL)
+        != APR_SUCCESS || top != ARK_JSON_OBJECT
+        || f[0].type != ARK_JSON_STRING) {
+        return NULL;
+    }
+    quoted = apr_palloc(p, 6 * mlen + 2);
+    e[0].n = ark_json_quote(quoted, upstream_model, mlen);
+    if (e[0].n == 0) {
+        return NULL;
+    }
+    e[0].from = f[0].start;
+    e[0].to = f[0].end;
+    e[0].text = quoted;
+    if (stream) {
+        if (!splice_stream_options(&e[1], src, len, &f[1])) {
+            return NULL;
+        }
+        n = 2;
+        if (e[1].from < e[0].from) {
+            tmp = e[0];
+            e[0] = e[1];
+            e[1] = tmp;
+        }
+    }
+    total = len;
+    for (i = 0; i < n; i++) {
+        total = total - (e[i].to - e[i].from) + e[i].n;
+    }
+    out = apr_palloc(p, total + 1);
+    for (i = 0, o = 0; i < n; i++) {
+        memcpy(out + o, src + pos, e[i].from - pos);
+        o += e[i].from - pos;
+        memcpy(out + o, e[i].text, e[i].n);
+        o += e[i].n;
+        pos = e[i].to;
+    }
+    memcpy(out + o, src + pos, len - pos);
+    o += len - pos;
+    out[o] = '\0';
+    *plen = o;
+    return out;
+}
+
+const char *ark_openai_body(const ark_req_t *req, const char *upstream_model,
+                            apr_size_t *plen, apr_pool_t *p)
+{
+    const char *body = NULL;
+    apr_size_t len = 0;
+
+    if (req->raw) {
+        body = openai_body_splice(req, upstream_model, &len, p);
+    }
+    if (!body) {
+        body = openai_body_dump(req, upstream_model, &len, p);
+    }
+    if (plen) {
+        *plen = len;
+    }
     return body;
 }
 
@@ -67,21 +222,26 @@ apr_status_t ark_openai_parse_response(const char **pbody, apr_size_t *plen,
                                        const char *body, apr_size_t len,
                                        apr_pool_t *p)
 {
-    json_t *root = json_loadb(body, len, 0, NULL);
-    const char *list = req && req->endpoint == ARK_ENDPOINT_EMBEDDINGS
-                       ? "data" : "choices";
-    apr_status_t rv = APR_EINVAL;
+    /* validated in one pass without building a tree: only the list's
+     * type and the small "usage" object are looked at */
+    ark_json_field_t f[2];
+    ark_json_type_t top;
 
     (void)p;
-    if (root && json_is_object(root)
-        && json_is_array(json_object_get(root, list))) {
-        ark_usage_from_openai(usage, json_object_get(root, "usage"));
-        *pbody = body;
-        *plen = len;
-        rv = APR_SUCCESS;
+    f[0].key = req && req->endpoint == ARK_ENDPOINT_EMBEDDINGS ? "data"
+                                                              : "choices";
+    f[1].key = "usage";
+    if (ark_json_scan(body, len, f, 2, &top, NULL) != APR_SUCCESS
+        || top != ARK_JSON_OBJECT || f[0].type != ARK_JSON_ARRAY) {
+        return APR_EINVAL;
     }
-    json_decref(root);
-    return rv;
+    if (f[1].type == ARK_JSON_OBJECT) {
+        ark_usage_from_openai_text(usage, body + f[1].start,
+                                   f[1].end - f[1].start);
+    }
+    *pbody = body;
+    *plen = len;
+    return APR_SUCCESS;
 }
 
 apr_status_t ark_openai_stream_event(ark_stream_t *st,

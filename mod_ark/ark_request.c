@@ -4,6 +4,7 @@
 
 #include <apr_strings.h>
 
+#include "ark_jsonscan.h"
 #include "ark_request.h"
 
 static apr_status_t json_cleanup(void *data)
@@ -68,6 +69,46 @@ int ark_usage_from_openai(ark_usage_t *u, const json_t *usage)
     take_count(&u->cached_tokens,
                json_object_get(usage, "prompt_tokens_details"),
                "cached_tokens");
+    return 1;
+}
+
+/* take_count for a located field: non-negative integers only */
+static void take_count_field(long *dst, const char *text,
+                             const ark_json_field_t *f)
+{
+    apr_int64_t v;
+
+    if (ark_json_field_integer(text, f, &v) && v >= 0) {
+        *dst = (long)v;
+    }
+}
+
+int ark_usage_from_openai_text(ark_usage_t *u, const char *text,
+                               apr_size_t len)
+{
+    ark_json_field_t f[4], c[1];
+    ark_json_type_t top;
+
+    f[0].key = "prompt_tokens";
+    f[1].key = "completion_tokens";
+    f[2].key = "total_tokens";
+    f[3].key = "prompt_tokens_details";
+    if (ark_json_scan(text, len, f, 4, &top, NULL) != APR_SUCCESS
+        || top != ARK_JSON_OBJECT) {
+        return 0;
+    }
+    take_count_field(&u->prompt_tokens, text, &f[0]);
+    take_count_field(&u->completion_tokens, text, &f[1]);
+    take_count_field(&u->total_tokens, text, &f[2]);
+    if (f[3].type == ARK_JSON_OBJECT) {
+        const char *d = text + f[3].start;
+
+        c[0].key = "cached_tokens";
+        if (ark_json_scan(d, f[3].end - f[3].start, c, 1, NULL, NULL)
+            == APR_SUCCESS) {
+            take_count_field(&u->cached_tokens, d, &c[0]);
+        }
+    }
     return 1;
 }
 
@@ -215,11 +256,16 @@ apr_status_t ark_chat_req_parse(ark_req_t *req, const char *body,
 {
     json_t *root = NULL;
 
+    apr_status_t rv;
+
     memset(req, 0, sizeof(*req));
     if (ark_json_load_object(&root, body, len, err, p) != APR_SUCCESS) {
         return APR_EINVAL;
     }
-    return ark_chat_req_from_json(req, root, len, err, p);
+    rv = ark_chat_req_from_json(req, root, len, err, p);
+    req->raw = body;
+    req->raw_len = len;
+    return rv;
 }
 
 apr_status_t ark_chat_req_from_json(ark_req_t *req, json_t *root,
@@ -312,6 +358,8 @@ apr_status_t ark_embed_req_parse(ark_req_t *req, const char *body,
         return APR_EINVAL;
     }
     ark_json_pool_own(req->root, p);
+    req->raw = body;
+    req->raw_len = len;
     if (check_model(req, err, p) != APR_SUCCESS) {
         return APR_EINVAL;
     }

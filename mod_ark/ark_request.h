@@ -10,6 +10,8 @@
  *
  * Ownership: the parsed document (req->root) is owned by the request; a
  * cleanup registered on the pool passed to ark_chat_req_parse releases it.
+ * req->raw points into the caller's body (the handler's, from r->pool),
+ * so that OpenAI-format upstream bodies can be spliced from it.
  */
 #ifndef ARK_REQUEST_H
 #define ARK_REQUEST_H
@@ -33,6 +35,11 @@ typedef struct ark_req_t {
     int include_usage;     /* "stream_options": {"include_usage": true} */
     apr_size_t n_messages; /* number of entries in "messages" (chat) */
     apr_size_t body_len;   /* size of the client's body, for estimates */
+    const char *raw;       /* the bytes root was parsed from, borrowed from
+                            * the caller of ark_chat_req_parse or
+                            * ark_embed_req_parse (they must outlive req);
+                            * NULL when root was built otherwise */
+    apr_size_t raw_len;
 } ark_req_t;
 
 /* Token usage as the upstream reported it (or as counted). -1 = unknown. */
@@ -74,6 +81,12 @@ void ark_usage_clear(ark_usage_t *u);
  * "total_tokens", "prompt_tokens_details": {"cached_tokens"}}) into *u.
  * Absent fields stay as they were. Returns 1 if usage was an object. */
 int ark_usage_from_openai(ark_usage_t *u, const json_t *usage);
+
+/* Like ark_usage_from_openai, for the text of the "usage" object
+ * (text[0, len), e.g. located by ark_json_scan in an answer), read
+ * without building a jansson tree. Returns 1 if it was a JSON object. */
+int ark_usage_from_openai_text(ark_usage_t *u, const char *text,
+                               apr_size_t len);
 
 /* Parses a request body that must be a JSON object (duplicate keys
  * rejected). Returns APR_SUCCESS with *proot a new reference, or

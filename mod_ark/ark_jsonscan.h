@@ -1,0 +1,82 @@
+/* A fast JSON validator and top-level key locator.
+ *
+ * ark_json_scan checks in one pass, without allocating, that a buffer is
+ * a JSON text (RFC 8259) whose top-level value is an object or an array,
+ * and reports where the values of a few top-level keys lie, so that the
+ * hot path can check an upstream answer and read its "usage" without
+ * building a jansson tree of the whole document, or replace one value of
+ * the client's body by splicing bytes instead of re-serializing it.
+ *
+ * It accepts exactly the texts json_loadb(buf, len, 0, NULL) accepts
+ * (jansson 2.14), so that switching from one to the other never lets
+ * through an answer that used to be refused, nor the reverse, with one
+ * exception where it is stricter: jansson skips a raw NUL byte right
+ * after a number or a literal, the scanner refuses it. In detail:
+ *   - strings: UTF-8 well-formed (no overlong forms, surrogates or code
+ *     points above U+10FFFF), no raw control characters, only the RFC
+ *     8259 escapes, \uXXXX surrogates paired, no \u0000;
+ *   - numbers: RFC 8259 grammar; integers (no '.', 'e' or 'E') must fit
+ *     in 64 bits and other numbers must not overflow a double;
+ *   - nesting: at most ARK_JSON_MAX_DEPTH levels, counted as jansson
+ *     counts them (every value, scalars included, one level below its
+ *     container);
+ *   - whitespace only after the top-level value.
+ * Duplicate keys are allowed (as with jansson's default flags); a key
+ * looked for reports its LAST occurrence, the one jansson would keep.
+ *
+ * Pure function of its input; thread-safe; no APR pools.
+ */
+#ifndef ARK_JSONSCAN_H
+#define ARK_JSONSCAN_H
+
+#include <apr.h>
+#include <apr_errno.h>
+
+/* jansson's JSON_PARSER_MAX_DEPTH */
+#define ARK_JSON_MAX_DEPTH 2048
+
+typedef enum {
+    ARK_JSON_NONE = 0,      /* key absent */
+    ARK_JSON_OBJECT,
+    ARK_JSON_ARRAY,
+    ARK_JSON_STRING,
+    ARK_JSON_INTEGER,       /* a number without '.', 'e' or 'E' */
+    ARK_JSON_REAL,
+    ARK_JSON_TRUE,
+    ARK_JSON_FALSE,
+    ARK_JSON_NULL
+} ark_json_type_t;
+
+/* One top-level key to locate. `key` is the decoded key (escapes in the
+ * document are decoded before comparing: "mod\u0065l" is "model"). */
+typedef struct ark_json_field_t {
+    const char *key;            /* in: NUL-terminated, not escaped */
+    ark_json_type_t type;       /* out: ARK_JSON_NONE when absent */
+    apr_size_t key_start;       /* out: offset of the key's opening '"' */
+    apr_size_t start;           /* out: the value is buf[start, end) */
+    apr_size_t end;
+} ark_json_field_t;
+
+/* Validates buf[0, len) (see above) and, when the top-level value is an
+ * object, fills fields[0, nfields) (nfields at most 8; fields may be NULL
+ * when nfields is 0).
+ * *ptop (may be NULL) receives ARK_JSON_OBJECT or ARK_JSON_ARRAY.
+ * Returns APR_SUCCESS, or APR_EINVAL with *perr_at (may be NULL) the
+ * offset of the first byte found wrong (len for a truncated text); the
+ * fields are then unspecified. */
+apr_status_t ark_json_scan(const char *buf, apr_size_t len,
+                           ark_json_field_t *fields, int nfields,
+                           ark_json_type_t *ptop, apr_size_t *perr_at);
+
+/* The value of an ARK_JSON_INTEGER field (already checked to fit), in
+ * *pv. Returns 1, or 0 (and *pv untouched) for any other type. */
+int ark_json_field_integer(const char *buf, const ark_json_field_t *f,
+                           apr_int64_t *pv);
+
+/* Appends s as a JSON string literal (quotes included) to out, which
+ * must have room for 6 * strlen(s) + 2 bytes: '"' and '\\' escaped,
+ * control characters as \n, \t, ... or \u00XX, everything else copied.
+ * Returns the number of bytes written, or 0 if s is not valid UTF-8. */
+apr_size_t ark_json_quote(char *out, const char *s, apr_size_t len);
+
+#endif /* ARK_JSONSCAN_H */

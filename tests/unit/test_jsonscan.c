@@ -1,0 +1,769 @@
+/* Unit tests for the JSON validator and key locator (ark_jsonscan.c).
+ *
+ * jansson is the reference: ark_json_scan must accept exactly the texts
+ * json_loadb(buf, len, 0) accepts. Checked on a hand-written corpus
+ * (numbers at the int64 and double limits, escapes, surrogate pairs,
+ * UTF-8 edge cases, nesting at the depth limit), on every prefix and
+ * every one-byte change of a real chat.completion answer, and on
+ * thousands of random documents and random mutations of them; for the
+ * accepted ones, each located value, parsed alone, must equal what
+ * json_object_get returns.
+ *
+ * Its two users on the hot path are checked against the jansson code
+ * they replace: the upstream body spliced from the client's bytes
+ * (ark_openai_body) must equal, parsed, the re-serialized copy with the
+ * model replaced, and ark_usage_from_openai_text must read what
+ * ark_usage_from_openai reads.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <apr_general.h>
+#include <apr_strings.h>
+#include <jansson.h>
+
+#include "ark_jsonscan.h"
+#include "ark_provider.h"
+#include "ark_request.h"
+#include "ark_testutil.h"
+
+static const char answer[] =
+    "{\n  \"id\": \"chatcmpl-B9MHDbslfkBeAs8l4bebGdFOJ6PeG\",\n"
+    "  \"object\": \"chat.completion\",\n  \"created\": 1741570283,\n"
+    "  \"model\": \"gpt-4o-2024-08-06\",\n  \"choices\": [\n    {\n"
+    "      \"index\": 0,\n      \"message\": {\n"
+    "        \"role\": \"assistant\",\n"
+    "        \"content\": \"Caf\\u00e9 \\\"ok\\\" \\ud83d\\ude00 \xc3\xa9\\n\",\n"
+    "        \"refusal\": null,\n        \"annotations\": []\n      },\n"
+    "      \"logprobs\": null,\n      \"finish_reason\": \"stop\"\n"
+    "    }\n  ],\n  \"usage\": {\n    \"prompt_tokens\": 1117,\n"
+    "    \"completion_tokens\": 46,\n    \"total_tokens\": 1163,\n"
+    "    \"prompt_tokens_details\": {\n      \"cached_tokens\": 0,\n"
+    "      \"audio_tokens\": 0\n    },\n"
+    "    \"completion_tokens_details\": {\"reasoning_tokens\": 0}\n"
+    "  },\n  \"service_tier\": \"default\",\n"
+    "  \"system_fingerprint\": \"fp_fc9f1d7035\", \"x\": -1.5e-3\n}\n";
+
+/* ark_json_scan and jansson agree on buf; returns 1 if accepted. */
+static int agrees(const char *buf, apr_size_t len)
+{
+    json_error_t jerr;
+    json_t *j = json_loadb(buf, len, 0, &jerr);
+    apr_status_t rv = ark_json_scan(buf, len, NULL, 0, NULL, NULL);
+
+    /* jansson's one leniency: a raw NUL byte right after a number or a
+     * literal is dropped (its stream_unget makes the next read skip it);
+     * the scanner refuses it, as RFC 8259 does */
+    if (j && rv != APR_SUCCESS && memchr(buf, '\0', len)) {
+        json_decref(j);
+        return 0;
+    }
+    if ((j != NULL) != (rv == APR_SUCCESS)) {
+        fail_msg("disagreement on %.*s: jansson %s (%s), scan %s",
+                 (int)(len > 300 ? 300 : len), buf, j ? "accepts" : "refuses",
+                 j ? "" : jerr.text, rv == APR_SUCCESS ? "accepts"
+                                                       : "refuses");
+    }
+    json_decref(j);
+    return rv == APR_SUCCESS;
+}
+
+static int agrees_str(const char *s)
+{
+    return agrees(s, strlen(s));
+}
+
+/* Every located field must equal json_object_get of jansson's tree. */
+static void check_fields(const char *buf, apr_size_t len,
+                         const char *const *keys, int nkeys)
+{
+    ark_json_field_t f[8];
+    json_t *root = json_loadb(buf, len, 0, NULL);
+    int i;
+
+    assert_non_null(root);
+    for (i = 0; i < nkeys; i++) {
+        f[i].key = keys[i];
+    }
+    assert_int_equal(ark_json_scan(buf, len, f, nkeys, NULL, NULL),
+                     APR_SUCCESS);
+    for (i = 0; i < nkeys; i++) {
+        json_t *want = json_is_object(root)
+                       ? json_object_get(root, keys[i]) : NULL;
+        json_t *got;
+
+        if (!want) {
+            assert_int_equal(f[i].type, ARK_JSON_NONE);
+            continue;
+        }
+        assert_int_not_equal(f[i].type, ARK_JSON_NONE);
+        assert_true(f[i].start < f[i].end && f[i].end <= len);
+        assert_int_equal(buf[f[i].key_start], '"');
+        got = json_loadb(buf + f[i].start, f[i].end - f[i].start,
+                         JSON_DECODE_ANY, NULL);
+        if (!got || !json_equal(got, want)) {
+            fail_msg("key %s: span '%.*s' differs", keys[i],
+                     (int)(f[i].end - f[i].start), buf + f[i].start);
+        }
+        switch (json_typeof(want)) {
+        case JSON_OBJECT: assert_int_equal(f[i].type, ARK_JSON_OBJECT); break;
+        case JSON_ARRAY: assert_int_equal(f[i].type, ARK_JSON_ARRAY); break;
+        case JSON_STRING: assert_int_equal(f[i].type, ARK_JSON_STRING); break;
+        case JSON_INTEGER:
+            {
+                apr_int64_t v;
+
+                assert_int_equal(f[i].type, ARK_JSON_INTEGER);
+                assert_true(ark_json_field_integer(buf, &f[i], &v));
+                assert_true(v == (apr_int64_t)json_integer_value(want));
+            }
+            break;
+        case JSON_REAL: assert_int_equal(f[i].type, ARK_JSON_REAL); break;
+        case JSON_TRUE: assert_int_equal(f[i].type, ARK_JSON_TRUE); break;
+        case JSON_FALSE: assert_int_equal(f[i].type, ARK_JSON_FALSE); break;
+        case JSON_NULL: assert_int_equal(f[i].type, ARK_JSON_NULL); break;
+        }
+        json_decref(got);
+    }
+    json_decref(root);
+}
+
+/* ------------------------------------------------------------ corpus */
+
+static void scan_valid_corpus(void **state)
+{
+    static const char *const ok[] = {
+        "{}", "[]", " \t\r\n{ } \n", "[1]", "[-0]", "[0.5]", "[-0.0e+0]",
+        "[1E5]", "[1e-5]", "[123456789.123456789e-10]",
+        "[9223372036854775807]", "[-9223372036854775808]",
+        "[1.7976931348623157e308]", "[17976931348623157e292]",
+        "[0.17976931348623157e309]", "[1e308]", "[9.99e307]",
+        "[0e999999999999]", "[1e-99999]", "[0.000000000000000000001e320]",
+        "{\"a\":true,\"b\":false,\"c\":null}", "[\"\"]",
+        "[\"\\\"\\\\\\/\\b\\f\\n\\r\\t\"]", "[\"\\u0041\\u00e9\\u20AC\"]",
+        "[\"\\ud83d\\ude00\"]", "[\"\\uD834\\uDD1E\"]", "[\"\\uffff\"]",
+        "[\"\xc2\x80\xdf\xbf\"]", "[\"\xe0\xa0\x80\xef\xbf\xbf\"]",
+        "[\"\xed\x9f\xbf\xee\x80\x80\"]", "[\"\xf0\x90\x80\x80\"]",
+        "[\"\xf4\x8f\xbf\xbf\"]", "{\"\":1}", "{\"a\":1,\"a\":2}",
+        "[[[[[]]]],{\"x\":[{}]}]", "[ 1 , 2 ]", "{ \"k\" : [ ] }",
+        "[\"\x7f\"]",
+    };
+    size_t i;
+
+    (void)state;
+    for (i = 0; i < sizeof(ok) / sizeof(ok[0]); i++) {
+        if (!agrees_str(ok[i])) {
+            fail_msg("refused: %s", ok[i]);
+        }
+    }
+}
+
+static void scan_invalid_corpus(void **state)
+{
+    static const char *const bad[] = {
+        "", " ", "1", "\"s\"", "true", "null", "{", "[", "]", "}",
+        "{]", "[}", "[1,]", "[,1]", "{\"a\"}", "{\"a\":}", "{\"a\" 1}",
+        "{\"a\":1,}", "{,}", "{1:2}", "{a:1}", "['a']", "[01]", "[-]",
+        "[-01]", "[1.]", "[.5]", "[1.e3]", "[1e]", "[1e+]", "[+1]",
+        "[0x10]", "[NaN]", "[Infinity]", "[-Infinity]", "[tru]",
+        "[truex]", "[true1]", "[nul]", "[True]", "[1 2]", "[1]x",
+        "[1] [2]", "{}{}", "[\"a\nb\"]", "[\"a\tb\"]", "[\"\\x\"]",
+        "[\"\\u12\"]", "[\"\\u12g4\"]", "[\"\\U0041\"]", "[\"\\'\"]",
+        "[\"\\u0000\"]", "{\"a\\u0000\":1}", "[\"\\ud83d\"]",
+        "[\"\\ud83dx\"]", "[\"\\ud83d\\u0041\"]", "[\"\\ude00\"]",
+        "[\"\\ude00\\ud83d\"]", "[\"\\ud83d\\ud83d\"]",
+        "[\"\x80\"]", "[\"\xbf\"]", "[\"\xc0\x80\"]", "[\"\xc1\xbf\"]",
+        "[\"\xc2\"]", "[\"\xc2\x41\"]", "[\"\xe0\x80\x80\"]",
+        "[\"\xe0\x9f\xbf\"]", "[\"\xed\xa0\x80\"]", "[\"\xed\xbf\xbf\"]",
+        "[\"\xf0\x80\x80\x80\"]", "[\"\xf0\x8f\xbf\xbf\"]",
+        "[\"\xf4\x90\x80\x80\"]", "[\"\xf5\x80\x80\x80\"]", "[\"\xff\"]",
+        "[\"\xe2\x82\"]", "[\"abc", "[\"abc\\", "[\"abc\\\"]",
+        "\xef\xbb\xbf{}", "[\xc3\xa9]", "[1]\x0b", "\f[]",
+        "[9223372036854775808]", "[-9223372036854775809]",
+        "[99999999999999999999]", "[1e309]", "[-1e309]",
+        "[1.7976931348623159e308]", "[179769313486231581e291]",
+        "[0.2e310]", "[1e999999999999999999999]",
+        "[100000000000000000000000000000000000000000000000000000000000000"
+        "000000000000000000000000000000000000000000000000000000000000000"
+        "000000000000000000000000000000000000000000000000000000000000000"
+        "000000000000000000000000000000000000000000000000000000000000000"
+        "000000000000000000000000000000000000000000000000000000000000.0]",
+        "{\"a\":1 \"b\":2}", "[1,,2]", "[\"a\"\"b\"]",
+    };
+    size_t i;
+
+    (void)state;
+    for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        if (agrees_str(bad[i])) {
+            fail_msg("accepted: %s", bad[i]);
+        }
+    }
+    /* raw NUL bytes: jansson refuses them anywhere */
+    assert_false(agrees("[\"a\0b\"]", 7));
+    assert_false(agrees("[1]\0", 4));
+    assert_false(agrees("[\0]", 3));
+}
+
+/* jansson counts every value, scalars included, against the limit. */
+static void scan_depth_limit(void **state)
+{
+    apr_pool_t *p = *state;
+    int d;
+
+    for (d = ARK_JSON_MAX_DEPTH - 2; d <= ARK_JSON_MAX_DEPTH + 2; d++) {
+        char *empty = apr_palloc(p, 2 * (apr_size_t)d + 1);
+        char *scalar = apr_palloc(p, 2 * (apr_size_t)d + 2);
+        char *obj = apr_palloc(p, 8 * (apr_size_t)d + 3);
+        apr_size_t o = 0;
+        int i;
+
+        memset(empty, '[', (apr_size_t)d);
+        memset(empty + d, ']', (apr_size_t)d);
+        memcpy(scalar, empty, (apr_size_t)d);
+        scalar[d] = '1';
+        memset(scalar + d + 1, ']', (apr_size_t)d);
+        for (i = 0; i < d; i++) {
+            memcpy(obj + o, "{\"k\":", 5);
+            o += 5;
+        }
+        obj[o++] = '0';
+        memset(obj + o, '}', (apr_size_t)d);
+        o += (apr_size_t)d;
+        assert_int_equal(agrees(empty, 2 * (apr_size_t)d),
+                         d <= ARK_JSON_MAX_DEPTH);
+        assert_int_equal(agrees(scalar, 2 * (apr_size_t)d + 1),
+                         d < ARK_JSON_MAX_DEPTH);
+        assert_int_equal(agrees(obj, o), d < ARK_JSON_MAX_DEPTH);
+    }
+}
+
+/* ---------------------------------------------- a real answer, mangled */
+
+static void scan_answer_fields(void **state)
+{
+    static const char *const keys[] = {
+        "choices", "usage", "model", "x", "missing", "id"
+    };
+    ark_json_field_t f[2];
+    apr_size_t len = sizeof(answer) - 1;
+    ark_json_type_t top = ARK_JSON_NONE;
+
+    (void)state;
+    memset(f, 0, sizeof(f));
+    f[0].key = "choices";
+    f[1].key = "usage";
+    check_fields(answer, len, keys, 6);
+    assert_int_equal(ark_json_scan(answer, len, f, 2, &top, NULL),
+                     APR_SUCCESS);
+    assert_int_equal(top, ARK_JSON_OBJECT);
+    assert_int_equal(f[0].type, ARK_JSON_ARRAY);
+    assert_int_equal(f[1].type, ARK_JSON_OBJECT);
+    assert_int_equal(answer[f[1].start], '{');
+    assert_int_equal(answer[f[1].end - 1], '}');
+}
+
+static void scan_answer_truncated_everywhere(void **state)
+{
+    apr_size_t len = sizeof(answer) - 1, cut, last;
+
+    (void)state;
+    /* the answer ends with "}\n": every shorter prefix but the one
+     * without the final newline is incomplete */
+    last = len - 1;
+    for (cut = 0; cut < len; cut++) {
+        int ok = agrees(answer, cut);
+
+        assert_int_equal(ok, cut == last);
+    }
+    assert_true(agrees(answer, len));
+}
+
+static void scan_answer_every_byte_changed(void **state)
+{
+    static const unsigned char repl[] = {
+        0x00, '\t', '\n', ' ', '"', ',', '-', '.', '0', '1', ':', 'E',
+        '[', '\\', ']', 'e', 'u', '{', '}', 0x7f, 0x80, 0xc3, 0xe2, 0xf0,
+        0xff
+    };
+    char buf[sizeof(answer)];
+    apr_size_t len = sizeof(answer) - 1, i, k;
+
+    (void)state;
+    for (i = 0; i < len; i++) {
+        for (k = 0; k < sizeof(repl); k++) {
+            memcpy(buf, answer, len);
+            buf[i] = (char)repl[k];
+            agrees(buf, len);
+        }
+        /* deleted */
+        memcpy(buf, answer, i);
+        memcpy(buf + i, answer + i + 1, len - i - 1);
+        agrees(buf, len - 1);
+    }
+}
+
+/* ----------------------------------------------------- random documents */
+
+typedef struct {
+    char *buf;
+    apr_size_t len, cap;
+    unsigned int seed;
+} gen_t;
+
+static unsigned int rnd(gen_t *g, unsigned int n)
+{
+    g->seed = g->seed * 1103515245u + 12345u;
+    return (g->seed >> 8) % n;
+}
+
+static void put(gen_t *g, const char *s, apr_size_t n)
+{
+    if (g->len + n < g->cap) {
+        memcpy(g->buf + g->len, s, n);
+        g->len += n;
+    }
+}
+
+static void puts_(gen_t *g, const char *s)
+{
+    put(g, s, strlen(s));
+}
+
+static void ws(gen_t *g)
+{
+    static const char *const w[] = { "", "", "", " ", "\n  ", "\t", "\r\n" };
+
+    puts_(g, w[rnd(g, 7)]);
+}
+
+static void gen_string(gen_t *g, int key)
+{
+    static const char *const keys[] = {
+        "model", "usage", "choices", "data", "mod\\u0065l", "us\\u0061ge",
+        "id", "\\u00e9t\\u00e9", "\xc3\xa9t\xc3\xa9", "a\\/b", ""
+    };
+    static const char *const pieces[] = {
+        "a", "hello", " ", "\\\"", "\\\\", "\\/", "\\b", "\\f", "\\n",
+        "\\r", "\\t", "\\u0041", "\\u00e9", "\\u20ac", "\\uFFFD",
+        "\\ud83d\\ude00", "\\uDBFF\\uDFFF", "\xc3\xa9", "\xe2\x82\xac",
+        "\xf0\x9f\x98\x80", "\xf4\x8f\xbf\xbf", "\xed\x9f\xbf", "{", "]",
+        ":", ","
+    };
+    unsigned int n, i;
+
+    puts_(g, "\"");
+    if (key) {
+        puts_(g, keys[rnd(g, sizeof(keys) / sizeof(keys[0]))]);
+    }
+    else {
+        n = rnd(g, 6);
+        for (i = 0; i < n; i++) {
+            puts_(g, pieces[rnd(g, sizeof(pieces) / sizeof(pieces[0]))]);
+        }
+    }
+    puts_(g, "\"");
+}
+
+static void gen_number(gen_t *g)
+{
+    static const char *const nums[] = {
+        "0", "-0", "1", "-1", "42", "1117", "9223372036854775807",
+        "-9223372036854775808", "0.5", "-2.25e-3", "1E10", "6.02e+23",
+        "1.7976931348623157e308", "4.9e-324", "1e-400", "0.0", "12.5E2"
+    };
+    char tmp[32];
+
+    if (rnd(g, 3)) {
+        puts_(g, nums[rnd(g, sizeof(nums) / sizeof(nums[0]))]);
+    }
+    else {
+        snprintf(tmp, sizeof(tmp), "%d", (int)rnd(g, 2000000) - 1000000);
+        puts_(g, tmp);
+    }
+}
+
+static void gen_value(gen_t *g, int depth)
+{
+    unsigned int k = rnd(g, depth > 5 ? 6 : 9), n, i;
+
+    switch (k) {
+    case 0: gen_string(g, 0); break;
+    case 1: case 2: gen_number(g); break;
+    case 3: puts_(g, "true"); break;
+    case 4: puts_(g, "false"); break;
+    case 5: puts_(g, "null"); break;
+    case 6: case 7:
+        puts_(g, "{");
+        ws(g);
+        n = rnd(g, 5);
+        for (i = 0; i < n; i++) {
+            if (i) {
+                puts_(g, ",");
+                ws(g);
+            }
+            gen_string(g, 1);
+            ws(g);
+            puts_(g, ":");
+            ws(g);
+            gen_value(g, depth + 1);
+            ws(g);
+        }
+        puts_(g, "}");
+        break;
+    default:
+        puts_(g, "[");
+        ws(g);
+        n = rnd(g, 5);
+        for (i = 0; i < n; i++) {
+            if (i) {
+                puts_(g, ",");
+                ws(g);
+            }
+            gen_value(g, depth + 1);
+            ws(g);
+        }
+        puts_(g, "]");
+        break;
+    }
+}
+
+static void scan_random_documents(void **state)
+{
+    static const char *const keys[] = {
+        "model", "usage", "choices", "data", "id", "\xc3\xa9t\xc3\xa9",
+        "a/b", ""
+    };
+    apr_pool_t *p = *state;
+    gen_t g;
+    int n, m, accepted = 0;
+
+    g.cap = 1 << 16;
+    g.buf = apr_palloc(p, g.cap);
+    g.seed = 20261127u;
+    for (n = 0; n < 4000; n++) {
+        g.len = 0;
+        ws(&g);
+        if (rnd(&g, 4)) {
+            /* an object, so that keys are located */
+            unsigned int i, k = 1 + rnd(&g, 7);
+
+            puts_(&g, "{");
+            for (i = 0; i < k; i++) {
+                if (i) {
+                    puts_(&g, ",");
+                }
+                ws(&g);
+                gen_string(&g, 1);
+                puts_(&g, ":");
+                ws(&g);
+                gen_value(&g, 1);
+                ws(&g);
+            }
+            puts_(&g, "}");
+        }
+        else {
+            gen_value(&g, 0);
+        }
+        ws(&g);
+        if (agrees(g.buf, g.len)) {
+            accepted++;
+            check_fields(g.buf, g.len, keys, 8);
+        }
+        /* random mutations must be judged as jansson judges them */
+        for (m = 0; m < 8 && g.len > 0; m++) {
+            char save;
+            apr_size_t at = rnd(&g, (unsigned int)g.len);
+
+            save = g.buf[at];
+            g.buf[at] = (char)rnd(&g, 256);
+            agrees(g.buf, g.len);
+            agrees(g.buf, at);
+            g.buf[at] = save;
+        }
+    }
+    /* most generated documents are valid (top-level scalars are not) */
+    assert_true(accepted > 2500);
+}
+
+/* ------------------------------------------------------------- quote */
+
+static void quote_round_trips(void **state)
+{
+    static const char *const names[] = {
+        "gpt-4o-mini-2024-07-18", "a\"b\\c", "tab\there\n", "\x01\x1f",
+        "caf\xc3\xa9 \xf0\x9f\x98\x80", "models/gemini-1.5-pro", ""
+    };
+    char out[128];
+    size_t i;
+
+    (void)state;
+    for (i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+        apr_size_t n = ark_json_quote(out, names[i], strlen(names[i]));
+        json_t *j;
+
+        assert_true(n >= 2);
+        j = json_loadb(out, n, JSON_DECODE_ANY, NULL);
+        assert_non_null(j);
+        assert_string_equal(json_string_value(j), names[i]);
+        json_decref(j);
+    }
+    assert_int_equal(ark_json_quote(out, "bad\xc3", 4), 0);
+    assert_int_equal(ark_json_quote(out, "\xed\xa0\x80", 3), 0);
+    assert_int_equal(ark_json_quote(out, "a\0b", 3), 0);
+}
+
+static void scan_reports_error_offset(void **state)
+{
+    apr_size_t at = 0;
+
+    (void)state;
+    assert_int_equal(ark_json_scan("{\"a\":tru}", 9, NULL, 0, NULL, &at),
+                     APR_EINVAL);
+    assert_int_equal(at, 5);
+    assert_int_equal(ark_json_scan("[1,2", 4, NULL, 0, NULL, &at),
+                     APR_EINVAL);
+    assert_int_equal(at, 4);
+}
+
+/* ----------------------------------------- the scanner's hot-path users */
+
+/* What ark_openai_body produced with json_copy + json_dumps. */
+static json_t *expected_body(const ark_req_t *req, const char *model)
+{
+    json_t *root = json_deep_copy(req->root);
+
+    json_object_set_new(root, "model", json_string(model));
+    if (req->endpoint == ARK_ENDPOINT_CHAT && req->stream) {
+        json_t *opts = json_object_get(root, "stream_options");
+
+        opts = json_is_object(opts) ? json_deep_copy(opts) : json_object();
+        json_object_set_new(opts, "include_usage", json_true());
+        json_object_set_new(root, "stream_options", opts);
+    }
+    return root;
+}
+
+static void check_body(const ark_req_t *req, const char *model,
+                       apr_pool_t *p)
+{
+    apr_size_t len = 0;
+    const char *body = ark_openai_body(req, model, &len, p);
+    json_error_t jerr;
+    json_t *got, *want = expected_body(req, model);
+
+    assert_non_null(body);
+    assert_int_equal(strlen(body), len);
+    /* no key may appear twice in what is sent */
+    got = json_loadb(body, len, JSON_REJECT_DUPLICATES, &jerr);
+    if (!got) {
+        fail_msg("spliced body invalid (%s): %s\nfrom: %.*s", jerr.text,
+                 body, (int)req->raw_len, req->raw);
+    }
+    if (!json_equal(got, want)) {
+        fail_msg("spliced body differs: %s\nfrom: %.*s", body,
+                 (int)req->raw_len, req->raw);
+    }
+    json_decref(got);
+    json_decref(want);
+}
+
+static void splice_body_equals_reserialized(void **state)
+{
+    static const char *const models[] = {
+        "gpt-4o-mini-2024-07-18", "a\"b\\c", "caf\xc3\xa9-\xf0\x9f\x98\x80",
+        "org/model:v1", "tab\tnl\n"
+    };
+    static const char *const model_keys[] = {
+        "\"model\"", "\"mod\\u0065l\"", "\"\\u006d\\u006f\\u0064el\""
+    };
+    static const char *const opts[] = {
+        "", "null", "{}", "{ }", "{\"include_usage\":false}",
+        "{ \"x\" : 1 , \"include_usage\" : false }",
+        "{\"x\":{\"include_usage\":false}}", "{\"incl\\u0075de_usage\":null}",
+        "{\"include_usage\":true,\"y\":[1,{\"z\":\"}\"}]}"
+    };
+    static const char *const extras[] = {
+        "\"temperature\":0.7", "\"max_tokens\":256", "\"n\":1e0",
+        "\"user\":\"caf\\u00e9 \\\"q\\\" \\ud83d\\ude00 \xe2\x82\xac\"",
+        "\"tools\":[{\"type\":\"function\",\"function\":{\"name\":\"f\","
+        "\"parameters\":{\"model\":\"inner\",\"stream_options\":{}}}}]",
+        "\"metadata\":{\"model\":\"not-this-one\"}", "\"seed\":-0",
+        "\"logit_bias\":{\"50256\":-100}", "\"stop\":[\"}\",\"\\\"model\\\"\"]"
+    };
+    apr_pool_t *p = *state;
+    gen_t g;
+    int n, checked = 0;
+
+    g.cap = 1 << 14;
+    g.buf = apr_palloc(p, g.cap);
+    g.seed = 8259u;
+    for (n = 0; n < 3000; n++) {
+        apr_pool_t *sub;
+        ark_req_t req;
+        ark_err_t err;
+        unsigned int i, nparts, order[8], stream = rnd(&g, 4);
+        const char *parts[8];
+        char *body;
+
+        apr_pool_create(&sub, p);
+        nparts = 0;
+        parts[nparts++] = apr_pstrcat(sub, model_keys[rnd(&g, 3)],
+                                      rnd(&g, 2) ? ": " : ":",
+                                      "\"alias-\\u00e9\"", NULL);
+        parts[nparts++] = "\"messages\":[{\"role\":\"system\",\"content\":"
+                          "\"Be brief.\"},{\"role\":\"user\",\"content\":"
+                          "\"Hello \\n \xc3\xa9 \\u2603\"}]";
+        if (stream == 1) {
+            parts[nparts++] = "\"stream\":false";
+        }
+        else if (stream >= 2) {
+            const char *o = opts[rnd(&g, sizeof(opts) / sizeof(opts[0]))];
+
+            parts[nparts++] = "\"stream\" : true";
+            if (*o) {
+                parts[nparts++] = apr_pstrcat(sub, "\"stream_options\":", o,
+                                              NULL);
+            }
+        }
+        for (i = rnd(&g, 4); i > 0; i--) {
+            parts[nparts++] = extras[rnd(&g, sizeof(extras)
+                                           / sizeof(extras[0]))];
+        }
+        /* shuffle, then join with random whitespace */
+        for (i = 0; i < nparts; i++) {
+            order[i] = i;
+        }
+        for (i = nparts - 1; i > 0; i--) {
+            unsigned int j = rnd(&g, i + 1), t = order[i];
+
+            order[i] = order[j];
+            order[j] = t;
+        }
+        g.len = 0;
+        ws(&g);
+        puts_(&g, "{");
+        for (i = 0; i < nparts; i++) {
+            if (i) {
+                puts_(&g, ",");
+            }
+            ws(&g);
+            puts_(&g, parts[order[i]]);
+            ws(&g);
+        }
+        puts_(&g, "}");
+        ws(&g);
+        body = apr_pstrmemdup(sub, g.buf, g.len);
+        if (ark_chat_req_parse(&req, body, g.len, &err, sub)
+            == APR_SUCCESS) {
+            assert_non_null(req.raw);
+            check_body(&req, models[rnd(&g, sizeof(models)
+                                         / sizeof(models[0]))], sub);
+            checked++;
+        }
+        apr_pool_destroy(sub);
+    }
+    /* duplicate extras are refused; most requests are not */
+    assert_true(checked > 1500);
+}
+
+static void splice_body_embeddings_and_fallback(void **state)
+{
+    static const char body[] =
+        "{\"input\":[\"a\",\"\\u00e9\"],\"model\":\"emb\","
+        "\"encoding_format\":\"float\"}";
+    apr_pool_t *p = *state;
+    ark_req_t req;
+    ark_err_t err;
+
+    assert_int_equal(ark_embed_req_parse(&req, body, sizeof(body) - 1, &err,
+                                         p), APR_SUCCESS);
+    check_body(&req, "text-embedding-3-small", p);
+    /* a model name jansson cannot encode: the old path decides */
+    check_body(&req, "bad\xc3", p);
+    /* a request without raw bytes (translated by a front) */
+    assert_int_equal(ark_chat_req_from_json(&req, json_pack(
+        "{s:s, s:[{s:s, s:s}], s:b}", "model", "m", "messages", "role",
+        "user", "content", "hi", "stream", 1), 10, &err, p), APR_SUCCESS);
+    assert_null(req.raw);
+    check_body(&req, "up", p);
+}
+
+static void usage_text_equals_tree(void **state)
+{
+    static const char *const vals[] = {
+        "0", "7", "-3", "1.5", "1e2", "\"12\"", "null", "true", "[]", "{}",
+        "9223372036854775807", "2147483648"
+    };
+    static const char *const names[] = {
+        "prompt_tokens", "completion_tokens", "total_tokens",
+        "prompt_tokens_details", "cached_tokens", "total_\\u0074okens"
+    };
+    apr_pool_t *p = *state;
+    gen_t g;
+    int n;
+
+    g.cap = 4096;
+    g.buf = apr_palloc(p, g.cap);
+    g.seed = 4242u;
+    for (n = 0; n < 3000; n++) {
+        ark_usage_t a, b;
+        json_t *j;
+        unsigned int i, k = rnd(&g, 7);
+        int ra, rb;
+
+        g.len = 0;
+        puts_(&g, "{");
+        for (i = 0; i < k; i++) {
+            unsigned int name = rnd(&g, 6);
+
+            if (i) {
+                puts_(&g, ",");
+            }
+            ws(&g);
+            puts_(&g, "\"");
+            puts_(&g, names[name]);
+            puts_(&g, "\":");
+            if (name == 3 && rnd(&g, 4)) {
+                puts_(&g, "{\"cached_tokens\":");
+                puts_(&g, vals[rnd(&g, 12)]);
+                puts_(&g, rnd(&g, 2) ? ",\"audio_tokens\":0}" : "}");
+            }
+            else {
+                puts_(&g, vals[rnd(&g, 12)]);
+            }
+        }
+        puts_(&g, "}");
+        j = json_loadb(g.buf, g.len, 0, NULL);
+        assert_non_null(j);
+        ark_usage_clear(&a);
+        ark_usage_clear(&b);
+        ra = ark_usage_from_openai(&a, j);
+        rb = ark_usage_from_openai_text(&b, g.buf, g.len);
+        assert_int_equal(ra, rb);
+        if (memcmp(&a, &b, sizeof(a))) {
+            fail_msg("usage differs on %.*s", (int)g.len, g.buf);
+        }
+        json_decref(j);
+    }
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        ARK_TEST(scan_valid_corpus),
+        ARK_TEST(scan_invalid_corpus),
+        ARK_TEST(scan_depth_limit),
+        ARK_TEST(scan_answer_fields),
+        ARK_TEST(scan_answer_truncated_everywhere),
+        ARK_TEST(scan_answer_every_byte_changed),
+        ARK_TEST(scan_random_documents),
+        ARK_TEST(quote_round_trips),
+        ARK_TEST(scan_reports_error_offset),
+        ARK_TEST(splice_body_equals_reserialized),
+        ARK_TEST(splice_body_embeddings_and_fallback),
+        ARK_TEST(usage_text_equals_tree),
+    };
+
+    return ARK_TEST_RUN("ark_jsonscan", tests);
+}
