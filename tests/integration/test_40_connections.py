@@ -24,7 +24,7 @@ def test_40_01_upstream_connections_are_reused(gateway, stub):
 
 def test_40_02_fifty_concurrent_requests_each_get_their_answer(gateway,
                                                                stub):
-    stub.config(first_byte_delay_ms=200)   # make them overlap for real
+    stub.config(first_byte_delay_ms=1000)  # make them overlap for real
 
     def one(i):
         token = "token-%03d-%s" % (i, "x" * (i % 7))
