@@ -1474,14 +1474,18 @@ int ark_log_transaction(request_rec *r)
     const char *line;
     apr_size_t len;
 
-    if (!rc || !sc->access_fd) {
+    if (!rc) {
+        return DECLINED;
+    }
+    /* the answer has reached the client: now it may go to the cache */
+    cache_store(r, rc);
+    if (!sc->access_fd) {
         return DECLINED;
     }
     if (!rc->log.status) {
         rc->log.status = r->status;
     }
     rc->log.latency = apr_time_now() - r->request_time;
-    cache_store(r, rc);
     line = ark_access_line(&rc->log, &len, r->pool);
     /* one write per line: O_APPEND files and pipes keep lines whole */
     apr_file_write_full(sc->access_fd, line, len, NULL);

@@ -84,7 +84,7 @@ KeepAlive On
 Timeout 30
 
 ArkKeysFile "{root}/ark-keys"
-ArkAccessLog "{root}/logs/ark-access.log"
+{access_log}
 {ark}
 
 <Location /v1>
@@ -98,7 +98,7 @@ class Httpd:
     """One httpd instance with mod_ark under root (a directory path)."""
 
     def __init__(self, root, ark="", location="", env=None, threads=64,
-                 loglevel="warn ark:debug"):
+                 loglevel="warn ark:debug", access_log=True):
         self.root = str(root)
         self.port = free_port()
         self.ark = ark
@@ -107,6 +107,7 @@ class Httpd:
         self.env.update(env or {})
         self.threads = threads
         self.loglevel = loglevel
+        self.access_log = access_log
         self.proc = None
         self.keys_file = os.path.join(self.root, "ark-keys")
         for d in ("logs", "run"):
@@ -122,7 +123,9 @@ class Httpd:
             root=self.root, port=self.port, sysmod=SYS_MODDIR,
             module=MODULE, ark=self.ark, location=self.location,
             threads=self.threads, workers=self.threads * 2, user=user,
-            loglevel=self.loglevel)
+            loglevel=self.loglevel,
+            access_log='ArkAccessLog "%s/logs/ark-access.log"' % self.root
+            if self.access_log else "")
         with open(self.conf_path, "w") as f:
             f.write(text)
 

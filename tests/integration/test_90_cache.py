@@ -208,3 +208,18 @@ def test_90_09_redis_cli_speaks_to_ark_cached(make_cached):
     assert out[0] == "payload" and out[1] == "1.0000"
     assert cached.cli("ARK.LOOKUP", "other-ns", "hello world").strip() == ""
     assert "# Cache" in cached.cli("INFO")
+
+
+def test_90_10_store_without_access_log(make_gateway, stub, make_cached):
+    """Storing does not depend on ArkAccessLog being configured."""
+    cached = make_cached(None)
+    gw = make_gateway(ark=openai_provider(stub) + "ArkModel m stub\n"
+                      "ArkCacheServer 127.0.0.1:%d\n" % cached.port,
+                      location="ArkCache on", start=False, access_log=False)
+    gw.key = gw.create_key("alice")
+    gw.start()
+    ask(gw, "Is the cache independent of the access log?")
+    time.sleep(0.3)
+    st, h, _ = ask(gw, "Is the cache independent of the access log?")
+    assert h["x-ark-cache"] == "hit"
+    assert len(stub.requests()) == 1
