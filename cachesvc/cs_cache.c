@@ -497,7 +497,6 @@ int cs_cache_lookup(cs_cache_t *c, const char *ns, size_t ns_len,
         return CS_ERR;
     }
     cs_buf_init(&norm);
-    cs_normalize(text, text_len, &norm);
 
     pthread_rwlock_rdlock(&c->lock);
     n = ns_find(c, ns, ns_len, 0, NULL, 0);
@@ -507,6 +506,10 @@ int cs_cache_lookup(cs_cache_t *c, const char *ns, size_t ns_len,
     }
     r = lookup_exact(c, &c->exact, text_hash(n, text, text_len), n, text,
                      text_len, 0, hit);
+    if (r < 0) {
+        /* normalise only when the exact text is not there */
+        cs_normalize(text, text_len, &norm);
+    }
     if (r < 0 && norm.len) {
         kind = CS_HIT_NORMALIZED;
         r = lookup_exact(c, &c->norm, text_hash(n, norm.data, norm.len), n,
