@@ -57,7 +57,11 @@ PERF_DIR=""
 COMMAND="bench/run-gateway-bench.sh${*:+ $*}"
 
 usage() {
-    sed -n '2,/^set -euo/p' "${BASH_SOURCE[0]}" | sed '$d' | sed 's/^# \{0,1\}//'
+    if [ "${1:-0}" = 0 ]; then
+        sed -n '2,/^set -euo/p' "${BASH_SOURCE[0]}" | sed '$d' | sed 's/^# \{0,1\}//'
+    else
+        echo "usage: bench/run-gateway-bench.sh [--rounds N] [--duration 10s] [--connections 32] [--threads 2] [--warmup 3s] [--threads-per-child 64] [--access-logs] [--write-docs] [--perf DIR] [--keep]" >&2
+    fi
     exit "${1:-0}"
 }
 
@@ -134,10 +138,20 @@ export BENCH_BUSY_BEFORE=$BUSY_BEFORE
 TMP=$(mktemp -d /tmp/ark-bench.XXXXXX)
 chmod 755 "$TMP"
 PIDS=()
+WRK_PID=""
+PERF_PID=""
 
 cleanup() {
     local rc=$? pid i
     trap - EXIT INT TERM
+    if [ -n "$WRK_PID" ]; then
+        kill -TERM "$WRK_PID" 2>/dev/null || true
+        wait "$WRK_PID" 2>/dev/null || true
+    fi
+    if [ -n "$PERF_PID" ]; then
+        kill -INT "$PERF_PID" 2>/dev/null || true
+        wait "$PERF_PID" 2>/dev/null || true
+    fi
     for ((i = ${#PIDS[@]} - 1; i >= 0; i--)); do
         pid=${PIDS[i]}
         kill -TERM "$pid" 2>/dev/null || true
@@ -360,9 +374,14 @@ log_size() { stat -c %s "$NGX/logs/access.log" 2>/dev/null || echo 0; }
 RESULTS="$TMP/results.tsv"
 printf 'variant\tround\trequests\tduration_us\trps\tp50_us\tp90_us\tp99_us\tmax_us\tsock_errors\tnon2xx\tnew_upstream_conns\tdistinct_upstream_conns\tupstream_requests\tupstream_non200\thttpd_cpu_ticks\tnginx_cpu_ticks\tother_cpu_pct\tsteal_pct\twrk_cpu_ticks\n' > "$RESULTS"
 
-run_wrk() {   # port, duration, output file
+run_wrk() {   # duration, port, output file
+    # in the background + wait, so that a signal is handled at once
     wrk -t"$THREADS" -c"$CONNECTIONS" -d"$1" --latency \
-        -s "$BENCH/chat.lua" "http://127.0.0.1:$2/v1/chat/completions" > "$3"
+        -s "$BENCH/chat.lua" "http://127.0.0.1:$2/v1/chat/completions" \
+        > "$3" &
+    WRK_PID=$!
+    wait "$WRK_PID"
+    WRK_PID=""
 }
 
 measure() {   # variant(a|b), round
@@ -389,6 +408,7 @@ measure() {   # variant(a|b), round
         run_wrk "$DURATION" "$port" "$out"
         kill -INT "$PERF_PID" 2>/dev/null || true
         wait "$PERF_PID" || true
+        PERF_PID=""
     else
         run_wrk "$DURATION" "$port" "$out"
     fi
@@ -451,8 +471,10 @@ warm() {   # variant, port, what -> prints new upstream connections
     a1=$(nginx_accepts)
     echo $((a1 - a0 - 1))
 }
-export BENCH_WARM_CONNS_A=$(warm a "$PORT_A" "httpd (a) mod_proxy")
-export BENCH_WARM_CONNS_B=$(warm b "$PORT_B" "httpd (b) mod_ark")
+# (plain assignments: set -e then stops the script if warm() fails)
+BENCH_WARM_CONNS_A=$(warm a "$PORT_A" "httpd (a) mod_proxy")
+BENCH_WARM_CONNS_B=$(warm b "$PORT_B" "httpd (b) mod_ark")
+export BENCH_WARM_CONNS_A BENCH_WARM_CONNS_B
 echo "  upstream connections opened during smoke test + warm-up: (a) $BENCH_WARM_CONNS_A, (b) $BENCH_WARM_CONNS_B"
 for ((r = 1; r <= ROUNDS; r++)); do
     measure a "$r"

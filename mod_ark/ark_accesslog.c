@@ -1,4 +1,5 @@
 /* The JSON access log line. See ark_accesslog.h. */
+#include <stdlib.h>
 #include <string.h>
 
 #include <apr_strings.h>
@@ -100,7 +101,15 @@ const char *ark_access_line(const ark_access_t *a, apr_size_t *plen,
     if (a->client_aborted) {
         json_object_set_new(o, "client_aborted", json_true());
     }
-    line = ark_json_pdump(o, &len, p);
+    {
+        /* 10 significant digits: milliseconds print as 0.706, not as
+         * 0.70599999999999996 */
+        char *text = json_dumps(o, JSON_COMPACT | JSON_REAL_PRECISION(10));
+
+        line = text ? apr_pstrdup(p, text) : NULL;
+        len = text ? strlen(text) : 0;
+        free(text);
+    }
     json_decref(o);
     if (!line) {
         line = "{\"error\":\"log line encoding failed\"}";
