@@ -15,6 +15,7 @@ void ark_access_init(ark_access_t *a, apr_time_t start)
     a->upstream_new_conns = -1;
     a->ttfb = -1;
     a->cache_similarity = -1.0;
+    a->spend_nano = -1;
     ark_usage_clear(&a->usage);
 }
 
@@ -91,6 +92,9 @@ const char *ark_access_line(const ark_access_t *a, apr_size_t *plen,
     set_count(o, "prompt_tokens", a->usage.prompt_tokens);
     set_count(o, "completion_tokens", a->usage.completion_tokens);
     set_count(o, "total_tokens", a->usage.total_tokens);
+    if (a->spend_nano >= 0) {
+        json_object_set_new(o, "spend_nano", json_integer(a->spend_nano));
+    }
     if (a->cache) {
         set_str(o, "cache", a->cache, p);
         if (a->cache_similarity >= 0) {

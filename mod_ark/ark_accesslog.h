@@ -31,6 +31,8 @@ typedef struct ark_access_t {
     apr_interval_time_t latency;/* whole request */
     ark_usage_t usage;
     int client_aborted;
+    apr_int64_t spend_nano;     /* at the answering channel's price; -1
+                                 * when not governed */
     const char *cache;          /* hit, miss, bypass, skip, error, or NULL
                                  * when the cache is off */
     double cache_similarity;    /* of a hit, else < 0 */

@@ -170,9 +170,10 @@ static void breaker_failure(ark_cache_client_t *c)
  * *detail, having counted the failure. A kept-alive connection the
  * server closed meanwhile (ark-cached restarted) fails at once: the
  * command is then sent again, once, on a new connection. */
-static redisReply *call(ark_cache_client_t *c, int argc, const char **argv,
-                        const size_t *lens, const char **detail,
-                        apr_pool_t *p)
+static redisReply *call_any(ark_cache_client_t *c, int argc,
+                            const char **argv, const size_t *lens,
+                            int errors_ok, const char **detail,
+                            apr_pool_t *p)
 {
     int reused;
     redisContext *rc = conn_get(c, &reused, detail, p);
@@ -193,13 +194,13 @@ static redisReply *call(ark_cache_client_t *c, int argc, const char **argv,
         r = redisCommandArgv(rc, argc, argv, lens);
     }
     if (!r) {
-        *detail = apr_psprintf(p, "ark-cached call failed: %s",
+        *detail = apr_psprintf(p, "call failed: %s",
                                rc->errstr[0] ? rc->errstr : "no reply");
         redisFree(rc);
         breaker_failure(c);
         return NULL;
     }
-    if (r->type == REDIS_REPLY_ERROR) {
+    if (r->type == REDIS_REPLY_ERROR && !errors_ok) {
         *detail = apr_psprintf(p, "ark-cached answered: %.200s", r->str);
         freeReplyObject(r);
         conn_put(c, rc);
@@ -209,6 +210,28 @@ static redisReply *call(ark_cache_client_t *c, int argc, const char **argv,
     conn_put(c, rc);
     atomic_store(&c->consecutive, 0);
     return r;
+}
+
+static redisReply *call(ark_cache_client_t *c, int argc, const char **argv,
+                        const size_t *lens, const char **detail,
+                        apr_pool_t *p)
+{
+    return call_any(c, argc, argv, lens, 0, detail, p);
+}
+
+redisReply *ark_cache_client_command(ark_cache_client_t *c, int argc,
+                                     const char **argv, const size_t *lens,
+                                     int *skipped, const char **detail,
+                                     apr_pool_t *p)
+{
+    *detail = NULL;
+    *skipped = 0;
+    if (breaker_open(c)) {
+        *skipped = 1;
+        *detail = "breaker open";
+        return NULL;
+    }
+    return call_any(c, argc, argv, lens, 1, detail, p);
 }
 
 apr_status_t ark_cache_client_lookup(ark_cache_client_t *c, const char *ns,

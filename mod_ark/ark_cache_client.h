@@ -20,6 +20,7 @@
 #include <apr_time.h>
 
 typedef struct ark_cache_client_t ark_cache_client_t;
+struct redisReply;
 
 typedef struct ark_cache_client_conf_t {
     apr_array_header_t *servers;        /* const char *: "host:port" or
@@ -59,6 +60,19 @@ apr_status_t ark_cache_client_store(ark_cache_client_t *c, const char *ns,
                                     const char *payload, apr_size_t len,
                                     long ttl_s, const char **detail,
                                     apr_pool_t *p);
+
+/* Runs any command (the governance Redis client uses this). Returns the
+ * reply, to be released with freeReplyObject, or NULL with *detail (from
+ * p) after counting a failure. An error reply is returned as a reply
+ * (REDIS_REPLY_ERROR, e.g. NOSCRIPT) and counts as a success of the
+ * connection. APR_EAGAIN-like skipping: NULL with *detail "breaker open"
+ * and *skipped = 1 while the breaker is open. */
+struct redisReply *ark_cache_client_command(ark_cache_client_t *c, int argc,
+                                            const char **argv,
+                                            const size_t *lens,
+                                            int *skipped,
+                                            const char **detail,
+                                            apr_pool_t *p);
 
 /* A snapshot of the counters. */
 void ark_cache_client_counters(ark_cache_client_t *c,

@@ -262,7 +262,7 @@ const char *ark_model_add(apr_hash_t *models, const ark_provider_t *prov,
     }
     memset(&ch, 0, sizeof(ch));
     ch.provider = prov;
-    ch.price_in = ch.price_out = -1.0;
+    ch.price_in = ch.price_out = ch.price_cached = -1.0;
     ch.cost_coef = 1.0;
     ch.weight = 1;
     ch.max_conns = prov->max_conns;
@@ -287,14 +287,21 @@ const char *ark_model_add(apr_hash_t *models, const ark_provider_t *prov,
         v = eq + 1;
         if (!strcmp(k, "price")) {
             const char *slash = strchr(v, '/');
+            const char *slash2 = slash ? strchr(slash + 1, '/') : NULL;
 
             if (!slash
                 || parse_price(&ch.price_in, apr_pstrmemdup(
                                    p, v, (apr_size_t)(slash - v)))
-                || parse_price(&ch.price_out, slash + 1)) {
+                || parse_price(&ch.price_out,
+                               slash2 ? apr_pstrmemdup(
+                                            p, slash + 1,
+                                            (apr_size_t)(slash2 - slash - 1))
+                                      : slash + 1)
+                || (slash2 && parse_price(&ch.price_cached, slash2 + 1))) {
                 return apr_psprintf(p, "ArkModel %s: price='%s' is not "
-                                    "INPUT/OUTPUT prices per 1M tokens, "
-                                    "e.g. price=2.50/10", alias, v);
+                                    "INPUT/OUTPUT[/CACHED-INPUT] prices per "
+                                    "1M tokens, e.g. price=2.50/10 or "
+                                    "price=2.50/10/1.25", alias, v);
             }
         }
         else if (!strcmp(k, "cost")) {
@@ -571,16 +578,10 @@ const char *ark_breaker_parse(ark_breaker_conf_t *bc, int argc,
 double ark_channel_cost(const ark_channel_t *ch, const ark_req_t *req)
 {
     double in = req ? (double)req->body_len / 4.0 : 256.0, out = 256.0;
-    const json_t *mt = NULL;
+    long mt = ark_req_max_out(req);
 
-    if (req && req->root) {
-        mt = json_object_get(req->root, "max_completion_tokens");
-        if (!json_is_integer(mt)) {
-            mt = json_object_get(req->root, "max_tokens");
-        }
-    }
-    if (json_is_integer(mt) && json_integer_value(mt) > 0) {
-        out = (double)json_integer_value(mt);
+    if (mt > 0) {
+        out = (double)mt;
     }
     if (ch->price_in >= 0 && ch->price_out >= 0) {
         return (ch->price_in * in + ch->price_out * out) / 1e6;

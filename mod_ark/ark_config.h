@@ -33,6 +33,7 @@ typedef struct ark_channel_t {
     const ark_provider_t *provider;
     const char *upstream_model;
     double price_in, price_out;      /* per 1M tokens; < 0: not set */
+    double price_cached;             /* cached input; < 0: price_in */
     double cost_coef;                /* relative cost when no price */
     unsigned int weight;             /* for `weighted`, >= 1 */
     apr_array_header_t *tags;        /* ark_tag_t: provider's + own */
@@ -81,7 +82,7 @@ const char *ark_provider_parse(ark_provider_t **pprov, int argc,
 
 /* Adds a channel for alias to models (alias -> ark_model_t), creating
  * the alias on first use, from the arguments of
- *   ArkModel <alias> <provider> [upstream-model] [price=IN/OUT]
+ *   ArkModel <alias> <provider> [upstream-model] [price=IN/OUT[/CACHED]]
  *            [cost=COEF] [weight=N] [tags=k=v,...] [name=NAME]
  * where argv[0] is the alias and prov the resolved provider (argv[1]).
  * Returns NULL or an error sentence naming the directive. */

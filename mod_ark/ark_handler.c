@@ -58,6 +58,12 @@ typedef struct ark_rctx_t {
     const char *store_body;
     apr_size_t store_len;
     long store_ttl;
+    /* governance: set once the request was admitted */
+    int governed;
+    ark_gov_subject_t subject;
+    ark_gov_ticket_t ticket;
+    const ark_channel_t *answered;    /* channel whose answer was sent */
+    const ark_model_t *model;
 } ark_rctx_t;
 
 typedef struct ark_gw_t ark_gw_t;
@@ -107,6 +113,7 @@ struct ark_gw_t {
     ark_cache_policy_t cache;         /* effective cache settings */
     const ark_cache_key_t *cache_key; /* set when the answer may be stored */
     ark_cache_collect_t *collect;     /* collects a streamed answer */
+    const ark_weights_t *weights;     /* score weights for this request */
 };
 
 /* ---------------------------------------------------------- replying */
@@ -192,6 +199,7 @@ static void set_route_headers(ark_gw_t *gw, const ark_attempt_t *a)
                                     / 1000.0));
         gw->rc->log.provider = a->ch->provider->name;
         gw->rc->log.upstream_model = a->ch->upstream_model;
+        gw->rc->answered = a->ch;
     }
     apr_table_setn(r->headers_out, "x-ark-attempts",
                    apr_itoa(r->pool, gw->attempts));
@@ -229,7 +237,7 @@ static int authenticate(request_rec *r, const ark_key_t **pkey)
     ark_rctx_t *rc = rctx_get(r);
     const ark_key_t *key;
     const char *secret;
-    int bad_scheme;
+    int bad_scheme, previous = 0;
 
     secret = presented_key(r, &bad_scheme);
     if (!secret) {
@@ -245,7 +253,15 @@ static int authenticate(request_rec *r, const ark_key_t **pkey)
         return reply_error(r, 401, "invalid_api_key", NULL,
                            "Incorrect API key provided.");
     }
-    key = ark_keys_lookup(sc->keys, secret, strlen(secret));
+    key = ark_keys_lookup_ex(sc->keys, secret, strlen(secret), &previous);
+    if (key && previous && apr_time_now() >= key->previous_until) {
+        ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r, ARKLOGNO(00054)
+                      "rotated-out secret of key '%s' presented after its "
+                      "grace period", key->name);
+        return reply_error(r, 401, "invalid_api_key", NULL,
+                           "This API key was replaced by a new one and its "
+                           "grace period has ended.");
+    }
     if (!key) {
         ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, r, ARKLOGNO(00011)
                       "unknown API key presented");
@@ -519,6 +535,15 @@ static ark_outcome_t finish_stream(ark_attempt_t *a)
         a->stream_rv = prov->type->stream_end(&a->st);
     }
     gw->rc->log.usage = a->st.usage;
+    if (gw->rc->log.usage.completion_tokens <= 0 && a->st.content_events) {
+        /* no usage reported (the client left, or the upstream does not
+         * count streams): bill what was relayed, one token per event */
+        gw->rc->log.usage.completion_tokens = (long)a->st.content_events;
+        if (gw->rc->log.usage.prompt_tokens <= 0) {
+            gw->rc->log.usage.prompt_tokens =
+                (long)((gw->req->body_len + 3) / 4);
+        }
+    }
     if (gw->client_gone) {
         gw->rc->log.client_aborted = 1;
         ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, r, ARKLOGNO(00020)
@@ -855,13 +880,28 @@ static int request_priority(request_rec *r, const ark_key_t *key,
     return DECLINED;
 }
 
+/* Whether governance found the key's limit towards a provider used up. */
+static int provider_exhausted(ark_gw_t *gw, const char *provider)
+{
+    const apr_array_header_t *ex = gw->rc->ticket.exhausted;
+    int i;
+
+    for (i = 0; gw->rc->governed && ex && i < ex->nelts; i++) {
+        if (!strcmp(APR_ARRAY_IDX(ex, i, const char *), provider)) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
 /* Orders the model's channels for this request into gw->order; returns
  * DECLINED, or replies 503 when no channel may serve it. */
 static int route(ark_gw_t *gw)
 {
     request_rec *r = gw->r;
     const ark_model_t *m = gw->model;
-    int n = m->channels->nelts, i, ncand = 0, noncompliant = 0;
+    int n = m->channels->nelts, i, j, ncand = 0, noncompliant = 0;
+    int limited = 0;
     ark_route_chan_t *chans = apr_pcalloc(r->pool, sizeof(*chans) * n);
     ark_route_skip_t *skip = apr_pcalloc(r->pool, sizeof(*skip) * n);
     int *map = apr_pcalloc(r->pool, sizeof(int) * n);
@@ -888,13 +928,21 @@ static int route(ark_gw_t *gw)
     }
     ark_route_order(order, &gw->norder, skip, chans, ncand,
                     (ark_strategy_t)gw->policy.strategy,
-                    &gw->sc->weights[gw->priority], gw->key->tags,
+                    gw->weights, gw->key->tags,
                     gw->req->stream,
                     (uint64_t)now ^ ((uint64_t)(apr_uintptr_t)r << 16));
     gw->order = apr_pcalloc(r->pool, sizeof(int) * (gw->norder + 1));
-    for (i = 0; i < gw->norder; i++) {
-        gw->order[i] = map[order[i]];
+    for (i = 0, j = 0; i < gw->norder; i++) {
+        const ark_channel_t *ch = &APR_ARRAY_IDX(m->channels, map[order[i]],
+                                                 ark_channel_t);
+
+        if (provider_exhausted(gw, ch->provider->name)) {
+            limited++;
+            continue;
+        }
+        gw->order[j++] = map[order[i]];
     }
+    gw->norder = j;
     for (i = 0; i < ncand; i++) {
         if (skip[i] == ARK_ROUTE_NONCOMPLIANT) {
             noncompliant++;
@@ -921,7 +969,15 @@ static int route(ark_gw_t *gw)
                          "endpoint.", m->alias);
             return ark_error_reply(r, &e);
         }
-        if (noncompliant == ncand) {
+        if (limited > 0) {
+            ark_err_setf(&e, r->pool, 429, "rate_limit_exceeded", NULL,
+                         "This API key's limits towards the providers of "
+                         "the model '%s' are used up; retry later.",
+                         m->alias);
+            e.type = "tokens";
+            e.retry_after = apr_time_from_sec(1);
+        }
+        else if (noncompliant == ncand) {
             ark_err_setf(&e, r->pool, 503, "no_compliant_channel", "model",
                          "No channel of the model '%s' satisfies this API "
                          "key's compliance requirements.", m->alias);
@@ -1271,6 +1327,176 @@ static apr_status_t parse_anthropic(ark_req_t *req, const char *body,
     return ark_chat_req_from_json(req, oai, len, err, p);
 }
 
+/* ---------------------------------------------------------- governing */
+
+/* x-ratelimit-* headers, as OpenAI sends them. */
+static void set_ratelimit_headers(request_rec *r, const ark_gov_ticket_t *t)
+{
+    if (t->req_limit > 0) {
+        apr_table_setn(r->headers_out, "x-ratelimit-limit-requests",
+                       apr_psprintf(r->pool, "%" APR_INT64_T_FMT,
+                                    t->req_limit));
+        apr_table_setn(r->headers_out, "x-ratelimit-remaining-requests",
+                       apr_psprintf(r->pool, "%" APR_INT64_T_FMT,
+                                    t->req_remaining));
+        apr_table_setn(r->headers_out, "x-ratelimit-reset-requests",
+                       ark_duration_format(t->req_reset, r->pool));
+    }
+    if (t->tok_limit > 0) {
+        apr_table_setn(r->headers_out, "x-ratelimit-limit-tokens",
+                       apr_psprintf(r->pool, "%" APR_INT64_T_FMT,
+                                    t->tok_limit));
+        apr_table_setn(r->headers_out, "x-ratelimit-remaining-tokens",
+                       apr_psprintf(r->pool, "%" APR_INT64_T_FMT,
+                                    t->tok_remaining));
+        apr_table_setn(r->headers_out, "x-ratelimit-reset-tokens",
+                       ark_duration_format(t->tok_reset, r->pool));
+    }
+}
+
+/* The 429 (or 503) of a refused request. */
+static int govern_refuse(ark_gw_t *gw, const ark_gov_ticket_t *t)
+{
+    request_rec *r = gw->r;
+    const char *who = t->scope == ARK_SCOPE_TENANT ? "your organisation "
+                                                     "(tenant)"
+                                                   : "this API key";
+    ark_err_t e;
+
+    switch (t->verdict) {
+    case ARK_GOV_REQUESTS:
+        ark_err_setf(&e, r->pool, 429, "rate_limit_exceeded", NULL,
+                     "Rate limit reached for requests per minute of %s. "
+                     "Please try again in %s.", who,
+                     ark_duration_format(t->retry_after, r->pool));
+        e.type = "requests";
+        break;
+    case ARK_GOV_TOKENS:
+        ark_err_setf(&e, r->pool, 429, "rate_limit_exceeded", NULL,
+                     "Rate limit reached for tokens per minute of %s. "
+                     "Please try again in %s.", who,
+                     ark_duration_format(t->retry_after, r->pool));
+        e.type = "tokens";
+        break;
+    case ARK_GOV_TOO_LARGE:
+        ark_err_setf(&e, r->pool, 429, "rate_limit_exceeded", NULL,
+                     "Request too large for the tokens per minute limit of "
+                     "%s: the prompt plus max_tokens (%" APR_INT64_T_FMT
+                     " tokens reserved) exceed it. Lower max_tokens or "
+                     "shorten the prompt.", who, t->reserved);
+        e.type = "tokens";
+        break;
+    case ARK_GOV_CONCURRENCY:
+        ark_err_setf(&e, r->pool, 429, "rate_limit_exceeded", NULL,
+                     "Too many concurrent requests for %s. Please retry "
+                     "when one of them has finished.", who);
+        e.type = "concurrency";
+        break;
+    case ARK_GOV_BUDGET:
+        ark_err_setf(&e, r->pool, 429, "budget_exceeded", NULL,
+                     "The %s budget of %s is exhausted; it renews at the "
+                     "start of the next %s (UTC).",
+                     t->period == ARK_PERIOD_MONTH ? "monthly" : "daily",
+                     who, t->period == ARK_PERIOD_MONTH ? "month" : "day");
+        e.type = "insufficient_quota";
+        break;
+    default:
+        ark_err_set(&e, 503, "budget_unavailable", NULL,
+                    "Spend cannot be checked right now, and budgeted keys "
+                    "are refused until it can. Please retry shortly.");
+        break;
+    }
+    if (t->retry_after > 0) {
+        e.retry_after = t->retry_after;
+    }
+    ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r, ARKLOGNO(00055)
+                  "key '%s': refused by governance (%s, %s)",
+                  gw->key->name, ark_gov_verdict_name(t->verdict),
+                  t->scope == ARK_SCOPE_TENANT ? "tenant" : "key");
+    return ark_error_reply(r, &e);
+}
+
+/* Admits the request under the key's and tenant's limits and budgets, or
+ * refuses it; DECLINED to go on. */
+static int govern_admit(ark_gw_t *gw)
+{
+    request_rec *r = gw->r;
+    ark_rctx_t *rc = gw->rc;
+    ark_govern_t *g = ark_govern_client();
+    ark_gov_ticket_t *t = &rc->ticket;
+    apr_int64_t estimate;
+
+    if (!g) {
+        return DECLINED;
+    }
+    ark_govern_subject(&rc->subject, &gw->sc->govern, gw->sc->keys, gw->key);
+    estimate = ark_tokens_estimate(gw->req->body_len,
+                                   ark_req_max_out(gw->req),
+                                   gw->sc->govern.token_estimate);
+    ark_govern_admit(g, &rc->subject, estimate, t, r->pool);
+    if (t->local && gw->sc->govern.redis.servers->nelts > 0
+        && ark_govern_should_log(g)) {
+        ap_log_rerror(APLOG_MARK, APLOG_WARNING, 0, r, ARKLOGNO(00056)
+                      "governance Redis unreachable (%s): limits enforced "
+                      "per node (limit / %d), spend buffered in shared "
+                      "memory (logged once a minute)",
+                      ark_govern_last_error(g), gw->sc->govern.nodes);
+    }
+    set_ratelimit_headers(r, t);
+    if (t->verdict != ARK_GOV_OK) {
+        return govern_refuse(gw, t);
+    }
+    rc->governed = 1;
+    if (gw->sc->shift_ratio > 0 && t->budget_ratio >= gw->sc->shift_ratio) {
+        gw->weights = &gw->sc->shift_weights;
+        ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, r, ARKLOGNO(00057)
+                      "key '%s' at %.0f%% of a budget: budget-shift "
+                      "weights", gw->key->name, t->budget_ratio * 100.0);
+    }
+    return DECLINED;
+}
+
+/* Price of a channel for usage, in nano-units. */
+static apr_int64_t usage_cost(const ark_channel_t *ch, const ark_usage_t *u)
+{
+    if (!ch) {
+        return 0;
+    }
+    return ark_cost_nano(u->prompt_tokens, u->cached_tokens,
+                         u->completion_tokens, ch->price_in, ch->price_out,
+                         ch->price_cached);
+}
+
+/* Records what the request used and releases what it held. */
+static void govern_settle(request_rec *r, ark_rctx_t *rc)
+{
+    ark_govern_t *g = ark_govern_client();
+    ark_gov_usage_t u;
+
+    if (!g || !rc->governed) {
+        return;
+    }
+    memset(&u, 0, sizeof(u));
+    u.prompt_tokens = rc->log.usage.prompt_tokens;
+    u.completion_tokens = rc->log.usage.completion_tokens;
+    u.cached_tokens = rc->log.usage.cached_tokens;
+    if (rc->log.cache && !strcmp(rc->log.cache, "hit")) {
+        u.cache_hit = 1;
+        if (rc->model && rc->model->channels->nelts > 0) {
+            u.saved_nano = usage_cost(&APR_ARRAY_IDX(rc->model->channels, 0,
+                                                     ark_channel_t),
+                                      &rc->log.usage);
+        }
+        u.prompt_tokens = u.completion_tokens = u.cached_tokens = 0;
+    }
+    else {
+        u.spend_nano = usage_cost(rc->answered, &rc->log.usage);
+        u.provider = rc->answered ? rc->answered->provider->name : NULL;
+    }
+    rc->log.spend_nano = u.spend_nano;
+    ark_govern_settle(g, &rc->ticket, &rc->subject, &u, r->pool);
+}
+
 static int handle_completion(request_rec *r, ark_rctx_t *rc,
                              ark_endpoint_t endpoint)
 {
@@ -1334,6 +1560,11 @@ static int handle_completion(request_rec *r, ark_rctx_t *rc,
         return rv;
     }
     gw->policy = effective_policy(r, sc, gw->model);
+    gw->weights = &sc->weights[gw->priority];
+    rc->model = gw->model;
+    if ((rv = govern_admit(gw)) != DECLINED) {
+        return rv;
+    }
     if (endpoint == ARK_ENDPOINT_CHAT
         && (rv = cache_lookup(gw)) != DECLINED) {
         return rv;
@@ -1479,6 +1710,7 @@ int ark_log_transaction(request_rec *r)
     }
     /* the answer has reached the client: now it may go to the cache */
     cache_store(r, rc);
+    govern_settle(r, rc);
     if (!sc->access_fd) {
         return DECLINED;
     }

@@ -1,20 +1,30 @@
 /* Ark virtual keys: the keys file parser, the digest index and the writer.
  *
  * ark_keys_parse() walks the file text line by line. Comment and blank
- * lines are kept as text attached to the following key (so the CLI can
- * rewrite the file without losing an admin's notes); each key line is
- * split into whitespace-separated tokens, validated, copied into the
- * ring's pool and entered into two indexes: an apr_hash by name (for
+ * lines are kept as text attached to the following key or tenant line (so
+ * the CLI can rewrite the file without losing an admin's notes); each key
+ * line is split into whitespace-separated tokens, validated, copied into
+ * the ring's pool and entered into two indexes: an apr_hash by name (for
  * duplicate detection and the CLI) and a chained hash table on the first
- * four bytes of the SHA-256 digest (for ark_keys_lookup). The digest table
- * is a power-of-two array of bucket heads; it is grown whenever the key
- * count exceeds the bucket count, so chains stay short on average.
+ * four bytes of the SHA-256 digest (for ark_keys_lookup). A key rotated by
+ * ark-keys has two digests, its current one and its previous one (valid
+ * until previous_until); each is a slot of its own in the digest table, so
+ * both are found the same way. The digest table is a power-of-two array of
+ * bucket heads; it is grown whenever the key count exceeds the bucket
+ * count, so chains stay short on average.
  *
  * Example: with 10 000 keys the table has 16 384 buckets; a lookup hashes
  * the secret, takes digest bytes 0-3 as a big-endian number, masks it with
- * 16383, and compares the full 32-byte digest of each key in that chain
+ * 16383, and compares the full 32-byte digest of each slot in that chain
  * (usually zero or one) with CRYPTO_memcmp, scanning the whole chain even
- * after a match.
+ * after a match. ark_keys_lookup accepts only a current digest,
+ * ark_keys_lookup_ex a previous one too.
+ *
+ * Governance attributes (rpm=, tpm=, concurrency=, budget_day=,
+ * budget_month=, rpm@<provider>=, tpm@<provider>=) are parsed into
+ * ark_limits_t and ark_provider_limit_t; budgets are money in nano-units
+ * (ark_money_parse of ark_limit.c). A "tenant:<name>" line carries the
+ * limits of a whole tenant; tenant lines keep their place in the file.
  *
  * Two attributes feed the router (ark_route.h): priority= is one of its
  * priority classes and tags= a list of compliance requirements, checked
@@ -37,6 +47,7 @@
 #include <openssl/rand.h>
 
 #include "ark_keys.h"
+#include "ark_limit.h"
 #include "ark_route.h"
 
 /* Initial (and minimum) number of digest buckets; a power of two. */
@@ -50,11 +61,30 @@
 #define KEYS_HASH_PREFIX_LEN 7
 #define KEYS_HASH_HEX_LEN (2 * ARK_KEY_HASH_LEN)
 
+/* Largest rpm=, tpm= or concurrency= value. */
+#define KEYS_LIMIT_MAX 1000000000000LL
+
+/* Longest provider name in rpm@<provider>= and tpm@<provider>=. */
+#define KEYS_PROVIDER_MAX 64
+
+/* A tenant line starts with this word prefix. */
+#define KEYS_TENANT_PREFIX "tenant:"
+#define KEYS_TENANT_PREFIX_LEN 7
+
 #define KEYS_NAME_RULE "1-64 characters of A-Z a-z 0-9 . _ @ -"
 #define KEYS_MODEL_RULE "A-Z a-z 0-9 . _ : / @ -"
 #define KEYS_TAG_RULE "A-Z a-z 0-9 . _ : / -"
+#define KEYS_PROVIDER_RULE "1-64 characters of A-Z a-z 0-9 . _ -"
 #define KEYS_PRIORITY_LIST "high, normal or low"
-#define KEYS_ATTR_LIST "tenant, models, priority, tags, state, created, hint"
+#define KEYS_ATTR_LIST                                                         \
+    "tenant, models, priority, tags, state, created, hint, rpm, tpm, "         \
+    "concurrency, budget_day, budget_month, rpm@<provider>, tpm@<provider>, "  \
+    "previous, previous_until"
+#define KEYS_TENANT_ATTR_LIST "rpm, tpm, concurrency, budget_day, budget_month"
+#define KEYS_LIMIT_RULE "a whole number from 1 to 1000000000000"
+#define KEYS_MONEY_RULE                                                        \
+    "an amount above 0 with at most 9 decimals, such as 25 or 0.50"
+#define KEYS_TIME_RULE "UTC like 2026-11-27T11:00:00Z"
 
 static const char keys_header[] =
     "# Ark virtual keys. Edit with ark-keys; see docs/keys.md.\n"
@@ -62,9 +92,14 @@ static const char keys_header[] =
     "#   [models=<alias>,<alias>...|*] [priority=high|normal|low]\n"
     "#   [tags=<key>=<value>,<key>=<value>...] [state=enabled|revoked]\n"
     "#   [created=<YYYY-MM-DDTHH:MM:SSZ>] [hint=<last 4 characters>]\n"
+    "#   [rpm=<n>] [tpm=<n>] [concurrency=<n>] [budget_day=<amount>]\n"
+    "#   [budget_month=<amount>] [rpm@<provider>=<n>] [tpm@<provider>=<n>]\n"
+    "#   [previous=sha256:<hex> previous_until=<YYYY-MM-DDTHH:MM:SSZ>]\n"
+    "# tenant:<tenant> [rpm=<n>] [tpm=<n>] [concurrency=<n>]\n"
+    "#   [budget_day=<amount>] [budget_month=<amount>]\n"
     "# Defaults: tenant=<name> models=* priority=normal state=enabled,\n"
-    "# no tags. httpd reads this file on start and graceful reload.\n"
-    "# Secrets are never stored here, only their hashes.\n"
+    "# no tags, no limits. httpd reads this file on start and graceful\n"
+    "# reload. Secrets are never stored here, only their hashes.\n"
     "\n";
 
 typedef enum {
@@ -75,28 +110,60 @@ typedef enum {
     KEYS_ATTR_STATE,
     KEYS_ATTR_CREATED,
     KEYS_ATTR_HINT,
+    KEYS_ATTR_RPM, /* the limits: rpm to budget_month, also on tenants */
+    KEYS_ATTR_TPM,
+    KEYS_ATTR_CONCURRENCY,
+    KEYS_ATTR_BUDGET_DAY,
+    KEYS_ATTR_BUDGET_MONTH,
+    KEYS_ATTR_PREVIOUS,
+    KEYS_ATTR_PREVIOUS_UNTIL,
     KEYS_ATTR_COUNT
 } keys_attr_e;
 
 static const char *const keys_attr_names[KEYS_ATTR_COUNT] = {
-    "tenant", "models", "priority", "tags", "state", "created", "hint"};
+    "tenant",     "models",       "priority", "tags",          "state",
+    "created",    "hint",         "rpm",      "tpm",           "concurrency",
+    "budget_day", "budget_month", "previous", "previous_until"};
+
+/* A tenant line may carry only the limits. */
+#define KEYS_ATTR_IS_LIMIT(a)                                                  \
+    ((a) >= KEYS_ATTR_RPM && (a) <= KEYS_ATTR_BUDGET_MONTH)
 
 typedef struct keys_entry_t keys_entry_t;
+typedef struct keys_slot_t keys_slot_t;
+
+/* One digest in the bucket index: a key's current or previous hash. */
+struct keys_slot_t {
+    keys_slot_t *next;         /* digest bucket chain */
+    keys_entry_t *entry;       /* the key it belongs to */
+    const unsigned char *hash; /* entry->key.hash or .previous_hash */
+    int previous;              /* 1 for the previous hash */
+};
 
 /* A key plus what only this file needs. key must stay the first member:
  * the public functions hand out &entry->key and get it back. */
 struct keys_entry_t {
     ark_key_t key;
-    keys_entry_t *next; /* digest bucket chain */
-    const char *lead;   /* free comment/blank lines above; never NULL */
-    const char *doc;    /* comment lines directly above; never NULL */
+    keys_slot_t cur;  /* always in the index */
+    keys_slot_t prev; /* in the index while key.has_previous */
 };
+
+/* A key or tenant line of the file with the comment lines above it. */
+typedef struct keys_line_t {
+    keys_entry_t *entry;  /* a key line, or NULL */
+    ark_tenant_t *tenant; /* a tenant line, or NULL */
+    const char *lead;     /* free comment/blank lines above; never NULL */
+    const char *doc;      /* comment lines directly above; never NULL */
+} keys_line_t;
 
 struct ark_keyring_t {
     apr_pool_t *pool;
+    apr_array_header_t *lines;   /* keys_line_t *, file order */
     apr_array_header_t *entries; /* keys_entry_t *, file order */
+    apr_array_header_t *tenants; /* ark_tenant_t *, file order */
     apr_hash_t *by_name;         /* name -> keys_entry_t * */
-    keys_entry_t **buckets;      /* mask + 1 chain heads */
+    apr_hash_t *tenant_by_name;  /* name -> ark_tenant_t * */
+    keys_slot_t **buckets;       /* mask + 1 chain heads */
     apr_uint32_t mask;
     const char *trailer; /* lines after the last key; not NULL */
     EVP_MD *md;          /* fetched SHA-256, freed with pool */
@@ -328,6 +395,65 @@ static int keys_created_validn(const char *s, apr_size_t n)
            keys_digits(s + 17, 2) <= 60;
 }
 
+/* The time of a valid created= style stamp (keys_created_validn). */
+static apr_time_t keys_time_of(const char *s)
+{
+    apr_time_exp_t tm;
+    apr_time_t t;
+
+    memset(&tm, 0, sizeof(tm));
+    tm.tm_year = keys_digits(s, 4) - 1900;
+    tm.tm_mon = keys_digits(s + 5, 2) - 1;
+    tm.tm_mday = keys_digits(s + 8, 2);
+    tm.tm_hour = keys_digits(s + 11, 2);
+    tm.tm_min = keys_digits(s + 14, 2);
+    tm.tm_sec = keys_digits(s + 17, 2);
+    if (apr_time_exp_gmt_get(&t, &tm) != APR_SUCCESS) {
+        return 0;
+    }
+    return t;
+}
+
+/* A previous_until= stamp: as created=, but without a leap second, so
+ * that it is written back exactly as it was read. */
+static int keys_until_validn(const char *s, apr_size_t n)
+{
+    return keys_created_validn(s, n) && keys_digits(s + 17, 2) <= 59;
+}
+
+static int keys_provider_validn(const char *s, apr_size_t n)
+{
+    apr_size_t i;
+
+    if (n == 0 || n > KEYS_PROVIDER_MAX) {
+        return 0;
+    }
+    for (i = 0; i < n; i++) {
+        if (!keys_is_alnum(s[i]) && s[i] != '.' && s[i] != '_' && s[i] != '-') {
+            return 0;
+        }
+    }
+    return 1;
+}
+
+/* A limit value: 1 to KEYS_LIMIT_MAX in decimal digits; 0 if invalid. */
+static apr_int64_t keys_limit_parsen(const char *s, apr_size_t n)
+{
+    apr_int64_t v = 0;
+    apr_size_t i;
+
+    for (i = 0; i < n; i++) {
+        if (!keys_is_digit(s[i])) {
+            return 0;
+        }
+        v = v * 10 + (s[i] - '0');
+        if (v > KEYS_LIMIT_MAX) {
+            return 0;
+        }
+    }
+    return v;
+}
+
 /* A copy of a short user token that is safe to quote in a message, or
  * NULL if it is long or contains characters we would rather not repeat. */
 static const char *keys_echo(const char *s, apr_size_t n, apr_pool_t *p)
@@ -367,13 +493,28 @@ static apr_uint32_t keys_bucket_of(const unsigned char *hash)
            ((apr_uint32_t)hash[2] << 8) | (apr_uint32_t)hash[3];
 }
 
+static void keys_slot_insert(ark_keyring_t *ring, keys_slot_t *slot)
+{
+    keys_slot_t **head;
+
+    head = &ring->buckets[keys_bucket_of(slot->hash) & ring->mask];
+    slot->next = *head;
+    *head = slot;
+}
+
+/* Enter the key's digests (current, and previous if any) in the index. */
 static void keys_index_insert(ark_keyring_t *ring, keys_entry_t *e)
 {
-    keys_entry_t **head;
-
-    head = &ring->buckets[keys_bucket_of(e->key.hash) & ring->mask];
-    e->next = *head;
-    *head = e;
+    e->cur.entry = e;
+    e->cur.hash = e->key.hash;
+    e->cur.previous = 0;
+    keys_slot_insert(ring, &e->cur);
+    if (e->key.has_previous) {
+        e->prev.entry = e;
+        e->prev.hash = e->key.previous_hash;
+        e->prev.previous = 1;
+        keys_slot_insert(ring, &e->prev);
+    }
 }
 
 /* Keep at least one bucket per key; called after appending to entries. */
@@ -397,18 +538,49 @@ static void keys_index_fit(ark_keyring_t *ring)
     }
 }
 
-static void keys_index_unlink(ark_keyring_t *ring, keys_entry_t *e)
+static void keys_slot_unlink(ark_keyring_t *ring, keys_slot_t *slot)
 {
-    keys_entry_t **pp;
+    keys_slot_t **pp;
 
-    pp = &ring->buckets[keys_bucket_of(e->key.hash) & ring->mask];
+    pp = &ring->buckets[keys_bucket_of(slot->hash) & ring->mask];
     for (; *pp; pp = &(*pp)->next) {
-        if (*pp == e) {
-            *pp = e->next;
-            e->next = NULL;
+        if (*pp == slot) {
+            *pp = slot->next;
+            slot->next = NULL;
             return;
         }
     }
+}
+
+/* Take the key's digests out of the index (before they change). */
+static void keys_index_unlink(ark_keyring_t *ring, keys_entry_t *e)
+{
+    keys_slot_unlink(ring, &e->cur);
+    if (e->key.has_previous) {
+        keys_slot_unlink(ring, &e->prev);
+    }
+}
+
+/* The slot holding hash, or NULL. With any_previous 0 only current
+ * hashes match. The whole chain is scanned with CRYPTO_memcmp, even after
+ * a match, so the time spent does not tell a match at the head of the
+ * chain from one further on, nor a current hash from a previous one. A
+ * valid ring has no hash twice; should it, a current one wins. */
+static const keys_slot_t *keys_index_find(const ark_keyring_t *ring,
+                                          const unsigned char *hash,
+                                          int any_previous)
+{
+    const keys_slot_t *s, *found = NULL;
+    int match;
+
+    for (s = ring->buckets[keys_bucket_of(hash) & ring->mask]; s; s = s->next) {
+        match = CRYPTO_memcmp(s->hash, hash, ARK_KEY_HASH_LEN) == 0;
+        if (match && (any_previous || !s->previous) &&
+            (!found || found->previous)) {
+            found = s;
+        }
+    }
+    return found;
 }
 
 static apr_status_t keys_md_cleanup(void *data)
@@ -430,8 +602,11 @@ apr_status_t ark_keys_make(ark_keyring_t **pring, apr_pool_t *p)
     }
     apr_pool_cleanup_register(p, ring->md, keys_md_cleanup,
                               apr_pool_cleanup_null);
+    ring->lines = apr_array_make(p, 16, sizeof(keys_line_t *));
     ring->entries = apr_array_make(p, 16, sizeof(keys_entry_t *));
+    ring->tenants = apr_array_make(p, 4, sizeof(ark_tenant_t *));
     ring->by_name = apr_hash_make(p);
+    ring->tenant_by_name = apr_hash_make(p);
     ring->buckets = apr_pcalloc(p, KEYS_BUCKETS_MIN * sizeof(*ring->buckets));
     ring->mask = KEYS_BUCKETS_MIN - 1;
     ring->trailer = "";
@@ -439,14 +614,89 @@ apr_status_t ark_keys_make(ark_keyring_t **pring, apr_pool_t *p)
     return APR_SUCCESS;
 }
 
-/* Enter a fully built entry into the ring. The caller has checked that
- * its name and hash are not present yet. */
-static void keys_append(ark_keyring_t *ring, keys_entry_t *e)
+/* A new file line, for a key or a tenant, after the last one. */
+static keys_line_t *keys_line_push(ark_keyring_t *ring, const char *lead,
+                                   const char *doc)
 {
+    keys_line_t *l = apr_pcalloc(ring->pool, sizeof(*l));
+
+    l->lead = lead;
+    l->doc = doc;
+    APR_ARRAY_PUSH(ring->lines, keys_line_t *) = l;
+    return l;
+}
+
+/* Enter a fully built entry into the ring as its last line. The caller
+ * has checked that its name and hashes are not present yet. */
+static void keys_append(ark_keyring_t *ring, keys_entry_t *e, const char *lead,
+                        const char *doc)
+{
+    keys_line_push(ring, lead, doc)->entry = e;
     APR_ARRAY_PUSH(ring->entries, keys_entry_t *) = e;
     apr_hash_set(ring->by_name, e->key.name, APR_HASH_KEY_STRING, e);
     keys_index_insert(ring, e);
     keys_index_fit(ring);
+}
+
+/* Enter a tenant line into the ring as its last line. The caller has
+ * checked that its name is not present yet. */
+static void keys_append_tenant(ark_keyring_t *ring, ark_tenant_t *t,
+                               const char *lead, const char *doc)
+{
+    keys_line_push(ring, lead, doc)->tenant = t;
+    APR_ARRAY_PUSH(ring->tenants, ark_tenant_t *) = t;
+    apr_hash_set(ring->tenant_by_name, t->name, APR_HASH_KEY_STRING, t);
+}
+
+/* Drop line i: its own comments go, the free-standing lines above it are
+ * kept (moved to the next line, or the trailer). */
+static void keys_line_drop(ark_keyring_t *ring, int i)
+{
+    keys_line_t *l = APR_ARRAY_IDX(ring->lines, i, keys_line_t *), *next;
+    int n = ring->lines->nelts;
+
+    if (i + 1 < n) {
+        next = APR_ARRAY_IDX(ring->lines, i + 1, keys_line_t *);
+        next->lead = apr_pstrcat(ring->pool, l->lead, next->lead, NULL);
+        memmove(&APR_ARRAY_IDX(ring->lines, i, keys_line_t *),
+                &APR_ARRAY_IDX(ring->lines, i + 1, keys_line_t *),
+                (apr_size_t)(n - i - 1) * sizeof(keys_line_t *));
+    }
+    else {
+        ring->trailer = apr_pstrcat(ring->pool, l->lead, ring->trailer, NULL);
+    }
+    ring->lines->nelts--;
+}
+
+/* Remove the pointer p from an array of pointers, keeping the order. */
+static void keys_array_remove(apr_array_header_t *a, const void *ptr)
+{
+    int i;
+
+    for (i = 0; i < a->nelts; i++) {
+        if (APR_ARRAY_IDX(a, i, const void *) == ptr) {
+            memmove(&APR_ARRAY_IDX(a, i, const void *),
+                    &APR_ARRAY_IDX(a, i + 1, const void *),
+                    (apr_size_t)(a->nelts - i - 1) * sizeof(const void *));
+            a->nelts--;
+            return;
+        }
+    }
+}
+
+/* The index of the line of a key entry or tenant, or -1. */
+static int keys_line_find(const ark_keyring_t *ring, const void *what)
+{
+    const keys_line_t *l;
+    int i;
+
+    for (i = 0; i < ring->lines->nelts; i++) {
+        l = APR_ARRAY_IDX(ring->lines, i, const keys_line_t *);
+        if ((const void *)l->entry == what || (const void *)l->tenant == what) {
+            return i;
+        }
+    }
+    return -1;
 }
 
 /* ------------------------------------------------------------------ */
@@ -608,9 +858,11 @@ keys_fail(const char **perr, apr_pool_t *p, int lineno, const char *fmt, ...)
     return APR_EINVAL;
 }
 
+/* Parses "sha256:<64 hex>" into out. what is "" for a key's hash, or
+ * "previous: " for the value of previous=, and prefixes every message. */
 static apr_status_t keys_parse_hash(unsigned char *out, const char *tok,
-                                    apr_size_t n, int lineno, const char **perr,
-                                    apr_pool_t *p)
+                                    apr_size_t n, const char *what, int lineno,
+                                    const char **perr, apr_pool_t *p)
 {
     apr_size_t i;
     int hi, lo;
@@ -618,27 +870,200 @@ static apr_status_t keys_parse_hash(unsigned char *out, const char *tok,
     if (n < KEYS_HASH_PREFIX_LEN ||
         memcmp(tok, KEYS_HASH_PREFIX, KEYS_HASH_PREFIX_LEN)) {
         return keys_fail(perr, p, lineno,
-                         "expected 'sha256:' and %d "
-                         "lowercase hex digits after the key name",
-                         KEYS_HASH_HEX_LEN);
+                         "%sexpected 'sha256:' and %d "
+                         "lowercase hex digits%s",
+                         what, KEYS_HASH_HEX_LEN,
+                         *what ? "" : " after the key name");
     }
     tok += KEYS_HASH_PREFIX_LEN;
     n -= KEYS_HASH_PREFIX_LEN;
     if (n != KEYS_HASH_HEX_LEN) {
         return keys_fail(perr, p, lineno,
-                         "hash has %" APR_SIZE_T_FMT " hex digits, expected %d",
-                         n, KEYS_HASH_HEX_LEN);
+                         "%shash has %" APR_SIZE_T_FMT
+                         " hex digits, expected %d",
+                         what, n, KEYS_HASH_HEX_LEN);
     }
     for (i = 0; i < ARK_KEY_HASH_LEN; i++) {
         hi = keys_hex_value(tok[2 * i]);
         lo = keys_hex_value(tok[2 * i + 1]);
         if (hi < 0 || lo < 0) {
             return keys_fail(perr, p, lineno,
-                             "hash has a character that "
-                             "is not a lowercase hex digit");
+                             "%shash has a character that "
+                             "is not a lowercase hex digit",
+                             what);
         }
         out[i] = (unsigned char)(hi << 4 | lo);
     }
+    return APR_SUCCESS;
+}
+
+/* The KEYS_ATTR_* of an attribute name, or -1. */
+static int keys_attr_find(const char *name, apr_size_t n)
+{
+    int a;
+
+    for (a = 0; a < KEYS_ATTR_COUNT; a++) {
+        if (strlen(keys_attr_names[a]) == n &&
+            !memcmp(keys_attr_names[a], name, n)) {
+            return a;
+        }
+    }
+    return -1;
+}
+
+/* Splits a word at its first '=' into an attribute name and value.
+ * where names the line's kind for the message ("hash", "tenant name"). */
+static apr_status_t keys_attr_split(const char *tok, apr_size_t n,
+                                    apr_size_t *pklen, const char **pval,
+                                    apr_size_t *pvlen, const char *where,
+                                    int lineno, const char **perr,
+                                    apr_pool_t *p)
+{
+    const char *eq = memchr(tok, '=', n);
+
+    if (!eq) {
+        return keys_fail(perr, p, lineno,
+                         "expected attribute=value after "
+                         "the %s, found a word without '='",
+                         where);
+    }
+    *pklen = (apr_size_t)(eq - tok);
+    *pval = eq + 1;
+    *pvlen = n - *pklen - 1;
+    return APR_SUCCESS;
+}
+
+/* " 'value'" when value is short and harmless enough to quote, else "". */
+static const char *keys_quoted(const char *s, apr_size_t n, apr_pool_t *p)
+{
+    const char *echo = keys_echo(s, n, p);
+
+    return echo ? apr_pstrcat(p, " '", echo, "'", NULL) : "";
+}
+
+/* Parses the value of one of the limit attributes (KEYS_ATTR_IS_LIMIT)
+ * into *l. The attribute is known not to have been given before. */
+static apr_status_t keys_parse_limit(ark_limits_t *l, int a, const char *val,
+                                     apr_size_t vlen, int lineno,
+                                     const char **perr, apr_pool_t *p)
+{
+    apr_int64_t v, *slot;
+
+    switch (a) {
+    case KEYS_ATTR_RPM:
+        slot = &l->rpm;
+        break;
+    case KEYS_ATTR_TPM:
+        slot = &l->tpm;
+        break;
+    case KEYS_ATTR_CONCURRENCY:
+        slot = &l->concurrency;
+        break;
+    case KEYS_ATTR_BUDGET_DAY:
+        slot = &l->budget_day;
+        break;
+    default:
+        slot = &l->budget_month;
+        break;
+    }
+    if (a == KEYS_ATTR_BUDGET_DAY || a == KEYS_ATTR_BUDGET_MONTH) {
+        if (ark_money_parse(&v, apr_pstrmemdup(p, val, vlen)) != APR_SUCCESS ||
+            v <= 0) {
+            return keys_fail(perr, p, lineno,
+                             "invalid %s%s (expected " KEYS_MONEY_RULE ")",
+                             keys_attr_names[a], keys_quoted(val, vlen, p));
+        }
+    }
+    else {
+        v = keys_limit_parsen(val, vlen);
+        if (v <= 0) {
+            return keys_fail(perr, p, lineno,
+                             "invalid %s%s (expected " KEYS_LIMIT_RULE ")",
+                             keys_attr_names[a], keys_quoted(val, vlen, p));
+        }
+    }
+    *slot = v;
+    return APR_SUCCESS;
+}
+
+/* The key's limit towards provider, or NULL. */
+static ark_provider_limit_t *
+keys_plimit_find(apr_array_header_t *limits, const char *provider, apr_size_t n)
+{
+    ark_provider_limit_t *pl;
+    int i;
+
+    for (i = 0; limits && i < limits->nelts; i++) {
+        pl = &APR_ARRAY_IDX(limits, i, ark_provider_limit_t);
+        if (strlen(pl->provider) == n && !memcmp(pl->provider, provider, n)) {
+            return pl;
+        }
+    }
+    return NULL;
+}
+
+/* rpm@<provider>=N or tpm@<provider>=N; the name is tok[0..klen), at
+ * holds its '@'. */
+static apr_status_t keys_parse_plimit(keys_entry_t *e, const char *tok,
+                                      apr_size_t klen, const char *at,
+                                      const char *val, apr_size_t vlen,
+                                      int lineno, const char **perr,
+                                      apr_pool_t *p)
+{
+    ark_provider_limit_t *pl;
+    const char *prov = at + 1, *base, *label;
+    apr_size_t plen = klen - (apr_size_t)(prov - tok);
+    apr_int64_t v, *slot;
+    int is_rpm;
+
+    is_rpm = (at - tok == 3 && !memcmp(tok, "rpm", 3));
+    if (!is_rpm && !(at - tok == 3 && !memcmp(tok, "tpm", 3))) {
+        return keys_fail(perr, p, lineno,
+                         "unknown attribute%s (expected " KEYS_ATTR_LIST ")",
+                         keys_quoted(tok, klen, p));
+    }
+    base = is_rpm ? "rpm" : "tpm";
+    /* A provider name may have the shape of a secret: quote short ones. */
+    label = keys_echo(tok, klen, p);
+    if (!label) {
+        label = apr_pstrcat(p, base, "@<provider>", NULL);
+    }
+    if (!keys_provider_validn(prov, plen)) {
+        return keys_fail(
+            perr, p, lineno,
+            "invalid provider name in %s@ (expected " KEYS_PROVIDER_RULE ")",
+            base);
+    }
+    pl = keys_plimit_find(e->key.provider_limits, prov, plen);
+    if (!pl) {
+        if (!e->key.provider_limits) {
+            e->key.provider_limits =
+                apr_array_make(p, 2, sizeof(ark_provider_limit_t));
+        }
+        if (e->key.provider_limits->nelts >= ARK_KEY_PROVIDER_LIMITS_MAX) {
+            return keys_fail(perr, p, lineno,
+                             "limits towards more than %d providers",
+                             ARK_KEY_PROVIDER_LIMITS_MAX);
+        }
+        pl = apr_array_push(e->key.provider_limits);
+        pl->provider = apr_pstrmemdup(p, prov, plen);
+        pl->rpm = pl->tpm = 0;
+    }
+    slot = is_rpm ? &pl->rpm : &pl->tpm;
+    if (*slot) {
+        return keys_fail(perr, p, lineno, "attribute '%s' given twice", label);
+    }
+    if (vlen == 0) {
+        return keys_fail(perr, p, lineno, "attribute '%s' has an empty value",
+                         label);
+    }
+    v = keys_limit_parsen(val, vlen);
+    if (v <= 0) {
+        return keys_fail(perr, p, lineno,
+                         "invalid %s%s (expected " KEYS_LIMIT_RULE ")", label,
+                         keys_quoted(val, vlen, p));
+    }
+    *slot = v;
     return APR_SUCCESS;
 }
 
@@ -646,32 +1071,26 @@ static apr_status_t keys_parse_attr(keys_entry_t *e, unsigned *seen,
                                     const char *tok, apr_size_t n, int lineno,
                                     const char **perr, apr_pool_t *p)
 {
-    const char *eq, *val, *echo, *msg;
-    apr_size_t klen, vlen;
+    const char *val = NULL, *msg, *at;
+    apr_size_t klen = 0, vlen = 0;
     int a, prio;
+    apr_status_t rv;
 
     /* The first '=' ends the name: "tags=region=eu" is tags. */
-    eq = memchr(tok, '=', n);
-    if (!eq) {
-        return keys_fail(perr, p, lineno,
-                         "expected attribute=value after "
-                         "the hash, found a word without '='");
+    rv = keys_attr_split(tok, n, &klen, &val, &vlen, "hash", lineno, perr, p);
+    if (rv != APR_SUCCESS) {
+        return rv;
     }
-    klen = (apr_size_t)(eq - tok);
-    val = eq + 1;
-    vlen = n - klen - 1;
-    for (a = 0; a < KEYS_ATTR_COUNT; a++) {
-        if (strlen(keys_attr_names[a]) == klen &&
-            !memcmp(keys_attr_names[a], tok, klen)) {
-            break;
+    a = keys_attr_find(tok, klen);
+    if (a < 0) {
+        at = memchr(tok, '@', klen);
+        if (at) {
+            return keys_parse_plimit(e, tok, klen, at, val, vlen, lineno, perr,
+                                     p);
         }
-    }
-    if (a == KEYS_ATTR_COUNT) {
-        echo = keys_echo(tok, klen, p);
         return keys_fail(perr, p, lineno,
-                         "unknown attribute%s%s%s "
-                         "(expected " KEYS_ATTR_LIST ")",
-                         echo ? " '" : "", echo ? echo : "", echo ? "'" : "");
+                         "unknown attribute%s (expected " KEYS_ATTR_LIST ")",
+                         keys_quoted(tok, klen, p));
     }
     if (*seen & (1u << a)) {
         return keys_fail(perr, p, lineno, "attribute '%s' given twice",
@@ -681,6 +1100,9 @@ static apr_status_t keys_parse_attr(keys_entry_t *e, unsigned *seen,
     if (vlen == 0) {
         return keys_fail(perr, p, lineno, "attribute '%s' has an empty value",
                          keys_attr_names[a]);
+    }
+    if (KEYS_ATTR_IS_LIMIT(a)) {
+        return keys_parse_limit(&e->key.limits, a, val, vlen, lineno, perr, p);
     }
 
     switch (a) {
@@ -701,12 +1123,10 @@ static apr_status_t keys_parse_attr(keys_entry_t *e, unsigned *seen,
     case KEYS_ATTR_PRIORITY:
         prio = ark_priority_parse(apr_pstrmemdup(p, val, vlen));
         if (prio < 0) {
-            echo = keys_echo(val, vlen, p);
             return keys_fail(perr, p, lineno,
-                             "invalid priority%s%s%s "
+                             "invalid priority%s "
                              "(expected " KEYS_PRIORITY_LIST ")",
-                             echo ? " '" : "", echo ? echo : "",
-                             echo ? "'" : "");
+                             keys_quoted(val, vlen, p));
         }
         e->key.priority = prio;
         break;
@@ -724,19 +1144,17 @@ static apr_status_t keys_parse_attr(keys_entry_t *e, unsigned *seen,
             e->key.enabled = 0;
         }
         else {
-            echo = keys_echo(val, vlen, p);
             return keys_fail(perr, p, lineno,
-                             "invalid state%s%s%s "
+                             "invalid state%s "
                              "(expected enabled or revoked)",
-                             echo ? " '" : "", echo ? echo : "",
-                             echo ? "'" : "");
+                             keys_quoted(val, vlen, p));
         }
         break;
     case KEYS_ATTR_CREATED:
         if (!keys_created_validn(val, vlen)) {
             return keys_fail(perr, p, lineno,
                              "invalid created time "
-                             "(expected UTC like 2026-11-27T11:00:00Z)");
+                             "(expected " KEYS_TIME_RULE ")");
         }
         e->key.created = apr_pstrmemdup(p, val, vlen);
         break;
@@ -750,6 +1168,56 @@ static apr_status_t keys_parse_attr(keys_entry_t *e, unsigned *seen,
         }
         e->key.hint = apr_pstrmemdup(p, val, vlen);
         break;
+    case KEYS_ATTR_PREVIOUS:
+        rv = keys_parse_hash(e->key.previous_hash, val, vlen,
+                             "previous: ", lineno, perr, p);
+        if (rv != APR_SUCCESS) {
+            return rv;
+        }
+        e->key.has_previous = 1;
+        break;
+    case KEYS_ATTR_PREVIOUS_UNTIL:
+        if (!keys_until_validn(val, vlen)) {
+            return keys_fail(perr, p, lineno,
+                             "invalid previous_until time "
+                             "(expected " KEYS_TIME_RULE ")");
+        }
+        e->key.previous_until = keys_time_of(val);
+        break;
+    }
+    return APR_SUCCESS;
+}
+
+/* Checks a parsed key's hashes against each other and against the keys
+ * before it: no hash, current or previous, may appear twice in a file. */
+static apr_status_t keys_check_hashes(const ark_keyring_t *ring,
+                                      const keys_entry_t *e, int lineno,
+                                      const char **perr, apr_pool_t *p)
+{
+    const keys_slot_t *other;
+
+    other = keys_index_find(ring, e->key.hash, 1);
+    if (other) {
+        return keys_fail(perr, p, lineno,
+                         "same hash as %skey '%s' (line "
+                         "%d): two keys cannot share a secret",
+                         other->previous ? "the previous secret of " : "",
+                         other->entry->key.name, other->entry->key.line);
+    }
+    if (!e->key.has_previous) {
+        return APR_SUCCESS;
+    }
+    if (!memcmp(e->key.previous_hash, e->key.hash, ARK_KEY_HASH_LEN)) {
+        return keys_fail(perr, p, lineno,
+                         "previous= is the key's own current hash");
+    }
+    other = keys_index_find(ring, e->key.previous_hash, 1);
+    if (other) {
+        return keys_fail(perr, p, lineno,
+                         "previous= is also the %shash of key '%s' (line "
+                         "%d): two keys cannot share a secret",
+                         other->previous ? "previous " : "",
+                         other->entry->key.name, other->entry->key.line);
     }
     return APR_SUCCESS;
 }
@@ -762,7 +1230,7 @@ static apr_status_t keys_parse_key(ark_keyring_t *ring, const char *line,
     keys_entry_t *e, *other;
     const char *tok = NULL;
     apr_size_t n = 0, pos = 0;
-    unsigned seen = 0;
+    unsigned seen = 0, pair;
     apr_status_t rv;
 
     e = apr_pcalloc(p, sizeof(*e));
@@ -787,7 +1255,7 @@ static apr_status_t keys_parse_key(ark_keyring_t *ring, const char *line,
         return keys_fail(perr, p, lineno,
                          "missing 'sha256:<hash>' after the key name");
     }
-    rv = keys_parse_hash(e->key.hash, tok, n, lineno, perr, p);
+    rv = keys_parse_hash(e->key.hash, tok, n, "", lineno, perr, p);
     if (rv != APR_SUCCESS) {
         return rv;
     }
@@ -798,6 +1266,14 @@ static apr_status_t keys_parse_key(ark_keyring_t *ring, const char *line,
             return rv;
         }
     }
+    pair =
+        seen & ((1u << KEYS_ATTR_PREVIOUS) | (1u << KEYS_ATTR_PREVIOUS_UNTIL));
+    if (pair && pair != ((1u << KEYS_ATTR_PREVIOUS) |
+                         (1u << KEYS_ATTR_PREVIOUS_UNTIL))) {
+        return keys_fail(perr, p, lineno,
+                         "previous= and previous_until= must be given "
+                         "together");
+    }
 
     if (!e->key.tenant) {
         e->key.tenant = e->key.name;
@@ -805,14 +1281,84 @@ static apr_status_t keys_parse_key(ark_keyring_t *ring, const char *line,
     if (!e->key.models) {
         e->key.models = apr_array_make(p, 1, sizeof(const char *));
     }
-    other = (keys_entry_t *)ark_keys_lookup_hash(ring, e->key.hash);
-    if (other) {
-        return keys_fail(perr, p, lineno,
-                         "same hash as key '%s' (line "
-                         "%d): two keys cannot share a secret",
-                         other->key.name, other->key.line);
+    rv = keys_check_hashes(ring, e, lineno, perr, p);
+    if (rv != APR_SUCCESS) {
+        return rv;
     }
     *pe = e;
+    return APR_SUCCESS;
+}
+
+/* "tenant:<name> [rpm=N] [tpm=N] [concurrency=N] [budget_day=AMOUNT]
+ * [budget_month=AMOUNT]"; the first word is known to start "tenant:". */
+static apr_status_t keys_parse_tenant(ark_keyring_t *ring, const char *line,
+                                      apr_size_t len, int lineno,
+                                      ark_tenant_t **pt, const char **perr,
+                                      apr_pool_t *p)
+{
+    ark_tenant_t *t;
+    const ark_tenant_t *other;
+    const char *tok = NULL, *val = NULL;
+    apr_size_t n = 0, pos = 0, klen = 0, vlen = 0;
+    unsigned seen = 0;
+    int a;
+    apr_status_t rv;
+
+    keys_token(line, len, &pos, &tok, &n);
+    tok += KEYS_TENANT_PREFIX_LEN;
+    n -= KEYS_TENANT_PREFIX_LEN;
+    if (!keys_name_validn(tok, n)) {
+        return keys_fail(
+            perr, p, lineno,
+            "invalid tenant name after 'tenant:' (expected " KEYS_NAME_RULE
+            ")");
+    }
+    t = apr_pcalloc(p, sizeof(*t));
+    t->name = apr_pstrmemdup(p, tok, n);
+    t->line = lineno;
+    other = apr_hash_get(ring->tenant_by_name, t->name, APR_HASH_KEY_STRING);
+    if (other) {
+        return keys_fail(perr, p, lineno,
+                         "duplicate tenant line for '%s' (first on line %d)",
+                         t->name, other->line);
+    }
+    while (keys_token(line, len, &pos, &tok, &n)) {
+        rv = keys_attr_split(tok, n, &klen, &val, &vlen, "tenant name", lineno,
+                             perr, p);
+        if (rv != APR_SUCCESS) {
+            return rv;
+        }
+        a = keys_attr_find(tok, klen);
+        if (a >= 0 && !KEYS_ATTR_IS_LIMIT(a)) {
+            return keys_fail(perr, p, lineno,
+                             "attribute '%s' is not allowed on a tenant line "
+                             "(expected " KEYS_TENANT_ATTR_LIST ")",
+                             keys_attr_names[a]);
+        }
+        if (a < 0) {
+            return keys_fail(
+                perr, p, lineno,
+                "%s%s on a tenant line (expected " KEYS_TENANT_ATTR_LIST ")",
+                memchr(tok, '@', klen) ? "provider limits are not allowed"
+                                       : "unknown attribute",
+                memchr(tok, '@', klen) ? "" : keys_quoted(tok, klen, p));
+        }
+        if (seen & (1u << a)) {
+            return keys_fail(perr, p, lineno, "attribute '%s' given twice",
+                             keys_attr_names[a]);
+        }
+        seen |= 1u << a;
+        if (vlen == 0) {
+            return keys_fail(perr, p, lineno,
+                             "attribute '%s' has an empty value",
+                             keys_attr_names[a]);
+        }
+        rv = keys_parse_limit(&t->limits, a, val, vlen, lineno, perr, p);
+        if (rv != APR_SUCCESS) {
+            return rv;
+        }
+    }
+    *pt = t;
     return APR_SUCCESS;
 }
 
@@ -827,6 +1373,7 @@ apr_status_t ark_keys_parse(ark_keyring_t **pring, const char *text,
     ark_keyring_t *ring;
     apr_array_header_t *lead, *doc; /* pending comment lines */
     keys_entry_t *e = NULL;
+    ark_tenant_t *t = NULL;
     const char *line, *nl;
     apr_size_t pos = 0, llen, i, next;
     int lineno = 0;
@@ -870,16 +1417,26 @@ apr_status_t ark_keys_parse(ark_keyring_t **pring, const char *text,
             APR_ARRAY_PUSH(doc, const char *) =
                 apr_pstrcat(p, apr_pstrmemdup(p, line, llen), "\n", NULL);
         }
+        else if (llen - i >= KEYS_TENANT_PREFIX_LEN &&
+                 !memcmp(line + i, KEYS_TENANT_PREFIX,
+                         KEYS_TENANT_PREFIX_LEN)) {
+            /* ':' is not a name character: this is no key line. */
+            rv = keys_parse_tenant(ring, line, llen, lineno, &t, perr, p);
+            if (rv != APR_SUCCESS) {
+                return rv;
+            }
+            keys_append_tenant(ring, t, keys_join(lead, p), keys_join(doc, p));
+            apr_array_clear(lead);
+            apr_array_clear(doc);
+        }
         else {
             rv = keys_parse_key(ring, line, llen, lineno, &e, perr, p);
             if (rv != APR_SUCCESS) {
                 return rv;
             }
-            e->lead = keys_join(lead, p);
-            e->doc = keys_join(doc, p);
+            keys_append(ring, e, keys_join(lead, p), keys_join(doc, p));
             apr_array_clear(lead);
             apr_array_clear(doc);
-            keys_append(ring, e);
         }
         pos = next;
     }
@@ -966,19 +1523,13 @@ leave:
 const ark_key_t *ark_keys_lookup_hash(const ark_keyring_t *ring,
                                       const unsigned char *hash)
 {
-    const keys_entry_t *e, *found = NULL;
+    const keys_slot_t *found;
 
     if (!ring || !hash) {
         return NULL;
     }
-    /* Scan the whole chain, even after a match, so the time spent does
-     * not tell a match at the head of the chain from one further on. */
-    for (e = ring->buckets[keys_bucket_of(hash) & ring->mask]; e; e = e->next) {
-        if (CRYPTO_memcmp(e->key.hash, hash, ARK_KEY_HASH_LEN) == 0) {
-            found = e;
-        }
-    }
-    return found ? &found->key : NULL;
+    found = keys_index_find(ring, hash, 0);
+    return found ? &found->entry->key : NULL;
 }
 
 const ark_key_t *ark_keys_lookup(const ark_keyring_t *ring, const char *secret,
@@ -993,6 +1544,59 @@ const ark_key_t *ark_keys_lookup(const ark_keyring_t *ring, const char *secret,
         return NULL;
     }
     return ark_keys_lookup_hash(ring, digest);
+}
+
+const ark_key_t *ark_keys_lookup_ex(const ark_keyring_t *ring,
+                                    const char *secret, apr_size_t len,
+                                    int *pprevious)
+{
+    unsigned char digest[ARK_KEY_HASH_LEN];
+    const keys_slot_t *found;
+
+    if (pprevious) {
+        *pprevious = 0;
+    }
+    if (!ring || !secret || !keys_digest(ring->md, digest, secret, len)) {
+        return NULL;
+    }
+    found = keys_index_find(ring, digest, 1);
+    if (!found) {
+        return NULL;
+    }
+    if (pprevious) {
+        *pprevious = found->previous;
+    }
+    return &found->entry->key;
+}
+
+const ark_tenant_t *ark_keys_tenant(const ark_keyring_t *ring, const char *name)
+{
+    if (!ring || !name) {
+        return NULL;
+    }
+    return apr_hash_get(ring->tenant_by_name, name, APR_HASH_KEY_STRING);
+}
+
+int ark_keys_tenant_count(const ark_keyring_t *ring)
+{
+    return ring ? ring->tenants->nelts : 0;
+}
+
+const ark_tenant_t *ark_keys_tenant_at(const ark_keyring_t *ring, int i)
+{
+    if (!ring || i < 0 || i >= ring->tenants->nelts) {
+        return NULL;
+    }
+    return APR_ARRAY_IDX(ring->tenants, i, const ark_tenant_t *);
+}
+
+const ark_provider_limit_t *ark_key_provider_limit(const ark_key_t *key,
+                                                   const char *provider)
+{
+    if (!key || !provider) {
+        return NULL;
+    }
+    return keys_plimit_find(key->provider_limits, provider, strlen(provider));
 }
 
 const ark_key_t *ark_keys_find_name(const ark_keyring_t *ring, const char *name)
@@ -1053,6 +1657,44 @@ static void keys_hex(char *out, const unsigned char *h, apr_size_t n)
     out[2 * n] = '\0';
 }
 
+/* " rpm=N tpm=N concurrency=N budget_day=X budget_month=X", the limits
+ * that are set, onto parts. */
+static void keys_limits_push(apr_array_header_t *parts, const ark_limits_t *l,
+                             apr_pool_t *p)
+{
+    if (l->rpm) {
+        APR_ARRAY_PUSH(parts, const char *) =
+            apr_psprintf(p, " rpm=%" APR_INT64_T_FMT, l->rpm);
+    }
+    if (l->tpm) {
+        APR_ARRAY_PUSH(parts, const char *) =
+            apr_psprintf(p, " tpm=%" APR_INT64_T_FMT, l->tpm);
+    }
+    if (l->concurrency) {
+        APR_ARRAY_PUSH(parts, const char *) =
+            apr_psprintf(p, " concurrency=%" APR_INT64_T_FMT, l->concurrency);
+    }
+    if (l->budget_day) {
+        APR_ARRAY_PUSH(parts, const char *) = apr_pstrcat(
+            p, " budget_day=", ark_money_format(l->budget_day, p), NULL);
+    }
+    if (l->budget_month) {
+        APR_ARRAY_PUSH(parts, const char *) = apr_pstrcat(
+            p, " budget_month=", ark_money_format(l->budget_month, p), NULL);
+    }
+}
+
+static const char *keys_tenant_line(const ark_tenant_t *t, apr_pool_t *p)
+{
+    apr_array_header_t *parts = apr_array_make(p, 8, sizeof(const char *));
+
+    APR_ARRAY_PUSH(parts, const char *) =
+        apr_pstrcat(p, KEYS_TENANT_PREFIX, t->name, NULL);
+    keys_limits_push(parts, &t->limits, p);
+    APR_ARRAY_PUSH(parts, const char *) = "\n";
+    return apr_array_pstrcat(p, parts, '\0');
+}
+
 static const char *keys_line(const ark_key_t *k, apr_pool_t *p)
 {
     apr_array_header_t *parts = apr_array_make(p, 16, sizeof(const char *));
@@ -1099,6 +1741,32 @@ static const char *keys_line(const ark_key_t *k, apr_pool_t *p)
         APR_ARRAY_PUSH(parts, const char *) =
             apr_pstrcat(p, " hint=", k->hint, NULL);
     }
+    keys_limits_push(parts, &k->limits, p);
+    for (i = 0; k->provider_limits && i < k->provider_limits->nelts; i++) {
+        const ark_provider_limit_t *pl =
+            &APR_ARRAY_IDX(k->provider_limits, i, ark_provider_limit_t);
+
+        if (pl->rpm) {
+            APR_ARRAY_PUSH(parts, const char *) = apr_psprintf(
+                p, " rpm@%s=%" APR_INT64_T_FMT, pl->provider, pl->rpm);
+        }
+        if (pl->tpm) {
+            APR_ARRAY_PUSH(parts, const char *) = apr_psprintf(
+                p, " tpm@%s=%" APR_INT64_T_FMT, pl->provider, pl->tpm);
+        }
+    }
+    if (k->has_previous) {
+        const char *until = NULL;
+
+        keys_hex(hex, k->previous_hash, ARK_KEY_HASH_LEN);
+        if (ark_keys_timestamp_make(&until, k->previous_until, p) !=
+            APR_SUCCESS) {
+            until = "1970-01-01T00:00:00Z";
+        }
+        APR_ARRAY_PUSH(parts, const char *) =
+            apr_pstrcat(p, " previous=" KEYS_HASH_PREFIX, hex,
+                        " previous_until=", until, NULL);
+    }
     APR_ARRAY_PUSH(parts, const char *) = "\n";
     return apr_array_pstrcat(p, parts, '\0');
 }
@@ -1107,7 +1775,7 @@ apr_status_t ark_keys_format(const char **ptext, const ark_keyring_t *ring,
                              apr_pool_t *p)
 {
     apr_array_header_t *parts;
-    const keys_entry_t *e;
+    const keys_line_t *l;
     const char *body, *s;
     int i;
 
@@ -1115,13 +1783,14 @@ apr_status_t ark_keys_format(const char **ptext, const ark_keyring_t *ring,
     if (!ring) {
         return APR_EINVAL;
     }
-    parts =
-        apr_array_make(p, 3 * ring->entries->nelts + 2, sizeof(const char *));
-    for (i = 0; i < ring->entries->nelts; i++) {
-        e = APR_ARRAY_IDX(ring->entries, i, const keys_entry_t *);
-        APR_ARRAY_PUSH(parts, const char *) = e->lead;
-        APR_ARRAY_PUSH(parts, const char *) = e->doc;
-        APR_ARRAY_PUSH(parts, const char *) = keys_line(&e->key, p);
+    parts = apr_array_make(p, 3 * ring->lines->nelts + 2, sizeof(const char *));
+    for (i = 0; i < ring->lines->nelts; i++) {
+        l = APR_ARRAY_IDX(ring->lines, i, const keys_line_t *);
+        APR_ARRAY_PUSH(parts, const char *) = l->lead;
+        APR_ARRAY_PUSH(parts, const char *) = l->doc;
+        APR_ARRAY_PUSH(parts, const char *) =
+            l->entry ? keys_line(&l->entry->key, p)
+                     : keys_tenant_line(l->tenant, p);
     }
     APR_ARRAY_PUSH(parts, const char *) = ring->trailer;
     body = apr_array_pstrcat(p, parts, '\0');
@@ -1247,6 +1916,72 @@ void ark_key_init(ark_key_t *key)
     key->enabled = 1;
 }
 
+/* Checks limits as the parser would (0 means none). NULL if valid. */
+static const char *keys_limits_check(const ark_limits_t *l)
+{
+    if (l->rpm < 0 || l->rpm > KEYS_LIMIT_MAX) {
+        return "invalid rpm (expected 0 for none, or " KEYS_LIMIT_RULE ")";
+    }
+    if (l->tpm < 0 || l->tpm > KEYS_LIMIT_MAX) {
+        return "invalid tpm (expected 0 for none, or " KEYS_LIMIT_RULE ")";
+    }
+    if (l->concurrency < 0 || l->concurrency > KEYS_LIMIT_MAX) {
+        return "invalid concurrency (expected 0 for none, or " KEYS_LIMIT_RULE
+               ")";
+    }
+    if (l->budget_day < 0 || l->budget_day > ARK_MONEY_MAX) {
+        return "invalid budget_day (expected 0 for none, or at most "
+               "1000000000 currency units)";
+    }
+    if (l->budget_month < 0 || l->budget_month > ARK_MONEY_MAX) {
+        return "invalid budget_month (expected 0 for none, or at most "
+               "1000000000 currency units)";
+    }
+    return NULL;
+}
+
+/* Checks a caller's provider limits (NULL and empty are valid). Entries
+ * with neither limit set do not count. NULL if valid. */
+static const char *keys_plimits_check(const apr_array_header_t *pls,
+                                      apr_pool_t *p)
+{
+    const ark_provider_limit_t *pl, *other;
+    int i, j, n = 0;
+
+    for (i = 0; pls && i < pls->nelts; i++) {
+        pl = &APR_ARRAY_IDX(pls, i, ark_provider_limit_t);
+        if (!pl->provider ||
+            !keys_provider_validn(pl->provider, strlen(pl->provider))) {
+            return apr_psprintf(p,
+                                "provider limit %d: invalid provider name "
+                                "(expected " KEYS_PROVIDER_RULE ")",
+                                i + 1);
+        }
+        if (pl->rpm < 0 || pl->rpm > KEYS_LIMIT_MAX || pl->tpm < 0 ||
+            pl->tpm > KEYS_LIMIT_MAX) {
+            return apr_psprintf(p,
+                                "provider limit %d: invalid rpm or tpm "
+                                "(expected 0 for none, or " KEYS_LIMIT_RULE ")",
+                                i + 1);
+        }
+        for (j = 0; j < i; j++) {
+            other = &APR_ARRAY_IDX(pls, j, ark_provider_limit_t);
+            if (!strcmp(other->provider, pl->provider)) {
+                return apr_psprintf(p,
+                                    "provider limit %d repeats the provider "
+                                    "of provider limit %d",
+                                    i + 1, j + 1);
+            }
+        }
+        n += (pl->rpm || pl->tpm);
+    }
+    if (n > ARK_KEY_PROVIDER_LIMITS_MAX) {
+        return apr_psprintf(p, "limits towards more than %d providers",
+                            ARK_KEY_PROVIDER_LIMITS_MAX);
+    }
+    return NULL;
+}
+
 /* Checks the fields of key that which (ARK_KEY_SET_* bits) selects, as
  * the parser would check them in a file. Messages come from p. */
 static apr_status_t keys_check_attrs(const ark_key_t *key, unsigned int which,
@@ -1287,7 +2022,75 @@ static apr_status_t keys_check_attrs(const ark_key_t *key, unsigned int which,
             return APR_EINVAL;
         }
     }
+    if (which & ARK_KEY_SET_LIMITS) {
+        m = keys_limits_check(&key->limits);
+        if (!m) {
+            m = keys_plimits_check(key->provider_limits, p);
+        }
+        if (m) {
+            *perr = m;
+            return APR_EINVAL;
+        }
+    }
     return APR_SUCCESS;
+}
+
+/* The ring's copy of provider limits, without entries that set neither
+ * limit; NULL for none. */
+static apr_array_header_t *keys_plimits_copy(const apr_array_header_t *pls,
+                                             apr_pool_t *p)
+{
+    apr_array_header_t *out = NULL;
+    const ark_provider_limit_t *pl;
+    ark_provider_limit_t *c;
+    int i;
+
+    for (i = 0; pls && i < pls->nelts; i++) {
+        pl = &APR_ARRAY_IDX(pls, i, ark_provider_limit_t);
+        if (!pl->rpm && !pl->tpm) {
+            continue;
+        }
+        if (!out) {
+            out = apr_array_make(p, pls->nelts, sizeof(ark_provider_limit_t));
+        }
+        c = apr_array_push(out);
+        c->provider = apr_pstrdup(p, pl->provider);
+        c->rpm = pl->rpm;
+        c->tpm = pl->tpm;
+    }
+    return out;
+}
+
+static int keys_limits_equal(const ark_limits_t *a, const ark_limits_t *b)
+{
+    return a->rpm == b->rpm && a->tpm == b->tpm &&
+           a->concurrency == b->concurrency && a->budget_day == b->budget_day &&
+           a->budget_month == b->budget_month;
+}
+
+/* Same provider limits, whatever their order; entries setting neither
+ * limit do not count. */
+static int keys_plimits_equal(apr_array_header_t *a, apr_array_header_t *b)
+{
+    const ark_provider_limit_t *x, *y;
+    int i, na = 0, nb = 0;
+
+    for (i = 0; a && i < a->nelts; i++) {
+        x = &APR_ARRAY_IDX(a, i, ark_provider_limit_t);
+        if (!x->rpm && !x->tpm) {
+            continue;
+        }
+        na++;
+        y = keys_plimit_find(b, x->provider, strlen(x->provider));
+        if (!y || y->rpm != x->rpm || y->tpm != x->tpm) {
+            return 0;
+        }
+    }
+    for (i = 0; b && i < b->nelts; i++) {
+        y = &APR_ARRAY_IDX(b, i, ark_provider_limit_t);
+        nb += (y->rpm || y->tpm);
+    }
+    return na == nb;
 }
 
 /* The ring's copy of a model list; empty for all models. */
@@ -1370,14 +2173,14 @@ static int keys_tags_equal(const apr_array_header_t *a,
 
 #define KEYS_SET_ALL                                                           \
     (ARK_KEY_SET_TENANT | ARK_KEY_SET_MODELS | ARK_KEY_SET_PRIORITY |          \
-     ARK_KEY_SET_TAGS)
+     ARK_KEY_SET_TAGS | ARK_KEY_SET_LIMITS)
 
 apr_status_t ark_keys_add(const ark_key_t **padded, ark_keyring_t *ring,
                           const ark_key_t *key, const char **perr)
 {
     apr_pool_t *p;
     keys_entry_t *e;
-    const ark_key_t *other;
+    const keys_slot_t *other;
     apr_status_t rv;
 
     if (padded) {
@@ -1410,10 +2213,27 @@ apr_status_t ark_keys_add(const ark_key_t **padded, ark_keyring_t *ring,
         *perr = apr_psprintf(p, "a key named '%s' already exists", key->name);
         return APR_EEXIST;
     }
-    other = ark_keys_lookup_hash(ring, key->hash);
+    other = keys_index_find(ring, key->hash, 1);
     if (other) {
-        *perr = apr_psprintf(p, "key '%s' already has this hash", other->name);
+        *perr = apr_psprintf(p, "key '%s' already has this %shash",
+                             other->entry->key.name,
+                             other->previous ? "previous " : "");
         return APR_EEXIST;
+    }
+    if (key->has_previous) {
+        if (!memcmp(key->previous_hash, key->hash, ARK_KEY_HASH_LEN)) {
+            *perr = "the previous hash is the key's own current hash";
+            return APR_EINVAL;
+        }
+        other = keys_index_find(ring, key->previous_hash, 1);
+        if (other) {
+            *perr = apr_psprintf(p,
+                                 "key '%s' already has the previous hash as "
+                                 "its %shash",
+                                 other->entry->key.name,
+                                 other->previous ? "previous " : "");
+            return APR_EEXIST;
+        }
     }
 
     e = apr_pcalloc(p, sizeof(*e));
@@ -1428,9 +2248,16 @@ apr_status_t ark_keys_add(const ark_key_t **padded, ark_keyring_t *ring,
     e->key.created = key->created ? apr_pstrdup(p, key->created) : NULL;
     e->key.hint = key->hint ? apr_pstrdup(p, key->hint) : NULL;
     e->key.line = 0;
-    e->lead = "";
-    e->doc = "";
-    keys_append(ring, e);
+    e->key.limits = key->limits;
+    e->key.provider_limits = keys_plimits_copy(key->provider_limits, p);
+    if (key->has_previous) {
+        e->key.has_previous = 1;
+        memcpy(e->key.previous_hash, key->previous_hash, ARK_KEY_HASH_LEN);
+        /* Whole seconds, as the file keeps it. */
+        e->key.previous_until =
+            apr_time_from_sec(apr_time_sec(key->previous_until));
+    }
+    keys_append(ring, e, "", "");
     if (padded) {
         *padded = &e->key;
     }
@@ -1489,6 +2316,14 @@ apr_status_t ark_keys_set_attrs(int *pchanged, ark_keyring_t *ring,
         k->tags = keys_tags_copy(attrs->tags, ring->pool);
         changed = 1;
     }
+    if ((which & ARK_KEY_SET_LIMITS) &&
+        (!keys_limits_equal(&k->limits, &attrs->limits) ||
+         !keys_plimits_equal(k->provider_limits, attrs->provider_limits))) {
+        k->limits = attrs->limits;
+        k->provider_limits =
+            keys_plimits_copy(attrs->provider_limits, ring->pool);
+        changed = 1;
+    }
     if (pchanged) {
         *pchanged = changed;
     }
@@ -1513,8 +2348,8 @@ apr_status_t ark_keys_set_enabled(ark_keyring_t *ring, const char *name,
 
 apr_status_t ark_keys_remove(ark_keyring_t *ring, const char *name)
 {
-    keys_entry_t *e, *next;
-    int i, n;
+    keys_entry_t *e;
+    int i;
 
     if (!ring || !name) {
         return APR_ENOENT;
@@ -1523,27 +2358,93 @@ apr_status_t ark_keys_remove(ark_keyring_t *ring, const char *name)
     if (!e) {
         return APR_ENOENT;
     }
-    n = ring->entries->nelts;
-    for (i = 0; i < n; i++) {
-        if (APR_ARRAY_IDX(ring->entries, i, keys_entry_t *) == e) {
-            break;
-        }
-    }
     /* Free-standing lines above the key stay; its own comments go. */
-    if (i + 1 < n) {
-        next = APR_ARRAY_IDX(ring->entries, i + 1, keys_entry_t *);
-        next->lead = apr_pstrcat(ring->pool, e->lead, next->lead, NULL);
+    i = keys_line_find(ring, e);
+    if (i >= 0) {
+        keys_line_drop(ring, i);
     }
-    else {
-        ring->trailer = apr_pstrcat(ring->pool, e->lead, ring->trailer, NULL);
-    }
-    if (i + 1 < n) {
-        memmove(&APR_ARRAY_IDX(ring->entries, i, keys_entry_t *),
-                &APR_ARRAY_IDX(ring->entries, i + 1, keys_entry_t *),
-                (apr_size_t)(n - i - 1) * sizeof(keys_entry_t *));
-    }
-    ring->entries->nelts--;
+    keys_array_remove(ring->entries, e);
     apr_hash_set(ring->by_name, name, APR_HASH_KEY_STRING, NULL);
     keys_index_unlink(ring, e);
+    return APR_SUCCESS;
+}
+
+apr_status_t ark_keys_rotate(ark_keyring_t *ring, const char *name,
+                             const unsigned char *new_hash,
+                             const char *new_hint, apr_time_t previous_until,
+                             const char **perr)
+{
+    keys_entry_t *e;
+    const keys_slot_t *other;
+
+    *perr = NULL;
+    if (!ring || !name || !new_hash) {
+        *perr = "no keyring, name or hash";
+        return APR_EINVAL;
+    }
+    e = apr_hash_get(ring->by_name, name, APR_HASH_KEY_STRING);
+    if (!e) {
+        *perr = ark_keys_name_valid(name)
+                    ? apr_psprintf(ring->pool, "no key named '%s'", name)
+                    : "no key of that name";
+        return APR_ENOENT;
+    }
+    if (new_hint && !keys_hint_validn(new_hint, strlen(new_hint))) {
+        *perr = "invalid hint (expected the last 4 characters of the secret)";
+        return APR_EINVAL;
+    }
+    other = keys_index_find(ring, new_hash, 1);
+    if (other) {
+        *perr = apr_psprintf(ring->pool, "key '%s' already has this %shash",
+                             other->entry->key.name,
+                             other->previous ? "previous " : "");
+        return APR_EEXIST;
+    }
+    keys_index_unlink(ring, e);
+    memcpy(e->key.previous_hash, e->key.hash, ARK_KEY_HASH_LEN);
+    e->key.has_previous = 1;
+    /* Whole seconds, as the file keeps it. */
+    e->key.previous_until = apr_time_from_sec(apr_time_sec(previous_until));
+    memcpy(e->key.hash, new_hash, ARK_KEY_HASH_LEN);
+    e->key.hint = new_hint ? apr_pstrdup(ring->pool, new_hint) : NULL;
+    keys_index_insert(ring, e);
+    return APR_SUCCESS;
+}
+
+apr_status_t ark_keys_set_tenant(ark_keyring_t *ring, const char *name,
+                                 const ark_limits_t *limits, const char **perr)
+{
+    static const ark_limits_t none;
+    ark_tenant_t *t;
+
+    *perr = NULL;
+    if (!ring || !limits) {
+        *perr = "no keyring or limits";
+        return APR_EINVAL;
+    }
+    if (!ark_keys_name_valid(name)) {
+        *perr = "invalid tenant (expected " KEYS_NAME_RULE ")";
+        return APR_EINVAL;
+    }
+    *perr = keys_limits_check(limits);
+    if (*perr) {
+        return APR_EINVAL;
+    }
+    t = apr_hash_get(ring->tenant_by_name, name, APR_HASH_KEY_STRING);
+    if (keys_limits_equal(limits, &none)) {
+        if (t && keys_line_find(ring, t) >= 0) {
+            keys_line_drop(ring, keys_line_find(ring, t));
+            keys_array_remove(ring->tenants, t);
+            apr_hash_set(ring->tenant_by_name, name, APR_HASH_KEY_STRING, NULL);
+        }
+        return APR_SUCCESS;
+    }
+    if (!t) {
+        t = apr_pcalloc(ring->pool, sizeof(*t));
+        t->name = apr_pstrdup(ring->pool, name);
+        t->line = 0;
+        keys_append_tenant(ring, t, "", "");
+    }
+    t->limits = *limits;
     return APR_SUCCESS;
 }

@@ -3,8 +3,10 @@
  * A keyring is the parsed form of the keys file managed by the ark-keys
  * CLI (see docs/keys.md). Each line of that file names one virtual key and
  * carries the SHA-256 of its secret plus its attributes (tenant, allowed
- * models, priority class, compliance tags, state, creation time, hint);
- * secrets themselves are never stored. mod_ark parses the file at
+ * models, priority class, compliance tags, state, creation time, hint,
+ * limits and budgets, and the hash of a rotated-out secret with its expiry);
+ * "tenant:<name>" lines carry the limits of whole tenants. Secrets
+ * themselves are never stored. mod_ark parses the file at
  * configuration time into a keyring allocated from a pool, then for every
  * request hashes the presented Bearer secret and looks it up
  * (ark_keys_lookup): a bucket index on the first digest bytes finds the
@@ -15,7 +17,8 @@
  * ark_keys_load() returns, so any number of threads and processes may call
  * the read-only functions on it concurrently without locking. The
  * mutating functions (ark_keys_add, ark_keys_set_enabled,
- * ark_keys_set_attrs, ark_keys_remove) exist for the ark-keys CLI only;
+ * ark_keys_set_attrs, ark_keys_remove, ark_keys_rotate,
+ * ark_keys_set_tenant) exist for the ark-keys CLI only;
  * mod_ark never calls them, and they must not be used on a ring that other
  * threads read.
  *
@@ -25,8 +28,8 @@
  * header does not include ark_route.h: a caller that reads those fields
  * includes it.
  *
- * This file depends on APR, OpenSSL libcrypto and ark_route.c only (no
- * httpd headers).
+ * This file depends on APR, OpenSSL libcrypto, ark_route.c and ark_limit.c
+ * (money) only (no httpd headers).
  */
 
 #ifndef ARK_KEYS_H
@@ -74,6 +77,32 @@
  * bytes a line this is several hundred thousand keys. */
 #define ARK_KEYS_FILE_MAX (64 * 1024 * 1024)
 
+/** Limits of a key or a tenant (docs/limits.md). 0 means no limit.
+ * Budgets are in nano-units of the currency (ark_limit.h). */
+typedef struct ark_limits_t {
+    apr_int64_t rpm;          /* requests per minute */
+    apr_int64_t tpm;          /* tokens (prompt + completion) per minute */
+    apr_int64_t concurrency;  /* requests in flight */
+    apr_int64_t budget_day;   /* spend per UTC day, nano-units */
+    apr_int64_t budget_month; /* spend per UTC month, nano-units */
+} ark_limits_t;
+
+/** A limit of one key towards one provider (rpm@openai=, tpm@openai=). */
+typedef struct ark_provider_limit_t {
+    const char *provider; /* an ArkProvider name; [A-Za-z0-9._-] */
+    apr_int64_t rpm, tpm; /* 0: none */
+} ark_provider_limit_t;
+
+/** A tenant line ("tenant:<name> rpm=... budget_day=..."). */
+typedef struct ark_tenant_t {
+    const char *name;
+    ark_limits_t limits;
+    int line; /* line number, 0 when added by the CLI */
+} ark_tenant_t;
+
+/** Most provider limits on one key. */
+#define ARK_KEY_PROVIDER_LIMITS_MAX 16
+
 /** One virtual key. Every pointer is owned by the keyring's pool. */
 typedef struct ark_key_t {
     const char *name;                     /* unique in the file */
@@ -93,6 +122,14 @@ typedef struct ark_key_t {
     const char *hint;           /* may be NULL */
     int line;                   /* line number in the file, for messages;
                                  * 0 for keys added by ark_keys_add */
+    ark_limits_t limits;        /* rpm= tpm= concurrency= budget_day=
+                                 * budget_month=; all 0 by default */
+    apr_array_header_t *provider_limits; /* ark_provider_limit_t; NULL
+                                          * when none */
+    int has_previous; /* previous= set: a rotated-out secret */
+    unsigned char previous_hash[ARK_KEY_HASH_LEN];
+    apr_time_t previous_until; /* previous_until=: the old secret is
+                                * accepted while now < this */
 } ark_key_t;
 
 /** Opaque set of keys. Pool-allocated; immutable after parsing. */
@@ -157,6 +194,39 @@ const ark_key_t *ark_keys_lookup(const ark_keyring_t *ring, const char *secret,
                                  apr_size_t len);
 
 /**
+ * As ark_keys_lookup, but also matches a key's previous (rotated-out)
+ * secret. *pprevious (pprevious may be NULL) receives 1 when the match was
+ * on previous_hash, else 0; the caller then accepts the key only while
+ * now < key->previous_until.
+ * Previous hashes are in the same bucket index and compared the same
+ * constant-time way.
+ */
+const ark_key_t *ark_keys_lookup_ex(const ark_keyring_t *ring,
+                                    const char *secret, apr_size_t len,
+                                    int *pprevious);
+
+/**
+ * Find a tenant line by name.
+ *
+ * @return the tenant (owned by the ring) or NULL when the file has no
+ *         tenant:<name> line (the tenant then has no limits)
+ */
+const ark_tenant_t *ark_keys_tenant(const ark_keyring_t *ring,
+                                    const char *name);
+
+/** @return the number of tenant lines (0 for NULL). */
+int ark_keys_tenant_count(const ark_keyring_t *ring);
+
+/** The i-th tenant line in file order, or NULL when out of range. */
+const ark_tenant_t *ark_keys_tenant_at(const ark_keyring_t *ring, int i);
+
+/**
+ * The limit of a key towards a provider, or NULL when it has none.
+ */
+const ark_provider_limit_t *ark_key_provider_limit(const ark_key_t *key,
+                                                   const char *provider);
+
+/**
  * Find a key by its digest; as ark_keys_lookup without the hashing.
  *
  * @param ring  the keyring (read-only; thread-safe)
@@ -196,11 +266,15 @@ const ark_key_t *ark_keys_at(const ark_keyring_t *ring, int i);
  * Serialise the ring to keys file text.
  *
  * Keys are written in ring order, one line each, attributes in the order
- * tenant, models, priority, tags, state, created, hint, omitting those
- * equal to their default. Comment and blank lines read by ark_keys_parse are
- * kept in place (comments directly above a key belong to it and go when it is
- * removed); lines end in "\n". If the text would not start with a comment,
- * a header comment describing the format is put first.
+ * tenant, models, priority, tags, state, created, hint, rpm, tpm,
+ * concurrency, budget_day, budget_month, provider limits (in the order of
+ * key->provider_limits), previous, previous_until, omitting those equal to
+ * their default; budgets with ark_money_format. Tenant lines keep their
+ * place among the keys (new ones come last). Comment and blank lines read by
+ * ark_keys_parse are kept in place (comments directly above a key or tenant
+ * line belong to it and go when it is removed); lines end in "\n". If the
+ * text would not start with a comment, a header comment describing the
+ * format is put first. ark_keys_parse of the text gives the same ring.
  *
  * @param ptext  receives the NUL-terminated text, allocated from p
  * @param ring   the keyring
@@ -334,7 +408,11 @@ apr_status_t ark_keys_make(ark_keyring_t **pring, apr_pool_t *p);
  * key->all_models is set, otherwise it must hold at least one valid alias.
  * key->priority must be an ark_priority_t; key->tags NULL or empty means
  * none, otherwise each tag is checked as ark_keys_tags_parse checks it.
- * key->line is ignored (the copy has line 0). Not thread-safe.
+ * key->limits are 0 (none) or within the file's bounds; provider limits
+ * name valid, distinct providers (entries with rpm and tpm 0 are dropped).
+ * With key->has_previous, previous_hash is kept too (previous_until cut to
+ * whole seconds, as the file keeps it). key->line is ignored (the copy has
+ * line 0). Not thread-safe.
  *
  * @param padded  receives the ring's copy (may be NULL if not wanted)
  * @param ring    the ring to change
@@ -342,7 +420,8 @@ apr_status_t ark_keys_make(ark_keyring_t **pring, apr_pool_t *p);
  * @param perr    receives a message on failure, allocated from the ring's
  *                pool
  * @return APR_SUCCESS; APR_EINVAL for an invalid field; APR_EEXIST if the
- *         name or the hash is already in the ring
+ *         name, the hash or the previous hash is already in the ring
+ *         (as a current or a previous hash)
  */
 apr_status_t ark_keys_add(const ark_key_t **padded, ark_keyring_t *ring,
                           const ark_key_t *key, const char **perr);
@@ -360,6 +439,7 @@ apr_status_t ark_keys_set_enabled(ark_keyring_t *ring, const char *name,
 #define ARK_KEY_SET_MODELS 0x02u   /* all_models and models */
 #define ARK_KEY_SET_PRIORITY 0x04u /* priority */
 #define ARK_KEY_SET_TAGS 0x08u     /* tags (NULL or empty: remove all) */
+#define ARK_KEY_SET_LIMITS 0x10u   /* limits and provider_limits */
 
 /**
  * Change attributes of the named key. The fields of attrs selected by
@@ -390,5 +470,35 @@ apr_status_t ark_keys_set_attrs(int *pchanged, ark_keyring_t *ring,
  * @return APR_SUCCESS, or APR_ENOENT if no key has that name
  */
 apr_status_t ark_keys_remove(ark_keyring_t *ring, const char *name);
+
+/**
+ * Rotate the named key: its current hash becomes previous_hash, valid
+ * until previous_until (cut to whole seconds, as the file keeps it);
+ * new_hash becomes the hash and new_hint (NULL: none) the hint. A key
+ * already holding a previous secret loses it. Not thread-safe.
+ *
+ * @param perr  receives a message on failure, allocated from the ring's
+ *              pool
+ * @return APR_SUCCESS; APR_ENOENT if no key has that name; APR_EEXIST if
+ *         new_hash is already used by a key (current or previous);
+ *         APR_EINVAL for an invalid hint or a NULL argument
+ */
+apr_status_t ark_keys_rotate(ark_keyring_t *ring, const char *name,
+                             const unsigned char *new_hash,
+                             const char *new_hint, apr_time_t previous_until,
+                             const char **perr);
+
+/**
+ * Add or change the tenant line of a tenant (limits replaced whole; a new
+ * line goes after the last line). A tenant whose limits are all 0 is
+ * removed from the file, with the comment lines directly above it. Not
+ * thread-safe.
+ *
+ * @param perr  receives a message on failure (a constant string)
+ * @return APR_SUCCESS; APR_EINVAL for an invalid name or a limit out of
+ *         bounds (see perr)
+ */
+apr_status_t ark_keys_set_tenant(ark_keyring_t *ring, const char *name,
+                                 const ark_limits_t *limits, const char **perr);
 
 #endif /* ARK_KEYS_H */

@@ -49,6 +49,56 @@ static void put_header(request_rec *r, const metric_t *m)
                m->name, m->type);
 }
 
+/* Node-wide governance health and refusals. */
+static void governance_metrics(request_rec *r)
+{
+    ark_govern_t *g = ark_govern_client();
+    ark_gov_stats_t st;
+    int v;
+
+    if (!g) {
+        return;
+    }
+    ark_govern_stats(g, &st);
+    ap_rprintf(r,
+        "# HELP ark_governance_redis_up Whether the last call to the "
+        "governance Redis succeeded (1), failed (0); -1 when none is "
+        "configured.\n"
+        "# TYPE ark_governance_redis_up gauge\n"
+        "ark_governance_redis_up %d\n"
+        "# HELP ark_governance_spend_buffered_nano Spend (nano-units) "
+        "waiting in shared memory for Redis.\n"
+        "# TYPE ark_governance_spend_buffered_nano gauge\n"
+        "ark_governance_spend_buffered_nano %" APR_INT64_T_FMT "\n"
+        "# HELP ark_governance_tokens_buffered Tokens waiting in shared "
+        "memory for Redis.\n"
+        "# TYPE ark_governance_tokens_buffered gauge\n"
+        "ark_governance_tokens_buffered %" APR_INT64_T_FMT "\n"
+        "# HELP ark_governance_local_decisions_total Admissions decided by "
+        "node-local counters (Redis unreachable or not configured).\n"
+        "# TYPE ark_governance_local_decisions_total counter\n"
+        "ark_governance_local_decisions_total %" APR_UINT64_T_FMT "\n"
+        "# HELP ark_governance_flushes_total Buffered usage batches written "
+        "to Redis.\n"
+        "# TYPE ark_governance_flushes_total counter\n"
+        "ark_governance_flushes_total %" APR_UINT64_T_FMT "\n"
+        "# HELP ark_governance_table_full_total Counters that found no "
+        "free slot in the node-local table (raise ArkGovernSlots).\n"
+        "# TYPE ark_governance_table_full_total counter\n"
+        "ark_governance_table_full_total %" APR_UINT64_T_FMT "\n"
+        "# HELP ark_governance_refusals_total Requests refused by limits "
+        "and budgets, by reason.\n"
+        "# TYPE ark_governance_refusals_total counter\n",
+        st.redis_configured ? st.redis_up : -1, st.buffered_nano,
+        st.buffered_tokens, st.fallbacks, st.flushes, st.table_full);
+    for (v = ARK_GOV_REQUESTS; v <= ARK_GOV_UNAVAILABLE; v++) {
+        ap_rprintf(r, "ark_governance_refusals_total{reason=\"%s\"} %"
+                   APR_UINT64_T_FMT "\n",
+                   ark_gov_verdict_name((ark_gov_verdict_t)v),
+                   st.refused[v]);
+    }
+}
+
 int ark_metrics_handler(request_rec *r)
 {
     ark_server_conf_t *sc = ap_get_module_config(r->server->module_config,
@@ -136,5 +186,6 @@ int ark_metrics_handler(request_rec *r)
             }
         }
     }
+    governance_metrics(r);
     return OK;
 }

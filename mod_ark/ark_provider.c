@@ -254,6 +254,18 @@ const char *ark_sse_data_make(json_t *obj, apr_size_t *plen, apr_pool_t *p)
     return ev;
 }
 
+void ark_stream_count_content(ark_stream_t *st, const json_t *chunk)
+{
+    const json_t *delta = json_object_get(
+        json_array_get(json_object_get(chunk, "choices"), 0), "delta");
+    const json_t *content = json_object_get(delta, "content");
+
+    if ((json_is_string(content) && json_string_length(content) > 0)
+        || json_array_size(json_object_get(delta, "tool_calls")) > 0) {
+        st->content_events++;
+    }
+}
+
 apr_status_t ark_stream_emit_json(ark_stream_t *st, json_t *obj)
 {
     apr_size_t len = 0;
@@ -262,6 +274,7 @@ apr_status_t ark_stream_emit_json(ark_stream_t *st, json_t *obj)
     if (!ev) {
         return APR_ENOMEM;
     }
+    ark_stream_count_content(st, obj);
     st->events++;
     return st->emit(st->emit_ctx, ev, len);
 }

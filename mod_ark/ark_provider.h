@@ -72,6 +72,9 @@ typedef struct ark_stream_t {
     int done;                        /* the stream ended properly */
     ark_usage_t usage;               /* as reported, streams included */
     apr_size_t events;               /* events emitted */
+    apr_size_t content_events;       /* of which carried generated text or
+                                      * tool arguments: the output count
+                                      * when the upstream reports none */
     ark_emit_fn *emit;
     void *emit_ctx;
     void *state;                     /* the type's own state */
@@ -171,6 +174,10 @@ const char *ark_sse_data_make(json_t *obj, apr_size_t *plen, apr_pool_t *p);
 
 /* Emits obj as "data: <compact json>\n\n" and counts the event; steals
  * the reference to obj. Returns the emitter's status. */
+/* Counts an OpenAI chunk that carries generated content (delta.content
+ * or delta.tool_calls of its first choice) in st->content_events. */
+void ark_stream_count_content(ark_stream_t *st, const json_t *chunk);
+
 apr_status_t ark_stream_emit_json(ark_stream_t *st, json_t *obj);
 
 /* If the client asked for usage, emits the usage chunk (empty choices,

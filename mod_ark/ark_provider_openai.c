@@ -267,6 +267,7 @@ apr_status_t ark_openai_stream_event(ark_stream_t *st,
     usage = json_object_get(chunk, "usage");
     ark_usage_from_openai(&st->usage, usage);
     choices = json_object_get(chunk, "choices");
+    ark_stream_count_content(st, chunk);
     /* the usage-only chunk the gateway asked for on the client's behalf,
      * and choice-less bookkeeping chunks (Azure's prompt filter results) */
     withhold = json_is_array(choices) && json_array_size(choices) == 0

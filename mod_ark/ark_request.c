@@ -398,3 +398,19 @@ apr_status_t ark_embed_req_parse(ark_req_t *req, const char *body,
     }
     return APR_SUCCESS;
 }
+
+long ark_req_max_out(const ark_req_t *req)
+{
+    const json_t *mt = NULL;
+
+    if (req && req->root) {
+        mt = json_object_get(req->root, "max_completion_tokens");
+        if (!json_is_integer(mt)) {
+            mt = json_object_get(req->root, "max_tokens");
+        }
+    }
+    if (json_is_integer(mt) && json_integer_value(mt) > 0) {
+        return (long)json_integer_value(mt);
+    }
+    return 0;
+}

@@ -50,6 +50,10 @@ typedef struct ark_usage_t {
     long cached_tokens;
 } ark_usage_t;
 
+/* The request's max_completion_tokens, else max_tokens, when a positive
+ * integer; else 0. */
+long ark_req_max_out(const ark_req_t *req);
+
 /* Parses and validates a chat completions request body.
  * Returns APR_SUCCESS and fills *req, or APR_EINVAL with *err set to a
  * 400 whose message says what is wrong (JSON syntax error with line and

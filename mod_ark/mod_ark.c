@@ -14,6 +14,8 @@
 #include <string.h>
 #include <strings.h>
 
+#include <errno.h>
+
 #include <apr_shm.h>
 #include <apr_strings.h>
 #include <http_core.h>
@@ -26,6 +28,13 @@
 
 static ark_http_t *ark_http;   /* per child process, from child_init */
 static ark_cache_client_t *ark_cache;   /* likewise, if configured */
+static ark_govern_t *ark_gov;          /* likewise */
+static void *ark_gov_shm;              /* governance table, from post_config */
+
+ark_govern_t *ark_govern_client(void)
+{
+    return ark_gov;
+}
 
 ark_http_t *ark_http_client(void)
 {
@@ -107,6 +116,8 @@ static void *create_server_conf(apr_pool_t *p, server_rec *s)
     sc->cache.breaker_failures = 3;
     sc->cache.breaker_cooldown = apr_time_from_sec(10);
     sc->cache_models = apr_hash_make(p);
+    ark_govern_conf_init(&sc->govern);
+    sc->govern.redis.servers = apr_array_make(p, 2, sizeof(const char *));
     return sc;
 }
 
@@ -397,20 +408,17 @@ static const char *cmd_max_body(cmd_parms *cmd, void *dcv, const char *arg)
 
 /* ------------------------------------------------------ cache directives */
 
-static const char *cmd_cache_server(cmd_parms *cmd, void *dc, int argc,
-                                    char *const argv[])
+/* Parses "<host:port|unix:/path>... [password=env:VAR|file:/path]" into
+ * a RESP client configuration (ArkCacheServer, ArkGovernRedis). */
+static const char *parse_resp_servers(ark_cache_client_conf_t *conf,
+                                      const char *directive, int argc,
+                                      char *const argv[], apr_pool_t *p)
 {
-    ark_server_conf_t *sc = server_conf(cmd);
-    const char *err;
     int i;
 
-    (void)dc;
-    if ((err = ap_check_cmd_context(cmd, GLOBAL_ONLY))) {
-        return err;
-    }
     if (argc < 1) {
-        return "ArkCacheServer takes <host:port|unix:/path>... "
-               "[password=env:VAR|password=file:/path]";
+        return apr_pstrcat(p, directive, " takes <host:port|unix:/path>... "
+                           "[password=env:VAR|password=file:/path]", NULL);
     }
     for (i = 0; i < argc; i++) {
         const char *a = argv[i];
@@ -422,13 +430,13 @@ static const char *cmd_cache_server(cmd_parms *cmd, void *dc, int argc,
             memset(&tmp, 0, sizeof(tmp));
             tmp.secret_source = a + 9;
             if ((strncmp(a + 9, "env:", 4) && strncmp(a + 9, "file:/", 6))
-                || ark_provider_load_secret(&tmp, &why, cmd->pool)
+                || ark_provider_load_secret(&tmp, &why, p)
                    != APR_SUCCESS) {
-                return apr_psprintf(cmd->pool, "ArkCacheServer: password= "
-                                    "must be env:VAR or file:/path naming a "
-                                    "readable, non-empty secret");
+                return apr_psprintf(p, "%s: password= must be env:VAR "
+                                    "or file:/path naming a readable, "
+                                    "non-empty secret", directive);
             }
-            sc->cache.password = tmp.secret;
+            conf->password = tmp.secret;
             continue;
         }
         if (strncmp(a, "unix:/", 6)) {
@@ -437,21 +445,36 @@ static const char *cmd_cache_server(cmd_parms *cmd, void *dc, int argc,
             long port;
 
             if (!colon || colon == a) {
-                return apr_psprintf(cmd->pool, "ArkCacheServer: '%s' is not "
-                                    "host:port or unix:/path", a);
+                return apr_psprintf(p, "%s: '%s' is not host:port or "
+                                    "unix:/path", directive, a);
             }
             port = strtol(colon + 1, &end, 10);
             if (*end || port < 1 || port > 65535) {
-                return apr_psprintf(cmd->pool, "ArkCacheServer: '%s' has no "
-                                    "valid port", a);
+                return apr_psprintf(p, "%s: '%s' has no valid port",
+                                    directive, a);
             }
         }
-        APR_ARRAY_PUSH(sc->cache.servers, const char *) = a;
+        APR_ARRAY_PUSH(conf->servers, const char *) = a;
     }
-    if (sc->cache.servers->nelts == 0) {
-        return "ArkCacheServer: no server address given";
+    if (conf->servers->nelts == 0) {
+        return apr_pstrcat(p, directive, ": no server address given",
+                           NULL);
     }
     return NULL;
+}
+
+static const char *cmd_cache_server(cmd_parms *cmd, void *dc, int argc,
+                                    char *const argv[])
+{
+    ark_server_conf_t *sc = server_conf(cmd);
+    const char *err;
+
+    (void)dc;
+    if ((err = ap_check_cmd_context(cmd, GLOBAL_ONLY))) {
+        return err;
+    }
+    return parse_resp_servers(&sc->cache, "ArkCacheServer", argc, argv,
+                              cmd->pool);
 }
 
 static const char *cmd_cache_timeout(cmd_parms *cmd, void *dc, int argc,
@@ -660,6 +683,190 @@ static const char *cmd_cache_model(cmd_parms *cmd, void *dc, int argc,
     return NULL;
 }
 
+/* ------------------------------------------------------ governance */
+
+static const char *cmd_govern_redis(cmd_parms *cmd, void *dc, int argc,
+                                    char *const argv[])
+{
+    ark_server_conf_t *sc = server_conf(cmd);
+    const char *err;
+
+    (void)dc;
+    if ((err = ap_check_cmd_context(cmd, GLOBAL_ONLY))) {
+        return err;
+    }
+    return parse_resp_servers(&sc->govern.redis, "ArkGovernRedis", argc,
+                              argv, cmd->pool);
+}
+
+/* A whole number in [min, max], or a message naming the directive. */
+static const char *parse_count(apr_int64_t *out, const char *v,
+                               apr_int64_t min, apr_int64_t max,
+                               const char *what, apr_pool_t *p)
+{
+    char *end;
+    apr_int64_t n;
+
+    errno = 0;
+    n = apr_strtoi64(v, &end, 10);
+    if (end == v || *end || errno || n < min || n > max) {
+        return apr_psprintf(p, "%s: '%s' is not a whole number between %"
+                            APR_INT64_T_FMT " and %" APR_INT64_T_FMT, what,
+                            v, min, max);
+    }
+    *out = n;
+    return NULL;
+}
+
+static const char *cmd_govern(cmd_parms *cmd, void *dc, const char *arg)
+{
+    ark_server_conf_t *sc = server_conf(cmd);
+    const char *which = cmd->cmd->name, *err;
+    apr_interval_time_t t;
+    apr_int64_t n;
+
+    (void)dc;
+    if ((err = ap_check_cmd_context(cmd, GLOBAL_ONLY))) {
+        return err;
+    }
+    if (!strcasecmp(which, "ArkGovernTimeout")) {
+        if (ark_parse_duration(&t, arg) != APR_SUCCESS || t <= 0
+            || t > apr_time_from_sec(10)) {
+            return apr_psprintf(cmd->pool, "ArkGovernTimeout: '%s' is not "
+                                "a duration between 1ms and 10s", arg);
+        }
+        sc->govern.redis.connect_timeout = sc->govern.redis.call_timeout = t;
+    }
+    else if (!strcasecmp(which, "ArkGovernPrefix")) {
+        if (!*arg || strlen(arg) > 32 || strpbrk(arg, " \t\r\n")) {
+            return "ArkGovernPrefix: 1 to 32 characters without blanks";
+        }
+        sc->govern.prefix = arg;
+    }
+    else if (!strcasecmp(which, "ArkGovernNodes")) {
+        if ((err = parse_count(&n, arg, 1, 1000, which, cmd->pool))) {
+            return err;
+        }
+        sc->govern.nodes = (int)n;
+    }
+    else if (!strcasecmp(which, "ArkGovernLease")) {
+        if (ark_parse_duration(&t, arg) != APR_SUCCESS
+            || t < apr_time_from_sec(10) || t > apr_time_from_sec(86400)) {
+            return apr_psprintf(cmd->pool, "ArkGovernLease: '%s' is not a "
+                                "duration between 10s and 24h", arg);
+        }
+        sc->govern.lease = t;
+    }
+    else if (!strcasecmp(which, "ArkGovernSlots")) {
+        if ((err = parse_count(&n, arg, 64, 1 << 24, which, cmd->pool))) {
+            return err;
+        }
+        sc->govern.slots = (int)n;
+    }
+    else if (!strcasecmp(which, "ArkTokenEstimate")) {
+        if ((err = parse_count(&n, arg, 1, 10000000, which, cmd->pool))) {
+            return err;
+        }
+        sc->govern.token_estimate = (long)n;
+    }
+    else if (!strcasecmp(which, "ArkBudgetOnRedisDown")) {
+        if (strcasecmp(arg, "open") && strcasecmp(arg, "closed")) {
+            return "ArkBudgetOnRedisDown takes open or closed";
+        }
+        sc->govern.budget_fail_closed = !strcasecmp(arg, "closed");
+    }
+    return NULL;
+}
+
+static const char *cmd_limit_default(cmd_parms *cmd, void *dc, int argc,
+                                     char *const argv[])
+{
+    ark_server_conf_t *sc = server_conf(cmd);
+    ark_limits_t *l = &sc->govern.defaults;
+    const char *err;
+    int i;
+
+    (void)dc;
+    if ((err = ap_check_cmd_context(cmd, GLOBAL_ONLY))) {
+        return err;
+    }
+    for (i = 0; i < argc; i++) {
+        const char *a = argv[i], *eq = strchr(a, '=');
+        apr_size_t k = eq ? (apr_size_t)(eq - a) : 0;
+        apr_int64_t *dst = NULL;
+        int money = 0;
+
+        if (!eq) {
+            dst = NULL;
+        }
+        else if (k == 3 && !strncmp(a, "rpm", 3)) {
+            dst = &l->rpm;
+        }
+        else if (k == 3 && !strncmp(a, "tpm", 3)) {
+            dst = &l->tpm;
+        }
+        else if (k == 11 && !strncmp(a, "concurrency", 11)) {
+            dst = &l->concurrency;
+        }
+        else if (k == 10 && !strncmp(a, "budget_day", 10)) {
+            dst = &l->budget_day;
+            money = 1;
+        }
+        else if (k == 12 && !strncmp(a, "budget_month", 12)) {
+            dst = &l->budget_month;
+            money = 1;
+        }
+        if (!dst) {
+            return apr_psprintf(cmd->pool, "ArkLimitDefault: unknown option "
+                                "'%s' (expected rpm=, tpm=, concurrency=, "
+                                "budget_day=, budget_month=)", a);
+        }
+        if (money) {
+            if (ark_money_parse(dst, eq + 1) != APR_SUCCESS || *dst <= 0) {
+                return apr_psprintf(cmd->pool, "ArkLimitDefault: '%s' is not "
+                                    "a positive amount with at most 9 "
+                                    "decimals", a);
+            }
+        }
+        else if ((err = parse_count(dst, eq + 1, 1, 1000000000000LL,
+                                    "ArkLimitDefault", cmd->pool))) {
+            return err;
+        }
+    }
+    return NULL;
+}
+
+static const char *cmd_budget_shift(cmd_parms *cmd, void *dc, int argc,
+                                    char *const argv[])
+{
+    ark_server_conf_t *sc = server_conf(cmd);
+    const char *err;
+    char *end;
+    double pct;
+
+    (void)dc;
+    if ((err = ap_check_cmd_context(cmd, GLOBAL_ONLY))) {
+        return err;
+    }
+    if (argc < 2) {
+        return "ArkBudgetShift takes <percent> cost=W latency=W "
+               "reliability=W";
+    }
+    pct = strtod(argv[0], &end);
+    if (end == argv[0] || (*end && strcmp(end, "%")) || !(pct > 0)
+        || pct > 100) {
+        return apr_psprintf(cmd->pool, "ArkBudgetShift: '%s' is not a "
+                            "percentage in (0, 100]", argv[0]);
+    }
+    sc->shift_weights = sc->weights[ARK_PRIO_NORMAL];
+    if ((err = ark_weights_parse(&sc->shift_weights, argc - 1, argv + 1,
+                                 cmd->pool))) {
+        return apr_pstrcat(cmd->pool, "ArkBudgetShift: ", err, NULL);
+    }
+    sc->shift_ratio = pct / 100.0;
+    return NULL;
+}
+
 static const command_rec ark_cmds[] = {
     AP_INIT_TAKE_ARGV("ArkProvider", cmd_provider, NULL, RSRC_CONF,
         "<name> <type> <base-url> [key=env:VAR|key=file:/path] "
@@ -691,6 +898,33 @@ static const command_rec ark_cmds[] = {
     AP_INIT_TAKE_ARGV("ArkCircuit", cmd_circuit, NULL, RSRC_CONF,
         "failures=N error-ratio=R min-requests=N window=DUR cooldown=DUR "
         "probes=N: circuit breaker thresholds"),
+    AP_INIT_TAKE_ARGV("ArkGovernRedis", cmd_govern_redis, NULL, RSRC_CONF,
+        "<host:port|unix:/path>... [password=env:VAR|file:/path]: the Redis "
+        "shared by all nodes for limits, budgets and spend"),
+    AP_INIT_TAKE1("ArkGovernTimeout", cmd_govern, NULL, RSRC_CONF,
+        "connect and call timeout towards the governance Redis "
+        "(default 250ms)"),
+    AP_INIT_TAKE1("ArkGovernPrefix", cmd_govern, NULL, RSRC_CONF,
+        "prefix of every governance key in Redis (default ark:)"),
+    AP_INIT_TAKE1("ArkGovernNodes", cmd_govern, NULL, RSRC_CONF,
+        "gateway nodes sharing the limits: each enforces limit/N locally "
+        "while Redis is unreachable (default 1)"),
+    AP_INIT_TAKE1("ArkGovernLease", cmd_govern, NULL, RSRC_CONF,
+        "lifetime of a concurrency slot whose node died (default 10m)"),
+    AP_INIT_TAKE1("ArkGovernSlots", cmd_govern, NULL, RSRC_CONF,
+        "size of the node-local counter table (default 16384)"),
+    AP_INIT_TAKE1("ArkTokenEstimate", cmd_govern, NULL, RSRC_CONF,
+        "output tokens reserved for a request without max_tokens "
+        "(default 256)"),
+    AP_INIT_TAKE1("ArkBudgetOnRedisDown", cmd_govern, NULL, RSRC_CONF,
+        "open|closed: admit or refuse budgeted keys while Redis is "
+        "unreachable (default open)"),
+    AP_INIT_TAKE_ARGV("ArkLimitDefault", cmd_limit_default, NULL, RSRC_CONF,
+        "rpm=N tpm=N concurrency=N budget_day=X budget_month=X: limits of "
+        "keys that set none"),
+    AP_INIT_TAKE_ARGV("ArkBudgetShift", cmd_budget_shift, NULL, RSRC_CONF,
+        "<percent> cost=W latency=W reliability=W: score weights once spend "
+        "reaches that share of a budget"),
     AP_INIT_TAKE1("ArkKeysFile", cmd_keys_file, NULL, RSRC_CONF,
         "file of virtual keys managed with ark-keys"),
     AP_INIT_TAKE1("ArkAccessLog", cmd_access_log, NULL, RSRC_CONF,
@@ -778,6 +1012,36 @@ static int create_signals(ark_server_conf_t *sc, apr_pool_t *pconf,
     return OK;
 }
 
+/* The governance table lives in the process pool: it survives graceful
+ * restarts, so spend buffered while Redis is down is never dropped by a
+ * reload. Its size is fixed at the first start. */
+static int create_govern_shm(ark_server_conf_t *sc, server_rec *s)
+{
+    static const char *const tag = "ark_govern_shm";
+    apr_pool_t *pp = s->process->pool;
+    apr_shm_t *shm = NULL;
+    apr_status_t rv;
+    apr_size_t size;
+
+    apr_pool_userdata_get((void **)&shm, tag, pp);
+    if (shm) {
+        ark_gov_shm = apr_shm_baseaddr_get(shm);
+        return OK;
+    }
+    size = ark_govern_shm_size(sc->govern.slots);
+    rv = apr_shm_create(&shm, size, NULL, pp);
+    if (rv != APR_SUCCESS) {
+        ap_log_error(APLOG_MARK, APLOG_CRIT, rv, s, ARKLOGNO(00007)
+                     "cannot create %" APR_SIZE_T_FMT " bytes of shared "
+                     "memory for governance counters", size);
+        return HTTP_INTERNAL_SERVER_ERROR;
+    }
+    ark_gov_shm = apr_shm_baseaddr_get(shm);
+    ark_govern_shm_init(ark_gov_shm, sc->govern.slots);
+    apr_pool_userdata_set(shm, tag, apr_pool_cleanup_null, pp);
+    return OK;
+}
+
 static int ark_post_config(apr_pool_t *pconf, apr_pool_t *plog,
                            apr_pool_t *ptemp, server_rec *s)
 {
@@ -790,7 +1054,8 @@ static int ark_post_config(apr_pool_t *pconf, apr_pool_t *plog,
     if (ap_state_query(AP_SQ_MAIN_STATE) == AP_SQ_MS_CREATE_PRE_CONFIG) {
         return OK;                   /* first of the two startup passes */
     }
-    if (create_signals(sc, pconf, s) != OK) {
+    if (create_signals(sc, pconf, s) != OK
+        || create_govern_shm(sc, s) != OK) {
         return HTTP_INTERNAL_SERVER_ERROR;
     }
     if (apr_hash_count(sc->models) > 0 && !sc->keys) {
@@ -818,6 +1083,15 @@ static void ark_child_init(apr_pool_t *pchild, server_rec *s)
 
         cc.max_idle = 64;
         ark_cache_client_create(&ark_cache, &cc, pchild);
+    }
+
+    ark_gov = NULL;
+    if (ark_govern_create(&ark_gov, &sc->govern, ark_gov_shm, pchild)
+        != APR_SUCCESS) {
+        ark_gov = NULL;
+        ap_log_error(APLOG_MARK, APLOG_CRIT, 0, s, ARKLOGNO(00008)
+                     "governance counters unavailable: limits and budgets "
+                     "are not enforced by this process");
     }
 
     ap_mpm_query(AP_MPMQ_MAX_THREADS, &threads);

@@ -15,6 +15,7 @@
 #include "ark_route.h"
 #include "ark_signals.h"
 #include "ark_error.h"
+#include "ark_govern.h"
 #include "ark_http.h"
 #include "ark_keys.h"
 
@@ -47,6 +48,9 @@ typedef struct ark_server_conf_t {
                                        * ArkCacheBreaker */
     const char *cache_password_source;
     apr_hash_t *cache_models;         /* alias -> ark_cache_policy_t * */
+    ark_govern_conf_t govern;         /* ArkGovern*, ArkLimitDefault, ... */
+    double shift_ratio;               /* ArkBudgetShift, 0: off */
+    ark_weights_t shift_weights;
 } ark_server_conf_t;
 
 /* Cache settings of a location or alias; unset fields (< 0, NULL) come
@@ -87,6 +91,9 @@ ark_http_t *ark_http_client(void);
 
 /* The process's ark-cached client, or NULL when no ArkCacheServer. */
 ark_cache_client_t *ark_cache_client(void);
+
+/* The process's governance client, created in child_init. */
+ark_govern_t *ark_govern_client(void);
 
 /* The request handler (ark_handler.c). */
 int ark_gateway_handler(request_rec *r);

@@ -39,7 +39,8 @@ Control API (JSON in and out; never recorded, never faulted):
                           null), "conn_id", "peer_port", "t_start", "t_end"
                           (epoch seconds; t_end null while in flight),
                           "provider", "status" (HTTP status sent or null),
-                          "fault" (kind applied or null), "outcome"}
+                          "fault" (kind applied or null), "outcome",
+                          "usage" (tokens served, see below, or null)}
   DELETE /_stub/requests  forget the records -> {"cleared": n}
   GET    /_stub/faults    pending fault rules
   POST   /_stub/faults    {"faults": [RULE, ...]} appends rules -> {"faults": [...]}
@@ -47,11 +48,15 @@ Control API (JSON in and out; never recorded, never faulted):
   GET    /_stub/config    {"chunk_delay_ms": 0, "first_byte_delay_ms": 0}
   POST   /_stub/config    update some of those keys -> the whole config
   GET    /_stub/stats     {"connections_accepted", "requests",
-                          "provider_connections"}; lifetime counters.
+                          "provider_connections", "tokens": {"prompt",
+                          "completion", "responses"}}; lifetime counters.
                           connections_accepted counts every TCP connection
                           (control ones too); provider_connections counts
-                          those that carried at least one provider request.
-  POST   /_stub/reset     clear records and faults, restore the start-up config
+                          those that carried at least one provider request;
+                          tokens sums the usage of every record (below) and
+                          responses counts the records that have one.
+  POST   /_stub/reset     clear records and faults, restore the start-up
+                          config (the stats counters, tokens included, stay)
 
 outcome is null while in flight, then one of: "complete"; "client_gone" (the
 client closed the connection before the response was finished; this wins over
@@ -63,6 +68,26 @@ response is sent, so a client that has read a response can assert on it at
 once.  seq and the counters are never reset.  conn_id is assigned when the TCP
 connection is accepted, so requests with the same conn_id travelled over one
 kept-alive connection.
+
+Token accounting, so that a gateway's metering can be reconciled exactly.  A
+record's "usage" is {"prompt_tokens", "completion_tokens"} as served, and the
+stats' "tokens" add up those of all records:
+  - an answer delivered whole (outcome "complete", or a "slow" /
+    "slow_first_byte" fault, which only delay it), in any wire format,
+    streamed or not, chat or embeddings: the usage the answer reports (a
+    stream that carries no usage report, e.g. OpenAI's without
+    stream_options.include_usage, counts what it would have reported; the
+    numbers are always the same).  Embeddings have 0 completion tokens.
+  - a stream the client left midway (outcome "client_gone"): the prompt
+    tokens, plus the completion tokens of the content events written to the
+    socket before the disconnect was noticed (one per word piece; a Gemini
+    tool call chunk carries 2).  Written is not read: events still in the
+    socket buffers count, so a client may have seen fewer.
+  - anything else (error answers, auth and validation failures, faults that
+    break the answer, a client leaving before a stream's headers or during a
+    non-streamed answer): null, nothing counted.
+Like the record, the counters are updated before the last byte of the
+response is sent.
 
 Faithful details worth knowing: Gemini answers a wrong key with 400
 INVALID_ARGUMENT (reason API_KEY_INVALID) and a missing one with 403
@@ -127,6 +152,7 @@ FINGERPRINT = "fp_5f2c1d9e4b"
 OPENAI_MODELS = ("gpt-4o", "gpt-4o-mini", "text-embedding-3-small")
 OPENAI_ROLES = ("system", "developer", "user", "assistant", "tool", "function")
 REASONS = {529: "Overloaded"}
+INTACT_FAULTS = (None, "slow", "slow_first_byte")  # the answer is delivered whole
 ID_ALPHABET = string.ascii_letters + string.digits
 
 
@@ -299,6 +325,13 @@ class StreamReply:
     content_type: str
     separator: str = "\n\n"
     json_array: bool = False  # Gemini streams a JSON array without alt=sse
+    weights: list | None = None  # completion tokens each event carries
+
+    def weight(self, index):
+        """Completion tokens carried by events[index] (0 past the end)."""
+        if self.weights is None or index >= len(self.weights):
+            return 0
+        return self.weights[index]
 
     def encode(self, events):
         """The body pieces to send, one HTTP chunk each."""
@@ -329,6 +362,7 @@ class ProviderApi:
         self.query = query
         self.headers = headers
         self.last_user_text = ""  # where in-band fault markers are looked for
+        self.usage = None  # (prompt, completion) tokens of the answer, once known
 
     def error_body(self, status, message=None, **fields):
         raise NotImplementedError
@@ -368,8 +402,11 @@ class ProviderApi:
         self.last_user_text = last_user_text
         prompt_tokens = sum(_words(text) for text in texts)
         if tool_name and WEATHER.search(last_user_text):
-            return Completion(prompt_tokens, tool_name=tool_name)
-        return Completion(prompt_tokens, text=f"{self.stub.name} says: {last_user_text}")
+            completion = Completion(prompt_tokens, tool_name=tool_name)
+        else:
+            completion = Completion(prompt_tokens, text=f"{self.stub.name} says: {last_user_text}")
+        self.usage = (completion.prompt_tokens, completion.completion_tokens)
+        return completion
 
 
 class OpenAIApi(ProviderApi):
@@ -456,6 +493,7 @@ class OpenAIApi(ProviderApi):
         self.last_user_text = " ".join(texts)
         as_base64 = body.get("encoding_format") == "base64"
         tokens = sum(_words(text) for text in texts)
+        self.usage = (tokens, 0)
         return {"object": "list",
                 "data": [{"object": "embedding", "index": i, "embedding": _embedding(text, as_base64)}
                          for i, text in enumerate(texts)],
@@ -497,7 +535,7 @@ class OpenAIApi(ProviderApi):
         return JsonReply(self.chat_response(model, completion))
 
     @staticmethod
-    def usage(completion):
+    def usage_body(completion):
         prompt, generated = completion.prompt_tokens, completion.completion_tokens
         return {"prompt_tokens": prompt, "completion_tokens": generated,
                 "total_tokens": prompt + generated,
@@ -517,7 +555,7 @@ class OpenAIApi(ProviderApi):
                 "created": int(time.time()), "model": model,
                 "choices": [{"index": 0, "message": message, "logprobs": None,
                              "finish_reason": finish_reason, **self.choice_extra(True)}],
-                "usage": self.usage(completion), "system_fingerprint": FINGERPRINT,
+                "usage": self.usage_body(completion), "system_fingerprint": FINGERPRINT,
                 **self.completion_extra()}
 
     def chat_stream(self, model, completion, include_usage):
@@ -544,12 +582,13 @@ class OpenAIApi(ProviderApi):
             deltas = [{"content": piece} for piece in completion.pieces]
             finish_reason = "stop"
         events = self.stream_preamble() + [chunk(first)]
+        weights = [0] * len(events) + [1] * len(deltas)
         events += [chunk(delta, has_content=True) for delta in deltas]
         events.append(chunk({}, finish_reason))
         if include_usage:
-            events.append(_event(None, {**head, "choices": [], "usage": self.usage(completion)}))
+            events.append(_event(None, {**head, "choices": [], "usage": self.usage_body(completion)}))
         events.append(_event(None, "[DONE]"))
-        return StreamReply(events, "text/event-stream; charset=utf-8")
+        return StreamReply(events, "text/event-stream; charset=utf-8", weights=weights)
 
 
 class NotFoundApi(OpenAIApi):
@@ -717,6 +756,7 @@ class AnthropicApi(ProviderApi):
                                            "content_block": block}),
             _event("ping", {"type": "ping"}),
         ]
+        weights = [0] * len(events) + [1] * len(deltas)
         events += [_event("content_block_delta", {"type": "content_block_delta", "index": 0,
                                                   "delta": delta}) for delta in deltas]
         events += [
@@ -727,7 +767,7 @@ class AnthropicApi(ProviderApi):
                                      "usage": {"output_tokens": completion.completion_tokens}}),
             _event("message_stop", {"type": "message_stop"}),
         ]
-        return StreamReply(events, "text/event-stream; charset=utf-8")
+        return StreamReply(events, "text/event-stream; charset=utf-8", weights=weights)
 
 
 class GeminiApi(ProviderApi):
@@ -805,15 +845,18 @@ class GeminiApi(ProviderApi):
             chunks = [self.chunk([{"functionCall": {"name": completion.tool_name,
                                                     "args": dict(TOOL_ARGS)}}],
                                  model, response_id, completion)]
+            weights = [completion.completion_tokens]
         else:
             pieces = completion.pieces or [""]
             chunks = [self.chunk([{"text": piece}], model, response_id,
                                  completion if i == len(pieces) - 1 else None)
                       for i, piece in enumerate(pieces)]
+            weights = [1 if piece else 0 for piece in pieces]
         events = [_event(None, chunk) for chunk in chunks]
         if self.query.get("alt") == "sse":
-            return StreamReply(events, "text/event-stream", separator="\r\n\r\n")
-        return StreamReply(events, self.json_content_type, json_array=True)
+            return StreamReply(events, "text/event-stream", separator="\r\n\r\n",
+                               weights=weights)
+        return StreamReply(events, self.json_content_type, json_array=True, weights=weights)
 
     @staticmethod
     def chunk(parts, model, response_id, final):
@@ -870,6 +913,8 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         self.conn_id = self.server.conn_id(self.request)
         self.record = None  # the record of the provider request being served
         self.outcome = None
+        self.served_usage = None   # (prompt, completion) the response delivers
+        self.partial_usage = None  # what a stream has delivered so far
 
     def log_message(self, format, *args):
         if self.stub.verbose:
@@ -929,7 +974,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         that has read a whole response always finds its record final.
         """
         if self.record is not None:
-            self.stub.update_record(self.record, outcome=self.outcome, t_end=time.time())
+            self.stub.seal_record(self.record, self.outcome, self.served_usage)
 
     def _send_body(self, status, body, content_type, headers=None):
         self._seal_record()
@@ -1017,10 +1062,12 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             body=_recorded_body(raw), conn_id=self.conn_id, peer_port=self.client_address[1],
             t_start=t_start, provider=api.provider)
         self.outcome = "stub_error"  # stays so only if _answer itself fails
+        self.served_usage = self.partial_usage = None
         try:
             self._answer(api, raw)
         except ClientGone:
             self.outcome = "client_gone"
+            self.served_usage = self.partial_usage
             self.close_connection = True
         finally:
             if self.record["t_end"] is None or self.outcome == "client_gone":
@@ -1086,6 +1133,8 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             self._write(body[:len(body) // 2])
             self._reset_connection()
             return
+        if kind in INTACT_FAULTS:
+            self.served_usage = api.usage
         self._send_body(200, body, api.json_content_type, api.response_headers())
 
     def _send_stream(self, api, reply, fault):
@@ -1101,15 +1150,21 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         abort_after = fault.params["n"] if kind == "abort_mid_stream" else None
         self._start_response(200, {"Content-Type": reply.content_type, "Cache-Control": "no-cache",
                                    "Transfer-Encoding": "chunked", **api.response_headers()})
+        prompt_tokens, written = (api.usage or (0, 0))[0], 0
+        self.partial_usage = (prompt_tokens, 0)
         for i, piece in enumerate(reply.encode(events)):
             if i == abort_after:
                 break
             if i and delay_ms:
                 self._pause(delay_ms / 1000)
             self._write_chunk(piece)
+            written += reply.weight(i)
+            self.partial_usage = (prompt_tokens, written)
         if abort_after is not None:
             self._reset_connection()
         else:
+            if kind in INTACT_FAULTS:
+                self.served_usage = api.usage
             self._seal_record()
             self._write(b"0\r\n\r\n")
 
@@ -1180,6 +1235,7 @@ class StubProvider:
         self._rules = []
         self._seq = 0
         self._provider_conns = set()
+        self._tokens = {"prompt": 0, "completion": 0, "responses": 0}
         self._server = None
         self._thread = None
 
@@ -1223,13 +1279,30 @@ class StubProvider:
             self._seq += 1
             self._provider_conns.add(fields["conn_id"])
             record = {"seq": self._seq, **fields, "t_end": None, "status": None,
-                      "fault": None, "outcome": None}
+                      "fault": None, "outcome": None, "usage": None}
             self._records.append(record)
         return record
 
     def update_record(self, record, **fields):
         with self._lock:
             record.update(fields)
+
+    def seal_record(self, record, outcome, usage):
+        """Finish a record: outcome, t_end and the tokens served, if any.
+
+        A record may be sealed twice (complete, then client_gone when the
+        last bytes could not be sent); the token totals follow the last seal.
+        """
+        new = None if usage is None else {"prompt_tokens": usage[0],
+                                          "completion_tokens": usage[1]}
+        with self._lock:
+            old = record["usage"]
+            for sign, counted in ((-1, old), (1, new)):
+                if counted is not None:
+                    self._tokens["prompt"] += sign * counted["prompt_tokens"]
+                    self._tokens["completion"] += sign * counted["completion_tokens"]
+                    self._tokens["responses"] += sign
+            record.update(outcome=outcome, t_end=time.time(), usage=new)
 
     def requests(self):
         with self._lock:
@@ -1245,7 +1318,8 @@ class StubProvider:
         with self._lock:
             return {"connections_accepted": self._server.connections_accepted,
                     "requests": self._seq,
-                    "provider_connections": len(self._provider_conns)}
+                    "provider_connections": len(self._provider_conns),
+                    "tokens": dict(self._tokens)}
 
     # -- faults -----------------------------------------------------------
 

@@ -765,3 +765,121 @@ def test_command_line_process():
         assert proc.wait(timeout=5) == 0
         assert proc.stdout.read() == ""
         proc.stdout.close()
+
+
+# ---------------------------------------------------------- token accounting
+
+def tokens(stub):
+    return call_json(stub, "GET", "/_stub/stats")[2]["tokens"]
+
+
+def reported_usage(path, payload):
+    """(prompt, completion) as a client reads them from any answer."""
+    text = payload.decode()
+    if text.startswith("{"):
+        body = json.loads(text)
+        if "usageMetadata" in body:
+            u = body["usageMetadata"]
+            return u["promptTokenCount"], u["candidatesTokenCount"]
+        u = body["usage"]
+        if "input_tokens" in u:
+            return u["input_tokens"], u["output_tokens"]
+        return u["prompt_tokens"], u.get("completion_tokens", 0)
+    if text.startswith("["):
+        u = json.loads(text)[-1]["usageMetadata"]
+        return u["promptTokenCount"], u["candidatesTokenCount"]
+    sep = "\r\n\r\n" if "\r\n\r\n" in text else "\n\n"
+    datas = [json.loads(d) for _, d in sse(payload, sep) if d != "[DONE]"]
+    if "usageMetadata" in datas[-1]:
+        return datas[-1]["usageMetadata"]["promptTokenCount"], \
+            datas[-1]["usageMetadata"]["candidatesTokenCount"]
+    if datas[0].get("type") == "message_start":
+        return datas[0]["message"]["usage"]["input_tokens"], datas[-2]["usage"]["output_tokens"]
+    return datas[-1]["usage"]["prompt_tokens"], datas[-1]["usage"]["completion_tokens"]
+
+
+TOKEN_CASES = [  # (method path, body, headers)
+    ("/v1/chat/completions", openai_chat("one two three"), OPENAI_AUTH),
+    ("/v1/chat/completions", openai_chat("one two three", stream=True,
+                                         stream_options={"include_usage": True}), OPENAI_AUTH),
+    ("/v1/chat/completions", openai_chat("weather now", tools=[WEATHER_TOOL_OPENAI], stream=True,
+                                         stream_options={"include_usage": True}), OPENAI_AUTH),
+    ("/v1/embeddings", {"model": "e", "input": ["alpha beta", "gamma"]}, OPENAI_AUTH),
+    (AZURE_PATH, {"messages": [{"role": "user", "content": "hi azure"}], "stream": True,
+                  "stream_options": {"include_usage": True}}, {"api-key": KEY}),
+    ("/v1/messages", anthropic_msg("four words right here"), ANTHROPIC_AUTH),
+    ("/v1/messages", anthropic_msg("four words right here", stream=True), ANTHROPIC_AUTH),
+    (GEMINI_PATH, gemini_req("hi gemini"), GEMINI_AUTH),
+    (GEMINI_STREAM_PATH, gemini_req("hi gemini there"), GEMINI_AUTH),
+    ("/v1beta/models/g:streamGenerateContent", gemini_req("json array stream"), GEMINI_AUTH),
+]
+
+
+def test_tokens_of_complete_answers_match_what_each_reported(stub):
+    want_p = want_c = 0
+    for path, body, headers in TOKEN_CASES:
+        status, _, payload = call(stub, "POST", path, body, headers)
+        assert status == 200, (path, payload)
+        prompt, completion = reported_usage(path, payload)
+        assert records(stub)[-1]["usage"] == {"prompt_tokens": prompt,
+                                              "completion_tokens": completion}, path
+        want_p += prompt
+        want_c += completion
+    assert want_p > 0 and want_c > 0
+    assert tokens(stub) == {"prompt": want_p, "completion": want_c,
+                            "responses": len(TOKEN_CASES)}
+
+
+def test_tokens_of_stream_without_usage_report(stub):
+    call(stub, "POST", "/v1/chat/completions", openai_chat("no usage asked"), OPENAI_AUTH)
+    plain = records(stub)[-1]["usage"]
+    status, _, payload = call(stub, "POST", "/v1/chat/completions",
+                              openai_chat("no usage asked", stream=True), OPENAI_AUTH)
+    assert status == 200 and b'"usage"' not in payload
+    assert records(stub)[-1]["usage"] == plain == {"prompt_tokens": 6, "completion_tokens": 5}
+    assert tokens(stub) == {"prompt": 12, "completion": 10, "responses": 2}
+
+
+def test_tokens_not_counted_for_failures(stub):
+    call(stub, "POST", "/v1/chat/completions", openai_chat("x"), {})            # auth
+    call(stub, "POST", "/v1/chat/completions", {"model": "m"}, OPENAI_AUTH)     # validation
+    call_json(stub, "POST", "/_stub/faults", {"faults": [
+        "status:500", "malformed", "error_mid_stream:2"]})
+    call(stub, "POST", "/v1/chat/completions", openai_chat("x"), OPENAI_AUTH)
+    call(stub, "POST", "/v1/chat/completions", openai_chat("x"), OPENAI_AUTH)
+    call(stub, "POST", "/v1/chat/completions", openai_chat("a b", stream=True), OPENAI_AUTH)
+    assert [r["usage"] for r in records(stub)] == [None] * 5
+    assert tokens(stub) == {"prompt": 0, "completion": 0, "responses": 0}
+    # "slow" only delays the answer: counted
+    call_json(stub, "POST", "/_stub/faults", {"faults": ["slow:10"]})
+    call(stub, "POST", "/v1/chat/completions", openai_chat("a b", stream=True), OPENAI_AUTH)
+    assert records(stub)[-1]["usage"] == {"prompt_tokens": 5, "completion_tokens": 4}
+    assert tokens(stub)["responses"] == 1
+
+
+def test_tokens_of_abandoned_stream_count_pieces_written(stub):
+    call_json(stub, "POST", "/_stub/config", {"chunk_delay_ms": 300})
+    words = " ".join("w%d" % i for i in range(20))
+    sock = raw_request(stub.port, "POST", "/v1/chat/completions",
+                       openai_chat(words, stream=True), OPENAI_AUTH)
+    received = b""
+    while received.count(b'"content":"w') < 2:      # two words of the echo
+        received += sock.recv(65536)
+    sock.close()
+    record = wait_for(lambda: [r for r in records(stub) if r["t_end"]], timeout=2)[0]
+    assert record["outcome"] == "client_gone"
+    usage = record["usage"]
+    assert usage["prompt_tokens"] == 3 + 20        # system words + user words
+    # "stub says: w0 w1" read, at most one more piece written meanwhile
+    assert 4 <= usage["completion_tokens"] <= 5 < 22
+    assert tokens(stub) == {"prompt": usage["prompt_tokens"],
+                            "completion": usage["completion_tokens"], "responses": 1}
+
+
+def test_tokens_survive_reset_and_clear(stub):
+    call(stub, "POST", "/v1/chat/completions", openai_chat("keep me"), OPENAI_AUTH)
+    before = tokens(stub)
+    assert before["responses"] == 1
+    call_json(stub, "POST", "/_stub/reset")
+    call_json(stub, "DELETE", "/_stub/requests")
+    assert tokens(stub) == before

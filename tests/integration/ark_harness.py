@@ -4,8 +4,13 @@ Each Httpd instance writes its own ServerRoot (config, logs, run dir)
 under a pytest temp directory, listens on a free loopback port, and runs
 the Debian httpd binary in the foreground (-DFOREGROUND), in the manner
 of httpd's own pyhttpd test harness. Keys are created with the built
-ark-keys tool, as an admin would.
+ark-keys tool, as an admin would, or written as key lines directly
+(add_key_line, add_tenant_line) when a test needs attributes of its own.
+Several Httpd instances may share one keys file (keys_file=), as the
+nodes of one cluster do.
 """
+import base64
+import hashlib
 import http.client
 import json
 import os
@@ -37,8 +42,11 @@ def free_port():
 
 
 def create_key(keys_file, name, models="*", tenant=None, create=True,
-               priority=None, tags=None):
-    """Creates a virtual key with the real ark-keys CLI; returns the secret."""
+               priority=None, tags=None, extra=None):
+    """Creates a virtual key with the real ark-keys CLI; returns the secret.
+
+    extra: attribute words ("rpm=10 budget_day=0.5") appended to the new
+    key's line afterwards, for attributes the test sets by hand."""
     cmd = [ARK_KEYS, "create", "-f", keys_file, "-n", name, "-m", models]
     if create and not os.path.exists(keys_file):
         cmd.insert(2, "-c")
@@ -51,7 +59,65 @@ def create_key(keys_file, name, models="*", tenant=None, create=True,
     out = subprocess.run(cmd, check=True, capture_output=True, text=True)
     secret = out.stdout.strip()
     assert secret.startswith("sk-ark-"), out
+    if extra:
+        _append_attributes(keys_file, name, extra)
     return secret
+
+
+def _append_attributes(keys_file, name, extra):
+    with open(keys_file) as f:
+        lines = f.read().split("\n")
+    hits = [i for i, line in enumerate(lines) if line.split(" ", 1)[0] == name]
+    assert len(hits) == 1, (name, hits)
+    lines[hits[0]] = lines[hits[0]].rstrip() + " " + extra.strip()
+    _rewrite(keys_file, "\n".join(lines))
+
+
+def _rewrite(keys_file, text):
+    """Replaces the file atomically (httpd may read it at any time)."""
+    tmp = "%s.tmp.%d" % (keys_file, os.getpid())
+    with open(tmp, "w") as f:
+        f.write(text)
+    os.chmod(tmp, 0o640)
+    os.replace(tmp, keys_file)
+
+
+def make_secret(name):
+    """A deterministic secret in the format ark-keys makes (sk-ark- and 43
+    base64url characters)."""
+    digest = hashlib.sha256(("ark-test-secret:" + name).encode()).digest()
+    return "sk-ark-" + base64.urlsafe_b64encode(digest).decode().rstrip("=")
+
+
+def add_key_line(keys_file, name, extra="", tenant=None, models=None):
+    """Appends a key line written by hand (docs/keys.md format), without
+    the CLI; returns its secret. extra: further attribute words, e.g.
+    "rpm=20 tpm=1000 concurrency=3 budget_day=0.01 tpm@prov-a=50"."""
+    secret = make_secret(name)
+    words = [name, "sha256:" + hashlib.sha256(secret.encode()).hexdigest()]
+    if tenant:
+        words.append("tenant=" + tenant)
+    if models:
+        words.append("models=" + models)
+    if extra.strip():
+        words.append(extra.strip())
+    _append_line(keys_file, " ".join(words))
+    return secret
+
+
+def add_tenant_line(keys_file, tenant, limits):
+    """Appends "tenant:<name> <limits>" (e.g. limits "rpm=100 budget_day=2")."""
+    _append_line(keys_file, "tenant:%s %s" % (tenant, limits.strip()))
+
+
+def _append_line(keys_file, line):
+    text = ""
+    if os.path.exists(keys_file):
+        with open(keys_file) as f:
+            text = f.read()
+    if text and not text.endswith("\n"):
+        text += "\n"
+    _rewrite(keys_file, text + line + "\n")
 
 
 def ark_keys(*args, check=True):
@@ -83,7 +149,7 @@ MaxSpareThreads {workers}
 KeepAlive On
 Timeout 30
 
-ArkKeysFile "{root}/ark-keys"
+ArkKeysFile "{keys_file}"
 {access_log}
 {ark}
 
@@ -98,7 +164,7 @@ class Httpd:
     """One httpd instance with mod_ark under root (a directory path)."""
 
     def __init__(self, root, ark="", location="", env=None, threads=64,
-                 loglevel="warn ark:debug", access_log=True):
+                 loglevel="warn ark:debug", access_log=True, keys_file=None):
         self.root = str(root)
         self.port = free_port()
         self.ark = ark
@@ -109,7 +175,7 @@ class Httpd:
         self.loglevel = loglevel
         self.access_log = access_log
         self.proc = None
-        self.keys_file = os.path.join(self.root, "ark-keys")
+        self.keys_file = str(keys_file or os.path.join(self.root, "ark-keys"))
         for d in ("logs", "run"):
             os.makedirs(os.path.join(self.root, d), exist_ok=True)
         self.conf_path = os.path.join(self.root, "httpd.conf")
@@ -122,6 +188,7 @@ class Httpd:
         text = BASE_CONF.format(
             root=self.root, port=self.port, sysmod=SYS_MODDIR,
             module=MODULE, ark=self.ark, location=self.location,
+            keys_file=self.keys_file,
             threads=self.threads, workers=self.threads * 2, user=user,
             loglevel=self.loglevel,
             access_log='ArkAccessLog "%s/logs/ark-access.log"' % self.root
@@ -130,9 +197,9 @@ class Httpd:
             f.write(text)
 
     def create_key(self, name, models="*", tenant=None, priority=None,
-                   tags=None):
+                   tags=None, extra=None):
         secret = create_key(self.keys_file, name, models, tenant,
-                            priority=priority, tags=tags)
+                            priority=priority, tags=tags, extra=extra)
         os.chmod(self.keys_file, 0o640)
         return secret
 
@@ -198,11 +265,24 @@ class Httpd:
             time.sleep(0.05)
         raise RuntimeError("graceful restart did not complete")
 
-    def stop(self):
+    def restart(self, graceful=False, timeout=10):
+        """Stops httpd (see stop) and starts it again on the same root and
+        port."""
+        self.stop(graceful)
+        return self.start(timeout)
+
+    def stop(self, graceful=False, timeout=10):
+        """SIGTERM (requests in flight are cut), or with graceful=True
+        "-k graceful-stop": the listener closes at once and httpd exits
+        once the requests in flight are finished."""
+        if graceful and self.proc and self.proc.poll() is None:
+            subprocess.run([HTTPD, "-d", self.root, "-f", self.conf_path,
+                            "-k", "graceful-stop"], env=self.env, check=True)
         if self.proc and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
+            if not graceful:
+                self.proc.send_signal(signal.SIGTERM)
             try:
-                self.proc.wait(10)
+                self.proc.wait(timeout)
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
@@ -251,6 +331,11 @@ class Httpd:
             bad.append(line)
         return bad
 
+    def error_lines(self, pattern):
+        """Error log lines matching the regex pattern."""
+        return [l for l in self.error_log().splitlines()
+                if re.search(pattern, l)]
+
     # -- client ---------------------------------------------------------
     def conn(self, timeout=30):
         return http.client.HTTPConnection("127.0.0.1", self.port,
@@ -275,6 +360,13 @@ class Httpd:
         finally:
             c.close()
 
+    def metrics(self, path="/ark/metrics"):
+        """The ark-metrics handler's values (the config must map path to
+        SetHandler ark-metrics): {"name{labels}": float}."""
+        st, _, body = self.request("GET", path)
+        assert st == 200, (st, body)
+        return metrics_text(body.decode())
+
     def chat(self, key, model, text, stream=False, timeout=30, **extra):
         body = {"model": model,
                 "messages": [{"role": "user", "content": text}]}
@@ -283,6 +375,59 @@ class Httpd:
         body.update(extra)
         return self.request("POST", "/v1/chat/completions", body, key,
                             timeout=timeout)
+
+
+def metrics_text(text):
+    """Parses Prometheus text: {"name{labels}": float}."""
+    out = {}
+    for line in text.splitlines():
+        if line and not line.startswith("#"):
+            name, value = line.rsplit(" ", 1)
+            out[name] = float(value)
+    return out
+
+
+# ------------------------------------------------------------------ Redis
+
+class RedisError(Exception):
+    """An error reply (-ERR ...) from Redis."""
+
+
+def redis_command(port, *args, host="127.0.0.1", timeout=5):
+    """Sends one command to Redis in RESP and returns the parsed reply:
+    str for simple/bulk strings, int, list, None for nil; raises
+    RedisError for an error reply and OSError when Redis is unreachable."""
+    parts = [b"*%d\r\n" % len(args)]
+    for a in args:
+        a = a if isinstance(a, bytes) else str(a).encode()
+        parts.append(b"$%d\r\n%s\r\n" % (len(a), a))
+    with socket.create_connection((host, port), timeout) as s:
+        s.sendall(b"".join(parts))
+        reader = s.makefile("rb")
+        return _resp_read(reader)
+
+
+def _resp_read(f):
+    line = f.readline()
+    if not line.endswith(b"\r\n"):
+        raise OSError("connection closed by Redis")
+    kind, rest = line[:1], line[1:-2]
+    if kind == b"+":
+        return rest.decode()
+    if kind == b"-":
+        raise RedisError(rest.decode())
+    if kind == b":":
+        return int(rest)
+    if kind == b"$":
+        n = int(rest)
+        if n < 0:
+            return None
+        data = f.read(n + 2)
+        return data[:-2].decode("utf-8", "replace")
+    if kind == b"*":
+        n = int(rest)
+        return None if n < 0 else [_resp_read(f) for _ in range(n)]
+    raise OSError("unexpected RESP reply %r" % line)
 
 
 def sse_events(raw):

@@ -4,7 +4,13 @@
 speaking the real OpenAI wire format. `make_gateway` builds an httpd
 config around it, starts the real httpd binary with the built module,
 and on teardown stops it and fails the test if the error log holds an
-[error]/[warn] line the test did not declare as expected.
+[error]/[warn] line the test did not declare as expected. Each call makes
+a new node (its own ServerRoot and port); pass keys_file= to let several
+nodes share one keys file, as a cluster does.
+
+`redis_server` is a throw-away redis-server (no persistence);
+`persistent_redis` one with an append-only file fsynced on every write,
+so that stop() (even SIGKILL) and start() on the same port keep all data.
 """
 import json
 import os
@@ -21,7 +27,8 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 sys.path.insert(0, os.path.dirname(HERE))
 
-from ark_harness import Httpd, MODULE, ARK_KEYS, free_port  # noqa: E402
+from ark_harness import (Httpd, MODULE, ARK_KEYS, free_port,  # noqa: E402
+                         redis_command)
 from stub_provider import StubProvider  # noqa: E402
 
 PROVIDER_SECRET = "sk-provider-7f3c9e1b5d2a4f6e8c0b1a3d5e7f9a2b"
@@ -139,26 +146,66 @@ ARK_CACHED = os.path.join(os.environ.get("ARK_BUILD_DIR", os.path.dirname(
 
 
 class RedisServer:
-    """A real redis-server on a free loopback port, in its own directory."""
+    """A real redis-server on a free loopback port, in its own directory.
 
-    def __init__(self, root):
+    The port and directory are chosen once: stop() then start() brings the
+    same server back. With persist=True the data survives that (an
+    append-only file, fsynced after every write, so that nothing
+    acknowledged before a stop is lost, even with SIGKILL)."""
+
+    def __init__(self, root, persist=False):
         self.root = str(root)
         os.makedirs(self.root, exist_ok=True)
         self.port = free_port()
+        self.persist = persist
         self.proc = None
 
     def start(self):
+        aof = (["--appendonly", "yes", "--appendfsync", "always"]
+               if self.persist else ["--appendonly", "no"])
         self.proc = subprocess.Popen(
             ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1",
-             "--save", "", "--appendonly", "no", "--dir", self.root],
+             "--save", "", *aof, "--dir", self.root],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        wait_port(self.port)
+        wait_port(self.port, self.proc)
+        if self.persist:   # wait until the append-only file is loaded
+            deadline = time.time() + 15
+            while "loading:0" not in self.command("INFO", "persistence"):
+                if time.time() > deadline:
+                    raise RuntimeError("redis-server did not load its data")
+                time.sleep(0.05)
         return self
 
-    def stop(self):
+    def stop(self, sig=signal.SIGKILL):
         if self.proc and self.proc.poll() is None:
-            self.proc.kill()
+            self.proc.send_signal(sig)
             self.proc.wait()
+
+    def restart(self):
+        self.stop()
+        return self.start()
+
+    @property
+    def running(self):
+        return self.proc is not None and self.proc.poll() is None
+
+    def command(self, *args):
+        """One command over RESP (see ark_harness.redis_command)."""
+        return redis_command(self.port, *args)
+
+    def hgetall(self, key):
+        """A hash as {field: int or str}; {} when it does not exist."""
+        flat = self.command("HGETALL", key) or []
+        out = {}
+        for field, value in zip(flat[0::2], flat[1::2]):
+            try:
+                out[field] = int(value)
+            except ValueError:
+                out[field] = value
+        return out
+
+    def keys(self, pattern="*"):
+        return sorted(self.command("KEYS", pattern))
 
     def cli(self, *args):
         return subprocess.run(["redis-cli", "-p", str(self.port), *args],
@@ -218,7 +265,8 @@ def wait_port(port, proc=None, timeout=15):
     deadline = time.time() + timeout
     while time.time() < deadline:
         if proc is not None and proc.poll() is not None:
-            raise RuntimeError("process exited: %s" % proc.stderr.read())
+            raise RuntimeError("process exited (%s): %s" % (
+                proc.returncode, proc.stderr.read() if proc.stderr else ""))
         try:
             with socket.create_connection(("127.0.0.1", port), 0.2):
                 return
@@ -230,6 +278,14 @@ def wait_port(port, proc=None, timeout=15):
 @pytest.fixture
 def redis_server(tmp_path):
     r = RedisServer(tmp_path / "redis").start()
+    yield r
+    r.stop()
+
+
+@pytest.fixture
+def persistent_redis(tmp_path):
+    """A redis-server whose data survives stop()/start() (same port)."""
+    r = RedisServer(tmp_path / "redis-aof", persist=True).start()
     yield r
     r.stop()
 

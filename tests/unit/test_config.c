@@ -742,6 +742,15 @@ static void model_add_options(void **state)
     assert_int_equal(ch->weight, 10000);
     assert_true(fabs(ch->price_in - 0.15) < 1e-15);
     assert_true(ch->price_out == 20.0);
+    assert_true(ch->price_cached < 0);     /* not set: the input price */
+
+    /* a third price: cached input tokens */
+    assert_null(model_add_v(models, a, p, "edge", "openai", "m3",
+                            "price=2.50/10/1.25", NULL));
+    ch = channel_get(models, "edge", 2);
+    assert_true(ch->price_in == 2.5);
+    assert_true(ch->price_out == 10.0);
+    assert_true(ch->price_cached == 1.25);
 }
 
 static void model_add_naming_and_duplicates(void **state)
@@ -891,7 +900,7 @@ static void model_add_errors(void **state)
           "ArkModel gpt-4o: invalid channel name 'a,b'" },
     };
     static const char *const bad_prices[] = {
-        "2.5", "", "/10", "2.5/", "/", "a/b", "-1/2", "2/-1", "1/2/3",
+        "2.5", "", "/10", "2.5/", "/", "a/b", "-1/2", "2/-1", "1/2/3/4", "1/2/-1", "1/2/",
         "1e7/1", "1/1000001", "nan/1", "1/inf", "2.5 /10", "0x/1", "1,5/2",
     };
     static const char *const bad_costs[] = {
@@ -929,8 +938,9 @@ static void model_add_errors(void **state)
         assert_string_equal(
             model_add_v(models, a, p, "gpt-4o", "openai",
                         apr_pstrcat(p, "price=", bad_prices[i], NULL), NULL),
-            apr_psprintf(p, "ArkModel gpt-4o: price='%s' is not INPUT/OUTPUT "
-                         "prices per 1M tokens, e.g. price=2.50/10",
+            apr_psprintf(p, "ArkModel gpt-4o: price='%s' is not "
+                         "INPUT/OUTPUT[/CACHED-INPUT] prices per 1M tokens, "
+                         "e.g. price=2.50/10 or price=2.50/10/1.25",
                          bad_prices[i]));
     }
     for (i = 0; i < sizeof(bad_costs) / sizeof(bad_costs[0]); i++) {

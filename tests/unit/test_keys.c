@@ -4,7 +4,8 @@
  * comments) and the CLI-only edit functions. Each test gets a fresh APR pool
  * from keys_setup(). Test names are numbered by area: 1x parsing, 2x parse
  * errors, 3x lookup and ACL, 4x secrets and hashes, 5x writing and editing, 6x
- * loading and scale.
+ * loading and scale, 7x governance (limits, budgets, tenant lines, previous
+ * secrets and rotation).
  */
 
 #include <stdio.h>
@@ -18,6 +19,7 @@
 #include <apr_strings.h>
 
 #include "ark_keys.h"
+#include "ark_limit.h"
 #include "ark_route.h"
 #include "ark_testutil.h"
 
@@ -348,7 +350,9 @@ static void test_20_parse_errors(void **state)
          "not a lowercase hex digit"},
         {"alice H modles=*",
          "line 1: unknown attribute 'modles' (expected "
-         "tenant, models, priority, tags, state, created, hint)"},
+         "tenant, models, priority, tags, state, created, hint, rpm, tpm, "
+         "concurrency, budget_day, budget_month, rpm@<provider>, "
+         "tpm@<provider>, previous, previous_until)"},
         {"alice H tag=region=eu", "unknown attribute 'tag'"},
         {"alice H Priority=high", "unknown attribute 'Priority'"},
         {"alice H Tenant=x", "unknown attribute 'Tenant'"},
@@ -435,7 +439,9 @@ static void test_21_parse_error_line_numbers(void **state)
                      p);
     assert_string_equal(err, "line 7: unknown attribute 'modles' (expected "
                              "tenant, models, priority, tags, state, "
-                             "created, hint)");
+                             "created, hint, rpm, tpm, concurrency, "
+                             "budget_day, budget_month, rpm@<provider>, "
+                             "tpm@<provider>, previous, previous_until)");
 }
 
 static void test_22_parse_duplicates(void **state)
@@ -1275,6 +1281,15 @@ static void test_55_key_init(void **state)
     assert_null(key.hint);
     assert_int_equal(key.line, 0);
     assert_memory_equal(key.hash, zero, ARK_KEY_HASH_LEN);
+    assert_int_equal(key.limits.rpm, 0);
+    assert_int_equal(key.limits.tpm, 0);
+    assert_int_equal(key.limits.concurrency, 0);
+    assert_int_equal(key.limits.budget_day, 0);
+    assert_int_equal(key.limits.budget_month, 0);
+    assert_null(key.provider_limits);
+    assert_false(key.has_previous);
+    assert_memory_equal(key.previous_hash, zero, ARK_KEY_HASH_LEN);
+    assert_true(key.previous_until == 0);
 
     /* An initialised key is the same as a line with no attributes. */
     key.name = "a";
@@ -1402,6 +1417,911 @@ static void test_61_scale_10k(void **state)
     }
 }
 
+/* ------------------------------------------------------------------ */
+/* 7x governance: limits, budgets, tenant lines, rotation             */
+/* ------------------------------------------------------------------ */
+
+#define NANO 1000000000LL
+
+static const ark_provider_limit_t *plimit_at(const ark_key_t *k, int i)
+{
+    assert_non_null(k->provider_limits);
+    assert_true(i < k->provider_limits->nelts);
+    return &APR_ARRAY_IDX(k->provider_limits, i, ark_provider_limit_t);
+}
+
+static void test_70_parse_limits(void **state)
+{
+    apr_pool_t *p = *state;
+    ark_keyring_t *ring;
+    const ark_key_t *k;
+    const ark_tenant_t *t;
+
+    ring = parse_ok(
+        apr_pstrcat(p, "a ", hash_field("a", p),
+                    " budget_month=500 rpm=60 tpm=100000 concurrency=4 "
+                    "budget_day=0.5 tpm@azure.eu-1=2000 rpm@openai=10 "
+                    "tpm@openai=1000\n",
+                    "b ", hash_field("b", p),
+                    " budget_day=12.000000001 budget_month=1000000000 "
+                    "rpm=1000000000000\n",
+                    "c ", hash_field("c", p), "\n", NULL),
+        p);
+    k = ark_keys_find_name(ring, "a");
+    assert_int_equal(k->limits.rpm, 60);
+    assert_int_equal(k->limits.tpm, 100000);
+    assert_int_equal(k->limits.concurrency, 4);
+    assert_int_equal(k->limits.budget_day, NANO / 2);
+    assert_int_equal(k->limits.budget_month, 500 * NANO);
+    /* Provider limits in the order their providers first appear. */
+    assert_int_equal(k->provider_limits->nelts, 2);
+    assert_string_equal(plimit_at(k, 0)->provider, "azure.eu-1");
+    assert_int_equal(plimit_at(k, 0)->rpm, 0);
+    assert_int_equal(plimit_at(k, 0)->tpm, 2000);
+    assert_string_equal(plimit_at(k, 1)->provider, "openai");
+    assert_int_equal(plimit_at(k, 1)->rpm, 10);
+    assert_int_equal(plimit_at(k, 1)->tpm, 1000);
+    assert_ptr_equal(ark_key_provider_limit(k, "openai"), plimit_at(k, 1));
+    assert_null(ark_key_provider_limit(k, "OpenAI"));
+    assert_null(ark_key_provider_limit(k, "open"));
+    assert_null(ark_key_provider_limit(k, NULL));
+    assert_null(ark_key_provider_limit(NULL, "openai"));
+    assert_false(k->has_previous);
+
+    k = ark_keys_find_name(ring, "b");
+    assert_int_equal(k->limits.budget_day, 12 * NANO + 1);
+    assert_int_equal(k->limits.budget_month, 1000000000LL * NANO);
+    assert_int_equal(k->limits.rpm, 1000000000000LL);
+    assert_int_equal(k->limits.tpm, 0);
+    assert_null(k->provider_limits);
+
+    k = ark_keys_find_name(ring, "c");
+    assert_int_equal(k->limits.rpm, 0);
+    assert_int_equal(k->limits.budget_month, 0);
+    assert_null(k->provider_limits);
+    assert_null(ark_key_provider_limit(k, "openai"));
+
+    /* Tenant lines, one for a tenant no key uses; keys keep their order. */
+    ring = parse_ok(apr_pstrcat(p,
+                                "# limits of acme\n"
+                                "tenant:acme rpm=1000 budget_month=250.75\n"
+                                "a ",
+                                hash_field("a", p),
+                                " tenant=acme\n"
+                                "  tenant:ghost\tconcurrency=8 tpm=5 "
+                                "budget_day=1\n"
+                                "tenant:empty\n",
+                                NULL),
+                    p);
+    assert_int_equal(ark_keys_count(ring), 1);
+    assert_int_equal(ark_keys_tenant_count(ring), 3);
+    assert_int_equal(ark_keys_tenant_count(NULL), 0);
+    t = ark_keys_tenant(ring, "acme");
+    assert_non_null(t);
+    assert_ptr_equal(t, ark_keys_tenant_at(ring, 0));
+    assert_string_equal(t->name, "acme");
+    assert_int_equal(t->line, 2);
+    assert_int_equal(t->limits.rpm, 1000);
+    assert_int_equal(t->limits.tpm, 0);
+    assert_int_equal(t->limits.budget_month, 250 * NANO + 750000000);
+    t = ark_keys_tenant_at(ring, 1);
+    assert_string_equal(t->name, "ghost");
+    assert_int_equal(t->line, 4);
+    assert_int_equal(t->limits.concurrency, 8);
+    assert_int_equal(t->limits.tpm, 5);
+    assert_int_equal(t->limits.budget_day, NANO);
+    t = ark_keys_tenant(ring, "empty");
+    assert_non_null(t);
+    assert_int_equal(t->limits.rpm, 0);
+    assert_null(ark_keys_tenant(ring, "a"));
+    assert_null(ark_keys_tenant(ring, "Acme"));
+    assert_null(ark_keys_tenant(ring, NULL));
+    assert_null(ark_keys_tenant(NULL, "acme"));
+    assert_null(ark_keys_tenant_at(ring, 3));
+    assert_null(ark_keys_tenant_at(ring, -1));
+    assert_null(ark_keys_tenant_at(NULL, 0));
+    assert_string_equal(ark_keys_at(ring, 0)->tenant, "acme");
+
+    /* A key may be named like a tenant line's tenant. */
+    parse_ok(
+        apr_pstrcat(p, "tenant:x rpm=1\nx ", hash_field("x", p), "\n", NULL),
+        p);
+}
+
+static void test_71_parse_previous(void **state)
+{
+    apr_pool_t *p = *state;
+    ark_keyring_t *ring;
+    const ark_key_t *k;
+    unsigned char h[ARK_KEY_HASH_LEN];
+    apr_time_exp_t tm;
+    int prev = -1;
+
+    ring = parse_ok(apr_pstrcat(p, "a ", hash_field("new", p),
+                                " previous_until=2026-11-28T11:30:05Z "
+                                "previous=",
+                                hash_field("old", p), " hint=abcd\n", "b ",
+                                hash_field("b", p), "\n", NULL),
+                    p);
+    k = ark_keys_at(ring, 0);
+    assert_true(k->has_previous);
+    ark_keys_hash(h, "old", 3);
+    assert_memory_equal(k->previous_hash, h, ARK_KEY_HASH_LEN);
+    assert_int_equal(apr_time_exp_gmt(&tm, k->previous_until), APR_SUCCESS);
+    assert_int_equal(tm.tm_year, 126);
+    assert_int_equal(tm.tm_mon, 10);
+    assert_int_equal(tm.tm_mday, 28);
+    assert_int_equal(tm.tm_hour, 11);
+    assert_int_equal(tm.tm_min, 30);
+    assert_int_equal(tm.tm_sec, 5);
+    assert_int_equal(tm.tm_usec, 0);
+    assert_false(ark_keys_at(ring, 1)->has_previous);
+
+    /* ark_keys_lookup matches current hashes only; lookup_ex both and
+     * says which. */
+    assert_ptr_equal(ark_keys_lookup(ring, "new", 3), k);
+    assert_null(ark_keys_lookup(ring, "old", 3));
+    assert_null(ark_keys_lookup_hash(ring, h));
+    assert_ptr_equal(ark_keys_lookup_ex(ring, "new", 3, &prev), k);
+    assert_int_equal(prev, 0);
+    assert_ptr_equal(ark_keys_lookup_ex(ring, "old", 3, &prev), k);
+    assert_int_equal(prev, 1);
+    assert_ptr_equal(ark_keys_lookup_ex(ring, "b", 1, &prev),
+                     ark_keys_at(ring, 1));
+    assert_int_equal(prev, 0);
+    prev = -1;
+    assert_null(ark_keys_lookup_ex(ring, "nope", 4, &prev));
+    assert_int_equal(prev, 0);
+    assert_ptr_equal(ark_keys_lookup_ex(ring, "old", 3, NULL), k);
+    assert_null(ark_keys_lookup_ex(NULL, "old", 3, &prev));
+    assert_null(ark_keys_lookup_ex(ring, NULL, 0, &prev));
+}
+
+/* Lines that must fail, for the new attributes; "H" is a valid hash. */
+static void test_72_parse_limit_errors(void **state)
+{
+    static const bad_case_t cases[] = {
+        /* rpm= tpm= concurrency= */
+        {"alice H rpm=0", "line 1: invalid rpm '0' (expected a whole "
+                          "number from 1 to 1000000000000)"},
+        {"alice H rpm=-5", "invalid rpm '-5'"},
+        {"alice H rpm=+5", "invalid rpm (expected"},
+        {"alice H rpm=1.5", "invalid rpm '1.5'"},
+        {"alice H rpm=1e3", "invalid rpm '1e3'"},
+        {"alice H rpm=1000000000001", "invalid rpm '1000000000001'"},
+        {"alice H rpm=99999999999999999999999", "invalid rpm '9999"},
+        {"alice H rpm= tpm=1", "attribute 'rpm' has an empty value"},
+        {"alice H rpm=1 rpm=2", "attribute 'rpm' given twice"},
+        {"alice H tpm=abc", "invalid tpm 'abc'"},
+        {"alice H tpm=10 tpm=10", "attribute 'tpm' given twice"},
+        {"alice H concurrency=0", "invalid concurrency '0'"},
+        {"alice H concurrency=two", "invalid concurrency 'two'"},
+        {"alice H Rpm=1", "unknown attribute 'Rpm'"},
+        {"alice H rps=1", "unknown attribute 'rps' (expected tenant, "
+                          "models, priority, tags, state, created, hint, "
+                          "rpm, tpm, concurrency, budget_day, budget_month, "
+                          "rpm@<provider>, tpm@<provider>, previous, "
+                          "previous_until)"},
+        /* budgets */
+        {"alice H budget_day=0", "invalid budget_day '0' (expected an "
+                                 "amount above 0 with at most 9 decimals, "
+                                 "such as 25 or 0.50)"},
+        {"alice H budget_day=0.000000000", "invalid budget_day"},
+        {"alice H budget_day=-1", "invalid budget_day '-1'"},
+        {"alice H budget_day=1.0000000001", "invalid budget_day"},
+        {"alice H budget_day=12.", "invalid budget_day '12.'"},
+        {"alice H budget_day=.5", "invalid budget_day '.5'"},
+        {"alice H budget_day=1e3", "invalid budget_day '1e3'"},
+        {"alice H budget_day=1,5", "invalid budget_day (expected"},
+        {"alice H budget_month=1000000000.000000001", "invalid budget_month"},
+        {"alice H budget_month=5 budget_month=6",
+         "attribute 'budget_month' given twice"},
+        {"alice H budget_month=", "attribute 'budget_month' has an empty "
+                                  "value"},
+        /* provider limits */
+        {"alice H rpm@=5", "invalid provider name in rpm@ (expected 1-64 "
+                           "characters of A-Z a-z 0-9 . _ -)"},
+        {"alice H tpm@open!ai=5", "invalid provider name in tpm@"},
+        {"alice H rpm@open:ai=5", "invalid provider name in rpm@"},
+        {"alice H rpm@a@b=5", "invalid provider name in rpm@"},
+        {"alice H rpm@openai=0", "invalid rpm@openai '0' (expected a whole "
+                                 "number"},
+        {"alice H tpm@openai=x", "invalid tpm@openai 'x'"},
+        {"alice H rpm@openai=1 rpm@openai=2",
+         "attribute 'rpm@openai' given twice"},
+        {"alice H rpm@openai=1 tpm@openai=2 tpm@openai=2",
+         "attribute 'tpm@openai' given twice"},
+        {"alice H rpm@openai=", "attribute 'rpm@openai' has an empty value"},
+        {"alice H xpm@openai=1", "unknown attribute 'xpm@openai'"},
+        {"alice H @openai=1", "unknown attribute '@openai'"},
+        {"alice H rpms@openai=1", "unknown attribute 'rpms@openai'"},
+        /* previous= previous_until= */
+        {"alice H previous=sha256:" HEX_ABC,
+         "previous= and previous_until= must be given together"},
+        {"alice H previous_until=2026-11-28T11:00:00Z",
+         "previous= and previous_until= must be given together"},
+        {"alice H previous=sha1:abc previous_until=2026-11-28T11:00:00Z",
+         "line 1: previous: expected 'sha256:' and 64 lowercase hex digits"},
+        {"alice H previous=sha256:abc", "previous: hash has 3 hex digits, "
+                                        "expected 64"},
+        {"alice H previous=sha256:BA7816BF8F01CFEA414140DE5DAE2223B00361A3"
+         "96177A9CB410FF61F20015AD",
+         "previous: hash has a character that is not a lowercase hex"},
+        {"alice H previous=", "attribute 'previous' has an empty value"},
+        {"alice H previous_until=2026-11-28", "invalid previous_until time "
+                                              "(expected UTC like "
+                                              "2026-11-27T11:00:00Z)"},
+        {"alice H previous_until=2026-13-01T00:00:00Z",
+         "invalid previous_until time"},
+        {"alice H previous_until=2026-12-31T23:59:60Z",
+         "invalid previous_until time"},
+        {"alice H previous=sha256:" HEX_ABC " previous=sha256:" HEX_EMPTY,
+         "attribute 'previous' given twice"},
+        {"alice H previous_until=2026-11-28T11:00:00Z "
+         "previous_until=2026-11-28T11:00:00Z",
+         "attribute 'previous_until' given twice"},
+        /* tenant lines */
+        {"tenant:acme models=*", "line 1: attribute 'models' is not allowed "
+                                 "on a tenant line (expected rpm, tpm, "
+                                 "concurrency, budget_day, budget_month)"},
+        {"tenant:acme tenant=x", "attribute 'tenant' is not allowed on a "
+                                 "tenant line"},
+        {"tenant:acme previous=sha256:" HEX_ABC,
+         "attribute 'previous' is not allowed on a tenant line"},
+        {"tenant:acme hint=abcd", "attribute 'hint' is not allowed"},
+        {"tenant:acme rpm@openai=5", "provider limits are not allowed on a "
+                                     "tenant line"},
+        {"tenant:acme foo=1", "unknown attribute 'foo' on a tenant line "
+                              "(expected rpm, tpm"},
+        {"tenant:acme H", "expected attribute=value after the tenant name, "
+                          "found a word without '='"},
+        {"tenant:acme rpm", "found a word without '='"},
+        {"tenant:a!b rpm=1", "line 1: invalid tenant name after 'tenant:' "
+                             "(expected 1-64 characters"},
+        {"tenant: rpm=1", "invalid tenant name after 'tenant:'"},
+        {"tenant:", "invalid tenant name after 'tenant:'"},
+        {"tenant:acme rpm=0", "invalid rpm '0'"},
+        {"tenant:acme budget_day=0", "invalid budget_day '0'"},
+        {"tenant:acme rpm=1 rpm=2", "attribute 'rpm' given twice"},
+        {"tenant:acme rpm=", "attribute 'rpm' has an empty value"},
+        {"Tenant:acme rpm=1", "invalid key name"},
+        {NULL, NULL}};
+    apr_pool_t *p = *state;
+    const bad_case_t *c;
+    const char *err;
+
+    for (c = cases; c->line; c++) {
+        err = parse_fail(expand(c->line, p), p);
+        if (!strstr(err, c->expect)) {
+            print_error("line '%s': got '%s', expected '%s'\n", c->line, err,
+                        c->expect);
+            fail();
+        }
+    }
+}
+
+static void test_73_parse_duplicates_and_hashes(void **state)
+{
+    apr_pool_t *p = *state;
+    apr_array_header_t *parts;
+    const char *err, *until = " previous_until=2026-11-28T11:00:00Z";
+    int i;
+
+    /* Each tenant at most once. */
+    err = parse_fail("tenant:acme rpm=1\n# x\n\ntenant:acme tpm=2\n", p);
+    assert_string_equal(err, "line 4: duplicate tenant line for 'acme' "
+                             "(first on line 1)");
+    /* A key's previous hash is not its current one... */
+    err = parse_fail(apr_pstrcat(p, "a ", hash_field("a", p), " previous=",
+                                 hash_field("a", p), until, "\n", NULL),
+                     p);
+    assert_string_equal(err, "line 1: previous= is the key's own current "
+                             "hash");
+    /* ...nor any other hash of the file, in either order. */
+    err = parse_fail(
+        apr_pstrcat(p, "a ", hash_field("a", p), "\nb ", hash_field("b", p),
+                    " previous=", hash_field("a", p), until, "\n", NULL),
+        p);
+    assert_string_equal(err, "line 2: previous= is also the hash of key 'a' "
+                             "(line 1): two keys cannot share a secret");
+    err = parse_fail(apr_pstrcat(p, "b ", hash_field("b", p),
+                                 " previous=", hash_field("a", p), until,
+                                 "\na ", hash_field("a", p), "\n", NULL),
+                     p);
+    assert_string_equal(err, "line 2: same hash as the previous secret of "
+                             "key 'b' (line 1): two keys cannot share a "
+                             "secret");
+    err = parse_fail(apr_pstrcat(p, "a ", hash_field("a", p),
+                                 " previous=", hash_field("old", p), until,
+                                 "\nb ", hash_field("b", p), " previous=",
+                                 hash_field("old", p), until, "\n", NULL),
+                     p);
+    assert_string_equal(err, "line 2: previous= is also the previous hash of "
+                             "key 'a' (line 1): two keys cannot share a "
+                             "secret");
+    /* The hash messages never quote a hash. */
+    assert_lacks(err, hash_field("old", p) + 7);
+
+    /* At most ARK_KEY_PROVIDER_LIMITS_MAX providers; more rpm@/tpm@ of
+     * the same providers are fine. */
+    parts = apr_array_make(p, 40, sizeof(const char *));
+    APR_ARRAY_PUSH(parts, const char *) =
+        apr_pstrcat(p, "a ", hash_field("a", p), NULL);
+    for (i = 0; i < ARK_KEY_PROVIDER_LIMITS_MAX; i++) {
+        APR_ARRAY_PUSH(parts, const char *) =
+            apr_psprintf(p, " rpm@p%d=%d tpm@p%d=%d", i, i + 1, i, i + 2);
+    }
+    assert_int_equal(
+        ark_keys_at(parse_ok(apr_array_pstrcat(p, parts, '\0'), p), 0)
+            ->provider_limits->nelts,
+        ARK_KEY_PROVIDER_LIMITS_MAX);
+    APR_ARRAY_PUSH(parts, const char *) = " tpm@one-more=1";
+    err = parse_fail(apr_array_pstrcat(p, parts, '\0'), p);
+    assert_string_equal(err, "line 1: limits towards more than 16 "
+                             "providers");
+}
+
+/* Messages about the new attributes do not repeat secrets or hashes. */
+static void test_74_limit_errors_do_not_leak(void **state)
+{
+    apr_pool_t *p = *state;
+    const char *secret, *hash, *err, *line;
+
+    assert_int_equal(ark_keys_secret_make(&secret, p), APR_SUCCESS);
+    hash = hash_field(secret, p);
+    line = apr_pstrcat(p, "a ", hash_field("a", p), " ", NULL);
+    err = parse_fail(apr_pstrcat(p, line, "rpm=", secret, NULL), p);
+    assert_lacks(err, secret + 7);
+    assert_contains(err, "invalid rpm (expected");
+    err = parse_fail(apr_pstrcat(p, line, "budget_day=", secret, NULL), p);
+    assert_lacks(err, secret + 7);
+    /* A secret is a valid provider name: never quoted whole. */
+    err = parse_fail(
+        apr_pstrcat(p, line, "rpm@", secret, "=1 rpm@", secret, "=2", NULL), p);
+    assert_lacks(err, secret + 7);
+    assert_string_equal(err, "line 1: attribute 'rpm@<provider>' given "
+                             "twice");
+    err = parse_fail(apr_pstrcat(p, line, "tpm@", secret, "=x", NULL), p);
+    assert_lacks(err, secret + 7);
+    err = parse_fail(apr_pstrcat(p, line, secret, "@openai=1", NULL), p);
+    assert_lacks(err, secret + 7);
+    err = parse_fail(apr_pstrcat(p, line, "previous=", secret,
+                                 " previous_until=2026-11-28T11:00:00Z", NULL),
+                     p);
+    assert_lacks(err, secret + 7);
+    err = parse_fail(apr_pstrcat(p, line, "previous=", hash, "0",
+                                 " previous_until=2026-11-28T11:00:00Z", NULL),
+                     p);
+    assert_lacks(err, apr_pstrndup(p, hash + 7, 16));
+    err = parse_fail(apr_pstrcat(p, "tenant:acme ", secret, "=1", NULL), p);
+    assert_lacks(err, secret + 7);
+    err = parse_fail(apr_pstrcat(p, "tenant:", secret, "! rpm=1", NULL), p);
+    assert_lacks(err, secret + 7);
+}
+
+static void test_75_format_round_trip_limits(void **state)
+{
+    apr_pool_t *p = *state;
+    ark_keyring_t *r1, *r2;
+    const char *t1, *t2;
+    int i, j;
+
+    r1 =
+        parse_ok(apr_pstrcat(p,
+                             "# keys\n"
+                             "\n"
+                             "# the acme tenant\n"
+                             "tenant:acme budget_month=250.750 rpm=1000\n"
+                             "a ",
+                             hash_field("a", p),
+                             " tpm@openai=1000 hint=abcd previous_until="
+                             "2026-11-28T11:30:05Z budget_day=0.50 tenant=acme "
+                             "rpm@azure=7 previous=",
+                             hash_field("old", p),
+                             " concurrency=4 rpm@openai=10 rpm=60 tpm=100000 "
+                             "budget_month=500\n"
+                             "\n"
+                             "tenant:ghost concurrency=2 tpm=30\n"
+                             "tenant:bare\n"
+                             "b ",
+                             hash_field("b", p), " budget_day=0.000000001\n",
+                             "# end\n", NULL),
+                 p);
+    assert_int_equal(ark_keys_format(&t1, r1, p), APR_SUCCESS);
+    assert_string_equal(
+        t1, apr_pstrcat(p,
+                        "# keys\n"
+                        "\n"
+                        "# the acme tenant\n"
+                        "tenant:acme rpm=1000 budget_month=250.75\n"
+                        "a ",
+                        hash_field("a", p),
+                        " tenant=acme hint=abcd rpm=60 tpm=100000 "
+                        "concurrency=4 budget_day=0.5 budget_month=500 "
+                        "rpm@openai=10 tpm@openai=1000 rpm@azure=7 "
+                        "previous=",
+                        hash_field("old", p),
+                        " previous_until=2026-11-28T11:30:05Z\n"
+                        "\n"
+                        "tenant:ghost tpm=30 concurrency=2\n"
+                        "tenant:bare\n"
+                        "b ",
+                        hash_field("b", p), " budget_day=0.000000001\n",
+                        "# end\n", NULL));
+    r2 = parse_ok(t1, p);
+    assert_int_equal(ark_keys_count(r2), ark_keys_count(r1));
+    for (i = 0; i < ark_keys_count(r1); i++) {
+        const ark_key_t *a = ark_keys_at(r1, i), *b = ark_keys_at(r2, i);
+
+        assert_same_key(a, b);
+        assert_memory_equal(&a->limits, &b->limits, sizeof(a->limits));
+        assert_int_equal(a->has_previous, b->has_previous);
+        assert_memory_equal(a->previous_hash, b->previous_hash,
+                            ARK_KEY_HASH_LEN);
+        assert_true(a->previous_until == b->previous_until);
+        assert_int_equal(a->provider_limits ? a->provider_limits->nelts : 0,
+                         b->provider_limits ? b->provider_limits->nelts : 0);
+        for (j = 0; a->provider_limits && j < a->provider_limits->nelts; j++) {
+            assert_string_equal(plimit_at(a, j)->provider,
+                                plimit_at(b, j)->provider);
+            assert_int_equal(plimit_at(a, j)->rpm, plimit_at(b, j)->rpm);
+            assert_int_equal(plimit_at(a, j)->tpm, plimit_at(b, j)->tpm);
+        }
+    }
+    assert_int_equal(ark_keys_tenant_count(r2), 3);
+    for (i = 0; i < 3; i++) {
+        assert_string_equal(ark_keys_tenant_at(r1, i)->name,
+                            ark_keys_tenant_at(r2, i)->name);
+        assert_memory_equal(&ark_keys_tenant_at(r1, i)->limits,
+                            &ark_keys_tenant_at(r2, i)->limits,
+                            sizeof(ark_limits_t));
+    }
+    assert_int_equal(ark_keys_format(&t2, r2, p), APR_SUCCESS);
+    assert_string_equal(t1, t2);
+    assert_ptr_equal(ark_keys_lookup_ex(r2, "old", 3, &i),
+                     ark_keys_find_name(r2, "a"));
+    assert_int_equal(i, 1);
+
+    /* Removing the key between tenant lines keeps them where they are. */
+    assert_int_equal(ark_keys_remove(r2, "a"), APR_SUCCESS);
+    assert_int_equal(ark_keys_format(&t2, r2, p), APR_SUCCESS);
+    assert_string_equal(t2, apr_pstrcat(p,
+                                        "# keys\n"
+                                        "\n"
+                                        "# the acme tenant\n"
+                                        "tenant:acme rpm=1000 "
+                                        "budget_month=250.75\n"
+                                        "\n"
+                                        "tenant:ghost tpm=30 concurrency=2\n"
+                                        "tenant:bare\n"
+                                        "b ",
+                                        hash_field("b", p),
+                                        " budget_day=0.000000001\n"
+                                        "# end\n",
+                                        NULL));
+    assert_null(ark_keys_lookup_ex(r2, "old", 3, &i));
+    assert_null(ark_keys_lookup_ex(r2, "a", 1, &i));
+}
+
+static void test_76_rotate(void **state)
+{
+    apr_pool_t *p = *state;
+    ark_keyring_t *ring;
+    const ark_key_t *k;
+    unsigned char h2[ARK_KEY_HASH_LEN], h3[ARK_KEY_HASH_LEN];
+    unsigned char h1[ARK_KEY_HASH_LEN], hb[ARK_KEY_HASH_LEN];
+    apr_time_t until = apr_time_from_sec(1795000000) + 123456;
+    const char *err, *text;
+    int prev;
+
+    ring = parse_ok(apr_pstrcat(p, "# about a\na ", hash_field("s1", p),
+                                " tenant=acme rpm=5 hint=aaaa\nb ",
+                                hash_field("sb", p), "\n", NULL),
+                    p);
+    k = ark_keys_find_name(ring, "a");
+    ark_keys_hash(h1, "s1", 2);
+    ark_keys_hash(h2, "s2", 2);
+    ark_keys_hash(h3, "s3", 2);
+    ark_keys_hash(hb, "sb", 2);
+
+    assert_int_equal(ark_keys_rotate(ring, "a", h2, "bbbb", until, &err),
+                     APR_SUCCESS);
+    assert_null(err);
+    assert_ptr_equal(ark_keys_find_name(ring, "a"), k);
+    assert_memory_equal(k->hash, h2, ARK_KEY_HASH_LEN);
+    assert_true(k->has_previous);
+    assert_memory_equal(k->previous_hash, h1, ARK_KEY_HASH_LEN);
+    /* Whole seconds, as the file keeps it. */
+    assert_true(k->previous_until == apr_time_from_sec(1795000000));
+    assert_string_equal(k->hint, "bbbb");
+    assert_int_equal(k->limits.rpm, 5);
+    assert_ptr_equal(ark_keys_lookup(ring, "s2", 2), k);
+    assert_null(ark_keys_lookup(ring, "s1", 2));
+    assert_ptr_equal(ark_keys_lookup_ex(ring, "s1", 2, &prev), k);
+    assert_int_equal(prev, 1);
+    assert_ptr_equal(ark_keys_lookup_ex(ring, "s2", 2, &prev), k);
+    assert_int_equal(prev, 0);
+    assert_int_equal(ark_keys_format(&text, ring, p), APR_SUCCESS);
+    assert_contains(text, apr_pstrcat(p, "# about a\na ", hash_field("s2", p),
+                                      " tenant=acme hint=bbbb rpm=5 previous=",
+                                      hash_field("s1", p),
+                                      " previous_until=2026-11-18T", NULL));
+    ring = parse_ok(text, p);
+    k = ark_keys_find_name(ring, "a");
+    assert_true(k->previous_until == apr_time_from_sec(1795000000));
+
+    /* Hashes in use anywhere are refused; nothing changes. */
+    assert_int_equal(ark_keys_rotate(ring, "a", h2, NULL, until, &err),
+                     APR_EEXIST);
+    assert_string_equal(err, "key 'a' already has this hash");
+    assert_int_equal(ark_keys_rotate(ring, "a", h1, NULL, until, &err),
+                     APR_EEXIST);
+    assert_string_equal(err, "key 'a' already has this previous hash");
+    assert_int_equal(ark_keys_rotate(ring, "a", hb, NULL, until, &err),
+                     APR_EEXIST);
+    assert_int_equal(ark_keys_rotate(ring, "b", h1, NULL, until, &err),
+                     APR_EEXIST);
+    assert_int_equal(ark_keys_rotate(ring, "zz", h3, NULL, until, &err),
+                     APR_ENOENT);
+    assert_string_equal(err, "no key named 'zz'");
+    assert_int_equal(ark_keys_rotate(ring, "a", h3, "toolong", until, &err),
+                     APR_EINVAL);
+    assert_int_equal(ark_keys_rotate(ring, "a", NULL, NULL, until, &err),
+                     APR_EINVAL);
+    assert_int_equal(ark_keys_rotate(NULL, "a", h3, NULL, until, &err),
+                     APR_EINVAL);
+    assert_memory_equal(k->hash, h2, ARK_KEY_HASH_LEN);
+    assert_memory_equal(k->previous_hash, h1, ARK_KEY_HASH_LEN);
+    assert_string_equal(k->hint, "bbbb");
+
+    /* Rotating again drops the older previous secret. */
+    assert_int_equal(ark_keys_rotate(ring, "a", h3, NULL, 0, &err),
+                     APR_SUCCESS);
+    assert_null(k->hint);
+    assert_memory_equal(k->previous_hash, h2, ARK_KEY_HASH_LEN);
+    assert_true(k->previous_until == 0);
+    assert_null(ark_keys_lookup_ex(ring, "s1", 2, &prev));
+    assert_ptr_equal(ark_keys_lookup_ex(ring, "s2", 2, &prev), k);
+    assert_int_equal(prev, 1);
+    assert_ptr_equal(ark_keys_lookup(ring, "s3", 2), k);
+    /* s1 is free again: another key may take it. */
+    assert_int_equal(ark_keys_rotate(ring, "b", h1, NULL, until, &err),
+                     APR_SUCCESS);
+    assert_ptr_equal(ark_keys_lookup(ring, "s1", 2),
+                     ark_keys_find_name(ring, "b"));
+    assert_int_equal(ark_keys_format(&text, ring, p), APR_SUCCESS);
+    assert_contains(text, " previous_until=1970-01-01T00:00:00Z\n");
+    ring = parse_ok(text, p);
+    assert_ptr_equal(ark_keys_lookup_ex(ring, "sb", 2, &prev),
+                     ark_keys_find_name(ring, "b"));
+    assert_int_equal(prev, 1);
+}
+
+static void test_77_set_tenant(void **state)
+{
+    apr_pool_t *p = *state;
+    ark_keyring_t *ring;
+    ark_limits_t l;
+    const ark_tenant_t *t;
+    const char *err, *text;
+
+    ring = parse_ok(apr_pstrcat(p,
+                                "# top\n"
+                                "\n"
+                                "# about acme\n"
+                                "tenant:acme rpm=10\n"
+                                "a ",
+                                hash_field("a", p),
+                                " tenant=acme\n"
+                                "# end\n",
+                                NULL),
+                    p);
+    memset(&l, 0, sizeof(l));
+
+    /* Change: limits replaced whole, the line stays in place. */
+    l.tpm = 500;
+    l.budget_day = 25 * NANO;
+    assert_int_equal(ark_keys_set_tenant(ring, "acme", &l, &err), APR_SUCCESS);
+    t = ark_keys_tenant(ring, "acme");
+    assert_int_equal(t->limits.rpm, 0);
+    assert_int_equal(t->limits.tpm, 500);
+    assert_int_equal(t->line, 4);
+    /* Add: a new line at the end. */
+    memset(&l, 0, sizeof(l));
+    l.concurrency = 3;
+    assert_int_equal(ark_keys_set_tenant(ring, "new.t", &l, &err), APR_SUCCESS);
+    t = ark_keys_tenant(ring, "new.t");
+    assert_non_null(t);
+    assert_int_equal(t->line, 0);
+    assert_ptr_equal(ark_keys_tenant_at(ring, 1), t);
+    assert_int_equal(ark_keys_format(&text, ring, p), APR_SUCCESS);
+    assert_string_equal(text, apr_pstrcat(p,
+                                          "# top\n"
+                                          "\n"
+                                          "# about acme\n"
+                                          "tenant:acme tpm=500 "
+                                          "budget_day=25\n"
+                                          "a ",
+                                          hash_field("a", p),
+                                          " tenant=acme\n"
+                                          "tenant:new.t concurrency=3\n"
+                                          "# end\n",
+                                          NULL));
+    parse_ok(text, p);
+
+    /* Invalid names and limits change nothing. */
+    assert_int_equal(ark_keys_set_tenant(ring, "bad name", &l, &err),
+                     APR_EINVAL);
+    assert_contains(err, "invalid tenant");
+    assert_int_equal(ark_keys_set_tenant(ring, NULL, &l, &err), APR_EINVAL);
+    l.rpm = -1;
+    assert_int_equal(ark_keys_set_tenant(ring, "acme", &l, &err), APR_EINVAL);
+    assert_contains(err, "invalid rpm");
+    l.rpm = 1000000000001LL;
+    assert_int_equal(ark_keys_set_tenant(ring, "acme", &l, &err), APR_EINVAL);
+    l.rpm = 0;
+    l.budget_month = ARK_MONEY_MAX + 1;
+    assert_int_equal(ark_keys_set_tenant(ring, "acme", &l, &err), APR_EINVAL);
+    assert_contains(err, "invalid budget_month");
+    assert_int_equal(ark_keys_set_tenant(ring, "acme", NULL, &err), APR_EINVAL);
+    assert_int_equal(ark_keys_tenant(ring, "acme")->limits.tpm, 500);
+
+    /* All limits 0: the line goes with its own comment. */
+    memset(&l, 0, sizeof(l));
+    assert_int_equal(ark_keys_set_tenant(ring, "acme", &l, &err), APR_SUCCESS);
+    assert_null(ark_keys_tenant(ring, "acme"));
+    assert_int_equal(ark_keys_tenant_count(ring), 1);
+    assert_int_equal(ark_keys_set_tenant(ring, "never", &l, &err), APR_SUCCESS);
+    assert_int_equal(ark_keys_tenant_count(ring), 1);
+    assert_int_equal(ark_keys_set_tenant(ring, "new.t", &l, &err), APR_SUCCESS);
+    assert_int_equal(ark_keys_tenant_count(ring), 0);
+    assert_int_equal(ark_keys_format(&text, ring, p), APR_SUCCESS);
+    assert_string_equal(text, apr_pstrcat(p,
+                                          "# top\n"
+                                          "\n"
+                                          "a ",
+                                          hash_field("a", p),
+                                          " tenant=acme\n"
+                                          "# end\n",
+                                          NULL));
+}
+
+static void test_78_set_attrs_limits(void **state)
+{
+    apr_pool_t *p = *state;
+    ark_keyring_t *ring;
+    const ark_key_t *k;
+    ark_key_t attrs;
+    ark_provider_limit_t *pl;
+    const char *err, *text;
+    int changed, i;
+
+    ring = parse_ok(apr_pstrcat(p, "a ", hash_field("a", p),
+                                " tenant=acme rpm=5 rpm@openai=1\n", NULL),
+                    p);
+    k = ark_keys_find_name(ring, "a");
+    ark_key_init(&attrs);
+
+    /* Limits and provider limits are replaced whole. */
+    attrs.limits.tpm = 1000;
+    attrs.limits.budget_month = 3 * NANO + 1;
+    attrs.provider_limits = apr_array_make(p, 4, sizeof(ark_provider_limit_t));
+    pl = apr_array_push(attrs.provider_limits);
+    pl->provider = "azure";
+    pl->rpm = 0;
+    pl->tpm = 99;
+    pl = apr_array_push(attrs.provider_limits);
+    pl->provider = "dropped"; /* neither limit: not kept */
+    pl->rpm = pl->tpm = 0;
+    pl = apr_array_push(attrs.provider_limits);
+    pl->provider = "openai";
+    pl->rpm = 2;
+    pl->tpm = 0;
+    assert_int_equal(ark_keys_set_attrs(&changed, ring, "a", &attrs,
+                                        ARK_KEY_SET_LIMITS, &err),
+                     APR_SUCCESS);
+    assert_true(changed);
+    assert_int_equal(k->limits.rpm, 0);
+    assert_int_equal(k->limits.tpm, 1000);
+    assert_int_equal(k->limits.budget_month, 3 * NANO + 1);
+    assert_int_equal(k->provider_limits->nelts, 2);
+    assert_string_equal(plimit_at(k, 0)->provider, "azure");
+    assert_string_equal(plimit_at(k, 1)->provider, "openai");
+    assert_ptr_not_equal(k->provider_limits, attrs.provider_limits);
+    assert_null(ark_key_provider_limit(k, "dropped"));
+    assert_string_equal(k->tenant, "acme"); /* not selected */
+    assert_int_equal(ark_keys_format(&text, ring, p), APR_SUCCESS);
+    assert_contains(text, " tenant=acme tpm=1000 budget_month=3.000000001 "
+                          "tpm@azure=99 rpm@openai=2\n");
+    parse_ok(text, p);
+
+    /* The same limits in another order change nothing. */
+    pl = &APR_ARRAY_IDX(attrs.provider_limits, 0, ark_provider_limit_t);
+    pl->provider = "openai";
+    pl->rpm = 2;
+    pl->tpm = 0;
+    pl = &APR_ARRAY_IDX(attrs.provider_limits, 2, ark_provider_limit_t);
+    pl->provider = "azure";
+    pl->rpm = 0;
+    pl->tpm = 99;
+    assert_int_equal(ark_keys_set_attrs(&changed, ring, "a", &attrs,
+                                        ARK_KEY_SET_LIMITS, &err),
+                     APR_SUCCESS);
+    assert_false(changed);
+    assert_string_equal(plimit_at(k, 0)->provider, "azure");
+
+    /* Invalid values: nothing changes, not even the valid fields. */
+    attrs.tenant = "other";
+    attrs.limits.rpm = -1;
+    assert_int_equal(ark_keys_set_attrs(&changed, ring, "a", &attrs,
+                                        ARK_KEY_SET_LIMITS | ARK_KEY_SET_TENANT,
+                                        &err),
+                     APR_EINVAL);
+    assert_contains(err, "invalid rpm");
+    assert_string_equal(k->tenant, "acme");
+    attrs.limits.rpm = 0;
+    attrs.limits.concurrency = 1000000000001LL;
+    assert_int_equal(
+        ark_keys_set_attrs(NULL, ring, "a", &attrs, ARK_KEY_SET_LIMITS, &err),
+        APR_EINVAL);
+    attrs.limits.concurrency = 0;
+    attrs.limits.budget_day = -5;
+    assert_int_equal(
+        ark_keys_set_attrs(NULL, ring, "a", &attrs, ARK_KEY_SET_LIMITS, &err),
+        APR_EINVAL);
+    attrs.limits.budget_day = 0;
+    pl->provider = "bad name";
+    assert_int_equal(
+        ark_keys_set_attrs(NULL, ring, "a", &attrs, ARK_KEY_SET_LIMITS, &err),
+        APR_EINVAL);
+    assert_string_equal(err, "provider limit 3: invalid provider name "
+                             "(expected 1-64 characters of A-Z a-z 0-9 . _ "
+                             "-)");
+    pl->provider = NULL;
+    assert_int_equal(
+        ark_keys_set_attrs(NULL, ring, "a", &attrs, ARK_KEY_SET_LIMITS, &err),
+        APR_EINVAL);
+    pl->provider = "openai";
+    assert_int_equal(
+        ark_keys_set_attrs(NULL, ring, "a", &attrs, ARK_KEY_SET_LIMITS, &err),
+        APR_EINVAL);
+    assert_string_equal(err, "provider limit 3 repeats the provider of "
+                             "provider limit 1");
+    pl->provider = "azure";
+    pl->tpm = -1;
+    assert_int_equal(
+        ark_keys_set_attrs(NULL, ring, "a", &attrs, ARK_KEY_SET_LIMITS, &err),
+        APR_EINVAL);
+    pl->tpm = 99;
+    for (i = 0; i < ARK_KEY_PROVIDER_LIMITS_MAX; i++) {
+        pl = apr_array_push(attrs.provider_limits);
+        pl->provider = apr_psprintf(p, "p%d", i);
+        pl->rpm = 1;
+        pl->tpm = 0;
+    }
+    assert_int_equal(
+        ark_keys_set_attrs(NULL, ring, "a", &attrs, ARK_KEY_SET_LIMITS, &err),
+        APR_EINVAL);
+    assert_string_equal(err, "limits towards more than 16 providers");
+    assert_int_equal(k->limits.tpm, 1000);
+    assert_int_equal(k->provider_limits->nelts, 2);
+
+    /* Back to none: NULL and empty arrays both mean none. */
+    ark_key_init(&attrs);
+    assert_int_equal(ark_keys_set_attrs(&changed, ring, "a", &attrs,
+                                        ARK_KEY_SET_LIMITS, &err),
+                     APR_SUCCESS);
+    assert_true(changed);
+    assert_int_equal(k->limits.tpm, 0);
+    assert_null(k->provider_limits);
+    attrs.provider_limits = apr_array_make(p, 1, sizeof(ark_provider_limit_t));
+    assert_int_equal(ark_keys_set_attrs(&changed, ring, "a", &attrs,
+                                        ARK_KEY_SET_LIMITS, &err),
+                     APR_SUCCESS);
+    assert_false(changed);
+    assert_int_equal(ark_keys_format(&text, ring, p), APR_SUCCESS);
+    assert_contains(text, " tenant=acme\n");
+}
+
+static void test_79_add_with_limits_and_previous(void **state)
+{
+    apr_pool_t *p = *state;
+    ark_keyring_t *ring, *parsed;
+    const ark_key_t *added;
+    ark_key_t key;
+    ark_provider_limit_t *pl;
+    const char *err, *text;
+    char name[16], secret[32];
+    int i, prev;
+
+    assert_int_equal(ark_keys_make(&ring, p), APR_SUCCESS);
+    ark_key_init(&key);
+    key.name = "a";
+    ark_keys_hash(key.hash, "new", 3);
+    key.limits.rpm = 60;
+    key.limits.budget_day = NANO;
+    key.provider_limits = apr_array_make(p, 2, sizeof(ark_provider_limit_t));
+    pl = apr_array_push(key.provider_limits);
+    pl->provider = "openai";
+    pl->rpm = 0;
+    pl->tpm = 7;
+    key.has_previous = 1;
+    ark_keys_hash(key.previous_hash, "old", 3);
+    key.previous_until = apr_time_from_sec(1795000000) + 999999;
+    assert_int_equal(ark_keys_add(&added, ring, &key, &err), APR_SUCCESS);
+    assert_int_equal(added->limits.rpm, 60);
+    assert_int_equal(plimit_at(added, 0)->tpm, 7);
+    assert_ptr_not_equal(added->provider_limits, key.provider_limits);
+    assert_true(added->previous_until == apr_time_from_sec(1795000000));
+    assert_ptr_equal(ark_keys_lookup_ex(ring, "old", 3, &prev), added);
+    assert_int_equal(prev, 1);
+    assert_int_equal(ark_keys_format(&text, ring, p), APR_SUCCESS);
+    parsed = parse_ok(text, p);
+    assert_int_equal(ark_keys_at(parsed, 0)->limits.budget_day, NANO);
+
+    /* A previous hash in use, or the key's own, is refused. */
+    key.name = "b";
+    ark_keys_hash(key.hash, "b", 1);
+    assert_int_equal(ark_keys_add(NULL, ring, &key, &err), APR_EEXIST);
+    assert_contains(err, "key 'a' already has the previous hash");
+    ark_keys_hash(key.previous_hash, "b", 1);
+    assert_int_equal(ark_keys_add(NULL, ring, &key, &err), APR_EINVAL);
+    key.has_previous = 0;
+    ark_keys_hash(key.hash, "old", 3);
+    assert_int_equal(ark_keys_add(NULL, ring, &key, &err), APR_EEXIST);
+    assert_string_equal(err, "key 'a' already has this previous hash");
+    key.limits.rpm = -2;
+    ark_keys_hash(key.hash, "b", 1);
+    assert_int_equal(ark_keys_add(NULL, ring, &key, &err), APR_EINVAL);
+    assert_int_equal(ark_keys_count(ring), 1);
+
+    /* Many rotated keys: both digests of each survive index growth. */
+    ark_key_init(&key);
+    for (i = 0; i < 1000; i++) {
+        snprintf(name, sizeof(name), "k%d", i);
+        key.name = name;
+        snprintf(secret, sizeof(secret), "cur-%d", i);
+        ark_keys_hash(key.hash, secret, strlen(secret));
+        snprintf(secret, sizeof(secret), "old-%d", i);
+        ark_keys_hash(key.previous_hash, secret, strlen(secret));
+        key.has_previous = i % 2;
+        assert_int_equal(ark_keys_add(NULL, ring, &key, &err), APR_SUCCESS);
+    }
+    for (i = 0; i < 1000; i++) {
+        snprintf(name, sizeof(name), "k%d", i);
+        snprintf(secret, sizeof(secret), "cur-%d", i);
+        added = ark_keys_lookup_ex(ring, secret, strlen(secret), &prev);
+        assert_non_null(added);
+        assert_string_equal(added->name, name);
+        assert_int_equal(prev, 0);
+        snprintf(secret, sizeof(secret), "old-%d", i);
+        added = ark_keys_lookup_ex(ring, secret, strlen(secret), &prev);
+        if (i % 2) {
+            assert_non_null(added);
+            assert_string_equal(added->name, name);
+            assert_int_equal(prev, 1);
+            assert_null(ark_keys_lookup(ring, secret, strlen(secret)));
+        }
+        else {
+            assert_null(added);
+        }
+    }
+    /* Removing keys takes both their digests out of the index. */
+    for (i = 0; i < 1000; i += 3) {
+        snprintf(name, sizeof(name), "k%d", i);
+        assert_int_equal(ark_keys_remove(ring, name), APR_SUCCESS);
+        snprintf(secret, sizeof(secret), "old-%d", i);
+        assert_null(ark_keys_lookup_ex(ring, secret, strlen(secret), &prev));
+        snprintf(secret, sizeof(secret), "cur-%d", i);
+        assert_null(ark_keys_lookup_ex(ring, secret, strlen(secret), &prev));
+    }
+    assert_int_equal(ark_keys_format(&text, ring, p), APR_SUCCESS);
+    parsed = parse_ok(text, p);
+    assert_int_equal(ark_keys_count(parsed), ark_keys_count(ring));
+    assert_non_null(ark_keys_lookup_ex(parsed, "old-1", 5, &prev));
+    assert_int_equal(prev, 1);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1432,6 +2352,16 @@ int main(void)
         ARK_TEST(test_55_key_init),
         ARK_TEST(test_60_load),
         ARK_TEST(test_61_scale_10k),
+        ARK_TEST(test_70_parse_limits),
+        ARK_TEST(test_71_parse_previous),
+        ARK_TEST(test_72_parse_limit_errors),
+        ARK_TEST(test_73_parse_duplicates_and_hashes),
+        ARK_TEST(test_74_limit_errors_do_not_leak),
+        ARK_TEST(test_75_format_round_trip_limits),
+        ARK_TEST(test_76_rotate),
+        ARK_TEST(test_77_set_tenant),
+        ARK_TEST(test_78_set_attrs_limits),
+        ARK_TEST(test_79_add_with_limits_and_previous),
     };
 
     return ARK_TEST_RUN("ark_keys", tests);
