@@ -95,6 +95,15 @@ const char *ark_access_line(const ark_access_t *a, apr_size_t *plen,
     if (a->spend_nano >= 0) {
         json_object_set_new(o, "spend_nano", json_integer(a->spend_nano));
     }
+    if (a->request_body) {
+        set_str(o, "request_body", a->request_body, p);
+    }
+    if (a->response_body) {
+        set_str(o, "response_body", a->response_body, p);
+    }
+    if (a->bodies_truncated) {
+        json_object_set_new(o, "bodies_truncated", json_true());
+    }
     if (a->cache) {
         set_str(o, "cache", a->cache, p);
         if (a->cache_similarity >= 0) {

@@ -33,6 +33,9 @@ typedef struct ark_access_t {
     int client_aborted;
     apr_int64_t spend_nano;     /* at the answering channel's price; -1
                                  * when not governed */
+    const char *request_body;   /* already redacted, or NULL: not logged */
+    const char *response_body;
+    int bodies_truncated;       /* a logged body was cut to the maximum */
     const char *cache;          /* hit, miss, bypass, skip, error, or NULL
                                  * when the cache is off */
     double cache_similarity;    /* of a hit, else < 0 */

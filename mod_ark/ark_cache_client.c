@@ -172,7 +172,7 @@ static void breaker_failure(ark_cache_client_t *c)
  * command is then sent again, once, on a new connection. */
 static redisReply *call_any(ark_cache_client_t *c, int argc,
                             const char **argv, const size_t *lens,
-                            int errors_ok, const char **detail,
+                            int errors_ok, int *unsent, const char **detail,
                             apr_pool_t *p)
 {
     int reused;
@@ -180,6 +180,7 @@ static redisReply *call_any(ark_cache_client_t *c, int argc,
     redisReply *r;
 
     if (!rc) {
+        *unsent = 1;                   /* no connection: nothing was sent */
         breaker_failure(c);
         return NULL;
     }
@@ -188,6 +189,8 @@ static redisReply *call_any(ark_cache_client_t *c, int argc,
         redisFree(rc);
         rc = connect_any(c, detail, p);
         if (!rc) {
+            /* the first send may have been executed before the server
+             * went away: not certainly unsent */
             breaker_failure(c);
             return NULL;
         }
@@ -216,22 +219,24 @@ static redisReply *call(ark_cache_client_t *c, int argc, const char **argv,
                         const size_t *lens, const char **detail,
                         apr_pool_t *p)
 {
-    return call_any(c, argc, argv, lens, 0, detail, p);
+    int unsent = 0;
+
+    return call_any(c, argc, argv, lens, 0, &unsent, detail, p);
 }
 
 redisReply *ark_cache_client_command(ark_cache_client_t *c, int argc,
                                      const char **argv, const size_t *lens,
-                                     int *skipped, const char **detail,
+                                     int *unsent, const char **detail,
                                      apr_pool_t *p)
 {
     *detail = NULL;
-    *skipped = 0;
+    *unsent = 0;
     if (breaker_open(c)) {
-        *skipped = 1;
+        *unsent = 1;
         *detail = "breaker open";
         return NULL;
     }
-    return call_any(c, argc, argv, lens, 1, detail, p);
+    return call_any(c, argc, argv, lens, 1, unsent, detail, p);
 }
 
 apr_status_t ark_cache_client_lookup(ark_cache_client_t *c, const char *ns,

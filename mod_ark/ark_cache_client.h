@@ -65,12 +65,14 @@ apr_status_t ark_cache_client_store(ark_cache_client_t *c, const char *ns,
  * reply, to be released with freeReplyObject, or NULL with *detail (from
  * p) after counting a failure. An error reply is returned as a reply
  * (REDIS_REPLY_ERROR, e.g. NOSCRIPT) and counts as a success of the
- * connection. APR_EAGAIN-like skipping: NULL with *detail "breaker open"
- * and *skipped = 1 while the breaker is open. */
+ * connection. On failure *unsent tells whether the command certainly did
+ * not reach the server (1: the breaker is open, *detail "breaker open",
+ * or no connection could be made) or may have been executed (0: it was
+ * sent and no reply came, e.g. a timeout). */
 struct redisReply *ark_cache_client_command(ark_cache_client_t *c, int argc,
                                             const char **argv,
                                             const size_t *lens,
-                                            int *skipped,
+                                            int *unsent,
                                             const char **detail,
                                             apr_pool_t *p);
 

@@ -3,7 +3,11 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
+#include <arpa/inet.h>
+
+#include <apr_file_io.h>
 #include <apr_lib.h>
 #include <apr_strings.h>
 
@@ -100,6 +104,99 @@ int ark_name_valid(const char *s)
     return n <= 128;
 }
 
+int ark_url_host_is_loopback(const char *url)
+{
+    const char *h = strstr(url, "://"), *end, *at;
+    char host[64];
+    unsigned char addr[16];
+    apr_size_t n;
+
+    if (!h) {
+        return 0;
+    }
+    h += 3;
+    end = h + strcspn(h, "/");
+    at = memchr(h, '@', (apr_size_t)(end - h));
+    while (at) {                        /* the host follows the last '@' */
+        h = at + 1;
+        at = memchr(h, '@', (apr_size_t)(end - h));
+    }
+    if (*h == '[') {                    /* [IPv6]:port */
+        const char *close = memchr(h, ']', (apr_size_t)(end - h));
+
+        if (!close) {
+            return 0;
+        }
+        n = (apr_size_t)(close - h - 1);
+        if (n >= sizeof(host)) {
+            return 0;
+        }
+        memcpy(host, h + 1, n);
+        host[n] = '\0';
+        return inet_pton(AF_INET6, host, addr) == 1
+               && !memcmp(addr, "\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\1", 16);
+    }
+    n = strcspn(h, ":/");
+    if (n >= sizeof(host)) {
+        return 0;
+    }
+    memcpy(host, h, n);
+    host[n] = '\0';
+    if (!strcasecmp(host, "localhost")) {
+        return 1;
+    }
+    return inet_pton(AF_INET, host, addr) == 1 && addr[0] == 127;
+}
+
+/* The largest CA bundle read: the Mozilla bundle is about 200 KiB. */
+#define ARK_CA_FILE_MAX (16 * 1024 * 1024)
+
+const char *ark_ca_file_check(const char *path, apr_pool_t *p)
+{
+    apr_pool_t *tmp;
+    apr_file_t *f;
+    apr_finfo_t fi;
+    apr_size_t got = 0;
+    apr_status_t rv;
+    char *buf, err[128];
+    int found;
+
+    rv = apr_file_open(&f, path, APR_FOPEN_READ | APR_FOPEN_BINARY,
+                       APR_FPROT_OS_DEFAULT, p);
+    if (rv != APR_SUCCESS) {
+        return apr_psprintf(p, "ArkCACertificateFile: cannot read '%s': %s",
+                            path, apr_strerror(rv, err, sizeof(err)));
+    }
+    rv = apr_file_info_get(&fi, APR_FINFO_SIZE | APR_FINFO_TYPE, f);
+    if (rv != APR_SUCCESS || fi.filetype != APR_REG || fi.size <= 0
+        || fi.size > ARK_CA_FILE_MAX) {
+        apr_file_close(f);
+        return apr_psprintf(p, "ArkCACertificateFile: '%s' is not a regular "
+                            "file of 1 byte to 16 MiB", path);
+    }
+    /* the bundle is only looked at: read into a pool dropped at once */
+    if (apr_pool_create(&tmp, p) != APR_SUCCESS) {
+        apr_file_close(f);
+        return "ArkCACertificateFile: out of memory";
+    }
+    buf = apr_palloc(tmp, (apr_size_t)fi.size + 1);
+    rv = apr_file_read_full(f, buf, (apr_size_t)fi.size, &got);
+    apr_file_close(f);
+    buf[got] = '\0';
+    found = strstr(buf, "-----BEGIN CERTIFICATE-----") != NULL;
+    apr_pool_destroy(tmp);
+    if (rv != APR_SUCCESS && rv != APR_EOF) {
+        return apr_psprintf(p, "ArkCACertificateFile: cannot read '%s': %s",
+                            path, apr_strerror(rv, err, sizeof(err)));
+    }
+    if (!found) {
+        return apr_psprintf(p, "ArkCACertificateFile: '%s' holds no PEM "
+                            "certificate (-----BEGIN CERTIFICATE-----)",
+                            path);
+    }
+    return NULL;
+}
+
 static apr_status_t parse_uint(apr_int64_t *out, const char *v)
 {
     char *end;
@@ -130,7 +227,7 @@ const char *ark_provider_parse(ark_provider_t **pprov, int argc,
     ark_provider_t *prov;
     const char *url, *host, *err;
     apr_size_t ulen;
-    int i;
+    int i, plaintext = 0;
 
     if (argc < 3) {
         return "ArkProvider takes <name> <type> <base-url> "
@@ -216,6 +313,13 @@ const char *ark_provider_parse(ark_provider_t **pprov, int argc,
             }
             prov->max_conns = (unsigned int)n;
         }
+        else if (!strcmp(k, "plaintext")) {
+            if (strcasecmp(v, "on") && strcasecmp(v, "off")) {
+                return apr_psprintf(p, "ArkProvider %s: plaintext='%s' is "
+                                    "not on or off", argv[0], v);
+            }
+            plaintext = !strcasecmp(v, "on");
+        }
         else if (prov->type->check_option) {
             if ((err = prov->type->check_option(k, v, p))) {
                 return apr_psprintf(p, "ArkProvider %s: %s", argv[0], err);
@@ -228,8 +332,19 @@ const char *ark_provider_parse(ark_provider_t **pprov, int argc,
         else {
             return apr_psprintf(p, "ArkProvider %s: unknown option '%s' "
                                 "(expected key=, connect-timeout=, "
-                                "timeout=, tags=, max-conns=)", argv[0], k);
+                                "timeout=, tags=, max-conns=, plaintext=)",
+                                argv[0], k);
         }
+    }
+    /* requests carry the provider secret and the clients' prompts: in
+     * clear text only when the admin says so, or on this host */
+    if (!strncmp(url, "http://", 7) && !plaintext
+        && !ark_url_host_is_loopback(url)) {
+        return apr_psprintf(p, "ArkProvider %s: base URL '%s' is plain "
+                            "http:// to a host that is not loopback: use "
+                            "https://, or add plaintext=on to send requests "
+                            "and the provider key unencrypted", argv[0],
+                            url);
     }
     *pprov = prov;
     return NULL;

@@ -24,6 +24,23 @@
 #define ARK_MIN_MAX_BODY            1024
 #define ARK_MAX_MAX_BODY            (1024L * 1024 * 1024)
 #define ARK_MAX_TIMEOUT             apr_time_from_sec(3600)
+/* Input limits (ArkMaxJsonDepth, ArkMaxJsonElements, ArkMaxMessages),
+ * their bounds, and the longest API key looked up (longer ones are
+ * refused with 401 without hashing). */
+#define ARK_DEFAULT_MAX_JSON_DEPTH    64
+#define ARK_MIN_MAX_JSON_DEPTH        8
+#define ARK_MAX_MAX_JSON_DEPTH        2048    /* jansson's own limit */
+#define ARK_DEFAULT_MAX_JSON_ELEMENTS 100000
+#define ARK_MIN_MAX_JSON_ELEMENTS     100
+#define ARK_MAX_MAX_JSON_ELEMENTS     1000000000
+#define ARK_DEFAULT_MAX_MESSAGES      2048
+#define ARK_MIN_MAX_MESSAGES          1
+#define ARK_MAX_MAX_MESSAGES          1000000
+#define ARK_MAX_API_KEY_LEN           512
+/* ArkStreamIdleTimeout: default, and bounds (whole seconds) */
+#define ARK_DEFAULT_STREAM_IDLE       apr_time_from_sec(60)
+#define ARK_MIN_STREAM_IDLE           apr_time_from_sec(1)
+#define ARK_MAX_STREAM_IDLE           apr_time_from_sec(3600)
 /* Answers larger than this are refused as malformed (502). */
 #define ARK_MAX_UPSTREAM_RESPONSE   (64 * 1024 * 1024)
 
@@ -73,10 +90,12 @@ apr_status_t ark_parse_size(apr_off_t *out, const char *s);
 
 /* Parses the arguments of
  *   ArkProvider <name> <type> <base-url> [key=env:VAR|key=file:/path]
- *               [connect-timeout=DUR] [timeout=DUR]
+ *               [connect-timeout=DUR] [timeout=DUR] [plaintext=on|off]
  * into a new provider allocated from p. Returns NULL on success, else a
  * sentence naming the directive and what is wrong. The secret itself is
- * not read here (see ark_provider_load_secret). */
+ * not read here (see ark_provider_load_secret). An http:// base URL needs
+ * plaintext=on unless its host is a loopback address (see
+ * ark_url_host_is_loopback). */
 const char *ark_provider_parse(ark_provider_t **pprov, int argc,
                                char *const argv[], apr_pool_t *p);
 
@@ -123,5 +142,15 @@ double ark_channel_cost(const ark_channel_t *ch, const ark_req_t *req);
 /* True if s is a valid provider or model name: 1..128 characters of
  * [A-Za-z0-9._:/@-]. */
 int ark_name_valid(const char *s);
+
+/* True if the host of url ("scheme://[user@]host[:port][/path]") is a
+ * loopback address: "localhost", an IPv4 address in 127.0.0.0/8, or
+ * [::1]. Names are not resolved. */
+int ark_url_host_is_loopback(const char *url);
+
+/* Checks that path (absolute) is a readable file holding at least one
+ * PEM certificate, for ArkCACertificateFile. Returns NULL, or a sentence
+ * naming the directive, the path and what is wrong. */
+const char *ark_ca_file_check(const char *path, apr_pool_t *p);
 
 #endif /* ARK_CONFIG_H */

@@ -11,7 +11,10 @@
  *     {first failed item (1-based) or 0, its retry_us, now, (a1, a2) per
  *     item}: g remaining/reset_us, q exhausted, c in flight, b spent.
  *
- *   SETTLE P  ops...
+ *   SETTLE P done-key ttl  ops...
+ *     done-key (may be ""): SET NX first; when it exists already the
+ *     settlement was applied before (a retry after a lost reply) and
+ *     nothing is done (returns 0).
  *     a key limit delta  GCRA adjust (settle a reservation, charge)
  *     h key field n      HINCRBY
  *     e key seconds      EXPIRE
@@ -112,7 +115,11 @@ static const char settle_lua[] =
     "local t = redis.call('TIME')\n"
     "local now = tonumber(t[1]) * 1000000 + tonumber(t[2])\n"
     "local P = tonumber(ARGV[1])\n"
-    "local i = 2\n"
+    "if ARGV[2] ~= '' and not redis.call('SET', ARGV[2], '1', 'NX', 'EX',\n"
+    "                                    ARGV[3]) then\n"
+    "  return 0\n"
+    "end\n"
+    "local i = 4\n"
     "while i <= #ARGV do\n"
     "  local kind = ARGV[i]\n"
     "  if kind == 'a' then\n"
@@ -167,9 +174,27 @@ typedef struct gov_slot_t {
                                         * or the fields of a usage hash */
 } gov_slot_t;
 
+/* A settlement whose call failed after it was sent: Redis may or may
+ * not have applied it, so it is replayed later under the same done-key
+ * and applied at most once. */
+#define PENDING_MAX 2048
+#define PENDING_HASHES 4
+
+typedef struct gov_pending_t {
+    _Atomic apr_uint32_t state;        /* 0 free, 1 filling, 2 ready,
+                                        * 3 being replayed */
+    char done[64];                     /* done-key without the prefix */
+    int nh;
+    char hash[PENDING_HASHES][SLOT_ID_MAX];   /* usage hash ids */
+    apr_int64_t v[NFIELDS];
+} gov_pending_t;
+
 typedef struct gov_shm_t {
     apr_uint32_t magic;
     apr_uint32_t mask;                 /* slots - 1 */
+    _Atomic apr_uint32_t npending;     /* records in state 2 or 3 */
+    _Atomic apr_uint64_t uncertain;    /* maybe-applied settlements that
+                                        * found the ring full */
     _Atomic int redis_up;
     _Atomic int dirty;                 /* usage waits in some slot */
     _Atomic int flushing;
@@ -203,7 +228,13 @@ static int round_slots(int slots)
 apr_size_t ark_govern_shm_size(int slots)
 {
     return sizeof(gov_shm_t)
-           + sizeof(gov_slot_t) * (apr_size_t)round_slots(slots);
+           + sizeof(gov_slot_t) * (apr_size_t)round_slots(slots)
+           + sizeof(gov_pending_t) * PENDING_MAX;
+}
+
+static gov_pending_t *pending_ring(gov_shm_t *shm)
+{
+    return (gov_pending_t *)(void *)&shm->slots[shm->mask + 1];
 }
 
 void ark_govern_shm_init(void *base, int slots)
@@ -468,9 +499,9 @@ static apr_array_header_t *build_checks(const ark_gov_subject_t *s,
  * ARGV (no keys). Returns the reply or NULL (failure recorded). */
 static redisReply *run_script(ark_govern_t *g, const char *sha,
                               const char *script, apr_array_header_t *args,
-                              apr_pool_t *p)
+                              int *maybe, apr_pool_t *p)
 {
-    int argc = args->nelts + 3, i, skipped, pass;
+    int argc = args->nelts + 3, i, unsent = 0, pass;
     const char **argv = apr_palloc(p, sizeof(char *) * (apr_size_t)argc);
     size_t *lens = apr_palloc(p, sizeof(size_t) * (apr_size_t)argc);
     const char *detail = NULL;
@@ -487,7 +518,7 @@ static redisReply *run_script(ark_govern_t *g, const char *sha,
         lens[0] = strlen(argv[0]);
         argv[1] = pass ? script : sha;
         lens[1] = strlen(argv[1]);
-        r = ark_cache_client_command(g->redis, argc, argv, lens, &skipped,
+        r = ark_cache_client_command(g->redis, argc, argv, lens, &unsent,
                                      &detail, p);
         if (!r) {
             break;
@@ -506,8 +537,11 @@ static redisReply *run_script(ark_govern_t *g, const char *sha,
         freeReplyObject(r);
         r = NULL;
     }
+    if (maybe) {
+        *maybe = !r && !unsent;
+    }
     if (!r) {
-        if (detail && !skipped) {
+        if (detail && strcmp(detail, "breaker open")) {
             apr_cpystrn(g->last_error, detail, sizeof(g->last_error));
         }
         atomic_store(&g->shm->redis_up, 0);
@@ -745,7 +779,7 @@ ark_gov_verdict_t ark_govern_admit(ark_govern_t *g,
             PUSH(args, i64(p, c->limit));
             PUSH(args, i64(p, c->cost));
         }
-        r = run_script(g, g->admit_sha, admit_lua, args, p);
+        r = run_script(g, g->admit_sha, admit_lua, args, NULL, p);
         if (r && (r->type != REDIS_REPLY_ARRAY || r->elements < 3)) {
             freeReplyObject(r);
             r = NULL;
@@ -865,11 +899,101 @@ static void buffer_usage(ark_govern_t *g, const char *id,
     }
 }
 
-/* Writes buffered usage to Redis, a batch of slots per call. */
+/* A fresh done-key id, unique across nodes and processes. */
+static const char *done_id(ark_govern_t *g, apr_pool_t *p)
+{
+    unsigned char rnd[8];
+    char hex[17];
+    int i;
+
+    if (apr_generate_random_bytes(rnd, sizeof(rnd)) != APR_SUCCESS) {
+        memset(rnd, 0, sizeof(rnd));
+    }
+    for (i = 0; i < 8; i++) {
+        apr_snprintf(hex + 2 * i, 3, "%02x", rnd[i]);
+    }
+    return apr_psprintf(p, "done:%s:%ld:%" APR_UINT64_T_FMT, hex,
+                        (long)getpid(), atomic_fetch_add(&g->lease_seq, 1));
+}
+
+static void buffered_add(ark_govern_t *g, const char *hash,
+                         const apr_int64_t *v, int sign)
+{
+    if (counts_buffered(hash)) {
+        atomic_fetch_add(&g->shm->buffered_nano, sign * v[F_SPEND]);
+        atomic_fetch_add(&g->shm->buffered_tokens, sign * (v[1] + v[2]));
+    }
+}
+
+/* Keeps a maybe-applied settlement's usage for replay; 0 when the ring
+ * is full. */
+static int pending_push(ark_govern_t *g, const char *done, int nh,
+                        const char *const *hashes, const apr_int64_t *v)
+{
+    gov_pending_t *ring = pending_ring(g->shm);
+    int i, h;
+
+    for (i = 0; i < PENDING_MAX; i++) {
+        apr_uint32_t zero = 0;
+
+        if (!atomic_compare_exchange_strong(&ring[i].state, &zero, 1)) {
+            continue;
+        }
+        apr_cpystrn(ring[i].done, done, sizeof(ring[i].done));
+        ring[i].nh = nh;
+        for (h = 0; h < nh; h++) {
+            apr_cpystrn(ring[i].hash[h], hashes[h], SLOT_ID_MAX);
+            buffered_add(g, hashes[h], v, 1);
+        }
+        memcpy(ring[i].v, v, sizeof(ring[i].v));
+        atomic_fetch_add(&g->shm->npending, 1);
+        atomic_store(&ring[i].state, 2);
+        atomic_store(&g->shm->dirty, 1);
+        return 1;
+    }
+    return 0;
+}
+
+/* Replays one pending record under its done-key; 1 when Redis has it
+ * now (applied by this call or an earlier one). */
+static int pending_replay(ark_govern_t *g, gov_pending_t *rec,
+                          apr_pool_t *p)
+{
+    apr_array_header_t *ops = apr_array_make(p, 64, sizeof(char *));
+    redisReply *r;
+    int h;
+
+    PUSH(ops, i64(p, ARK_GOVERN_PERIOD));
+    PUSH(ops, apr_pstrcat(p, g->conf.prefix, rec->done, NULL));
+    PUSH(ops, apr_ltoa(p, ark_period_keep_sec(ARK_PERIOD_DAY)));
+    for (h = 0; h < rec->nh; h++) {
+        const char *u = strstr(rec->hash[h], ":u:");
+
+        usage_ops(ops, g->conf.prefix, rec->hash[h],
+                  u && strlen(u + 3) == 6 ? ARK_PERIOD_MONTH
+                                          : ARK_PERIOD_DAY,
+                  rec->v, p);
+    }
+    r = run_script(g, g->settle_sha, settle_lua, ops, NULL, p);
+    if (!r) {
+        return 0;
+    }
+    freeReplyObject(r);
+    for (h = 0; h < rec->nh; h++) {
+        buffered_add(g, rec->hash[h], rec->v, -1);
+    }
+    return 1;
+}
+
+/* Writes what waits for Redis: first the maybe-applied settlements
+ * (idempotent replays), then the usage merged in the table while Redis
+ * was unreachable, each slot turned into a pending record with a new
+ * done-key before it is sent, so that no write is ever applied twice. */
 static void flush_buffered(ark_govern_t *g, apr_pool_t *p)
 {
-    int zero = 0;
-    apr_uint32_t i;
+    gov_pending_t *ring = pending_ring(g->shm);
+    int zero = 0, i, ok = 1;
+    apr_uint32_t k;
     apr_pool_t *sp;
 
     if (!atomic_compare_exchange_strong(&g->shm->flushing, &zero, 1)) {
@@ -877,15 +1001,29 @@ static void flush_buffered(ark_govern_t *g, apr_pool_t *p)
     }
     atomic_store(&g->shm->dirty, 0);
     apr_pool_create(&sp, p);
-    for (i = 0; i <= g->shm->mask; i++) {
-        gov_slot_t *s = &g->shm->slots[i];
+    for (i = 0; ok && i < PENDING_MAX; i++) {
+        apr_uint32_t ready = 2;
+
+        if (!atomic_compare_exchange_strong(&ring[i].state, &ready, 3)) {
+            continue;
+        }
+        ok = pending_replay(g, &ring[i], sp);
+        if (ok) {
+            atomic_fetch_sub(&g->shm->npending, 1);
+            atomic_fetch_add(&g->shm->flushes, 1);
+        }
+        atomic_store(&ring[i].state, ok ? 0 : 2);
+        apr_pool_clear(sp);
+    }
+    for (k = 0; ok && k <= g->shm->mask; k++) {
+        gov_slot_t *s = &g->shm->slots[k];
         apr_int64_t v[NFIELDS];
-        apr_array_header_t *ops;
-        const char *u;
-        redisReply *r;
+        const char *u, *hash, *done;
         int f, any = 0;
 
-        if (atomic_load(&s->state) != 2 || !(u = strstr(s->id, ":u:"))) {
+        if (atomic_load(&s->state) != 2 || s->id[1] != ':'
+            || (s->id[0] != ARK_SCOPE_KEY && s->id[0] != ARK_SCOPE_TENANT)
+            || !(u = strstr(s->id, ":u:"))) {
             continue;
         }
         for (f = 0; f < NFIELDS; f++) {
@@ -895,26 +1033,38 @@ static void flush_buffered(ark_govern_t *g, apr_pool_t *p)
         if (!any) {
             continue;
         }
-        ops = apr_array_make(sp, 32, sizeof(char *));
-        PUSH(ops, i64(sp, ARK_GOVERN_PERIOD));
-        usage_ops(ops, g->conf.prefix, s->id,
-                  strlen(u + 3) == 6 ? ARK_PERIOD_MONTH : ARK_PERIOD_DAY, v,
-                  sp);
-        r = run_script(g, g->settle_sha, settle_lua, ops, sp);
-        if (!r) {
+        hash = s->id;
+        done = done_id(g, sp);
+        buffered_add(g, hash, v, -1);  /* moves to the pending record */
+        if (!pending_push(g, done, 1, &hash, v)) {
             for (f = 0; f < NFIELDS; f++) {
                 atomic_fetch_add(&s->v[f], v[f]);
             }
+            buffered_add(g, hash, v, 1);
             atomic_store(&g->shm->dirty, 1);
             break;
         }
-        freeReplyObject(r);
-        if (counts_buffered(s->id)) {
-            atomic_fetch_sub(&g->shm->buffered_nano, v[F_SPEND]);
-            atomic_fetch_sub(&g->shm->buffered_tokens, v[1] + v[2]);
-        }
-        atomic_fetch_add(&g->shm->flushes, 1);
         apr_pool_clear(sp);
+    }
+    if (ok && atomic_load(&g->shm->npending) > 0) {
+        /* the records just made from merged slots */
+        for (i = 0; ok && i < PENDING_MAX; i++) {
+            apr_uint32_t ready = 2;
+
+            if (!atomic_compare_exchange_strong(&ring[i].state, &ready, 3)) {
+                continue;
+            }
+            ok = pending_replay(g, &ring[i], sp);
+            if (ok) {
+                atomic_fetch_sub(&g->shm->npending, 1);
+                atomic_fetch_add(&g->shm->flushes, 1);
+            }
+            atomic_store(&ring[i].state, ok ? 0 : 2);
+            apr_pool_clear(sp);
+        }
+    }
+    if (!ok || atomic_load(&g->shm->npending) > 0) {
+        atomic_store(&g->shm->dirty, 1);
     }
     apr_pool_destroy(sp);
     atomic_store(&g->shm->flushing, 0);
@@ -1028,7 +1178,8 @@ void ark_govern_settle(ark_govern_t *g, ark_gov_ticket_t *t,
     ark_period_t periods[4] = { ARK_PERIOD_DAY, ARK_PERIOD_MONTH,
                                 ARK_PERIOD_DAY, ARK_PERIOD_MONTH };
     apr_array_header_t *ops;
-    int i, n = 0, limits;
+    int i, n = 0, limits, maybe = 0;
+    const char *done = NULL;
     redisReply *r = NULL;
 
     if (t->settled) {
@@ -1067,16 +1218,19 @@ void ark_govern_settle(ark_govern_t *g, ark_gov_ticket_t *t,
         settle_local(g, t, used, u->provider, p);
     }
     if (g->redis) {
+        done = done_id(g, p);
         ops = apr_array_make(p, 64, sizeof(char *));
         PUSH(ops, i64(p, ARK_GOVERN_PERIOD));
+        PUSH(ops, apr_pstrcat(p, g->conf.prefix, done, NULL));
+        PUSH(ops, apr_ltoa(p, ark_period_keep_sec(ARK_PERIOD_DAY)));
         if (limits) {
             settle_ops(g, t, used, u->provider, ops, p);
         }
         for (i = 0; i < n; i++) {
             usage_ops(ops, g->conf.prefix, ids[i], periods[i], v, p);
         }
-        if (ops->nelts > 1) {
-            r = run_script(g, g->settle_sha, settle_lua, ops, p);
+        if (ops->nelts > 3) {
+            r = run_script(g, g->settle_sha, settle_lua, ops, &maybe, p);
         }
         else {
             return;
@@ -1100,8 +1254,72 @@ void ark_govern_settle(ark_govern_t *g, ark_gov_ticket_t *t,
         && !s->tenant_limits.budget_day && !s->tenant_limits.budget_month) {
         return;                        /* nothing will read it */
     }
+    if (maybe) {
+        /* sent, no answer: Redis may have applied it. Replay it later
+         * under the same done-key, so it counts exactly once. */
+        if (pending_push(g, done, n, ids, v)) {
+            return;
+        }
+        atomic_fetch_add(&g->shm->uncertain, 1);
+    }
     for (i = 0; i < n; i++) {
         buffer_usage(g, ids[i], v, g->redis != NULL);
+    }
+}
+
+/* ------------------------------------------------------ node statistics */
+
+void ark_govern_stat_add(ark_govern_t *g, const char *id, int field,
+                         apr_int64_t n)
+{
+    gov_slot_t *s;
+
+    if (!g || field < 0 || field >= ARK_STAT_FIELDS || n == 0
+        || !(s = slot_find(g->shm, id, 1))) {
+        return;
+    }
+    atomic_fetch_add(&s->v[field], n);
+}
+
+void ark_govern_stat_add_daily(ark_govern_t *g, const char *id, int field,
+                               apr_int64_t n, apr_time_t now)
+{
+    apr_int64_t day = now / apr_time_from_sec(86400), seen;
+    gov_slot_t *s;
+    int f;
+
+    if (!g || field < 0 || field >= ARK_STAT_FIELDS - 1
+        || !(s = slot_find(g->shm, id, 1))) {
+        return;
+    }
+    seen = atomic_load(&s->v[ARK_STAT_FIELDS - 1]);
+    if (seen != day && atomic_compare_exchange_strong(
+                           &s->v[ARK_STAT_FIELDS - 1], &seen, day)) {
+        for (f = 0; f < ARK_STAT_FIELDS - 1; f++) {
+            atomic_store(&s->v[f], 0);
+        }
+    }
+    atomic_fetch_add(&s->v[field], n);
+}
+
+void ark_govern_stat_each(ark_govern_t *g, const char *prefix,
+                          ark_govern_stat_fn *fn, void *ctx)
+{
+    apr_size_t plen = strlen(prefix);
+    apr_uint32_t i;
+
+    for (i = 0; g && i <= g->shm->mask; i++) {
+        gov_slot_t *s = &g->shm->slots[i];
+        apr_int64_t v[ARK_STAT_FIELDS];
+        int f;
+
+        if (atomic_load(&s->state) != 2 || strncmp(s->id, prefix, plen)) {
+            continue;
+        }
+        for (f = 0; f < ARK_STAT_FIELDS; f++) {
+            v[f] = atomic_load(&s->v[f]);
+        }
+        fn(ctx, s->id + plen, v);
     }
 }
 
@@ -1119,6 +1337,8 @@ void ark_govern_stats(ark_govern_t *g, ark_gov_stats_t *out)
     out->fallbacks = atomic_load(&g->shm->fallbacks);
     out->flushes = atomic_load(&g->shm->flushes);
     out->table_full = atomic_load(&g->shm->table_full);
+    out->pending = atomic_load(&g->shm->npending);
+    out->uncertain = atomic_load(&g->shm->uncertain);
     for (i = 0; i <= ARK_GOV_UNAVAILABLE; i++) {
         out->refused[i] = atomic_load(&g->shm->refused[i]);
     }

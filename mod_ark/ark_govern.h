@@ -154,6 +154,10 @@ typedef struct ark_gov_stats_t {
     apr_uint64_t fallbacks;           /* admissions decided locally */
     apr_uint64_t flushes;             /* buffered batches written */
     apr_uint64_t table_full;          /* counters that found no slot */
+    apr_uint64_t pending;             /* settlements waiting for replay */
+    apr_uint64_t uncertain;           /* maybe-applied settlements merged
+                                       * for want of room (could count
+                                       * twice) */
     apr_uint64_t refused[ARK_GOV_UNAVAILABLE + 1];
 } ark_gov_stats_t;
 
@@ -166,6 +170,27 @@ int ark_govern_should_log(ark_govern_t *g);
 
 /* The detail of the last Redis failure of this process, for that log. */
 const char *ark_govern_last_error(ark_govern_t *g);
+
+/* Node-wide statistics kept in the same shared table, for metrics and
+ * the status page (they never go to Redis). An id names a set of
+ * ARK_STAT_FIELDS counters, created on first use, e.g. "m:k:alice". */
+#define ARK_STAT_FIELDS 8
+
+void ark_govern_stat_add(ark_govern_t *g, const char *id, int field,
+                         apr_int64_t n);
+
+/* As ark_govern_stat_add for counters of the current UTC day: the last
+ * field holds the day number and the others restart at 0 when it
+ * changes. field < ARK_STAT_FIELDS - 1. */
+void ark_govern_stat_add_daily(ark_govern_t *g, const char *id, int field,
+                               apr_int64_t n, apr_time_t now);
+
+/* Calls fn for every id starting with prefix (given without the prefix)
+ * with a snapshot of its counters. */
+typedef void ark_govern_stat_fn(void *ctx, const char *id,
+                                const apr_int64_t *v);
+void ark_govern_stat_each(ark_govern_t *g, const char *prefix,
+                          ark_govern_stat_fn *fn, void *ctx);
 
 /* Name of a verdict, for logs and metrics ("requests", "budget", ...). */
 const char *ark_gov_verdict_name(ark_gov_verdict_t v);

@@ -37,6 +37,7 @@
 
 #include "ark_accesslog.h"
 #include "ark_front_anthropic.h"
+#include "ark_redact.h"
 #include "ark_request.h"
 #include "ark_sse.h"
 #include "mod_ark.h"
@@ -58,6 +59,9 @@ typedef struct ark_rctx_t {
     const char *store_body;
     apr_size_t store_len;
     long store_ttl;
+    apr_interval_time_t cache_lookup_us;  /* -1: no lookup made */
+    const char *req_body, *resp_body;     /* for ArkLogBodies */
+    apr_size_t req_len, resp_len;
     /* governance: set once the request was admitted */
     int governed;
     ark_gov_subject_t subject;
@@ -171,6 +175,8 @@ static int reply_json(request_rec *r, const char *body, apr_size_t len)
     r->status = HTTP_OK;
     if (rc) {
         rc->log.status = HTTP_OK;
+        rc->resp_body = body;          /* for ArkLogBodies */
+        rc->resp_len = len;
     }
     ap_set_content_type(r, "application/json");
     ap_set_content_length(r, (apr_off_t)len);
@@ -247,6 +253,16 @@ static int authenticate(request_rec *r, const ark_key_t **pkey)
             : "You didn't provide an API key. Send it as "
               "'Authorization: Bearer <key>'.");
     }
+    if (strlen(secret) > ARK_MAX_API_KEY_LEN) {
+        /* no key is that long: refused without hashing it */
+        ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, r, ARKLOGNO(00081)
+                      "API key longer than %d bytes presented",
+                      ARK_MAX_API_KEY_LEN);
+        return reply_error(r, 401, "invalid_api_key", NULL,
+                           apr_psprintf(r->pool, "Incorrect API key "
+                                        "provided: API keys are at most %d "
+                                        "bytes long.", ARK_MAX_API_KEY_LEN));
+    }
     if (!sc->keys) {
         ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, ARKLOGNO(00010)
                       "no ArkKeysFile configured: refusing request");
@@ -288,6 +304,31 @@ static int too_large(request_rec *r, apr_size_t limit)
                        apr_psprintf(r->pool, "The request body is larger "
                                     "than the %" APR_SIZE_T_FMT " bytes "
                                     "this endpoint accepts.", limit));
+}
+
+/* ArkMaxJsonDepth, ArkMaxJsonElements, ArkMaxMessages, before the body
+ * is parsed into a tree; DECLINED to go on. */
+static int check_limits(request_rec *r, const char *body, apr_size_t len,
+                        ark_endpoint_t endpoint)
+{
+    ark_dir_conf_t *dc = ap_get_module_config(r->per_dir_config,
+                                              &ark_module);
+    ark_req_limits_t lim;
+    ark_err_t e;
+
+    lim.max_depth = dc->max_json_depth ? dc->max_json_depth
+                                       : ARK_DEFAULT_MAX_JSON_DEPTH;
+    lim.max_elements = dc->max_json_elements ? dc->max_json_elements
+                                             : ARK_DEFAULT_MAX_JSON_ELEMENTS;
+    lim.max_messages = endpoint != ARK_ENDPOINT_CHAT ? 0
+                       : dc->max_messages ? dc->max_messages
+                       : ARK_DEFAULT_MAX_MESSAGES;
+    if (ark_req_check_limits(body, len, &lim, &e, r->pool) != APR_SUCCESS) {
+        ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, r, ARKLOGNO(00080)
+                      "request refused by an input limit: %s", e.code);
+        return ark_error_reply(r, &e);
+    }
+    return DECLINED;
 }
 
 static int read_body(request_rec *r, const char **pbody, apr_size_t *plen)
@@ -642,7 +683,12 @@ static attempt_verdict_t judge_attempt(ark_attempt_t *a, const char **pbody,
             ark_err_set(err, 504, "upstream_timeout", NULL,
                         "The upstream provider did not answer in time.");
         }
-        else if (res->fail == ARK_HTTP_CONNECT || res->fail == ARK_HTTP_TLS) {
+        else if (res->fail == ARK_HTTP_TLS) {
+            ark_err_set(err, 502, "upstream_unreachable", NULL,
+                        "The upstream provider could not be reached: the "
+                        "TLS connection or its certificate was refused.");
+        }
+        else if (res->fail == ARK_HTTP_CONNECT) {
             ark_err_set(err, 502, "upstream_unreachable", NULL,
                         "The upstream provider could not be reached.");
         }
@@ -723,6 +769,9 @@ static void attempt_release(ark_attempt_t *a, ark_outcome_t outcome)
         retry = a->res.retry_after > 0 ? a->res.retry_after
                                        : apr_time_from_sec(1);
     }
+    if (!a->cancel) {
+        ark_sig_count_status(a->slot, a->res.status);
+    }
     ark_sig_release(a->slot, &gw->sc->breaker, apr_time_now(), a->probe,
                     outcome,
                     outcome == ARK_OUTCOME_SUCCESS ? a->res.ttfb : -1,
@@ -767,7 +816,7 @@ static ark_attempt_t *attempt_next(ark_gw_t *gw, ark_err_t *skip_err,
             continue;      /* its circuit opened since the order was made */
         }
         APR_ARRAY_PUSH(a->up.headers, const char *) = "User-Agent: mod_ark/"
-                                                      PACKAGE_VERSION;
+                                                      ARK_VERSION;
         a->hreq.url = a->up.url;
         a->hreq.headers = a->up.headers;
         a->hreq.body = a->up.body;
@@ -781,6 +830,7 @@ static ark_attempt_t *attempt_next(ark_gw_t *gw, ark_err_t *skip_err,
         if (left < a->hreq.timeout) {
             a->hreq.timeout = left > 0 ? left : 1;
         }
+        a->hreq.idle_timeout = gw->req->stream ? gw->sc->stream_idle : 0;
         a->hreq.on_data = on_upstream_data;
         a->hreq.ctx = a;
         a->hreq.cancel = &a->cancel;
@@ -1103,6 +1153,9 @@ static int call_upstreams(ark_gw_t *gw)
                 last = e;
                 have_last = 1;
             }
+            if (gw->next < gw->norder) {
+                atomic_fetch_add(&t->slot->failovers, 1);
+            }
             gw->rc->log.provider = t->ch->provider->name;
             gw->rc->log.upstream_model = t->ch->upstream_model;
             apr_table_setn(r->headers_out, "x-ark-channel", t->ch->name);
@@ -1215,6 +1268,7 @@ static int cache_lookup(ark_gw_t *gw)
     ark_cache_key_t *key;
     const char *why, *payload = NULL, *detail = NULL, *h;
     double threshold, similarity = 0;
+    apr_time_t t0;
     apr_size_t plen = 0;
     int found = 0, no_store;
     apr_status_t rv;
@@ -1281,9 +1335,11 @@ static int cache_lookup(ark_gw_t *gw)
     if (gw->rc->log.cache) {           /* no-cache: no lookup */
         return DECLINED;
     }
+    t0 = apr_time_now();
     rv = ark_cache_client_lookup(client, key->ns, key->text, key->text_len,
                                  threshold, &found, &payload, &plen,
                                  &similarity, &detail, r->pool);
+    gw->rc->cache_lookup_us = apr_time_now() - t0;
     if (rv == APR_SUCCESS && found) {
         int out = reply_from_cache(gw, payload, plen, similarity);
 
@@ -1328,6 +1384,23 @@ static apr_status_t parse_anthropic(ark_req_t *req, const char *body,
 }
 
 /* ---------------------------------------------------------- governing */
+
+/* Adds n to a per-key and per-tenant node statistic. */
+static void node_stat(const char *key, const char *tenant, int field,
+                      apr_int64_t n)
+{
+    ark_govern_t *g = ark_govern_client();
+    char id[ARK_KEY_NAME_MAX + 8];
+
+    if (!g || !key) {
+        return;
+    }
+    apr_snprintf(id, sizeof(id), ARK_STAT_KEY "%s", key);
+    ark_govern_stat_add(g, id, field, n);
+    apr_snprintf(id, sizeof(id), ARK_STAT_TENANT "%s", tenant ? tenant
+                                                              : key);
+    ark_govern_stat_add(g, id, field, n);
+}
 
 /* x-ratelimit-* headers, as OpenAI sends them. */
 static void set_ratelimit_headers(request_rec *r, const ark_gov_ticket_t *t)
@@ -1409,6 +1482,10 @@ static int govern_refuse(ark_gw_t *gw, const ark_gov_ticket_t *t)
     if (t->retry_after > 0) {
         e.retry_after = t->retry_after;
     }
+    node_stat(gw->key->name, gw->key->tenant,
+              t->verdict == ARK_GOV_CONCURRENCY ? ARK_SF_REF_CONC
+              : t->verdict >= ARK_GOV_BUDGET    ? ARK_SF_REF_BUDGET
+                                                : ARK_SF_REF_RATE, 1);
     ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r, ARKLOGNO(00055)
                   "key '%s': refused by governance (%s, %s)",
                   gw->key->name, ark_gov_verdict_name(t->verdict),
@@ -1467,14 +1544,35 @@ static apr_int64_t usage_cost(const ark_channel_t *ch, const ark_usage_t *u)
                          ch->price_cached);
 }
 
-/* Records what the request used and releases what it held. */
-static void govern_settle(request_rec *r, ark_rctx_t *rc)
+/* Records what the request used (governance, node statistics, the
+ * answering channel's counters) and releases what it held. */
+static void account(request_rec *r, ark_rctx_t *rc)
 {
     ark_govern_t *g = ark_govern_client();
+    ark_server_conf_t *sc = srv_conf(r);
+    apr_time_t now = apr_time_now();
     ark_gov_usage_t u;
+    char id[300];
 
-    if (!g || !rc->governed) {
+    if (!g || !rc->log.key_name) {
         return;
+    }
+    if (rc->cache_lookup_us >= 0 || rc->log.cache) {
+        const char *c = rc->log.cache ? rc->log.cache : "";
+        int f = !strcmp(c, "hit")      ? 1
+                : !strcmp(c, "miss")   ? 2
+                : !strcmp(c, "bypass") ? 3
+                : !strcmp(c, "error")  ? 4
+                                       : 5;
+
+        ark_govern_stat_add(g, ARK_STAT_CACHE, f, 1);
+        if (rc->cache_lookup_us >= 0) {
+            ark_govern_stat_add(g, ARK_STAT_CACHE, 0, 1);
+            ark_govern_stat_add(g, ARK_STAT_CACHE, 6, rc->cache_lookup_us);
+        }
+    }
+    if (!rc->model) {
+        return;                        /* refused before routing */
     }
     memset(&u, 0, sizeof(u));
     u.prompt_tokens = rc->log.usage.prompt_tokens;
@@ -1494,7 +1592,35 @@ static void govern_settle(request_rec *r, ark_rctx_t *rc)
         u.provider = rc->answered ? rc->answered->provider->name : NULL;
     }
     rc->log.spend_nano = u.spend_nano;
-    ark_govern_settle(g, &rc->ticket, &rc->subject, &u, r->pool);
+    if (rc->governed) {
+        ark_govern_settle(g, &rc->ticket, &rc->subject, &u, r->pool);
+    }
+    if (rc->ticket.verdict != ARK_GOV_OK) {
+        return;                        /* refused: counted as such */
+    }
+    node_stat(rc->log.key_name, rc->log.tenant, ARK_SF_REQUESTS, 1);
+    node_stat(rc->log.key_name, rc->log.tenant, ARK_SF_PROMPT,
+              u.prompt_tokens);
+    node_stat(rc->log.key_name, rc->log.tenant, ARK_SF_COMPLETION,
+              u.completion_tokens);
+    node_stat(rc->log.key_name, rc->log.tenant, ARK_SF_SPEND, u.spend_nano);
+    node_stat(rc->log.key_name, rc->log.tenant, ARK_SF_CACHE_HITS,
+              u.cache_hit);
+    apr_snprintf(id, sizeof(id), ARK_STAT_DAY_TENANT "%s",
+                 rc->log.tenant ? rc->log.tenant : rc->log.key_name);
+    ark_govern_stat_add_daily(g, id, 0, u.spend_nano, now);
+    ark_govern_stat_add_daily(g, id, 1, 1, now);
+    if (rc->answered) {
+        apr_snprintf(id, sizeof(id), ARK_STAT_DAY_PROVIDER "%s",
+                     rc->answered->provider->name);
+        ark_govern_stat_add_daily(g, id, 0, u.spend_nano, now);
+        ark_govern_stat_add_daily(g, id, 1, 1, now);
+        if (rc->answered->slot < sc->nslots && !u.cache_hit) {
+            ark_sig_count_usage(&sc->slots[rc->answered->slot], now,
+                                u.prompt_tokens, u.completion_tokens,
+                                u.spend_nano);
+        }
+    }
 }
 
 static int handle_completion(request_rec *r, ark_rctx_t *rc,
@@ -1519,6 +1645,11 @@ static int handle_completion(request_rec *r, ark_rctx_t *rc,
         return rv;
     }
     if ((rv = read_body(r, &body, &blen)) != DECLINED) {
+        return rv;
+    }
+    rc->req_body = body;
+    rc->req_len = blen;
+    if ((rv = check_limits(r, body, blen, endpoint)) != DECLINED) {
         return rv;
     }
     if (rc->front == ARK_FRONT_ANTHROPIC) {
@@ -1647,6 +1778,7 @@ int ark_gateway_handler(request_rec *r)
     const char *uri = r->uri, *slash;
 
     ark_access_init(&rc->log, r->request_time);
+    rc->cache_lookup_us = -1;
     rc->log.method = r->method;
     rc->log.path = r->uri;
     ap_set_module_config(r->request_config, &ark_module, rc);
@@ -1698,6 +1830,50 @@ static void cache_store(request_rec *r, ark_rctx_t *rc)
     }
 }
 
+/* A body for the access log: redacted first, then cut at max bytes on
+ * a UTF-8 character boundary (cutting first could leave half a secret
+ * that redaction no longer recognises). */
+static const char *log_body(ark_rctx_t *rc, ark_redact_t *red,
+                            const char *body, apr_size_t len,
+                            apr_size_t max, apr_pool_t *p)
+{
+    apr_size_t out_len = 0;
+    const char *text = ark_redact(red, body, len, &out_len, NULL);
+
+    if (out_len > max) {
+        while (max > 0 && ((unsigned char)text[max] & 0xC0) == 0x80) {
+            max--;                     /* not inside a character */
+        }
+        text = apr_pstrmemdup(p, text, max);
+        rc->log.bodies_truncated = 1;
+    }
+    return text;
+}
+
+/* ArkLogBodies: the redacted bodies, one redactor for the line so that a
+ * value in both bodies gets the same token. */
+static void log_bodies(request_rec *r, ark_rctx_t *rc)
+{
+    ark_dir_conf_t *dc = ap_get_module_config(r->per_dir_config,
+                                              &ark_module);
+    apr_size_t max;
+    ark_redact_t *red;
+
+    if (!dc || dc->log_bodies <= 0) {
+        return;
+    }
+    max = dc->log_body_max ? dc->log_body_max : ARK_LOG_BODY_DEFAULT_MAX;
+    red = ark_redact_make(r->pool);
+    if ((dc->log_bodies & ARK_LOG_BODY_REQUEST) && rc->req_body) {
+        rc->log.request_body = log_body(rc, red, rc->req_body, rc->req_len,
+                                        max, r->pool);
+    }
+    if ((dc->log_bodies & ARK_LOG_BODY_RESPONSE) && rc->resp_body) {
+        rc->log.response_body = log_body(rc, red, rc->resp_body,
+                                         rc->resp_len, max, r->pool);
+    }
+}
+
 int ark_log_transaction(request_rec *r)
 {
     ark_server_conf_t *sc = srv_conf(r);
@@ -1710,7 +1886,7 @@ int ark_log_transaction(request_rec *r)
     }
     /* the answer has reached the client: now it may go to the cache */
     cache_store(r, rc);
-    govern_settle(r, rc);
+    account(r, rc);
     if (!sc->access_fd) {
         return DECLINED;
     }
@@ -1718,6 +1894,7 @@ int ark_log_transaction(request_rec *r)
         rc->log.status = r->status;
     }
     rc->log.latency = apr_time_now() - r->request_time;
+    log_bodies(r, rc);
     line = ark_access_line(&rc->log, &len, r->pool);
     /* one write per line: O_APPEND files and pipes keep lines whole */
     apr_file_write_full(sc->access_fd, line, len, NULL);

@@ -26,6 +26,7 @@ struct ark_http_t {
     CURL **idle;
     int n_idle;
     int max_idle;
+    const char *ca_file;        /* ArkCACertificateFile, or NULL */
 };
 
 typedef struct {
@@ -128,7 +129,15 @@ static CURL *handle_make(ark_http_t *h)
     curl_easy_setopt(c, CURLOPT_FOLLOWLOCATION, 0L);
     curl_easy_setopt(c, CURLOPT_MAXCONNECTS, (long)h->max_idle);
     curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, write_cb);
+    if (h->ca_file) {
+        curl_easy_setopt(c, CURLOPT_CAINFO, h->ca_file);
+    }
     return c;
+}
+
+void ark_http_set_ca_file(ark_http_t *h, const char *ca_file)
+{
+    h->ca_file = ca_file;
 }
 
 static CURL *handle_get(ark_http_t *h)
@@ -281,6 +290,13 @@ static void transfer_setup(ark_http_t *h, CURL *c, const ark_http_req_t *req,
     else {
         curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, 0L);
     }
+    /* idle: less than 1 byte/s for that many seconds (libcurl averages
+     * the speed over the last few seconds) ends as OPERATION_TIMEDOUT */
+    curl_easy_setopt(c, CURLOPT_LOW_SPEED_LIMIT,
+                     req->idle_timeout > 0 ? 1L : 0L);
+    curl_easy_setopt(c, CURLOPT_LOW_SPEED_TIME, req->idle_timeout > 0
+                     ? (long)((req->idle_timeout + APR_USEC_PER_SEC - 1)
+                              / APR_USEC_PER_SEC) : 0L);
     if (req->body) {
         curl_easy_setopt(c, CURLOPT_POST, 1L);
         curl_easy_setopt(c, CURLOPT_POSTFIELDS, req->body);

@@ -28,7 +28,7 @@ typedef enum {
     ARK_HTTP_OK = 0,
     ARK_HTTP_CONNECT,   /* DNS or TCP connect failed: nothing was sent */
     ARK_HTTP_TLS,       /* TLS handshake or certificate verification */
-    ARK_HTTP_TIMEOUT,   /* connect or total timeout */
+    ARK_HTTP_TIMEOUT,   /* connect, total or idle timeout */
     ARK_HTTP_IO,        /* connection reset or closed mid-transfer */
     ARK_HTTP_ABORTED,   /* our on_data callback asked to stop */
     ARK_HTTP_OTHER      /* anything else libcurl reports */
@@ -48,6 +48,11 @@ typedef struct ark_http_req_t {
     apr_size_t body_len;
     apr_interval_time_t connect_timeout;
     apr_interval_time_t timeout;     /* whole transfer; 0 = none */
+    apr_interval_time_t idle_timeout;/* abort (ARK_HTTP_TIMEOUT) once no
+                                      * byte arrived for this long, in whole
+                                      * seconds, measured by libcurl over a
+                                      * sliding window of up to 5 s; 0 =
+                                      * none */
     ark_http_data_cb *on_data;
     void *ctx;
     const int *cancel;               /* ark_http_race only: once non-zero,
@@ -69,6 +74,13 @@ typedef struct ark_http_result_t {
  * max_idle bounds the idle easy handles and the shared connection cache.
  * Returns APR_SUCCESS or APR_EGENERAL (libcurl could not initialise). */
 apr_status_t ark_http_create(ark_http_t **ph, int max_idle, apr_pool_t *p);
+
+/* Makes every later transfer verify TLS servers against the PEM
+ * certificates of ca_file (CURLOPT_CAINFO) instead of libcurl's default
+ * bundle; NULL keeps the default. Peer and host name verification are
+ * never turned off. Call before the first transfer; ca_file must live as
+ * long as h. */
+void ark_http_set_ca_file(ark_http_t *h, const char *ca_file);
 
 /* Runs one transfer to completion. Returns APR_SUCCESS when a complete
  * HTTP response was received (any status), APR_EGENERAL otherwise; in

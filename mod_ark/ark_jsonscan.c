@@ -15,6 +15,9 @@
  * Strings are skipped with a byte-class table (plain ASCII bytes need one
  * load and compare each); UTF-8 sequences and escapes are checked where
  * they occur.
+ * The limits of ark_json_scan_limited cost two compares per value: every
+ * VALUE inside a container adds one element (the example above has 3),
+ * and every push checks the container depth (2 at most above).
  */
 #include <errno.h>
 #include <math.h>
@@ -465,21 +468,28 @@ static int scan_literal(const unsigned char *s, apr_size_t len,
         pos++; \
     }
 
-apr_status_t ark_json_scan(const char *buf, apr_size_t len,
-                           ark_json_field_t *fields, int nfields,
-                           ark_json_type_t *ptop, apr_size_t *perr_at)
+/* The scanner. max_depth bounds the containers nested in each other
+ * (the jansson check on every value stays), max_elements the values
+ * inside containers; *phit tells which limit ended the scan. */
+static apr_status_t scan(const char *buf, apr_size_t len,
+                         ark_json_field_t *fields, int nfields,
+                         ark_json_type_t *ptop, apr_size_t *perr_at,
+                         int max_depth, apr_size_t max_elements,
+                         ark_json_limit_t *phit)
 {
     const unsigned char *s = (const unsigned char *)buf;
     unsigned char stack[ARK_JSON_MAX_DEPTH / 8];
-    apr_size_t pos = 0, wlen[8];
+    apr_size_t pos = 0, wlen[8], nelem = 0;
     int depth = 0, cur = -1, i, esc;
     ark_json_type_t type;
 
+    *phit = ARK_JSON_LIMIT_NONE;
     if (nfields > 8) {
         goto bad;               /* not a document error: a caller's bug */
     }
     for (i = 0; i < nfields; i++) {
         fields[i].type = ARK_JSON_NONE;
+        fields[i].count = 0;
         wlen[i] = strlen(fields[i].key);
     }
     SKIP_WS();
@@ -494,6 +504,15 @@ value:
     /* a value at depth + 1; s[pos] is its first byte */
     if (depth >= ARK_JSON_MAX_DEPTH || pos >= len) {
         goto bad;
+    }
+    if (depth > 0) {
+        if (++nelem > max_elements) {
+            *phit = ARK_JSON_LIMIT_ELEMENTS;
+            goto bad;
+        }
+        if (cur >= 0 && depth == 2) {
+            fields[cur].count++;    /* a direct child of a field's value */
+        }
     }
     switch (s[pos]) {
     case '{':
@@ -524,6 +543,10 @@ value:
         fields[cur].type = type;
     }
     if (type == ARK_JSON_OBJECT || type == ARK_JSON_ARRAY) {
+        if (depth >= max_depth) {
+            *phit = ARK_JSON_LIMIT_DEPTH;
+            goto bad;
+        }
         if (type == ARK_JSON_OBJECT) {
             stack[depth >> 3] |= (unsigned char)(1u << (depth & 7));
         }
@@ -598,6 +621,7 @@ key:
                                wlen[i])) {
                     cur = i;
                     fields[i].key_start = k0;
+                    fields[i].count = 0;
                 }
             }
         }
@@ -617,7 +641,34 @@ bad:
     if (perr_at) {
         *perr_at = pos < len ? pos : len;
     }
-    return APR_EINVAL;
+    return *phit != ARK_JSON_LIMIT_NONE ? APR_ENOSPC : APR_EINVAL;
+}
+
+apr_status_t ark_json_scan(const char *buf, apr_size_t len,
+                           ark_json_field_t *fields, int nfields,
+                           ark_json_type_t *ptop, apr_size_t *perr_at)
+{
+    ark_json_limit_t hit;
+
+    return scan(buf, len, fields, nfields, ptop, perr_at,
+                ARK_JSON_MAX_DEPTH, APR_SIZE_MAX, &hit);
+}
+
+apr_status_t ark_json_scan_limited(const char *buf, apr_size_t len,
+                                   ark_json_field_t *fields, int nfields,
+                                   const ark_json_limits_t *lim,
+                                   ark_json_limit_t *phit,
+                                   apr_size_t *perr_at)
+{
+    ark_json_limit_t hit;
+    int depth = lim->max_depth;
+
+    if (depth <= 0 || depth > ARK_JSON_MAX_DEPTH) {
+        depth = ARK_JSON_MAX_DEPTH;
+    }
+    return scan(buf, len, fields, nfields, NULL, perr_at, depth,
+                lim->max_elements ? lim->max_elements : APR_SIZE_MAX,
+                phit ? phit : &hit);
 }
 
 int ark_json_field_integer(const char *buf, const ark_json_field_t *f,

@@ -55,7 +55,26 @@ typedef struct ark_json_field_t {
     apr_size_t key_start;       /* out: offset of the key's opening '"' */
     apr_size_t start;           /* out: the value is buf[start, end) */
     apr_size_t end;
+    apr_size_t count;           /* out: items of an array value, members
+                                 * of an object value (else 0) */
 } ark_json_field_t;
+
+/* Limits beyond the grammar, for documents from untrusted clients (see
+ * ark_json_scan_limited). */
+typedef struct ark_json_limits_t {
+    int max_depth;              /* objects and arrays nested in each other:
+                                 * [] is 1 deep, {"a":[1]} 2 deep; 1 to
+                                 * ARK_JSON_MAX_DEPTH (0: ARK_JSON_MAX_DEPTH) */
+    apr_size_t max_elements;    /* array items plus object members over the
+                                 * whole document; 0: no limit */
+} ark_json_limits_t;
+
+/* Which limit a document broke. */
+typedef enum {
+    ARK_JSON_LIMIT_NONE = 0,
+    ARK_JSON_LIMIT_DEPTH,
+    ARK_JSON_LIMIT_ELEMENTS
+} ark_json_limit_t;
 
 /* Validates buf[0, len) (see above) and, when the top-level value is an
  * object, fills fields[0, nfields) (nfields at most 8; fields may be NULL
@@ -67,6 +86,18 @@ typedef struct ark_json_field_t {
 apr_status_t ark_json_scan(const char *buf, apr_size_t len,
                            ark_json_field_t *fields, int nfields,
                            ark_json_type_t *ptop, apr_size_t *perr_at);
+
+/* ark_json_scan with limits, checked as the scan goes, so that a
+ * document breaking one is refused as soon as the limit is passed,
+ * without reading further. Returns APR_SUCCESS; APR_EINVAL for a syntax
+ * error found before any limit was passed (*phit = ARK_JSON_LIMIT_NONE);
+ * APR_ENOSPC with *phit the limit broken and *perr_at the offset of the
+ * value that broke it. phit and perr_at may be NULL. */
+apr_status_t ark_json_scan_limited(const char *buf, apr_size_t len,
+                                   ark_json_field_t *fields, int nfields,
+                                   const ark_json_limits_t *lim,
+                                   ark_json_limit_t *phit,
+                                   apr_size_t *perr_at);
 
 /* The value of an ARK_JSON_INTEGER field (already checked to fit), in
  * *pv. Returns 1, or 0 (and *pv untouched) for any other type. */

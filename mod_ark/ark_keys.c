@@ -1516,6 +1516,34 @@ leave:
     return rv;
 }
 
+apr_status_t ark_keys_check_mode(const char *path, const char **perr,
+                                 apr_pool_t *p)
+{
+    apr_finfo_t fi;
+    apr_status_t rv;
+    int mode;
+
+    *perr = NULL;
+    rv = apr_stat(&fi, path, APR_FINFO_PROT, p);
+    if (rv != APR_SUCCESS && rv != APR_INCOMPLETE) {
+        return rv;
+    }
+    /* APR keeps one hex digit per class: 0x0754 is mode 0754 */
+    mode = ((fi.protection >> 8) & 7) << 6 | ((fi.protection >> 4) & 7) << 3
+           | (fi.protection & 7);
+    if (mode & 0026) {
+        *perr = apr_psprintf(p, "keys file '%s' has mode %04o: it must not "
+                             "be %s; run 'chmod 640 %s'", path, mode,
+                             (mode & 0006) == 0006 ? "readable or writable "
+                                                     "by others"
+                             : (mode & 0004) ? "readable by others"
+                             : (mode & 0002) ? "writable by others"
+                             : "writable by its group", path);
+        return APR_EACCES;
+    }
+    return APR_SUCCESS;
+}
+
 /* ------------------------------------------------------------------ */
 /* Lookup and accessors                                               */
 /* ------------------------------------------------------------------ */

@@ -176,6 +176,22 @@ apr_status_t ark_keys_load(ark_keyring_t **pring, const char *path,
                            const char **perr, apr_pool_t *p);
 
 /**
+ * Check that a keys file is private enough for httpd to use: not readable
+ * or writable by others (mode & 0006) and not writable by its group
+ * (mode & 0020). The hashes in it allow offline guessing of weak secrets
+ * and anyone who can write it can mint keys.
+ *
+ * @param path  the keys file (symbolic links are followed)
+ * @param perr  receives a message naming the path, its mode and the fix
+ *              ("chmod 640 <path>") on failure, NULL on success
+ * @param p     pool for the message
+ * @return APR_SUCCESS; APR_EACCES if the mode is too open; the APR error
+ *         of stat (the caller's ark_keys_load then reports it).
+ */
+apr_status_t ark_keys_check_mode(const char *path, const char **perr,
+                                 apr_pool_t *p);
+
+/**
  * Find the key whose secret is the given bytes.
  *
  * Hashes the secret with SHA-256, picks the bucket from the first digest

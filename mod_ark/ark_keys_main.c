@@ -293,10 +293,15 @@ static void cli_getopt_err(void *arg, const char *fmt, ...)
     va_end(ap);
 }
 
+/* Mode bits httpd refuses on a keys file (ark_keys_check_mode). */
+#define CLI_UNSAFE_MODE (S_IWGRP | S_IROTH | S_IWOTH)
+
 static void cli_warn_mode(const char *path, const struct stat *st)
 {
-    if (st->st_mode & S_IROTH) {
-        cli_warn("%s is readable by everyone; consider 'chmod o-r %s'", path,
+    if (st->st_mode & CLI_UNSAFE_MODE) {
+        cli_warn("%s has mode %04o, which httpd refuses (readable or "
+                 "writable by others, or writable by its group); run "
+                 "'chmod 640 %s'", path, (unsigned int)(st->st_mode & 07777),
                  path);
     }
 }
@@ -451,7 +456,8 @@ static const char *cli_dirname(const char *path, apr_pool_t *p)
 }
 
 /* Replace path with text: write path.tmp.<pid> with the mode and owner
- * of st, fsync it, rename it over path, fsync the directory. */
+ * of st (less the bits httpd refuses: see CLI_UNSAFE_MODE), fsync it,
+ * rename it over path, fsync the directory. */
 static int cli_write(const char *path, const char *text, const struct stat *st,
                      apr_pool_t *p)
 {
@@ -478,7 +484,7 @@ static int cli_write(const char *path, const char *text, const struct stat *st,
                  "belongs to you",
                  path, strerror(errno));
     }
-    if (fchmod(fd, st->st_mode & 07777) < 0) {
+    if (fchmod(fd, st->st_mode & 07777 & ~(mode_t)CLI_UNSAFE_MODE) < 0) {
         cli_error("cannot set the mode of %s: %s", tmp, strerror(errno));
         goto fail;
     }
@@ -539,7 +545,6 @@ static int cli_edit(const cli_args_t *args, cli_edit_fn edit, void *baton,
     if (rc != CLI_EXIT_OK) {
         return rc;
     }
-    cli_warn_mode(path, &st);
     rc = cli_read_fd(&old, &len, fd, path, p);
     if (rc != CLI_EXIT_OK) {
         goto done;
@@ -560,6 +565,15 @@ static int cli_edit(const cli_args_t *args, cli_edit_fn edit, void *baton,
             goto done;
         }
         rc = cli_write(path, text, &st, p);
+        if (rc == CLI_EXIT_OK && (st.st_mode & CLI_UNSAFE_MODE)) {
+            cli_warn("%s: mode changed from %04o to %04o (httpd refuses keys "
+                     "files others may read or write, or its group write)",
+                     path, (unsigned int)(st.st_mode & 07777),
+                     (unsigned int)(st.st_mode & 07777 & ~CLI_UNSAFE_MODE));
+        }
+    }
+    else if (rc == CLI_EXIT_OK) {
+        cli_warn_mode(path, &st);
     }
 done:
     if (rc != CLI_EXIT_OK && created) {
@@ -1473,8 +1487,14 @@ static int cli_verify(const cli_args_t *args, apr_pool_t *p)
 static int cli_check(const cli_args_t *args, apr_pool_t *p)
 {
     ark_keyring_t *ring;
+    const char *why;
     int rc, i, n, t, enabled = 0;
 
+    /* as httpd does: a file others may read or write is refused */
+    if (ark_keys_check_mode(args->file, &why, p) == APR_EACCES) {
+        cli_error("%s", why);
+        return CLI_EXIT_FAIL;
+    }
     rc = cli_load(&ring, args, p);
     if (rc != CLI_EXIT_OK) {
         return rc;

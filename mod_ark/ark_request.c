@@ -224,6 +224,43 @@ apr_status_t ark_json_load_object(json_t **proot, const char *body,
     return APR_SUCCESS;
 }
 
+apr_status_t ark_req_check_limits(const char *body, apr_size_t len,
+                                  const ark_req_limits_t *lim,
+                                  ark_err_t *err, apr_pool_t *p)
+{
+    ark_json_limits_t jl;
+    ark_json_limit_t hit;
+    ark_json_field_t f[1];
+    apr_status_t rv;
+
+    jl.max_depth = lim->max_depth;
+    jl.max_elements = lim->max_elements;
+    f[0].key = "messages";
+    rv = ark_json_scan_limited(body, len, f, 1, &jl, &hit, NULL);
+    if (rv == APR_ENOSPC && hit == ARK_JSON_LIMIT_DEPTH) {
+        ark_err_setf(err, p, 400, "json_too_deep", NULL,
+                     "The JSON body nests objects and arrays too deeply: "
+                     "at most %d levels are allowed.", lim->max_depth);
+        return APR_EINVAL;
+    }
+    if (rv == APR_ENOSPC) {
+        ark_err_setf(err, p, 400, "json_too_many_elements", NULL,
+                     "The JSON body has too many elements: at most %"
+                     APR_SIZE_T_FMT " array items and object members are "
+                     "allowed.", lim->max_elements);
+        return APR_EINVAL;
+    }
+    if (rv == APR_SUCCESS && lim->max_messages > 0
+        && f[0].type == ARK_JSON_ARRAY && f[0].count > lim->max_messages) {
+        ark_err_setf(err, p, 400, "too_many_messages", "messages",
+                     "The request has %" APR_SIZE_T_FMT " messages; at most %"
+                     APR_SIZE_T_FMT " are allowed.", f[0].count,
+                     lim->max_messages);
+        return APR_EINVAL;
+    }
+    return APR_SUCCESS;   /* within limits, or a syntax error for later */
+}
+
 /* Reads "model": the part every endpoint shares. */
 static apr_status_t check_model(ark_req_t *req, ark_err_t *err,
                                 apr_pool_t *p)

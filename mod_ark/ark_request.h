@@ -78,6 +78,25 @@ apr_status_t ark_embed_req_parse(ark_req_t *req, const char *body,
                                  apr_size_t len, ark_err_t *err,
                                  apr_pool_t *p);
 
+/* Limits on a client's body beyond ArkMaxBodySize (ArkMaxJsonDepth,
+ * ArkMaxJsonElements, ArkMaxMessages). */
+typedef struct ark_req_limits_t {
+    int max_depth;            /* objects/arrays nested in each other */
+    apr_size_t max_elements;  /* array items + object members, in total */
+    apr_size_t max_messages;  /* entries of the top-level "messages"
+                               * array; 0: not checked (embeddings) */
+} ark_req_limits_t;
+
+/* Checks body[0, len) against lim in one pass of the JSON scanner,
+ * before anything builds a tree of it. Returns APR_SUCCESS, also for a
+ * body that is not valid JSON (the parser reports that, with line and
+ * column), or APR_EINVAL with *err a 400 naming the limit and the value
+ * allowed: json_too_deep, json_too_many_elements or too_many_messages
+ * (param "messages"). Nothing of the body is echoed. */
+apr_status_t ark_req_check_limits(const char *body, apr_size_t len,
+                                  const ark_req_limits_t *lim,
+                                  ark_err_t *err, apr_pool_t *p);
+
 /* Sets every field of *u to -1 (unknown). */
 void ark_usage_clear(ark_usage_t *u);
 

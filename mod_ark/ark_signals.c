@@ -205,6 +205,93 @@ static void trip(ark_chan_slot_t *s, const ark_breaker_conf_t *bc,
     }
 }
 
+static ark_sig_point_t *point_current(ark_chan_slot_t *s, apr_time_t now)
+{
+    int64_t epoch = now / ARK_SIG_SERIES_LEN;
+    ark_sig_point_t *pt = &s->series[epoch % ARK_SIG_SERIES];
+    int64_t seen = atomic_load(&pt->epoch);
+
+    if (seen != epoch
+        && atomic_compare_exchange_strong(&pt->epoch, &seen, epoch)) {
+        int i;
+
+        atomic_store(&pt->requests, 0);
+        atomic_store(&pt->errors, 0);
+        for (i = 0; i < ARK_SIG_LAT_BUCKETS; i++) {
+            atomic_store(&pt->total[i], 0);
+        }
+    }
+    return pt;
+}
+
+void ark_sig_count_status(ark_chan_slot_t *s, int status)
+{
+    int k = status >= 200 && status < 300   ? 0
+            : status >= 400 && status < 500 ? 1
+            : status >= 500 && status < 600 ? 2
+            : status > 0                    ? 3
+                                            : 4;
+
+    atomic_fetch_add(&s->status[k], 1);
+}
+
+void ark_sig_count_usage(ark_chan_slot_t *s, apr_time_t now, long tokens_in,
+                         long tokens_out, int64_t spend_nano)
+{
+    int64_t day = now / apr_time_from_sec(86400), seen;
+
+    atomic_fetch_add(&s->tokens_in, (uint64_t)(tokens_in > 0 ? tokens_in
+                                                             : 0));
+    atomic_fetch_add(&s->tokens_out, (uint64_t)(tokens_out > 0 ? tokens_out
+                                                               : 0));
+    atomic_fetch_add(&s->spend_nano, spend_nano);
+    seen = atomic_load(&s->spend_day);
+    if (seen != day && atomic_compare_exchange_strong(&s->spend_day, &seen,
+                                                      day)) {
+        atomic_store(&s->spend_today, 0);
+    }
+    atomic_fetch_add(&s->spend_today, spend_nano);
+}
+
+int64_t ark_sig_spend_today(ark_chan_slot_t *s, apr_time_t now)
+{
+    return atomic_load(&s->spend_day) == now / apr_time_from_sec(86400)
+           ? atomic_load(&s->spend_today) : 0;
+}
+
+int ark_sig_series(ark_chan_slot_t *s, apr_time_t now, apr_time_t *t,
+                   uint32_t *requests, uint32_t *errors, double *p95_ms)
+{
+    int64_t epoch = now / ARK_SIG_SERIES_LEN, e;
+    int n = 0, i;
+
+    for (e = epoch - ARK_SIG_SERIES + 1; e <= epoch; e++, n++) {
+        ark_sig_point_t *pt = &s->series[((e % ARK_SIG_SERIES)
+                                          + ARK_SIG_SERIES) % ARK_SIG_SERIES];
+        uint64_t total = 0, seen = 0;
+
+        t[n] = e * ARK_SIG_SERIES_LEN;
+        requests[n] = errors[n] = 0;
+        p95_ms[n] = -1.0;
+        if (atomic_load(&pt->epoch) != e) {
+            continue;
+        }
+        requests[n] = atomic_load(&pt->requests);
+        errors[n] = atomic_load(&pt->errors);
+        for (i = 0; i < ARK_SIG_LAT_BUCKETS; i++) {
+            total += atomic_load(&pt->total[i]);
+        }
+        for (i = 0; total && i < ARK_SIG_LAT_BUCKETS; i++) {
+            seen += atomic_load(&pt->total[i]);
+            if (seen * 100 >= total * 95) {
+                p95_ms[n] = ark_sig_bucket_value_us(i) / 1000.0;
+                break;
+            }
+        }
+    }
+    return n;
+}
+
 void ark_sig_release(ark_chan_slot_t *s, const ark_breaker_conf_t *bc,
                      apr_time_t now, int probe, ark_outcome_t outcome,
                      apr_interval_time_t ttfb, apr_interval_time_t total,
@@ -222,15 +309,28 @@ void ark_sig_release(ark_chan_slot_t *s, const ark_breaker_conf_t *bc,
     if (outcome == ARK_OUTCOME_NEUTRAL) {
         return;
     }
+    {
+        ark_sig_point_t *pt = point_current(s, now);
+
+        atomic_fetch_add(&pt->requests, 1);
+        if (outcome != ARK_OUTCOME_SUCCESS) {
+            atomic_fetch_add(&pt->errors, 1);
+        }
+        else if (total >= 0) {
+            atomic_fetch_add(&pt->total[ark_sig_bucket(total)], 1);
+        }
+    }
     if (outcome == ARK_OUTCOME_SUCCESS) {
         ark_sig_hist_t *h = hist_current(s, now);
 
         if (ttfb >= 0) {
             atomic_fetch_add(&h->ttfb[ark_sig_bucket(ttfb)], 1);
+            atomic_fetch_add(&s->ttfb_hist[ark_sig_bucket(ttfb)], 1);
             ewma_add(&s->ewma_ttfb, ttfb);
         }
         if (total >= 0) {
             atomic_fetch_add(&h->total[ark_sig_bucket(total)], 1);
+            atomic_fetch_add(&s->total_hist[ark_sig_bucket(total)], 1);
             ewma_add(&s->ewma_total, total);
         }
         atomic_store(&s->consec_fail, 0);

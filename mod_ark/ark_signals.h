@@ -79,6 +79,18 @@ typedef struct ark_sig_hist_t {
     _Atomic uint32_t total[ARK_SIG_LAT_BUCKETS];
 } ark_sig_hist_t;
 
+/* Recent history for the status page: ARK_SIG_SERIES intervals of
+ * ARK_SIG_SERIES_LEN, a ring indexed by interval number. */
+#define ARK_SIG_SERIES     30
+#define ARK_SIG_SERIES_LEN apr_time_from_sec(20)
+
+typedef struct ark_sig_point_t {
+    _Atomic int64_t epoch;            /* now / ARK_SIG_SERIES_LEN */
+    _Atomic uint32_t requests;        /* attempts that ended in it */
+    _Atomic uint32_t errors;          /* of which failures */
+    _Atomic uint32_t total[ARK_SIG_LAT_BUCKETS];
+} ark_sig_point_t;
+
 typedef struct ark_chan_slot_t {
     _Atomic uint32_t inflight;
     _Atomic uint32_t consec_fail;
@@ -95,6 +107,17 @@ typedef struct ark_chan_slot_t {
     _Atomic uint64_t failures;
     _Atomic uint64_t hedges;
     _Atomic uint64_t opens;
+    _Atomic uint64_t failovers;       /* failed attempts followed by
+                                       * another channel */
+    _Atomic uint64_t status[5];       /* attempts by outcome: 2xx, 4xx,
+                                       * 5xx, other status, no answer */
+    _Atomic uint64_t ttfb_hist[ARK_SIG_LAT_BUCKETS];  /* lifetime */
+    _Atomic uint64_t total_hist[ARK_SIG_LAT_BUCKETS];
+    _Atomic uint64_t tokens_in, tokens_out;           /* answers it gave */
+    _Atomic int64_t spend_nano;                       /* lifetime */
+    _Atomic int64_t spend_day;        /* UTC day number of spend_today */
+    _Atomic int64_t spend_today;
+    ark_sig_point_t series[ARK_SIG_SERIES];
 } ark_chan_slot_t;
 
 /* What the router sees of a channel at one instant. */
@@ -130,6 +153,23 @@ void ark_sig_release(ark_chan_slot_t *s, const ark_breaker_conf_t *bc,
                      apr_time_t now, int probe, ark_outcome_t outcome,
                      apr_interval_time_t ttfb, apr_interval_time_t total,
                      apr_interval_time_t retry_after);
+
+/* Counts an attempt's upstream status (0: no answer) in s->status. */
+void ark_sig_count_status(ark_chan_slot_t *s, int status);
+
+/* Adds the usage and spend of an answer the channel gave. */
+void ark_sig_count_usage(ark_chan_slot_t *s, apr_time_t now, long tokens_in,
+                         long tokens_out, int64_t spend_nano);
+
+/* Spend of the current UTC day (0 when nothing was spent today). */
+int64_t ark_sig_spend_today(ark_chan_slot_t *s, apr_time_t now);
+
+/* Fills points (oldest first, at most ARK_SIG_SERIES) with the recent
+ * intervals up to now: requests, errors and the P95 total latency in ms
+ * (< 0 when none); returns how many. Intervals with no traffic are
+ * included as zeros. */
+int ark_sig_series(ark_chan_slot_t *s, apr_time_t now, apr_time_t *t,
+                   uint32_t *requests, uint32_t *errors, double *p95_ms);
 
 /* Fills *v from the slot, without changing it. */
 void ark_sig_view(ark_chan_slot_t *s, const ark_breaker_conf_t *bc,

@@ -16,6 +16,7 @@
 
 #include <errno.h>
 
+#include <apr_lib.h>
 #include <apr_shm.h>
 #include <apr_strings.h>
 #include <http_core.h>
@@ -106,6 +107,7 @@ static void *create_server_conf(apr_pool_t *p, server_rec *s)
 
     sc->connect_timeout = ARK_DEFAULT_CONNECT_TIMEOUT;
     sc->timeout = ARK_DEFAULT_TIMEOUT;
+    sc->stream_idle = ARK_DEFAULT_STREAM_IDLE;
     sc->config_time = apr_time_now();
     memcpy(sc->weights, w, sizeof(w));
     sc->breaker = bc;
@@ -138,6 +140,7 @@ static void *create_dir_conf(apr_pool_t *p, char *dir)
     dc->max_body = ARK_DEFAULT_MAX_BODY;
     ark_route_policy_unset(&dc->policy);
     ark_cache_policy_unset(&dc->cache);
+    dc->log_bodies = -1;
     return dc;
 }
 
@@ -148,6 +151,16 @@ static void *merge_dir_conf(apr_pool_t *p, void *basev, void *addv)
 
     dc->max_body = add->max_body_set ? add->max_body : base->max_body;
     dc->max_body_set = add->max_body_set || base->max_body_set;
+    dc->max_json_depth = add->max_json_depth ? add->max_json_depth
+                                             : base->max_json_depth;
+    dc->max_json_elements = add->max_json_elements ? add->max_json_elements
+                                                   : base->max_json_elements;
+    dc->max_messages = add->max_messages ? add->max_messages
+                                         : base->max_messages;
+    dc->log_bodies = add->log_bodies >= 0 ? add->log_bodies
+                                          : base->log_bodies;
+    dc->log_body_max = add->log_body_max ? add->log_body_max
+                                         : base->log_body_max;
     ark_route_policy_merge(&dc->policy, &base->policy, &add->policy);
     ark_cache_policy_merge(&dc->cache, &base->cache, &add->cache);
     if (base->alias_policies && add->alias_policies) {
@@ -333,6 +346,9 @@ static const char *cmd_keys_file(cmd_parms *cmd, void *dc, const char *arg)
     if (!path) {
         return apr_psprintf(cmd->pool, "ArkKeysFile: invalid path '%s'", arg);
     }
+    if (ark_keys_check_mode(path, &why, cmd->pool) == APR_EACCES) {
+        return apr_psprintf(cmd->pool, "ArkKeysFile: %s", why);
+    }
     if (ark_keys_load(&sc->keys, path, &why, cmd->pool) != APR_SUCCESS) {
         return apr_psprintf(cmd->pool, "ArkKeysFile: %s",
                             why ? why : apr_pstrcat(cmd->pool, path,
@@ -403,6 +419,125 @@ static const char *cmd_max_body(cmd_parms *cmd, void *dcv, const char *arg)
     }
     dc->max_body = n;
     dc->max_body_set = 1;
+    return NULL;
+}
+
+/* ArkMaxJsonDepth, ArkMaxJsonElements, ArkMaxMessages: cmd->info says
+ * which (0, 1, 2). */
+static const char *cmd_json_limit(cmd_parms *cmd, void *dcv, const char *arg)
+{
+    static const apr_int64_t bounds[3][2] = {
+        { ARK_MIN_MAX_JSON_DEPTH, ARK_MAX_MAX_JSON_DEPTH },
+        { ARK_MIN_MAX_JSON_ELEMENTS, ARK_MAX_MAX_JSON_ELEMENTS },
+        { ARK_MIN_MAX_MESSAGES, ARK_MAX_MAX_MESSAGES }
+    };
+    ark_dir_conf_t *dc = dcv;
+    int which = (int)(apr_uintptr_t)cmd->info;
+    apr_int64_t n;
+    char *end;
+
+    n = apr_strtoi64(arg, &end, 10);
+    if (!apr_isdigit(*arg) || *end || n < bounds[which][0]
+        || n > bounds[which][1]) {
+        return apr_psprintf(cmd->pool, "%s: '%s' is not a number between %"
+                            APR_INT64_T_FMT " and %" APR_INT64_T_FMT,
+                            cmd->cmd->name, arg, bounds[which][0],
+                            bounds[which][1]);
+    }
+    if (which == 0) {
+        dc->max_json_depth = (int)n;
+    }
+    else if (which == 1) {
+        dc->max_json_elements = (apr_size_t)n;
+    }
+    else {
+        dc->max_messages = (apr_size_t)n;
+    }
+    return NULL;
+}
+
+static const char *cmd_stream_idle(cmd_parms *cmd, void *dc, const char *arg)
+{
+    ark_server_conf_t *sc = server_conf(cmd);
+    apr_interval_time_t t;
+    const char *err;
+
+    (void)dc;
+    if ((err = ap_check_cmd_context(cmd, GLOBAL_ONLY))) {
+        return err;
+    }
+    if (!strcasecmp(arg, "off")) {
+        sc->stream_idle = 0;
+        return NULL;
+    }
+    if (ark_parse_duration(&t, arg) != APR_SUCCESS
+        || t < ARK_MIN_STREAM_IDLE || t > ARK_MAX_STREAM_IDLE
+        || t % APR_USEC_PER_SEC) {
+        return apr_psprintf(cmd->pool, "ArkStreamIdleTimeout: '%s' is not "
+                            "off or a whole number of seconds between 1s "
+                            "and 1h (e.g. 30s, 2m)", arg);
+    }
+    sc->stream_idle = t;
+    return NULL;
+}
+
+static const char *cmd_ca_file(cmd_parms *cmd, void *dc, const char *arg)
+{
+    ark_server_conf_t *sc = server_conf(cmd);
+    const char *path, *err;
+
+    (void)dc;
+    if ((err = ap_check_cmd_context(cmd, GLOBAL_ONLY))) {
+        return err;
+    }
+    path = ap_server_root_relative(cmd->pool, arg);
+    if (!path) {
+        return apr_psprintf(cmd->pool, "ArkCACertificateFile: invalid path "
+                            "'%s'", arg);
+    }
+    if ((err = ark_ca_file_check(path, cmd->pool))) {
+        return err;
+    }
+    sc->ca_file = path;
+    return NULL;
+}
+
+static const char *cmd_log_bodies(cmd_parms *cmd, void *dcv, int argc,
+                                  char *const argv[])
+{
+    ark_dir_conf_t *dc = dcv;
+    int i;
+
+    if (argc < 1) {
+        return "ArkLogBodies takes off|request|response|both [max=SIZE]";
+    }
+    for (i = 0; i < argc; i++) {
+        const char *a = argv[i];
+        apr_off_t n;
+
+        if (!strcasecmp(a, "off")) {
+            dc->log_bodies = 0;
+        }
+        else if (!strcasecmp(a, "request")) {
+            dc->log_bodies = ARK_LOG_BODY_REQUEST;
+        }
+        else if (!strcasecmp(a, "response")) {
+            dc->log_bodies = ARK_LOG_BODY_RESPONSE;
+        }
+        else if (!strcasecmp(a, "both")) {
+            dc->log_bodies = ARK_LOG_BODY_REQUEST | ARK_LOG_BODY_RESPONSE;
+        }
+        else if (!strncasecmp(a, "max=", 4)
+                 && ark_parse_size(&n, a + 4) == APR_SUCCESS && n >= 64
+                 && n <= 1024 * 1024) {
+            dc->log_body_max = (apr_size_t)n;
+        }
+        else {
+            return apr_psprintf(cmd->pool, "ArkLogBodies: '%s' is not off, "
+                                "request, response, both or max=SIZE "
+                                "(64 to 1M)", a);
+        }
+    }
     return NULL;
 }
 
@@ -933,8 +1068,29 @@ static const command_rec ark_cmds[] = {
         "default upstream connect timeout (default 5s)"),
     AP_INIT_TAKE1("ArkTimeout", cmd_timeout, NULL, RSRC_CONF,
         "default upstream total timeout (default 300s)"),
+    AP_INIT_TAKE_ARGV("ArkLogBodies", cmd_log_bodies, NULL,
+        RSRC_CONF | ACCESS_CONF,
+        "off|request|response|both [max=SIZE]: put redacted request and/or "
+        "response bodies in the access log (default off, max 16K each)"),
     AP_INIT_TAKE1("ArkMaxBodySize", cmd_max_body, NULL, RSRC_CONF | ACCESS_CONF,
         "largest accepted request body (default 8M)"),
+    AP_INIT_TAKE1("ArkMaxJsonDepth", cmd_json_limit, (void *)0,
+        RSRC_CONF | ACCESS_CONF,
+        "deepest nesting of objects and arrays in a request body "
+        "(default 64)"),
+    AP_INIT_TAKE1("ArkMaxJsonElements", cmd_json_limit, (void *)1,
+        RSRC_CONF | ACCESS_CONF,
+        "most array items plus object members in a request body "
+        "(default 100000)"),
+    AP_INIT_TAKE1("ArkMaxMessages", cmd_json_limit, (void *)2,
+        RSRC_CONF | ACCESS_CONF,
+        "most messages in a chat request (default 2048)"),
+    AP_INIT_TAKE1("ArkStreamIdleTimeout", cmd_stream_idle, NULL, RSRC_CONF,
+        "abort a relayed stream when the upstream sends nothing for this "
+        "long (default 60s, or off)"),
+    AP_INIT_TAKE1("ArkCACertificateFile", cmd_ca_file, NULL, RSRC_CONF,
+        "PEM file of the CA certificates trusted for https:// upstreams "
+        "(default: libcurl's bundle)"),
     { NULL }
 };
 
@@ -1102,6 +1258,22 @@ static void ark_child_init(apr_pool_t *pchild, server_rec *s)
                      "cannot initialise libcurl: gateway requests will "
                      "fail with 500");
     }
+    else if (sc->ca_file) {
+        apr_file_t *f;
+
+        ark_http_set_ca_file(ark_http, sc->ca_file);
+        /* checked as root at config time; libcurl reads it as User */
+        if (apr_file_open(&f, sc->ca_file, APR_FOPEN_READ,
+                          APR_FPROT_OS_DEFAULT, pchild) != APR_SUCCESS) {
+            ap_log_error(APLOG_MARK, APLOG_ERR, 0, s, ARKLOGNO(00082)
+                         "ArkCACertificateFile %s is not readable by the "
+                         "httpd user: https:// upstreams will fail",
+                         sc->ca_file);
+        }
+        else {
+            apr_file_close(f);
+        }
+    }
 }
 
 static int ark_handler(request_rec *r)
@@ -1114,6 +1286,9 @@ static int ark_handler(request_rec *r)
     }
     if (!strcmp(r->handler, ARK_HANDLER_METRICS)) {
         return ark_metrics_handler(r);
+    }
+    if (!strcmp(r->handler, ARK_HANDLER_STATUS)) {
+        return ark_status_handler(r);
     }
     return DECLINED;
 }
@@ -1138,7 +1313,8 @@ static int ark_map_to_storage(request_rec *r)
     }
     h = ap_expr_str_exec(r, d->expr_handler, &err);
     if (!err && h && (!strcmp(h, ARK_HANDLER_GATEWAY)
-                      || !strcmp(h, ARK_HANDLER_METRICS))) {
+                      || !strcmp(h, ARK_HANDLER_METRICS)
+                      || !strcmp(h, ARK_HANDLER_STATUS))) {
         return OK;
     }
     return DECLINED;

@@ -25,6 +25,7 @@
 /* Handler names for SetHandler. */
 #define ARK_HANDLER_GATEWAY "ark-gateway"
 #define ARK_HANDLER_METRICS "ark-metrics"
+#define ARK_HANDLER_STATUS  "ark-status"
 
 /* Server-wide configuration. Every Ark server directive is global (main
  * server only), so all virtual hosts share this one record. */
@@ -38,6 +39,8 @@ typedef struct ark_server_conf_t {
     apr_file_t *access_fd;            /* opened in open_logs */
     apr_interval_time_t connect_timeout;
     apr_interval_time_t timeout;
+    apr_interval_time_t stream_idle;  /* ArkStreamIdleTimeout, 0: off */
+    const char *ca_file;              /* ArkCACertificateFile, or NULL */
     apr_time_t config_time;           /* when this config was read */
     ark_weights_t weights[ARK_PRIO_COUNT];   /* ArkScoreWeights */
     ark_breaker_conf_t breaker;       /* ArkCircuit */
@@ -72,11 +75,23 @@ typedef struct ark_cache_policy_t {
 /* Per-directory configuration, with "was it set" bits for merging. */
 typedef struct ark_dir_conf_t {
     apr_off_t max_body;
+    int max_json_depth;               /* ArkMaxJsonDepth, 0 unset */
+    apr_size_t max_json_elements;     /* ArkMaxJsonElements, 0 unset */
+    apr_size_t max_messages;          /* ArkMaxMessages, 0 unset */
     ark_route_policy_t policy;        /* ArkRoute * in this location */
     apr_hash_t *alias_policies;       /* alias -> ark_route_policy_t * */
     ark_cache_policy_t cache;
+    int log_bodies;                   /* ArkLogBodies: ARK_LOG_BODY_* bits,
+                                       * -1 unset (off) */
+    apr_size_t log_body_max;          /* bytes kept of each, after
+                                       * redaction; 0 unset */
     unsigned int max_body_set : 1;
 } ark_dir_conf_t;
+
+/* ArkLogBodies bits. */
+#define ARK_LOG_BODY_REQUEST  1
+#define ARK_LOG_BODY_RESPONSE 2
+#define ARK_LOG_BODY_DEFAULT_MAX (16 * 1024)
 
 /* Marks every field unset; merges over onto base into out. */
 void ark_cache_policy_unset(ark_cache_policy_t *cp);
@@ -92,6 +107,21 @@ ark_http_t *ark_http_client(void);
 /* The process's ark-cached client, or NULL when no ArkCacheServer. */
 ark_cache_client_t *ark_cache_client(void);
 
+/* Node statistics in the governance table (ark_govern_stat_*): per key
+ * and per tenant, fields ARK_SF_*; spend today per tenant and provider
+ * (fields 0 spend_nano, 1 requests); cache counters (fields 0 lookups,
+ * 1 hits, 2 misses, 3 bypasses, 4 errors, 5 skipped, 6 lookup
+ * microseconds). */
+#define ARK_STAT_KEY          "m:k:"
+#define ARK_STAT_TENANT       "m:t:"
+#define ARK_STAT_DAY_TENANT   "d:t:"
+#define ARK_STAT_DAY_PROVIDER "d:p:"
+#define ARK_STAT_CACHE        "c:cache"
+enum {
+    ARK_SF_REQUESTS = 0, ARK_SF_PROMPT, ARK_SF_COMPLETION, ARK_SF_SPEND,
+    ARK_SF_CACHE_HITS, ARK_SF_REF_RATE, ARK_SF_REF_CONC, ARK_SF_REF_BUDGET
+};
+
 /* The process's governance client, created in child_init. */
 ark_govern_t *ark_govern_client(void);
 
@@ -100,6 +130,9 @@ int ark_gateway_handler(request_rec *r);
 
 /* The metrics handler (ark_metrics.c). */
 int ark_metrics_handler(request_rec *r);
+
+/* The status page handler (ark_metrics.c). */
+int ark_status_handler(request_rec *r);
 
 /* Writes the access log line of r, if the request went through the
  * gateway handler (log_transaction hook). */

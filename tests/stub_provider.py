@@ -27,10 +27,14 @@ tool_use, Gemini functionCall); it counts as 2 completion tokens (the words of
 its JSON arguments, streamed as two argument fragments).
 
 Run:  /usr/bin/python3 tests/stub_provider.py --port 0 [--host H] [--name N]
-          [--key K] [--chunk-delay-ms MS] [--verbose]
+          [--key K] [--chunk-delay-ms MS] [--tls-cert PEM --tls-key PEM]
+          [--verbose]
 prints "READY <port>" once listening and runs until SIGTERM/SIGINT.
 In-process:  ``stub = StubProvider("acme", key="k"); port = stub.start(); ...;
 stub.stop()`` (also a context manager).  Every instance has its own state.
+With tls=(certfile, keyfile) (--tls-cert/--tls-key) it speaks HTTPS only,
+control API included; the handshake runs as the connection is accepted.
+Faults and delays that wait for the client to leave need plain HTTP.
 
 Control API (JSON in and out; never recorded, never faulted):
   GET    /_stub/requests  recorded provider requests in arrival order, each
@@ -133,6 +137,7 @@ import select
 import signal
 import socket
 import socketserver
+import ssl
 import string
 import struct
 import sys
@@ -1223,9 +1228,10 @@ class StubProvider:
     """A stub provider server with its own records, fault queue and config."""
 
     def __init__(self, name="stub", key=None, host="127.0.0.1", port=0, chunk_delay_ms=0,
-                 verbose=False):
+                 verbose=False, tls=None):
         self.name = name
         self.key = key
+        self.tls = tls  # (certfile, keyfile) or None
         self.verbose = verbose
         self._address = (host, port)
         self._defaults = {"chunk_delay_ms": chunk_delay_ms, "first_byte_delay_ms": 0}
@@ -1242,6 +1248,10 @@ class StubProvider:
     def start(self):
         """Listen and serve in a background thread; return the port."""
         self._server = _Server(self._address, self)
+        if self.tls:
+            ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            ctx.load_cert_chain(*self.tls)
+            self._server.socket = ctx.wrap_socket(self._server.socket, server_side=True)
         self._thread = threading.Thread(target=self._server.serve_forever,
                                         kwargs={"poll_interval": 0.1},
                                         name=f"stub-{self.name}", daemon=True)
@@ -1270,7 +1280,7 @@ class StubProvider:
 
     @property
     def url(self):
-        return f"http://127.0.0.1:{self.port}"
+        return f"{'https' if self.tls else 'http'}://127.0.0.1:{self.port}"
 
     # -- records ----------------------------------------------------------
 
@@ -1382,8 +1392,12 @@ def main(argv=None):
     parser.add_argument("--key", help="the only API key accepted (default: any)")
     parser.add_argument("--chunk-delay-ms", type=int, default=0,
                         help="default delay between stream events")
+    parser.add_argument("--tls-cert", help="serve HTTPS with this PEM certificate (chain)")
+    parser.add_argument("--tls-key", help="the PEM private key of --tls-cert")
     parser.add_argument("--verbose", action="store_true", help="log requests to stderr")
     args = parser.parse_args(argv)
+    if bool(args.tls_cert) != bool(args.tls_key):
+        parser.error("--tls-cert and --tls-key go together")
 
     class Shutdown(Exception):
         pass
@@ -1394,7 +1408,8 @@ def main(argv=None):
     signal.signal(signal.SIGTERM, request_shutdown)
     signal.signal(signal.SIGINT, request_shutdown)
     stub = StubProvider(args.name, args.key, host=args.host, port=args.port,
-                        chunk_delay_ms=args.chunk_delay_ms, verbose=args.verbose)
+                        chunk_delay_ms=args.chunk_delay_ms, verbose=args.verbose,
+                        tls=(args.tls_cert, args.tls_key) if args.tls_cert else None)
     try:
         port = stub.start()
         print(f"READY {port}", flush=True)

@@ -203,10 +203,16 @@ class Httpd:
         os.chmod(self.keys_file, 0o640)
         return secret
 
-    def configtest(self):
-        self.write_conf()
+    def _ensure_keys_file(self):
+        """An empty keys file if there is none, mode 0640: httpd refuses
+        one that others may read or write (or its group write)."""
         if not os.path.exists(self.keys_file):
             open(self.keys_file, "w").close()
+            os.chmod(self.keys_file, 0o640)
+
+    def configtest(self):
+        self.write_conf()
+        self._ensure_keys_file()
         return subprocess.run([HTTPD, "-d", self.root, "-f", self.conf_path,
                                "-t"], env=self.env, capture_output=True,
                               text=True)
@@ -218,8 +224,7 @@ class Httpd:
         port accepts connections after the first pass already, when a
         later change to the keys file would still be picked up."""
         self.write_conf()
-        if not os.path.exists(self.keys_file):
-            open(self.keys_file, "w").close()
+        self._ensure_keys_file()
         before = self.error_log().count("resuming normal operations")
         self.proc = subprocess.Popen(
             [HTTPD, "-d", self.root, "-f", self.conf_path, "-DFOREGROUND"],

@@ -185,6 +185,14 @@ class RedisServer:
         self.stop()
         return self.start()
 
+    def pause(self):
+        """Freezes redis-server (SIGSTOP): connections stay open, commands
+        wait unanswered until resume(), like a long latency spike."""
+        self.proc.send_signal(signal.SIGSTOP)
+
+    def resume(self):
+        self.proc.send_signal(signal.SIGCONT)
+
     @property
     def running(self):
         return self.proc is not None and self.proc.poll() is None

@@ -1,5 +1,6 @@
 """30: every refusal and failure in the OpenAI error shape, right status."""
 import json
+import os
 import socket
 
 from ark_harness import assert_openai_error, free_port
@@ -207,5 +208,6 @@ def test_30_10_config_errors_are_caught_by_configtest(make_gateway, stub):
     gw4 = make_gateway(ark=openai_provider(stub), start=False)
     with open(gw4.keys_file, "w") as f:
         f.write("good sha256:" + "a" * 64 + "\nbad! sha256:xyz\n")
+    os.chmod(gw4.keys_file, 0o640)
     r = gw4.configtest()
     assert r.returncode != 0 and "line 2" in r.stderr

@@ -335,20 +335,20 @@ static void provider_parse_errors(void **state)
           "(secrets are never written inline)" },
         { { "x", "openai", "https://api.openai.com/v1", "retries=3", NULL },
           "ArkProvider x: unknown option 'retries' (expected key=, "
-          "connect-timeout=, timeout=, tags=, max-conns=)" },
+          "connect-timeout=, timeout=, tags=, max-conns=, plaintext=)" },
         { { "x", "openai", "https://api.openai.com/v1", "Timeout=5s",
             NULL },
           "ArkProvider x: unknown option 'Timeout' (expected key=, "
-          "connect-timeout=, timeout=, tags=, max-conns=)" },
+          "connect-timeout=, timeout=, tags=, max-conns=, plaintext=)" },
         /* api-version= is the azure type's, not openai's */
         { { "x", "openai", "https://api.openai.com/v1",
             "api-version=2024-10-21", NULL },
           "ArkProvider x: unknown option 'api-version' (expected key=, "
-          "connect-timeout=, timeout=, tags=, max-conns=)" },
+          "connect-timeout=, timeout=, tags=, max-conns=, plaintext=)" },
         { { "x", "openai", "https://api.openai.com/v1", "max_conns=5",
             NULL },
           "ArkProvider x: unknown option 'max_conns' (expected key=, "
-          "connect-timeout=, timeout=, tags=, max-conns=)" },
+          "connect-timeout=, timeout=, tags=, max-conns=, plaintext=)" },
         { { "x", "openai", "https://api.openai.com/v1", "verbose", NULL },
           "ArkProvider x: option 'verbose' is not name=value" },
         { { "x", "openai", "https://api.openai.com/v1", "timeout=abc",
@@ -500,10 +500,10 @@ static void provider_parse_tags_and_caps(void **state)
     assert_null(prov->options);
 
     /* the bounds of max-conns */
-    assert_null(provider_parse_v(&prov, p, "a", "openai", "http://h",
+    assert_null(provider_parse_v(&prov, p, "a", "openai", "https://h",
                                  "max-conns=1", NULL));
     assert_int_equal(prov->max_conns, 1);
-    assert_null(provider_parse_v(&prov, p, "a", "openai", "http://h",
+    assert_null(provider_parse_v(&prov, p, "a", "openai", "https://h",
                                  "max-conns=100000", NULL));
     assert_int_equal(prov->max_conns, 100000);
 
@@ -522,6 +522,90 @@ static void provider_parse_tags_and_caps(void **state)
                                          "tags=region=eu,zone=a b", NULL),
                         want);
     assert_null(prov);
+}
+
+/* Plain http:// only to loopback addresses, or with plaintext=on. */
+static void provider_parse_plaintext(void **state)
+{
+    static const char *const loopback[] = {
+        "http://127.0.0.1:8000/v1", "http://127.1.2.3/v1",
+        "http://localhost:11434/v1", "http://LOCALHOST/v1",
+        "http://[::1]:8000/v1", "http://[0:0:0:0:0:0:0:1]/v1",
+        "http://user@127.0.0.1:1/v1", "http://127.0.0.1",
+    };
+    static const char *const remote[] = {
+        "http://10.0.0.5:8000/v1", "http://vllm.internal/v1",
+        "http://128.0.0.1/v1", "http://127.0.0.1.nip.io/v1",
+        "http://localhost.example.com/v1", "http://[::2]/v1",
+        "http://127.0.0.1@evil.example/v1", "http://[::ffff:10.0.0.1]/v1",
+        "http://0x7f000001/v1", "http://127.0.0.1x/v1",
+    };
+    apr_pool_t *p = *state;
+    ark_provider_t *prov;
+    apr_size_t i;
+
+    for (i = 0; i < sizeof(loopback) / sizeof(loopback[0]); i++) {
+        assert_true(ark_url_host_is_loopback(loopback[i]));
+        prov = NULL;
+        assert_null(provider_parse_v(&prov, p, "x", "openai", loopback[i],
+                                     NULL));
+        assert_non_null(prov);
+    }
+    for (i = 0; i < sizeof(remote) / sizeof(remote[0]); i++) {
+        const char *want = apr_psprintf(
+            p, "ArkProvider x: base URL '%s' is plain http:// to a host that "
+            "is not loopback: use https://, or add plaintext=on to send "
+            "requests and the provider key unencrypted", remote[i]);
+
+        assert_false(ark_url_host_is_loopback(remote[i]));
+        prov = NULL;
+        assert_string_equal(provider_parse_v(&prov, p, "x", "openai",
+                                             remote[i], NULL), want);
+        assert_null(prov);
+        assert_string_equal(provider_parse_v(&prov, p, "x", "openai",
+                                             remote[i], "plaintext=off",
+                                             NULL), want);
+        assert_null(provider_parse_v(&prov, p, "x", "openai", remote[i],
+                                     "plaintext=on", NULL));
+        assert_non_null(prov);
+    }
+    /* https:// needs nothing; plaintext= is on or off */
+    assert_null(provider_parse_v(&prov, p, "x", "openai", "https://h/v1",
+                                 "plaintext=off", NULL));
+    assert_string_equal(provider_parse_v(&prov, p, "x", "openai",
+                                         "https://h/v1", "plaintext=yes",
+                                         NULL),
+                        "ArkProvider x: plaintext='yes' is not on or off");
+    assert_false(ark_url_host_is_loopback("127.0.0.1"));
+}
+
+/* ArkCACertificateFile: a readable file with a PEM certificate. */
+static void ca_file_checks(void **state)
+{
+    static const char pem[] =
+        "# test CA\n-----BEGIN CERTIFICATE-----\nMIIB\n"
+        "-----END CERTIFICATE-----\n";
+    apr_pool_t *p = *state;
+    const char *path;
+
+    path = ark_test_temp_file(pem, strlen(pem), p);
+    assert_null(ark_ca_file_check(path, p));
+    path = ark_test_temp_file("-----BEGIN PRIVATE KEY-----\n", 28, p);
+    assert_string_equal(ark_ca_file_check(path, p),
+                        apr_psprintf(p, "ArkCACertificateFile: '%s' holds no "
+                                     "PEM certificate (-----BEGIN "
+                                     "CERTIFICATE-----)", path));
+    path = ark_test_temp_file("", 0, p);
+    assert_string_equal(ark_ca_file_check(path, p),
+                        apr_psprintf(p, "ArkCACertificateFile: '%s' is not a "
+                                     "regular file of 1 byte to 16 MiB",
+                                     path));
+    assert_string_equal(ark_ca_file_check("/nonexistent/ca.pem", p),
+                        "ArkCACertificateFile: cannot read "
+                        "'/nonexistent/ca.pem': No such file or directory");
+    assert_string_equal(ark_ca_file_check("/", p),
+                        "ArkCACertificateFile: '/' is not a regular file of "
+                        "1 byte to 16 MiB");
 }
 
 static void provider_parse_azure_options(void **state)
@@ -1820,6 +1904,8 @@ int main(void)
         ARK_TEST(provider_parse_unknown_type),
         ARK_TEST(provider_parse_tags_and_caps),
         ARK_TEST(provider_parse_azure_options),
+        ARK_TEST(provider_parse_plaintext),
+        ARK_TEST(ca_file_checks),
         ARK_TEST(provider_parse_never_echoes_inline_key),
         ARK_TEST(model_add_channels),
         ARK_TEST(model_add_options),

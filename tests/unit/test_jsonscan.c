@@ -486,6 +486,168 @@ static void scan_random_documents(void **state)
     assert_true(accepted > 2500);
 }
 
+/* ------------------------------------------------------------ limits */
+
+/* The container depth ([] is 1) and the number of elements (array items
+ * plus object members) of a jansson document: what the limits count. */
+static void measure(const json_t *v, int level, int *pdepth, apr_size_t *pn)
+{
+    const char *k;
+    json_t *c;
+    size_t i;
+
+    if (!json_is_object(v) && !json_is_array(v)) {
+        return;
+    }
+    if (level > *pdepth) {
+        *pdepth = level;
+    }
+    if (json_is_object(v)) {
+        json_object_foreach((json_t *)v, k, c) {
+            (*pn)++;
+            measure(c, level + 1, pdepth, pn);
+        }
+    }
+    else {
+        json_array_foreach(v, i, c) {
+            (*pn)++;
+            measure(c, level + 1, pdepth, pn);
+        }
+    }
+}
+
+static apr_status_t limited(const char *buf, apr_size_t len, int depth,
+                            apr_size_t elements, ark_json_limit_t *phit)
+{
+    ark_json_limits_t lim;
+
+    lim.max_depth = depth;
+    lim.max_elements = elements;
+    return ark_json_scan_limited(buf, len, NULL, 0, &lim, phit, NULL);
+}
+
+/* Hand-made cases: what counts, and where the scan stops. */
+static void scan_limits_cases(void **state)
+{
+    apr_pool_t *p = *state;
+    ark_json_limit_t hit;
+    ark_json_field_t f[2];
+    ark_json_limits_t lim;
+    apr_size_t at;
+    char *deep;
+    int i;
+
+    /* depth counts containers only: {"a":[1]} is 2 deep, 2 elements */
+    assert_int_equal(limited("{\"a\":[1]}", 9, 2, 2, &hit), APR_SUCCESS);
+    assert_int_equal(hit, ARK_JSON_LIMIT_NONE);
+    assert_int_equal(limited("{\"a\":[1]}", 9, 1, 0, &hit), APR_ENOSPC);
+    assert_int_equal(hit, ARK_JSON_LIMIT_DEPTH);
+    assert_int_equal(limited("{\"a\":[1]}", 9, 0, 1, &hit), APR_ENOSPC);
+    assert_int_equal(hit, ARK_JSON_LIMIT_ELEMENTS);
+    /* empty containers hold no elements; 0 means no limit */
+    assert_int_equal(limited("[[],{},[[]]]", 12, 3, 4, &hit), APR_SUCCESS);
+    assert_int_equal(limited("[[],{},[[]]]", 12, 0, 0, &hit), APR_SUCCESS);
+    assert_int_equal(limited("[[],{},[[]]]", 12, 2, 0, &hit), APR_ENOSPC);
+
+    /* a syntax error before the limit is a syntax error ... */
+    assert_int_equal(limited("[1,,[[[[]]]]]", 13, 2, 0, &hit), APR_EINVAL);
+    assert_int_equal(hit, ARK_JSON_LIMIT_NONE);
+    /* ... and the limit is found before a later one, where it is passed */
+    lim.max_depth = 3;
+    lim.max_elements = 0;
+    assert_int_equal(ark_json_scan_limited("[[[[x", 5, NULL, 0, &lim, &hit,
+                                           &at), APR_ENOSPC);
+    assert_int_equal(hit, ARK_JSON_LIMIT_DEPTH);
+    assert_int_equal(at, 3);
+
+    /* 100000 levels: refused at the limit, without reading further */
+    deep = apr_palloc(p, 100000);
+    memset(deep, '[', 100000);
+    assert_int_equal(ark_json_scan_limited(deep, 100000, NULL, 0, &lim, &hit,
+                                           &at), APR_ENOSPC);
+    assert_int_equal(at, 3);
+    /* and the jansson limit still holds with no depth limit given */
+    lim.max_depth = 0;
+    assert_int_equal(ark_json_scan_limited(deep, 100000, NULL, 0, &lim, &hit,
+                                           NULL), APR_EINVAL);
+
+    /* a field's count: the items of its array, the members of its object,
+     * of its last occurrence */
+    f[0].key = "messages";
+    f[1].key = "m";
+    lim.max_depth = 0;
+    lim.max_elements = 0;
+    assert_int_equal(ark_json_scan_limited(
+        "{\"messages\":[{\"a\":[1,2,3]},[],3],\"m\":{\"x\":1,\"y\":[2]}}",
+        53, f, 2, &lim, &hit, NULL), APR_SUCCESS);
+    assert_int_equal(f[0].type, ARK_JSON_ARRAY);
+    assert_int_equal(f[0].count, 3);
+    assert_int_equal(f[1].type, ARK_JSON_OBJECT);
+    assert_int_equal(f[1].count, 2);
+    assert_int_equal(ark_json_scan(
+        "{\"m\":[1,2,3],\"messages\":\"x\",\"m\":[[1,2]]}", 40, f, 2,
+        NULL, NULL), APR_SUCCESS);
+    assert_int_equal(f[0].type, ARK_JSON_STRING);
+    assert_int_equal(f[0].count, 0);
+    assert_int_equal(f[1].count, 1);
+
+    /* many elements: refused at exactly one more than allowed */
+    deep = apr_palloc(p, 2 * 1000 + 1);
+    deep[0] = '[';
+    for (i = 0; i < 1000; i++) {
+        deep[1 + 2 * i] = '0';
+        deep[2 + 2 * i] = i == 999 ? ']' : ',';
+    }
+    assert_int_equal(limited(deep, 2001, 1, 1000, &hit), APR_SUCCESS);
+    assert_int_equal(limited(deep, 2001, 1, 999, &hit), APR_ENOSPC);
+    assert_int_equal(hit, ARK_JSON_LIMIT_ELEMENTS);
+}
+
+/* On random documents, the limits agree with jansson's tree: a document
+ * passes at exactly its own depth and element count and is refused, for
+ * the right limit, one below either. */
+static void scan_limits_random(void **state)
+{
+    apr_pool_t *p = *state;
+    gen_t g;
+    int n, checked = 0;
+
+    g.cap = 1 << 16;
+    g.buf = apr_palloc(p, g.cap);
+    g.seed = 20270105u;
+    for (n = 0; n < 3000; n++) {
+        ark_json_limit_t hit;
+        apr_size_t count = 0;
+        int depth = 0;
+        json_t *j;
+
+        g.len = 0;
+        puts_(&g, rnd(&g, 2) ? "[" : "{\"k\":");
+        gen_value(&g, 0);
+        puts_(&g, g.buf[0] == '[' ? "]" : "}");
+        j = json_loadb(g.buf, g.len, JSON_REJECT_DUPLICATES, NULL);
+        if (!j) {
+            continue;    /* duplicate keys: the tree drops some */
+        }
+        measure(j, 1, &depth, &count);
+        json_decref(j);
+        checked++;
+        assert_int_equal(limited(g.buf, g.len, depth, count, &hit),
+                         APR_SUCCESS);
+        if (depth > 1) {
+            assert_int_equal(limited(g.buf, g.len, depth - 1, 0, &hit),
+                             APR_ENOSPC);
+            assert_int_equal(hit, ARK_JSON_LIMIT_DEPTH);
+        }
+        if (count > 1) {
+            assert_int_equal(limited(g.buf, g.len, 0, count - 1, &hit),
+                             APR_ENOSPC);
+            assert_int_equal(hit, ARK_JSON_LIMIT_ELEMENTS);
+        }
+    }
+    assert_true(checked > 2000);
+}
+
 /* ------------------------------------------------------------- quote */
 
 static void quote_round_trips(void **state)
@@ -758,6 +920,8 @@ int main(void)
         ARK_TEST(scan_answer_truncated_everywhere),
         ARK_TEST(scan_answer_every_byte_changed),
         ARK_TEST(scan_random_documents),
+        ARK_TEST(scan_limits_cases),
+        ARK_TEST(scan_limits_random),
         ARK_TEST(quote_round_trips),
         ARK_TEST(scan_reports_error_offset),
         ARK_TEST(splice_body_equals_reserialized),

@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <apr_general.h>
@@ -1346,6 +1347,52 @@ static void test_60_load(void **state)
     assert_contains(err, "not a regular file");
 }
 
+/* httpd refuses a keys file others may read or write, or its group
+ * write; the message names the path, the mode and the fix. */
+static void test_62_check_mode(void **state)
+{
+    static const struct {
+        mode_t mode;
+        const char *what;        /* NULL: accepted */
+    } cases[] = {
+        { 0600, NULL },
+        { 0640, NULL },
+        { 0400, NULL },
+        { 0750, NULL },
+        { 0644, "readable by others" },
+        { 0604, "readable by others" },
+        { 0642, "writable by others" },
+        { 0646, "readable or writable by others" },
+        { 0660, "writable by its group" },
+        { 0664, "readable by others" },
+        { 0601, NULL },
+    };
+    apr_pool_t *p = *state;
+    const char *path, *err;
+    apr_size_t i;
+
+    path = write_temp("", p);
+    for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        assert_int_equal(chmod(path, cases[i].mode), 0);
+        if (!cases[i].what) {
+            assert_int_equal(ark_keys_check_mode(path, &err, p), APR_SUCCESS);
+            assert_null(err);
+            continue;
+        }
+        assert_int_equal(ark_keys_check_mode(path, &err, p), APR_EACCES);
+        assert_string_equal(err, apr_psprintf(p, "keys file '%s' has mode "
+                                              "%04o: it must not be %s; run "
+                                              "'chmod 640 %s'", path,
+                                              (unsigned int)cases[i].mode,
+                                              cases[i].what, path));
+    }
+    unlink(path);
+    /* a missing file is ark_keys_load's to report */
+    assert_int_equal(ark_keys_check_mode("/nonexistent/ark/keys", &err, p),
+                     APR_ENOENT);
+    assert_null(err);
+}
+
 static void test_61_scale_10k(void **state)
 {
     apr_pool_t *p = *state;
@@ -2352,6 +2399,7 @@ int main(void)
         ARK_TEST(test_55_key_init),
         ARK_TEST(test_60_load),
         ARK_TEST(test_61_scale_10k),
+        ARK_TEST(test_62_check_mode),
         ARK_TEST(test_70_parse_limits),
         ARK_TEST(test_71_parse_previous),
         ARK_TEST(test_72_parse_limit_errors),

@@ -470,6 +470,98 @@ static void req_error_message_is_valid_json(void **state)
     json_decref(j);
 }
 
+/* ----------------------------------------------------------- limits */
+
+/* A chat body with n messages, its "content" nested d arrays deep. */
+static const char *limits_body(int n, int d, apr_pool_t *p)
+{
+    const char *msgs = "", *content;
+    int i;
+
+    content = apr_pstrcat(p, apr_pstrndup(p, "[[[[[[[[[[[[[[[[[[[[",
+                                          (apr_size_t)d),
+                          "\"hi\"", apr_pstrndup(p, "]]]]]]]]]]]]]]]]]]]]",
+                                               (apr_size_t)d), NULL);
+    for (i = 0; i < n; i++) {
+        msgs = apr_pstrcat(p, msgs, i ? "," : "",
+                           "{\"role\":\"user\",\"content\":", content,
+                           "}", NULL);
+    }
+    return apr_pstrcat(p, "{\"model\":\"m\",\"messages\":[", msgs, "]}",
+                       NULL);
+}
+
+static void req_check_limits(void **state)
+{
+    apr_pool_t *p = *state;
+    ark_req_limits_t lim = { 64, 100000, 2048 };
+    ark_err_t err;
+    const char *b;
+
+    /* within every limit */
+    b = limits_body(3, 0, p);
+    assert_int_equal(ark_req_check_limits(b, strlen(b), &lim, &err, p),
+                     APR_SUCCESS);
+
+    /* messages: exactly the limit passes, one more is refused */
+    lim.max_messages = 3;
+    assert_int_equal(ark_req_check_limits(b, strlen(b), &lim, &err, p),
+                     APR_SUCCESS);
+    lim.max_messages = 2;
+    assert_int_equal(ark_req_check_limits(b, strlen(b), &lim, &err, p),
+                     APR_EINVAL);
+    assert_int_equal(err.status, 400);
+    assert_string_equal(err.type, "invalid_request_error");
+    assert_string_equal(err.code, "too_many_messages");
+    assert_string_equal(err.param, "messages");
+    assert_string_equal(err.message, "The request has 3 messages; at most 2 "
+                        "are allowed.");
+    /* 0: not checked (embeddings) */
+    lim.max_messages = 0;
+    assert_int_equal(ark_req_check_limits(b, strlen(b), &lim, &err, p),
+                     APR_SUCCESS);
+
+    /* depth: object > messages array > message > 4 content arrays = 7 */
+    b = limits_body(1, 4, p);
+    lim.max_depth = 7;
+    assert_int_equal(ark_req_check_limits(b, strlen(b), &lim, &err, p),
+                     APR_SUCCESS);
+    lim.max_depth = 6;
+    assert_int_equal(ark_req_check_limits(b, strlen(b), &lim, &err, p),
+                     APR_EINVAL);
+    assert_int_equal(err.status, 400);
+    assert_string_equal(err.code, "json_too_deep");
+    assert_null(err.param);
+    assert_string_equal(err.message, "The JSON body nests objects and arrays "
+                        "too deeply: at most 6 levels are allowed.");
+
+    /* elements: model, messages, 2 x (message, role, content, 1 item) */
+    b = limits_body(2, 1, p);
+    lim.max_depth = 64;
+    lim.max_elements = 10;
+    assert_int_equal(ark_req_check_limits(b, strlen(b), &lim, &err, p),
+                     APR_SUCCESS);
+    lim.max_elements = 9;
+    assert_int_equal(ark_req_check_limits(b, strlen(b), &lim, &err, p),
+                     APR_EINVAL);
+    assert_string_equal(err.code, "json_too_many_elements");
+    assert_string_equal(err.message, "The JSON body has too many elements: "
+                        "at most 9 array items and object members are "
+                        "allowed.");
+
+    /* syntax errors are left to the parser, which gives line and column */
+    lim.max_elements = 100000;
+    assert_int_equal(ark_req_check_limits("{\"model\":", 9, &lim, &err, p),
+                     APR_SUCCESS);
+    assert_int_equal(ark_req_check_limits("", 0, &lim, &err, p),
+                     APR_SUCCESS);
+    /* a "messages" that is not an array is the parser's to refuse */
+    lim.max_messages = 1;
+    b = "{\"messages\":{\"a\":1,\"b\":2}}";
+    assert_int_equal(ark_req_check_limits(b, strlen(b), &lim, &err, p),
+                     APR_SUCCESS);
+}
+
 /* ------------------------------------------------------------ usage */
 
 static void usage_clear_sets_unknown(void **state)
@@ -644,6 +736,7 @@ int main(void)
         ARK_TEST(req_duplicate_keys),
         ARK_TEST(req_nul_in_string_refused),
         ARK_TEST(req_error_message_is_valid_json),
+        ARK_TEST(req_check_limits),
         ARK_TEST(usage_clear_sets_unknown),
         ARK_TEST(usage_from_openai_full),
         ARK_TEST(usage_from_openai_partial),
