@@ -27,6 +27,11 @@
 /* Longest command name echoed back in "unknown command". */
 #define CS_CMD_NAME_ECHO_MAX 64
 
+/* A W3C traceparent (TRACE option): "00-" 32 "-" 16 "-" 2 characters,
+ * longer for later versions; anything longer is ignored. */
+#define CS_CMD_TRACEPARENT_LEN 55
+#define CS_CMD_TRACEPARENT_MAX 512
+
 /* Room for an error sentence from the engine. */
 #define CS_CMD_ERR_MAX 256
 
@@ -330,21 +335,76 @@ static cs_cache_t *cache_or_error(call_t *c)
     return cache;
 }
 
-/* ARK.LOOKUP ns text [THRESHOLD t] */
+/* Takes the trace id (32 hex digits) out of a W3C traceparent
+ * ("00-<trace-id>-<parent-id>-<flags>") into id (33 bytes); CS_ERR if the
+ * value is not shaped like one. Only a validated id is ever logged, never
+ * the client's bytes. */
+static int trace_id_of(const cs_resp_arg_t *a, char *id)
+{
+    size_t i;
+
+    if (a->len < CS_CMD_TRACEPARENT_LEN || a->len > CS_CMD_TRACEPARENT_MAX
+        || a->ptr[2] != '-' || a->ptr[35] != '-' || a->ptr[52] != '-') {
+        return CS_ERR;
+    }
+    for (i = 0; i < 32; i++) {
+        char ch = a->ptr[3 + i];
+
+        if (!((ch >= '0' && ch <= '9') || (ch >= 'a' && ch <= 'f'))) {
+            return CS_ERR;
+        }
+        id[i] = ch;
+    }
+    id[32] = '\0';
+    return CS_OK;
+}
+
+/* Parses the option pairs from argv[first] on: the command's own word
+ * (THRESHOLD or TTL, into *value) and TRACE <traceparent> (its trace id
+ * into trace, "" if none or malformed: tracing never fails a command).
+ * Returns CS_ERR on an unknown or repeated word. */
+static int parse_options(call_t *c, int first, const char *word,
+                         const cs_resp_arg_t **value, char *trace)
+{
+    int i, seen_trace = 0;
+
+    *value = NULL;
+    trace[0] = '\0';
+    for (i = first; i + 1 < c->argc; i += 2) {
+        if (cs_resp_arg_is(&c->argv[i], word) && *value == NULL) {
+            *value = &c->argv[i + 1];
+        }
+        else if (cs_resp_arg_is(&c->argv[i], "trace") && !seen_trace) {
+            seen_trace = 1;
+            if (trace_id_of(&c->argv[i + 1], trace) != CS_OK) {
+                trace[0] = '\0';
+            }
+        }
+        else {
+            return CS_ERR;
+        }
+    }
+    return i == c->argc ? CS_OK : CS_ERR;
+}
+
+/* ARK.LOOKUP ns text [THRESHOLD t] [TRACE traceparent] */
 static void cmd_lookup(call_t *c)
 {
     char err[CS_CMD_ERR_MAX] = "";
+    char trace[33];
+    const cs_resp_arg_t *targ;
     cs_cache_t *cache;
     double threshold = -1;
     cs_hit_t hit;
     int found = 0;
+    int64_t t0;
 
-    if (c->argc == 5) {
-        if (!cs_resp_arg_is(&c->argv[3], "threshold")) {
-            cs_resp_add_error(c->out, syntax_msg);
-            return;
-        }
-        if (arg_double(&c->argv[4], &threshold) != CS_OK ||
+    if (parse_options(c, 3, "threshold", &targ, trace) != CS_OK) {
+        cs_resp_add_error(c->out, syntax_msg);
+        return;
+    }
+    if (targ != NULL) {
+        if (arg_double(targ, &threshold) != CS_OK ||
             !(threshold > 0 && threshold <= 1)) {
             cs_resp_add_error(c->out,
                               "ERR THRESHOLD must be a number in (0,1]");
@@ -355,11 +415,22 @@ static void cmd_lookup(call_t *c)
         return;
     }
     memset(&hit, 0, sizeof(hit));
+    t0 = cs_now_us();
     if (cs_cache_lookup(cache, c->argv[1].ptr, c->argv[1].len, c->argv[2].ptr,
                         c->argv[2].len, threshold, &hit, &found, err,
                         sizeof(err)) != CS_OK) {
+        if (trace[0]) {
+            cs_log(CS_LOG_DEBUG, CS_LOGNO(00061) "trace %s: ARK.LOOKUP "
+                   "failed in %lld us", trace,
+                   (long long)(cs_now_us() - t0));
+        }
         reply_engine_error(c, err);
         return;
+    }
+    if (trace[0]) {
+        cs_log(CS_LOG_DEBUG, CS_LOGNO(00061) "trace %s: ARK.LOOKUP %s "
+               "(similarity %.4f) in %lld us", trace, found ? "hit" : "miss",
+               found ? hit.similarity : 0.0, (long long)(cs_now_us() - t0));
     }
     if (!found) {
         cs_resp_add_nil(c->out);
@@ -372,20 +443,23 @@ static void cmd_lookup(call_t *c)
     cs_free(hit.payload);
 }
 
-/* ARK.STORE ns text payload [TTL s] */
+/* ARK.STORE ns text payload [TTL s] [TRACE traceparent] */
 static void cmd_store(call_t *c)
 {
     char err[CS_CMD_ERR_MAX] = "";
+    char trace[33];
+    const cs_resp_arg_t *targ;
     cs_cache_t *cache;
     long long ttl = 0;
     uint64_t id = 0;
+    int64_t t0;
 
-    if (c->argc == 6) {
-        if (!cs_resp_arg_is(&c->argv[4], "ttl")) {
-            cs_resp_add_error(c->out, syntax_msg);
-            return;
-        }
-        if (arg_long(&c->argv[5], 1, 0x7fffffffL, &ttl) != CS_OK) {
+    if (parse_options(c, 4, "ttl", &targ, trace) != CS_OK) {
+        cs_resp_add_error(c->out, syntax_msg);
+        return;
+    }
+    if (targ != NULL) {
+        if (arg_long(targ, 1, 0x7fffffffL, &ttl) != CS_OK) {
             cs_resp_add_error(c->out,
                               "ERR TTL must be a positive integer (seconds)");
             return;
@@ -394,11 +468,22 @@ static void cmd_store(call_t *c)
     if ((cache = cache_or_error(c)) == NULL) {
         return;
     }
+    t0 = cs_now_us();
     if (cs_cache_store(cache, c->argv[1].ptr, c->argv[1].len, c->argv[2].ptr,
                        c->argv[2].len, c->argv[3].ptr, c->argv[3].len,
                        (long)ttl, &id, err, sizeof(err)) != CS_OK) {
+        if (trace[0]) {
+            cs_log(CS_LOG_DEBUG, CS_LOGNO(00062) "trace %s: ARK.STORE "
+                   "failed in %lld us", trace,
+                   (long long)(cs_now_us() - t0));
+        }
         reply_engine_error(c, err);
         return;
+    }
+    if (trace[0]) {
+        cs_log(CS_LOG_DEBUG, CS_LOGNO(00062) "trace %s: ARK.STORE entry "
+               "%llu in %lld us", trace, (unsigned long long)id,
+               (long long)(cs_now_us() - t0));
     }
     cs_resp_add_integer(c->out, (long long)id);
 }
@@ -466,8 +551,8 @@ static void cmd_stats(call_t *c)
 
 static const cmd_def_t commands[] = {
     {"ping", ARGC(1) | ARGC(2), 0, cmd_ping},
-    {"ark.lookup", ARGC(3) | ARGC(5), 0, cmd_lookup},
-    {"ark.store", ARGC(4) | ARGC(6), 0, cmd_store},
+    {"ark.lookup", ARGC(3) | ARGC(5) | ARGC(7), 0, cmd_lookup},
+    {"ark.store", ARGC(4) | ARGC(6) | ARGC(8), 0, cmd_store},
     {"ark.forget", ARGC(2) | ARGC(3), 0, cmd_forget},
     {"ark.stats", ARGC(1), 0, cmd_stats},
     {"echo", ARGC(2), 0, cmd_echo},

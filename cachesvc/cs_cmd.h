@@ -10,8 +10,11 @@
  *
  *   PING [msg]  ECHO msg  QUIT  AUTH [user] pass  HELLO [2 [AUTH u p]]
  *   COMMAND [DOCS|COUNT|...]  INFO [section]
- *   ARK.LOOKUP ns text [THRESHOLD t]   -> nil | [payload, "0.9712", id]
- *   ARK.STORE ns text payload [TTL s]  -> id
+ *   ARK.LOOKUP ns text [THRESHOLD t] [TRACE tp] -> nil | [payload,
+ *                                                    "0.9712", id]
+ *   ARK.STORE ns text payload [TTL s] [TRACE tp]  -> id
+ *   (TRACE: the caller's W3C traceparent; its trace id goes on the
+ *   command's debug log line)
  *   ARK.FORGET ns [id]                 -> removed count
  *   ARK.STATS                          -> [name, "value", ...]
  *

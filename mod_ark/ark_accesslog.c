@@ -114,6 +114,9 @@ const char *ark_access_line(const ark_access_t *a, apr_size_t *plen,
     if (a->client_aborted) {
         json_object_set_new(o, "client_aborted", json_true());
     }
+    if (a->trace_id) {
+        set_str(o, "trace_id", a->trace_id, p);
+    }
     {
         /* 10 significant digits: milliseconds print as 0.706, not as
          * 0.70599999999999996 */

@@ -39,6 +39,8 @@ typedef struct ark_access_t {
     const char *cache;          /* hit, miss, bypass, skip, error, or NULL
                                  * when the cache is off */
     double cache_similarity;    /* of a hit, else < 0 */
+    const char *trace_id;       /* W3C trace id (32 hex), or NULL: the
+                                 * field is left out */
 } ark_access_t;
 
 /* Initialises *a with "unknown" values. */

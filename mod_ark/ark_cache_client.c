@@ -172,7 +172,7 @@ static void breaker_failure(ark_cache_client_t *c)
  * command is then sent again, once, on a new connection. */
 static redisReply *call_any(ark_cache_client_t *c, int argc,
                             const char **argv, const size_t *lens,
-                            int errors_ok, int *unsent, const char **detail,
+                            int errors_ok, const char **detail,
                             apr_pool_t *p)
 {
     int reused;
@@ -180,7 +180,6 @@ static redisReply *call_any(ark_cache_client_t *c, int argc,
     redisReply *r;
 
     if (!rc) {
-        *unsent = 1;                   /* no connection: nothing was sent */
         breaker_failure(c);
         return NULL;
     }
@@ -189,8 +188,6 @@ static redisReply *call_any(ark_cache_client_t *c, int argc,
         redisFree(rc);
         rc = connect_any(c, detail, p);
         if (!rc) {
-            /* the first send may have been executed before the server
-             * went away: not certainly unsent */
             breaker_failure(c);
             return NULL;
         }
@@ -219,24 +216,22 @@ static redisReply *call(ark_cache_client_t *c, int argc, const char **argv,
                         const size_t *lens, const char **detail,
                         apr_pool_t *p)
 {
-    int unsent = 0;
-
-    return call_any(c, argc, argv, lens, 0, &unsent, detail, p);
+    return call_any(c, argc, argv, lens, 0, detail, p);
 }
 
 redisReply *ark_cache_client_command(ark_cache_client_t *c, int argc,
                                      const char **argv, const size_t *lens,
-                                     int *unsent, const char **detail,
+                                     int *skipped, const char **detail,
                                      apr_pool_t *p)
 {
     *detail = NULL;
-    *unsent = 0;
+    *skipped = 0;
     if (breaker_open(c)) {
-        *unsent = 1;
+        *skipped = 1;
         *detail = "breaker open";
         return NULL;
     }
-    return call_any(c, argc, argv, lens, 1, unsent, detail, p);
+    return call_any(c, argc, argv, lens, 1, detail, p);
 }
 
 apr_status_t ark_cache_client_lookup(ark_cache_client_t *c, const char *ns,
@@ -246,8 +241,24 @@ apr_status_t ark_cache_client_lookup(ark_cache_client_t *c, const char *ns,
                                      double *similarity,
                                      const char **detail, apr_pool_t *p)
 {
-    const char *argv[5];
-    size_t lens[5];
+    return ark_cache_client_lookup_traced(c, ns, text, text_len, threshold,
+                                          NULL, found, payload, len,
+                                          similarity, detail, p);
+}
+
+apr_status_t ark_cache_client_lookup_traced(ark_cache_client_t *c,
+                                            const char *ns, const char *text,
+                                            apr_size_t text_len,
+                                            double threshold,
+                                            const char *traceparent,
+                                            int *found, const char **payload,
+                                            apr_size_t *len,
+                                            double *similarity,
+                                            const char **detail,
+                                            apr_pool_t *p)
+{
+    const char *argv[7];
+    size_t lens[7];
     int argc = 3;
     redisReply *r;
     char tbuf[32];
@@ -271,6 +282,12 @@ apr_status_t ark_cache_client_lookup(ark_cache_client_t *c, const char *ns,
         argv[4] = tbuf;
         lens[4] = strlen(tbuf);
         argc = 5;
+    }
+    if (traceparent) {
+        argv[argc] = "TRACE";
+        lens[argc++] = 5;
+        argv[argc] = traceparent;
+        lens[argc++] = strlen(traceparent);
     }
     r = call(c, argc, argv, lens, detail, p);
     if (!r) {
@@ -304,8 +321,22 @@ apr_status_t ark_cache_client_store(ark_cache_client_t *c, const char *ns,
                                     long ttl_s, const char **detail,
                                     apr_pool_t *p)
 {
-    const char *argv[6];
-    size_t lens[6];
+    return ark_cache_client_store_traced(c, ns, text, text_len, payload, len,
+                                         ttl_s, NULL, detail, p);
+}
+
+apr_status_t ark_cache_client_store_traced(ark_cache_client_t *c,
+                                           const char *ns, const char *text,
+                                           apr_size_t text_len,
+                                           const char *payload,
+                                           apr_size_t len, long ttl_s,
+                                           const char *traceparent,
+                                           const char **detail,
+                                           apr_pool_t *p)
+{
+    const char *argv[8];
+    size_t lens[8];
+    int argc = 6;
     char ttl[24];
     redisReply *r;
 
@@ -326,7 +357,13 @@ apr_status_t ark_cache_client_store(ark_cache_client_t *c, const char *ns,
     lens[4] = 3;
     argv[5] = ttl;
     lens[5] = strlen(ttl);
-    r = call(c, 6, argv, lens, detail, p);
+    if (traceparent) {
+        argv[argc] = "TRACE";
+        lens[argc++] = 5;
+        argv[argc] = traceparent;
+        lens[argc++] = strlen(traceparent);
+    }
+    r = call(c, argc, argv, lens, detail, p);
     if (!r) {
         return APR_EGENERAL;
     }

@@ -61,18 +61,38 @@ apr_status_t ark_cache_client_store(ark_cache_client_t *c, const char *ns,
                                     long ttl_s, const char **detail,
                                     apr_pool_t *p);
 
+/* The same two calls with the request's W3C traceparent (borrowed; NULL:
+ * none), sent as a trailing "TRACE <traceparent>" option pair so that
+ * ark-cached can log the trace id (docs/ark-cached.md). */
+apr_status_t ark_cache_client_lookup_traced(ark_cache_client_t *c,
+                                            const char *ns, const char *text,
+                                            apr_size_t text_len,
+                                            double threshold,
+                                            const char *traceparent,
+                                            int *found, const char **payload,
+                                            apr_size_t *len,
+                                            double *similarity,
+                                            const char **detail,
+                                            apr_pool_t *p);
+apr_status_t ark_cache_client_store_traced(ark_cache_client_t *c,
+                                           const char *ns, const char *text,
+                                           apr_size_t text_len,
+                                           const char *payload,
+                                           apr_size_t len, long ttl_s,
+                                           const char *traceparent,
+                                           const char **detail,
+                                           apr_pool_t *p);
+
 /* Runs any command (the governance Redis client uses this). Returns the
  * reply, to be released with freeReplyObject, or NULL with *detail (from
  * p) after counting a failure. An error reply is returned as a reply
  * (REDIS_REPLY_ERROR, e.g. NOSCRIPT) and counts as a success of the
- * connection. On failure *unsent tells whether the command certainly did
- * not reach the server (1: the breaker is open, *detail "breaker open",
- * or no connection could be made) or may have been executed (0: it was
- * sent and no reply came, e.g. a timeout). */
+ * connection. APR_EAGAIN-like skipping: NULL with *detail "breaker open"
+ * and *skipped = 1 while the breaker is open. */
 struct redisReply *ark_cache_client_command(ark_cache_client_t *c, int argc,
                                             const char **argv,
                                             const size_t *lens,
-                                            int *unsent,
+                                            int *skipped,
                                             const char **detail,
                                             apr_pool_t *p);
 

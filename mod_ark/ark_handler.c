@@ -68,6 +68,11 @@ typedef struct ark_rctx_t {
     ark_gov_ticket_t ticket;
     const ark_channel_t *answered;    /* channel whose answer was sent */
     const ark_model_t *model;
+    /* tracing: the request's context, the traceparent of the gateway's
+     * span, the upstream attempts (struct ark_attempt_t *) in order */
+    ark_trace_t trace;
+    const char *traceparent;
+    apr_array_header_t *attempts;
 } ark_rctx_t;
 
 typedef struct ark_gw_t ark_gw_t;
@@ -92,6 +97,10 @@ typedef struct ark_attempt_t {
     ark_sse_parser_t *sse;
     ark_stream_t st;
     apr_status_t stream_rv;   /* translator failure, if any */
+    char span_id[ARK_SPAN_ID_HEX + 1];  /* its CLIENT span */
+    int released;             /* outcome and ended are set */
+    ark_outcome_t outcome;
+    apr_time_t ended;
 } ark_attempt_t;
 
 /* The request being routed. */
@@ -765,6 +774,9 @@ static void attempt_release(ark_attempt_t *a, ark_outcome_t outcome)
     ark_gw_t *gw = a->gw;
     apr_interval_time_t retry = 0;
 
+    a->released = 1;
+    a->outcome = outcome;
+    a->ended = apr_time_now();
     if (a->res.status == 429) {
         retry = a->res.retry_after > 0 ? a->res.retry_after
                                        : apr_time_from_sec(1);
@@ -777,6 +789,25 @@ static void attempt_release(ark_attempt_t *a, ark_outcome_t outcome)
                     outcome == ARK_OUTCOME_SUCCESS ? a->res.ttfb : -1,
                     outcome == ARK_OUTCOME_SUCCESS ? a->res.total : -1,
                     retry);
+}
+
+/* Gives an attempt its CLIENT span: a new span id, sent upstream as the
+ * parent in a child traceparent (with the client's tracestate). The
+ * client's own traceparent is never forwarded as it came. */
+static void trace_attempt(ark_gw_t *gw, ark_attempt_t *a)
+{
+    ark_rctx_t *rc = gw->rc;
+    apr_pool_t *p = gw->r->pool;
+
+    ark_trace_new_id(a->span_id, ARK_SPAN_ID_HEX);
+    APR_ARRAY_PUSH(a->up.headers, const char *) = apr_pstrcat(
+        p, "traceparent: ", ark_traceparent_format(&rc->trace, a->span_id, p),
+        NULL);
+    if (rc->trace.tracestate) {
+        APR_ARRAY_PUSH(a->up.headers, const char *) = apr_pstrcat(
+            p, "tracestate: ", rc->trace.tracestate, NULL);
+    }
+    APR_ARRAY_PUSH(rc->attempts, ark_attempt_t *) = a;
 }
 
 /* Makes an attempt on the next channel of the order that admits one, with
@@ -817,6 +848,7 @@ static ark_attempt_t *attempt_next(ark_gw_t *gw, ark_err_t *skip_err,
         }
         APR_ARRAY_PUSH(a->up.headers, const char *) = "User-Agent: mod_ark/"
                                                       ARK_VERSION;
+        trace_attempt(gw, a);
         a->hreq.url = a->up.url;
         a->hreq.headers = a->up.headers;
         a->hreq.body = a->up.body;
@@ -1336,9 +1368,11 @@ static int cache_lookup(ark_gw_t *gw)
         return DECLINED;
     }
     t0 = apr_time_now();
-    rv = ark_cache_client_lookup(client, key->ns, key->text, key->text_len,
-                                 threshold, &found, &payload, &plen,
-                                 &similarity, &detail, r->pool);
+    rv = ark_cache_client_lookup_traced(client, key->ns, key->text,
+                                        key->text_len, threshold,
+                                        gw->rc->traceparent, &found,
+                                        &payload, &plen, &similarity,
+                                        &detail, r->pool);
     gw->rc->cache_lookup_us = apr_time_now() - t0;
     if (rv == APR_SUCCESS && found) {
         int out = reply_from_cache(gw, payload, plen, similarity);
@@ -1772,6 +1806,21 @@ static int ends_with(const char *s, const char *suffix)
     return n >= m && !strcmp(s + n - m, suffix);
 }
 
+/* Starts the request's trace (continued from the client's traceparent,
+ * or a new one) and names it on every response, errors included:
+ * err_headers_out go out with any status. */
+static void trace_begin(request_rec *r, ark_rctx_t *rc)
+{
+    ark_trace_begin(&rc->trace, apr_table_get(r->headers_in, "traceparent"),
+                    apr_table_get(r->headers_in, "tracestate"), r->pool);
+    rc->traceparent = ark_traceparent_format(&rc->trace, rc->trace.span_id,
+                                             r->pool);
+    rc->attempts = apr_array_make(r->pool, 4, sizeof(ark_attempt_t *));
+    rc->log.trace_id = rc->trace.trace_id;
+    apr_table_setn(r->err_headers_out, "x-ark-trace-id", rc->trace.trace_id);
+    apr_table_setn(r->err_headers_out, "traceparent", rc->traceparent);
+}
+
 int ark_gateway_handler(request_rec *r)
 {
     ark_rctx_t *rc = apr_pcalloc(r->pool, sizeof(*rc));
@@ -1782,6 +1831,7 @@ int ark_gateway_handler(request_rec *r)
     rc->log.method = r->method;
     rc->log.path = r->uri;
     ap_set_module_config(r->request_config, &ark_module, rc);
+    trace_begin(r, rc);
 
     if (ends_with(uri, "/chat/completions")) {
         return handle_completion(r, rc, ARK_ENDPOINT_CHAT);
@@ -1817,11 +1867,12 @@ static void cache_store(request_rec *r, ark_rctx_t *rc)
     if (!rc->store_key || !client || rc->log.client_aborted) {
         return;
     }
-    rv = ark_cache_client_store(client, rc->store_key->ns,
-                                rc->store_key->text,
-                                rc->store_key->text_len, rc->store_body,
-                                rc->store_len, rc->store_ttl, &detail,
-                                r->pool);
+    rv = ark_cache_client_store_traced(client, rc->store_key->ns,
+                                       rc->store_key->text,
+                                       rc->store_key->text_len,
+                                       rc->store_body, rc->store_len,
+                                       rc->store_ttl, rc->traceparent,
+                                       &detail, r->pool);
     if (rv != APR_SUCCESS && rv != APR_EAGAIN
         && ark_cache_client_should_log(client, ARK_CACHE_LOG_INTERVAL)) {
         ap_log_rerror(APLOG_MARK, APLOG_WARNING, 0, r, ARKLOGNO(00053)
@@ -1874,6 +1925,134 @@ static void log_bodies(request_rec *r, ark_rctx_t *rc)
     }
 }
 
+static const char *outcome_name(const ark_attempt_t *a)
+{
+    if (!a->released) {
+        return "unknown";
+    }
+    if (a->cancel) {
+        return "cancelled";
+    }
+    return a->outcome == ARK_OUTCOME_SUCCESS ? "success"
+           : a->outcome == ARK_OUTCOME_FAILURE ? "failure" : "neutral";
+}
+
+/* The CLIENT span of one upstream attempt (a string for the exporter). */
+static char *attempt_span(request_rec *r, ark_rctx_t *rc,
+                          const ark_attempt_t *a, int number, apr_time_t now)
+{
+    const ark_http_result_t *res = &a->res;
+    ark_span_t s;
+
+    ark_span_init(&s, r->pool);
+    s.trace_id = rc->trace.trace_id;
+    s.span_id = a->span_id;
+    s.parent_id = rc->trace.span_id;
+    s.tracestate = rc->trace.tracestate;
+    s.kind = ARK_SPAN_CLIENT;
+    s.name = apr_pstrcat(r->pool,
+                         a->gw->req->endpoint == ARK_ENDPOINT_EMBEDDINGS
+                             ? "embeddings " : "chat ",
+                         a->ch->upstream_model, NULL);
+    s.start = a->started;
+    s.end = a->released ? a->ended : now;
+    ark_span_attr_int(&s, "ark.attempt", number);
+    ark_span_attr_str(&s, "ark.channel", a->ch->name);
+    ark_span_attr_str(&s, "ark.provider", a->ch->provider->name);
+    ark_span_attr_str(&s, "ark.provider.type", a->ch->provider->type->name);
+    ark_span_attr_str(&s, "gen_ai.request.model", a->ch->upstream_model);
+    ark_span_attr_str(&s, "ark.outcome", outcome_name(a));
+    if (a->hedge) {
+        ark_span_attr_bool(&s, "ark.hedge", 1);
+    }
+    if (res->status) {
+        ark_span_attr_int(&s, "http.response.status_code", res->status);
+        ark_span_attr_double(&s, "ark.ttfb_ms", (double)res->ttfb / 1000.0);
+    }
+    if (res->fail != ARK_HTTP_OK) {
+        ark_span_attr_str(&s, "error.type", ark_http_fail_name(res->fail));
+    }
+    if (a->released && a->outcome == ARK_OUTCOME_SUCCESS
+        && rc->answered == a->ch) {
+        ark_span_attr_count(&s, "gen_ai.usage.input_tokens",
+                            rc->log.usage.prompt_tokens);
+        ark_span_attr_count(&s, "gen_ai.usage.output_tokens",
+                            rc->log.usage.completion_tokens);
+    }
+    if (!a->cancel && (a->outcome == ARK_OUTCOME_FAILURE
+                       || (res->fail != ARK_HTTP_OK
+                           && res->fail != ARK_HTTP_ABORTED)
+                       || res->status >= 400)) {
+        s.error = 1;
+        s.status_message = res->fail != ARK_HTTP_OK
+                           ? ark_http_fail_name(res->fail)
+                           : apr_psprintf(r->pool, "HTTP %d", res->status);
+    }
+    return ark_span_json(&s);
+}
+
+/* Hands the request's spans to the exporter when ArkTraceExport is on
+ * and the trace is sampled: the gateway's SERVER span and one CLIENT
+ * span per upstream attempt. Attributes say what was done, never a key,
+ * a secret or a body. */
+static void trace_export(request_rec *r, ark_rctx_t *rc)
+{
+    ark_trace_exporter_t *ex = ark_trace_exporter();
+    apr_time_t now = apr_time_now();
+    int status = rc->log.status ? rc->log.status : r->status, i;
+    ark_span_t s;
+
+    if (!ex || !rc->attempts
+        || !(rc->trace.flags & ARK_TRACE_FLAG_SAMPLED)) {
+        return;
+    }
+    ark_span_init(&s, r->pool);
+    s.trace_id = rc->trace.trace_id;
+    s.span_id = rc->trace.span_id;
+    s.parent_id = rc->trace.parent_id;
+    s.tracestate = rc->trace.tracestate;
+    s.kind = ARK_SPAN_SERVER;
+    s.name = apr_pstrcat(r->pool, r->method, " ", r->uri, NULL);
+    s.start = r->request_time;
+    s.end = now;
+    ark_span_attr_str(&s, "http.request.method", r->method);
+    ark_span_attr_str(&s, "url.path", r->uri);
+    ark_span_attr_int(&s, "http.response.status_code", status);
+    ark_span_attr_str(&s, "ark.tenant", rc->log.tenant);
+    ark_span_attr_str(&s, "ark.model", rc->log.model);
+    if (rc->log.model) {
+        ark_span_attr_bool(&s, "ark.stream", rc->log.stream);
+    }
+    ark_span_attr_str(&s, "ark.provider", rc->log.provider);
+    ark_span_attr_str(&s, "ark.channel",
+                      rc->answered ? rc->answered->name : NULL);
+    ark_span_attr_str(&s, "gen_ai.response.model", rc->log.upstream_model);
+    ark_span_attr_int(&s, "ark.attempts", rc->attempts->nelts);
+    ark_span_attr_str(&s, "ark.cache", rc->log.cache);
+    if (rc->log.cache_similarity >= 0) {
+        ark_span_attr_double(&s, "ark.cache.similarity",
+                             rc->log.cache_similarity);
+    }
+    ark_span_attr_count(&s, "gen_ai.usage.input_tokens",
+                        rc->log.usage.prompt_tokens);
+    ark_span_attr_count(&s, "gen_ai.usage.output_tokens",
+                        rc->log.usage.completion_tokens);
+    ark_span_attr_str(&s, "ark.error", rc->log.error_code);
+    if (rc->log.client_aborted) {
+        ark_span_attr_bool(&s, "ark.client_aborted", 1);
+    }
+    if (status >= 500) {
+        s.error = 1;
+        s.status_message = rc->log.error_code;
+    }
+    ark_trace_exporter_submit(ex, ark_span_json(&s));
+    for (i = 0; i < rc->attempts->nelts; i++) {
+        ark_trace_exporter_submit(ex, attempt_span(
+            r, rc, APR_ARRAY_IDX(rc->attempts, i, ark_attempt_t *), i + 1,
+            now));
+    }
+}
+
 int ark_log_transaction(request_rec *r)
 {
     ark_server_conf_t *sc = srv_conf(r);
@@ -1886,6 +2065,7 @@ int ark_log_transaction(request_rec *r)
     }
     /* the answer has reached the client: now it may go to the cache */
     cache_store(r, rc);
+    trace_export(r, rc);
     account(r, rc);
     if (!sc->access_fd) {
         return DECLINED;

@@ -31,6 +31,12 @@ static ark_http_t *ark_http;   /* per child process, from child_init */
 static ark_cache_client_t *ark_cache;   /* likewise, if configured */
 static ark_govern_t *ark_gov;          /* likewise */
 static void *ark_gov_shm;              /* governance table, from post_config */
+static ark_trace_exporter_t *ark_tracer;   /* per child, if ArkTraceExport */
+
+ark_trace_exporter_t *ark_trace_exporter(void)
+{
+    return ark_tracer;
+}
 
 ark_govern_t *ark_govern_client(void)
 {
@@ -120,6 +126,7 @@ static void *create_server_conf(apr_pool_t *p, server_rec *s)
     sc->cache_models = apr_hash_make(p);
     ark_govern_conf_init(&sc->govern);
     sc->govern.redis.servers = apr_array_make(p, 2, sizeof(const char *));
+    ark_trace_export_conf_init(&sc->trace_export);
     return sc;
 }
 
@@ -379,6 +386,20 @@ static const char *cmd_access_log(cmd_parms *cmd, void *dc, const char *arg)
         }
     }
     return NULL;
+}
+
+static const char *cmd_trace_export(cmd_parms *cmd, void *dc, int argc,
+                                    char *const argv[])
+{
+    ark_server_conf_t *sc = server_conf(cmd);
+    const char *err;
+
+    (void)dc;
+    if ((err = ap_check_cmd_context(cmd, GLOBAL_ONLY))) {
+        return err;
+    }
+    return ark_trace_export_conf_parse(&sc->trace_export, argc, argv,
+                                       cmd->pool);
 }
 
 static const char *cmd_timeout(cmd_parms *cmd, void *dc, const char *arg)
@@ -1064,6 +1085,9 @@ static const command_rec ark_cmds[] = {
         "file of virtual keys managed with ark-keys"),
     AP_INIT_TAKE1("ArkAccessLog", cmd_access_log, NULL, RSRC_CONF,
         "file or |pipe receiving one JSON line per gateway request"),
+    AP_INIT_TAKE_ARGV("ArkTraceExport", cmd_trace_export, NULL, RSRC_CONF,
+        "<http://host:port/v1/traces> [timeout=DUR] [batch=N] | off: OTLP "
+        "JSON export of request and upstream attempt spans"),
     AP_INIT_TAKE1("ArkConnectTimeout", cmd_timeout, (void *)1, RSRC_CONF,
         "default upstream connect timeout (default 5s)"),
     AP_INIT_TAKE1("ArkTimeout", cmd_timeout, NULL, RSRC_CONF,
@@ -1227,6 +1251,38 @@ static int ark_post_config(apr_pool_t *pconf, apr_pool_t *plog,
     return OK;
 }
 
+/* Failure reports of the span exporter's thread (once a minute). */
+static void trace_export_log(void *baton, const char *msg)
+{
+    ap_log_error(APLOG_MARK, APLOG_WARNING, 0, (server_rec *)baton,
+                 ARKLOGNO(00090) "%s", msg);
+}
+
+/* Starts the process's span exporter when ArkTraceExport is set. */
+static void trace_export_start(ark_server_conf_t *sc, apr_pool_t *pchild,
+                               server_rec *s)
+{
+    char host[APRMAXHOSTLEN + 1];
+    apr_status_t rv;
+
+    ark_tracer = NULL;
+    if (!sc->trace_export.url) {
+        return;
+    }
+    if (apr_gethostname(host, sizeof(host), pchild) != APR_SUCCESS) {
+        host[0] = '\0';
+    }
+    rv = ark_trace_exporter_create(&ark_tracer, &sc->trace_export, "ark",
+                                   ARK_VERSION, host[0] ? host : NULL,
+                                   trace_export_log, s, pchild);
+    if (rv != APR_SUCCESS) {
+        ark_tracer = NULL;
+        ap_log_error(APLOG_MARK, APLOG_ERR, rv, s, ARKLOGNO(00091)
+                     "ArkTraceExport: the span exporter could not start: "
+                     "spans of this process are not exported");
+    }
+}
+
 static void ark_child_init(apr_pool_t *pchild, server_rec *s)
 {
     ark_server_conf_t *sc = ap_get_module_config(s->module_config,
@@ -1274,6 +1330,7 @@ static void ark_child_init(apr_pool_t *pchild, server_rec *s)
             apr_file_close(f);
         }
     }
+    trace_export_start(sc, pchild, s);
 }
 
 static int ark_handler(request_rec *r)

@@ -18,6 +18,7 @@
 #include "ark_govern.h"
 #include "ark_http.h"
 #include "ark_keys.h"
+#include "ark_trace_export.h"
 
 /* Our own log message numbers: "ARK00042: " as httpd's APLOGNO does. */
 #define ARKLOGNO(n) "ARK" #n ": "
@@ -54,6 +55,7 @@ typedef struct ark_server_conf_t {
     ark_govern_conf_t govern;         /* ArkGovern*, ArkLimitDefault, ... */
     double shift_ratio;               /* ArkBudgetShift, 0: off */
     ark_weights_t shift_weights;
+    ark_trace_export_conf_t trace_export;   /* ArkTraceExport */
 } ark_server_conf_t;
 
 /* Cache settings of a location or alias; unset fields (< 0, NULL) come
@@ -124,6 +126,10 @@ enum {
 
 /* The process's governance client, created in child_init. */
 ark_govern_t *ark_govern_client(void);
+
+/* The process's span exporter, or NULL when ArkTraceExport is off
+ * (counters: ark_trace_exporter_counters). */
+ark_trace_exporter_t *ark_trace_exporter(void);
 
 /* The request handler (ark_handler.c). */
 int ark_gateway_handler(request_rec *r);

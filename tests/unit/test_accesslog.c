@@ -60,7 +60,8 @@ static json_t *line_of(const ark_access_t *a, apr_pool_t *p)
     json_object_foreach(o, key, v) {
         for (i = 0; i < N_FIELDS && strcmp(key, all_fields[i]); i++) {
         }
-        if (i == N_FIELDS && strcmp(key, "client_aborted")) {
+        if (i == N_FIELDS && strcmp(key, "client_aborted")
+            && strcmp(key, "trace_id")) {
             fail_msg("unexpected field '%s': %s", key, line);
         }
     }
@@ -450,6 +451,23 @@ static void access_cached_tokens_kept_out(void **state)
     json_decref(o);
 }
 
+static void access_trace_id(void **state)
+{
+    apr_pool_t *p = *state;
+    ark_access_t a;
+    json_t *o;
+
+    ark_access_init(&a, 0);
+    o = line_of(&a, p);
+    assert_null(json_object_get(o, "trace_id"));   /* unset: left out */
+    json_decref(o);
+    a.trace_id = "4bf92f3577b34da6a3ce929d0e0e4736";
+    o = line_of(&a, p);
+    assert_int_equal(json_object_size(o), N_FIELDS + 1);
+    assert_str_field(o, "trace_id", "4bf92f3577b34da6a3ce929d0e0e4736");
+    json_decref(o);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -463,6 +481,7 @@ int main(void)
         ARK_TEST(access_path_not_utf8),
         ARK_TEST(access_nothing_not_given),
         ARK_TEST(access_cached_tokens_kept_out),
+        ARK_TEST(access_trace_id),
     };
 
     return ARK_TEST_RUN("ark_accesslog", tests);
