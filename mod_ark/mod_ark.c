@@ -380,6 +380,29 @@ static const char *cmd_timeout(cmd_parms *cmd, void *dc, const char *arg)
     return NULL;
 }
 
+static const char *cmd_upstream_client(cmd_parms *cmd, void *dc,
+                                       const char *arg)
+{
+    ark_server_conf_t *sc = server_conf(cmd);
+    const char *err;
+
+    (void)dc;
+    if ((err = ap_check_cmd_context(cmd, GLOBAL_ONLY))) {
+        return err;
+    }
+    if (!strcasecmp(arg, "native")) {
+        sc->upstream_curl = 0;
+    }
+    else if (!strcasecmp(arg, "curl")) {
+        sc->upstream_curl = 1;
+    }
+    else {
+        return apr_psprintf(cmd->pool, "ArkUpstreamClient: '%s' is not "
+                            "native or curl", arg);
+    }
+    return NULL;
+}
+
 static const char *cmd_max_body(cmd_parms *cmd, void *dcv, const char *arg)
 {
     ark_dir_conf_t *dc = dcv;
@@ -699,6 +722,9 @@ static const command_rec ark_cmds[] = {
         "default upstream connect timeout (default 5s)"),
     AP_INIT_TAKE1("ArkTimeout", cmd_timeout, NULL, RSRC_CONF,
         "default upstream total timeout (default 300s)"),
+    AP_INIT_TAKE1("ArkUpstreamClient", cmd_upstream_client, NULL, RSRC_CONF,
+        "native (default: built-in HTTP/1.1 client for http:// upstreams) "
+        "or curl (libcurl for every upstream)"),
     AP_INIT_TAKE1("ArkMaxBodySize", cmd_max_body, NULL, RSRC_CONF | ACCESS_CONF,
         "largest accepted request body (default 8M)"),
     { NULL }
@@ -827,6 +853,9 @@ static void ark_child_init(apr_pool_t *pchild, server_rec *s)
         ap_log_error(APLOG_MARK, APLOG_CRIT, 0, s, ARKLOGNO(00005)
                      "cannot initialise libcurl: gateway requests will "
                      "fail with 500");
+    }
+    else {
+        ark_http_set_native(ark_http, !sc->upstream_curl);
     }
 }
 

@@ -37,6 +37,8 @@ typedef struct ark_server_conf_t {
     apr_file_t *access_fd;            /* opened in open_logs */
     apr_interval_time_t connect_timeout;
     apr_interval_time_t timeout;
+    int upstream_curl;                /* ArkUpstreamClient curl: libcurl
+                                       * also for http:// upstreams */
     apr_time_t config_time;           /* when this config was read */
     ark_weights_t weights[ARK_PRIO_COUNT];   /* ArkScoreWeights */
     ark_breaker_conf_t breaker;       /* ArkCircuit */
