@@ -353,8 +353,12 @@ apr_status_t ark_http_perform(ark_http_t *h, const ark_http_req_t *req,
     CURLcode cc;
     CURL *c;
 
-    if (h->use_native && ark_native_handles(req)) {
-        return ark_native_perform(h->native, req, res, p);
+    if (h->use_native) {
+        apr_status_t rv = ark_native_perform(h->native, req, res, p);
+
+        if (rv != APR_ENOTIMPL) {
+            return rv;
+        }
     }
     memset(res, 0, sizeof(*res));
     c = handle_get(h);

@@ -1069,8 +1069,22 @@ static char *head_make(const ark_http_req_t *req, const url_t *u,
         len += hlens[i] + 2;
     }
     if (req->body) {
-        cllen = snprintf(clbuf, sizeof(clbuf), "Content-Length: %"
-                         APR_SIZE_T_FMT "\r\n", req->body_len);
+        /* "Content-Length: N\r\n", the digits written backwards */
+        char digits[24];
+        int nd = 0;
+        apr_size_t v = req->body_len;
+
+        do {
+            digits[nd++] = (char)('0' + v % 10);
+            v /= 10;
+        } while (v);
+        memcpy(clbuf, "Content-Length: ", 16);
+        cllen = 16;
+        while (nd) {
+            clbuf[cllen++] = digits[--nd];
+        }
+        clbuf[cllen++] = '\r';
+        clbuf[cllen++] = '\n';
         len += (apr_size_t)cllen;
     }
     o = buf = apr_palloc(p, len + 1);
@@ -1276,7 +1290,7 @@ static apr_status_t exchange(xfer_t *x, int fd, const struct iovec *iov_in,
 apr_status_t ark_native_perform(ark_native_t *n, const ark_http_req_t *req,
                                 ark_http_result_t *res, apr_pool_t *p)
 {
-    xfer_t *x = apr_palloc(p, sizeof(*x));
+    xfer_t *x;
     struct iovec iov[NATIVE_MAX_IOV];
     apr_time_t connect_until;
     endpoint_t *e;
@@ -1285,17 +1299,16 @@ apr_status_t ark_native_perform(ark_native_t *n, const ark_http_req_t *req,
     char *head;
     int attempt, iovcnt = 1;
 
+    if (url_split(req->url, &u) != 0) {
+        return APR_ENOTIMPL;         /* res untouched: libcurl's turn */
+    }
+    x = apr_palloc(p, sizeof(*x));
     memset(res, 0, sizeof(*res));
     x->req = req;
     x->t0 = apr_time_now();
     x->t_first = 0;
     x->started = 0;
     x->deadline = req->timeout > 0 ? x->t0 + req->timeout : 0;
-    if (url_split(req->url, &u) != 0) {
-        res->fail = ARK_HTTP_OTHER;
-        res->detail = "URL not supported by the native client";
-        goto done;
-    }
     head = head_make(req, &u, &hlen, p);
     if (!head) {
         res->fail = ARK_HTTP_OTHER;

@@ -137,7 +137,8 @@ int ark_native_handles(const ark_http_req_t *req);
  * connection; once a response byte arrived, never. req->cancel, if set,
  * is checked at least every 100 ms. Returns APR_SUCCESS when a complete
  * response was received, APR_EGENERAL otherwise. Scratch memory from
- * p. */
+ * p. APR_ENOTIMPL, with nothing done and *res untouched, when
+ * ark_native_handles(req) is false. */
 apr_status_t ark_native_perform(ark_native_t *n, const ark_http_req_t *req,
                                 ark_http_result_t *res, apr_pool_t *p);
 

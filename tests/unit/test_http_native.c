@@ -939,6 +939,9 @@ static void client_connect_refused_and_urls(void **state)
 
     req.url = "https://example.com/v1";
     assert_false(ark_native_handles(&req));
+    res.status = 999;                 /* left alone: libcurl's transfer */
+    assert_int_equal(ark_native_perform(n, &req, &res, p), APR_ENOTIMPL);
+    assert_int_equal(res.status, 999);
     req.url = "http://user:pw@example.com/v1";
     assert_false(ark_native_handles(&req));
     req.url = "http://example.com:99999/v1";
