@@ -12,10 +12,11 @@
  * receive buffer. A complete response on a reusable connection puts the
  * socket back on the endpoint's stack.
  *
- * A socket taken from the stack is first checked with a non-blocking
- * MSG_PEEK (as mod_proxy checks a pooled connection): a server that
- * closed it while idle shows as EOF. A close that races with our request
- * is caught afterwards: if a reused connection fails before a single
+ * A socket taken from the stack after more than a second of idleness is
+ * first checked with a non-blocking MSG_PEEK (as mod_proxy checks a
+ * pooled connection): a server that closed it while idle shows as EOF.
+ * A close that races with our request, or comes within that second, is
+ * caught afterwards: if a reused connection fails before a single
  * response byte arrived, the request is sent once more on a new
  * connection. libcurl does the same.
  *
@@ -677,6 +678,14 @@ apr_interval_time_t ark_http_retry_after_parse(const char *v,
 #define NATIVE_CANCEL_MS    100                  /* cancel flag checks */
 #define NATIVE_CONNECT_DEFAULT apr_time_from_sec(300)  /* libcurl's */
 #define NATIVE_MAX_IOV      2                    /* head, body */
+#define NATIVE_CHECK_IDLE   apr_time_from_sec(1) /* idle longer: check
+                                                  * before reuse */
+
+/* A kept-alive socket and when it went idle. */
+typedef struct {
+    int fd;
+    apr_time_t since;
+} idle_conn_t;
 
 /* One upstream host:port. Created on first use and kept until the
  * process ends: there are as many as distinct authorities in the
@@ -689,7 +698,7 @@ typedef struct {
     socklen_t addrlen[NATIVE_MAX_ADDRS];
     int naddr;
     apr_time_t resolved;
-    int *idle;                   /* kept-alive sockets, LIFO */
+    idle_conn_t *idle;           /* kept-alive sockets, LIFO */
     int n_idle;
 } endpoint_t;
 
@@ -783,7 +792,7 @@ static apr_status_t native_cleanup(void *d)
         endpoint_t *e = apr_hash_this_val(hi);
 
         while (e->n_idle > 0) {
-            close(e->idle[--e->n_idle]);
+            close(e->idle[--e->n_idle].fd);
         }
     }
     return APR_SUCCESS;
@@ -831,7 +840,8 @@ static endpoint_t *endpoint_get(ark_native_t *n, const url_t *u)
         e->authority = apr_pstrmemdup(n->pool, u->authority, u->alen);
         e->host = apr_pstrmemdup(n->pool, u->host, u->hlen);
         e->port = apr_pstrmemdup(n->pool, u->port, u->plen);
-        e->idle = apr_pcalloc(n->pool, sizeof(int) * (apr_size_t)n->max_idle);
+        e->idle = apr_pcalloc(n->pool,
+                              sizeof(*e->idle) * (apr_size_t)n->max_idle);
         apr_hash_set(n->endpoints, e->authority, (apr_ssize_t)u->alen, e);
     }
     apr_thread_mutex_unlock(n->lock);
@@ -848,28 +858,38 @@ static int conn_alive(int fd)
     return r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK);
 }
 
-static int idle_take(ark_native_t *n, endpoint_t *e)
+/* The most recently used idle socket of e, or -1. One idle for less
+ * than NATIVE_CHECK_IDLE is not checked (a syscall saved per request
+ * under load): servers close kept-alive connections after seconds of
+ * idleness, and a close racing with the request is caught by the retry
+ * in ark_native_perform. */
+static int idle_take(ark_native_t *n, endpoint_t *e, apr_time_t now)
 {
     for (;;) {
-        int fd = -1;
+        idle_conn_t c = { -1, 0 };
 
         apr_thread_mutex_lock(n->lock);
         if (e->n_idle > 0) {
-            fd = e->idle[--e->n_idle];
+            c = e->idle[--e->n_idle];
         }
         apr_thread_mutex_unlock(n->lock);
-        if (fd < 0 || conn_alive(fd)) {
-            return fd;
+        if (c.fd < 0 || now - c.since < NATIVE_CHECK_IDLE
+            || conn_alive(c.fd)) {
+            return c.fd;
         }
-        close(fd);
+        close(c.fd);
     }
 }
 
 static void idle_put(ark_native_t *n, endpoint_t *e, int fd)
 {
+    apr_time_t now = apr_time_now();
+
     apr_thread_mutex_lock(n->lock);
     if (e->n_idle < n->max_idle) {
-        e->idle[e->n_idle++] = fd;
+        e->idle[e->n_idle].fd = fd;
+        e->idle[e->n_idle].since = now;
+        e->n_idle++;
         fd = -1;
     }
     apr_thread_mutex_unlock(n->lock);
@@ -1325,7 +1345,7 @@ apr_status_t ark_native_perform(ark_native_t *n, const ark_http_req_t *req,
         iovcnt = 2;
     }
     for (attempt = 0; attempt < 2; attempt++) {
-        int fd = attempt == 0 ? idle_take(n, e) : -1;
+        int fd = attempt == 0 ? idle_take(n, e, x->t0) : -1;
         int reused = fd >= 0;
 
         if (!reused) {

@@ -801,6 +801,41 @@ static void client_retries_stale_connection(void **state)
     assert_int_equal(s.connections, 2);
 }
 
+/* The server closes kept-alive connections right after answering (it
+ * says nothing about it): a connection idle for a while is found closed
+ * before use, a freshly idle one by the retry; either way the request is
+ * answered on a new connection. */
+static void client_server_closed_idle_connection(void **state)
+{
+    apr_pool_t *p = *state;
+    static const step_t steps[] = {
+        { ANSWER_CLOSE, OK_RESP },
+        { ANSWER_CLOSE, OK_RESP },
+        { ANSWER_CLOSE, OK_RESP },
+    };
+    server_t s;
+    ark_native_t *n;
+    ark_http_req_t req;
+    ark_http_result_t res;
+    sink_t k;
+
+    server_start(&s, steps, 3);
+    assert_int_equal(ark_native_create(&n, 4, p), APR_SUCCESS);
+    req_init(&req, &s, &k, p);
+    assert_int_equal(ark_native_perform(n, &req, &res, p), APR_SUCCESS);
+    usleep(1100 * 1000);                   /* checked before reuse */
+    req_init(&req, &s, &k, p);
+    assert_int_equal(ark_native_perform(n, &req, &res, p), APR_SUCCESS);
+    assert_int_equal(res.new_connections, 1);
+    req_init(&req, &s, &k, p);             /* at once: by the retry */
+    assert_int_equal(ark_native_perform(n, &req, &res, p), APR_SUCCESS);
+    assert_int_equal(res.new_connections, 1);
+    assert_string_equal(k.body, "{}");
+    server_stop(&s);
+    assert_int_equal(s.requests, 3);
+    assert_int_equal(s.connections, 3);
+}
+
 /* Once a response byte arrived, a failure is final. */
 static void client_no_retry_after_response_bytes(void **state)
 {
@@ -968,6 +1003,7 @@ int main(void)
         ARK_TEST(parser_retry_after),
         ARK_TEST(client_reuses_connections),
         ARK_TEST(client_retries_stale_connection),
+        ARK_TEST(client_server_closed_idle_connection),
         ARK_TEST(client_no_retry_after_response_bytes),
         ARK_TEST(client_new_connection_dropped),
         ARK_TEST(client_malformed_and_abort),
