@@ -54,8 +54,9 @@ typedef struct ark_http_req_t {
     apr_interval_time_t timeout;     /* whole transfer; 0 = none */
     ark_http_data_cb *on_data;
     void *ctx;
-    const int *cancel;               /* ark_http_race only: once non-zero,
-                                      * the transfer is aborted */
+    const int *cancel;               /* ark_http_race (and the native
+                                      * client): once non-zero, the
+                                      * transfer is aborted */
 } ark_http_req_t;
 
 typedef struct ark_http_result_t {
