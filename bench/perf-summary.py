@@ -13,6 +13,9 @@ they survive renames inside mod_ark:
   mod_ark frames with libjansson below them   -> JSON (jansson)
   mod_ark frames with libcurl below them      -> libcurl, split into
                                                  kernel (syscalls) and user
+  frames of the native HTTP client            -> native HTTP client, split
+  (ark_http_native.c) below any other mod_ark    the same way
+  frame
   mod_ark frames with libcrypto below them    -> key hash (OpenSSL)
   other mod_ark frames                        -> mod_ark itself
   mod_proxy / mod_proxy_http frames           -> mod_proxy handler
@@ -27,6 +30,8 @@ BUCKETS = [
     "ark: JSON (jansson)",
     "ark: libcurl, kernel (syscalls, scheduling)",
     "ark: libcurl, user space",
+    "ark: native HTTP client, kernel (syscalls, scheduling)",
+    "ark: native HTTP client, user space",
     "ark: key hash (OpenSSL)",
     "ark: mod_ark, APR, libc",
     "proxy: mod_proxy handler, kernel",
@@ -64,6 +69,16 @@ def samples(path):
         yield stack
 
 
+# functions of mod_ark/ark_http_native.c (static ones may be inlined)
+NATIVE_SYMS = {
+    "ark_native_perform", "ark_native_create", "ark_hresp_parse",
+    "ark_hresp_eof", "ark_hresp_init", "ark_http_retry_after_parse",
+    "exchange", "wait_fd", "connect_new", "idle_take", "idle_put",
+    "endpoint_get", "endpoint_addrs", "conn_alive", "head_make",
+    "url_split", "head_parse", "head_append", "body_piece", "io_fail",
+}
+
+
 def bucket(stack):
     """stack: leaf first."""
     kernel_leaf = stack[0][1].startswith("[kernel")
@@ -74,21 +89,23 @@ def bucket(stack):
                 return BUCKETS[0]
             if any(d.startswith("libcurl") for d in below):
                 return BUCKETS[1] if kernel_leaf else BUCKETS[2]
+            if sym in NATIVE_SYMS:
+                return BUCKETS[3] if kernel_leaf else BUCKETS[4]
             if any(d.startswith("libcrypto") for d in below):
-                return BUCKETS[3]
-            return BUCKETS[4]
+                return BUCKETS[5]
+            return BUCKETS[6]
         if dso.startswith("mod_proxy"):
-            return BUCKETS[5] if kernel_leaf else BUCKETS[6]
+            return BUCKETS[7] if kernel_leaf else BUCKETS[8]
     syms = {s for s, _ in stack}
     if "ap_directory_walk" in syms or "ap_run_map_to_storage" in syms:
-        return BUCKETS[7]
-    if "ap_read_request" in syms:
-        return BUCKETS[8]
-    if "ap_run_process_connection" in syms:
         return BUCKETS[9]
-    if "ap_queue_pop_something" in syms:
+    if "ap_read_request" in syms:
         return BUCKETS[10]
-    return BUCKETS[11]
+    if "ap_run_process_connection" in syms:
+        return BUCKETS[11]
+    if "ap_queue_pop_something" in syms:
+        return BUCKETS[12]
+    return BUCKETS[13]
 
 
 def main(argv):

@@ -10,6 +10,10 @@
  * time, so no curl_easy_reset and ~10 fewer setopt calls per request);
  * its connection stays in the shared cache for the next request of any
  * thread.
+ *
+ * Plain http:// transfers of ark_http_perform go to the native client
+ * (ark_http_native.c) unless ark_http_set_native turned it off; https://
+ * ones, and races, always run through libcurl.
  */
 #include <string.h>
 
@@ -18,6 +22,7 @@
 #include <curl/curl.h>
 
 #include "ark_http.h"
+#include "ark_http_native.h"
 
 struct ark_http_t {
     CURLSH *share;
@@ -27,6 +32,8 @@ struct ark_http_t {
     int n_idle;
     int max_idle;
     const char *ca_file;        /* ArkCACertificateFile, or NULL */
+    ark_native_t *native;        /* http:// transfers, when use_native */
+    int use_native;
 };
 
 typedef struct {
@@ -108,6 +115,10 @@ apr_status_t ark_http_create(ark_http_t **ph, int max_idle, apr_pool_t *p)
     curl_share_setopt(h->share, CURLSHOPT_SHARE, CURL_LOCK_DATA_SSL_SESSION);
     curl_share_setopt(h->share, CURLSHOPT_SHARE, CURL_LOCK_DATA_CONNECT);
     apr_pool_cleanup_register(p, h, http_cleanup, apr_pool_cleanup_null);
+    if (ark_native_create(&h->native, h->max_idle, p) != APR_SUCCESS) {
+        h->native = NULL;            /* libcurl does every transfer */
+    }
+    h->use_native = h->native != NULL;
     *ph = h;
     return APR_SUCCESS;
 }
@@ -244,6 +255,11 @@ const char *ark_http_fail_name(ark_http_fail_t f)
     }
 }
 
+void ark_http_set_native(ark_http_t *h, int on)
+{
+    h->use_native = on && h->native;
+}
+
 const char *ark_http_version(void)
 {
     return curl_version();
@@ -353,6 +369,13 @@ apr_status_t ark_http_perform(ark_http_t *h, const ark_http_req_t *req,
     CURLcode cc;
     CURL *c;
 
+    if (h->use_native) {
+        apr_status_t rv = ark_native_perform(h->native, req, res, p);
+
+        if (rv != APR_ENOTIMPL) {
+            return rv;
+        }
+    }
     memset(res, 0, sizeof(*res));
     c = handle_get(h);
     if (!c) {

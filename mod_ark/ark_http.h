@@ -12,6 +12,10 @@
  * transfer ends and classifies any failure in ark_http_result_t (one
  * translator for curl's error codes: ark_http_fail_from_curl).
  *
+ * Plain http:// URLs are by default served by a native HTTP/1.1 client
+ * with its own per-process keep-alive pool (ark_http_native.h): the same
+ * callbacks, results and failure classes, at a fraction of the cost.
+ *
  * Locking: ark_http_* functions are thread-safe. The callbacks run on
  * the calling thread.
  */
@@ -55,8 +59,9 @@ typedef struct ark_http_req_t {
                                       * none */
     ark_http_data_cb *on_data;
     void *ctx;
-    const int *cancel;               /* ark_http_race only: once non-zero,
-                                      * the transfer is aborted */
+    const int *cancel;               /* ark_http_race (and the native
+                                      * client): once non-zero, the
+                                      * transfer is aborted */
 } ark_http_req_t;
 
 typedef struct ark_http_result_t {
@@ -106,6 +111,11 @@ apr_status_t ark_http_race(ark_http_t *h, const ark_http_req_t *first,
                            apr_interval_time_t hedge_after,
                            ark_http_hedge_fn *hedge, void *ctx,
                            int *hedged, apr_pool_t *p);
+
+/* Whether ark_http_perform runs plain http:// transfers on the native
+ * HTTP/1.1 client (ark_http_native.h; on by default) or on libcurl like
+ * every other transfer. Call before threads use h. */
+void ark_http_set_native(ark_http_t *h, int on);
 
 /* The libcurl version string, for the startup log line. */
 const char *ark_http_version(void);

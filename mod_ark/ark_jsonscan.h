@@ -110,4 +110,16 @@ int ark_json_field_integer(const char *buf, const ark_json_field_t *f,
  * Returns the number of bytes written, or 0 if s is not valid UTF-8. */
 apr_size_t ark_json_quote(char *out, const char *s, apr_size_t len);
 
+/* The jansson tree of buf[0, len), which ark_json_scan must have
+ * accepted (anything else is undefined behaviour): the same tree
+ * json_loadb(buf, len, reject_duplicates ? JSON_REJECT_DUPLICATES : 0)
+ * returns (same values, same key order, a duplicate key's last value in
+ * its first place), at a fraction of the cost (ark_jsonbuild.c). Returns
+ * a new reference, or NULL when reject_duplicates is set and a key
+ * repeats, or when out of memory; the caller may then ask json_loadb
+ * for its error message. */
+#include <jansson.h>
+json_t *ark_json_build(const char *buf, apr_size_t len,
+                       int reject_duplicates);
+
 #endif /* ARK_JSONSCAN_H */

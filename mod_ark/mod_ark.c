@@ -428,6 +428,29 @@ static const char *cmd_timeout(cmd_parms *cmd, void *dc, const char *arg)
     return NULL;
 }
 
+static const char *cmd_upstream_client(cmd_parms *cmd, void *dc,
+                                       const char *arg)
+{
+    ark_server_conf_t *sc = server_conf(cmd);
+    const char *err;
+
+    (void)dc;
+    if ((err = ap_check_cmd_context(cmd, GLOBAL_ONLY))) {
+        return err;
+    }
+    if (!strcasecmp(arg, "native")) {
+        sc->upstream_curl = 0;
+    }
+    else if (!strcasecmp(arg, "curl")) {
+        sc->upstream_curl = 1;
+    }
+    else {
+        return apr_psprintf(cmd->pool, "ArkUpstreamClient: '%s' is not "
+                            "native or curl", arg);
+    }
+    return NULL;
+}
+
 static const char *cmd_max_body(cmd_parms *cmd, void *dcv, const char *arg)
 {
     ark_dir_conf_t *dc = dcv;
@@ -1096,6 +1119,9 @@ static const command_rec ark_cmds[] = {
         RSRC_CONF | ACCESS_CONF,
         "off|request|response|both [max=SIZE]: put redacted request and/or "
         "response bodies in the access log (default off, max 16K each)"),
+    AP_INIT_TAKE1("ArkUpstreamClient", cmd_upstream_client, NULL, RSRC_CONF,
+        "native (default: built-in HTTP/1.1 client for http:// upstreams) "
+        "or curl (libcurl for every upstream)"),
     AP_INIT_TAKE1("ArkMaxBodySize", cmd_max_body, NULL, RSRC_CONF | ACCESS_CONF,
         "largest accepted request body (default 8M)"),
     AP_INIT_TAKE1("ArkMaxJsonDepth", cmd_json_limit, (void *)0,
@@ -1314,20 +1340,23 @@ static void ark_child_init(apr_pool_t *pchild, server_rec *s)
                      "cannot initialise libcurl: gateway requests will "
                      "fail with 500");
     }
-    else if (sc->ca_file) {
-        apr_file_t *f;
+    else {
+        ark_http_set_native(ark_http, !sc->upstream_curl);
+        if (sc->ca_file) {
+            apr_file_t *f;
 
-        ark_http_set_ca_file(ark_http, sc->ca_file);
-        /* checked as root at config time; libcurl reads it as User */
-        if (apr_file_open(&f, sc->ca_file, APR_FOPEN_READ,
-                          APR_FPROT_OS_DEFAULT, pchild) != APR_SUCCESS) {
-            ap_log_error(APLOG_MARK, APLOG_ERR, 0, s, ARKLOGNO(00082)
-                         "ArkCACertificateFile %s is not readable by the "
-                         "httpd user: https:// upstreams will fail",
-                         sc->ca_file);
-        }
-        else {
-            apr_file_close(f);
+            ark_http_set_ca_file(ark_http, sc->ca_file);
+            /* checked as root at config time; libcurl reads it as User */
+            if (apr_file_open(&f, sc->ca_file, APR_FOPEN_READ,
+                              APR_FPROT_OS_DEFAULT, pchild) != APR_SUCCESS) {
+                ap_log_error(APLOG_MARK, APLOG_ERR, 0, s, ARKLOGNO(00082)
+                             "ArkCACertificateFile %s is not readable by "
+                             "the httpd user: https:// upstreams will fail",
+                             sc->ca_file);
+            }
+            else {
+                apr_file_close(f);
+            }
         }
     }
     trace_export_start(sc, pchild, s);

@@ -42,6 +42,8 @@ typedef struct ark_server_conf_t {
     apr_interval_time_t timeout;
     apr_interval_time_t stream_idle;  /* ArkStreamIdleTimeout, 0: off */
     const char *ca_file;              /* ArkCACertificateFile, or NULL */
+    int upstream_curl;                /* ArkUpstreamClient curl: libcurl
+                                       * also for http:// upstreams */
     apr_time_t config_time;           /* when this config was read */
     ark_weights_t weights[ARK_PRIO_COUNT];   /* ArkScoreWeights */
     ark_breaker_conf_t breaker;       /* ArkCircuit */

@@ -143,8 +143,8 @@ def test_30_07_502_malformed_and_reset(gateway, stub):
                        key=gateway.key)
     assert_openai_error(st, body, 502, "upstream_malformed")
     # a reset on a kept-alive connection before any answer byte is
-    # retried once by libcurl on a fresh connection; a reset of that one
-    # too is a failure
+    # retried once (by the native client, or libcurl) on a fresh
+    # connection; a reset of that one too is a failure
     before = len(stub.requests())
     stub.faults({"kind": "reset", "times": 2})
     st, _, body = post(gateway, {"model": "chat-fast", "messages": MSG},

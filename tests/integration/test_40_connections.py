@@ -84,3 +84,58 @@ def test_40_03_client_disconnect_aborts_upstream(gateway, stub):
     log = gateway.access_entries(wait_for=1)
     assert log[0]["client_aborted"] is True
     assert log[0]["status"] == 200
+
+
+def _client_gateway(make_gateway, stub, client):
+    gw = make_gateway(
+        ark="ArkUpstreamClient %s\n" % client
+            + "ArkProvider stub openai %s/v1 key=env:ARK_TEST_PROVIDER_KEY\n"
+            % stub.base + "ArkModel m stub gpt-4o-mini-2024-07-18\n",
+        start=False,
+        allow=[r"ARK000\d\d: channel stub/\S+"])
+    key = gw.create_key("k")
+    gw.start()
+    return gw, key
+
+
+def test_40_04_native_and_curl_clients_answer_alike(make_gateway, stub):
+    """ArkUpstreamClient native (the default) and curl: same answers,
+    same streams, same error mapping, connections reused by both."""
+    seen = {}
+    for client in ("native", "curl"):
+        stub.control("POST", "/_stub/reset")
+        gw, key = _client_gateway(make_gateway, stub, client)
+        out = []
+        st, _, body = gw.chat(key, "m", "hello")
+        out.append((st, json.loads(body)["choices"][0]["message"]["content"]))
+        st, _, body = gw.chat(key, "m", "a b c", stream=True)
+        text = ""
+        for block in body.decode().split("\n\n"):
+            if block.startswith("data: {"):
+                for ch in json.loads(block[6:])["choices"]:
+                    text += ch["delta"].get("content") or ""
+        out.append((st, text))
+        for i in range(5):
+            assert gw.chat(key, "m", "again %d" % i)[0] == 200
+        stub.faults({"kind": "reset", "times": 2})
+        st, _, body = gw.chat(key, "m", "y")
+        out.append((st, json.loads(body)["error"]["code"]))
+        # last: the channel then cools down for the Retry-After
+        stub.faults({"kind": "status", "code": 429, "retry_after": "7"})
+        st, hdrs, body = gw.chat(key, "m", "x")
+        out.append((st, json.loads(body)["error"]["code"],
+                    hdrs.get("retry-after")))
+        log = gw.access_entries(wait_for=9)
+        out.append(sum(1 for e in log[2:7] if e["upstream_conn_reused"]) >= 4)
+        seen[client] = out
+        gw.stop()
+    assert seen["native"] == seen["curl"], seen
+    assert seen["native"][0] == (200, "stub says: hello")
+    assert seen["native"][1] == (200, "stub says: a b c")
+
+
+def test_40_05_upstream_client_directive_is_checked(make_gateway):
+    gw = make_gateway(ark="ArkUpstreamClient fast\n", start=False)
+    r = gw.configtest()
+    assert r.returncode != 0
+    assert "ArkUpstreamClient: 'fast' is not native or curl" in r.stderr

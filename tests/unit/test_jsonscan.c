@@ -7,7 +7,9 @@
  * every one-byte change of a real chat.completion answer, and on
  * thousands of random documents and random mutations of them; for the
  * accepted ones, each located value, parsed alone, must equal what
- * json_object_get returns.
+ * json_object_get returns, and the tree ark_json_build makes must be
+ * jansson's (same values, key order and numbers; duplicates refused
+ * exactly when jansson refuses them with JSON_REJECT_DUPLICATES).
  *
  * Its two users on the hot path are checked against the jansson code
  * they replace: the upstream body spliced from the client's bytes
@@ -45,7 +47,42 @@ static const char answer[] =
     "  },\n  \"service_tier\": \"default\",\n"
     "  \"system_fingerprint\": \"fp_fc9f1d7035\", \"x\": -1.5e-3\n}\n";
 
-/* ark_json_scan and jansson agree on buf; returns 1 if accepted. */
+/* ark_json_build gives, for a text the scanner accepted, the tree
+ * json_loadb gives with the same duplicate-key flag: equal values
+ * (json_equal), and the same key order and exact numbers (identical
+ * compact serialization with 17 significant digits). */
+static void build_agrees(const char *buf, apr_size_t len, int reject)
+{
+    json_t *want = json_loadb(buf, len, reject ? JSON_REJECT_DUPLICATES : 0,
+                              NULL);
+    json_t *got = ark_json_build(buf, len, reject);
+    char *ws = NULL, *gs = NULL;
+
+    if ((want != NULL) != (got != NULL)) {
+        fail_msg("build %s where jansson %s (reject duplicates %d): %.*s",
+                 got ? "accepts" : "refuses",
+                 want ? "accepts" : "refuses", reject,
+                 (int)(len > 300 ? 300 : len), buf);
+    }
+    if (want) {
+        size_t fl = JSON_COMPACT | JSON_REAL_PRECISION(17) | JSON_ENCODE_ANY;
+
+        ws = json_dumps(want, fl);
+        gs = json_dumps(got, fl);
+        if (!json_equal(want, got) || !ws || !gs || strcmp(ws, gs)) {
+            fail_msg("built tree differs on %.*s:\n  jansson %s\n  built   %s",
+                     (int)(len > 300 ? 300 : len), buf, ws ? ws : "?",
+                     gs ? gs : "?");
+        }
+    }
+    free(ws);
+    free(gs);
+    json_decref(want);
+    json_decref(got);
+}
+
+/* ark_json_scan and jansson agree on buf; returns 1 if accepted. When
+ * accepted, ark_json_build must agree with jansson too. */
 static int agrees(const char *buf, apr_size_t len)
 {
     json_error_t jerr;
@@ -66,6 +103,10 @@ static int agrees(const char *buf, apr_size_t len)
                                                        : "refuses");
     }
     json_decref(j);
+    if (rv == APR_SUCCESS) {
+        build_agrees(buf, len, 0);
+        build_agrees(buf, len, 1);
+    }
     return rv == APR_SUCCESS;
 }
 
