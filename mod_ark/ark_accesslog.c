@@ -76,6 +76,8 @@ const char *ark_access_line(const ark_access_t *a, apr_size_t *plen,
     set_str(o, "model", a->model, p);
     set_str(o, "provider", a->provider, p);
     set_str(o, "upstream_model", a->upstream_model, p);
+    set_str(o, "channel", a->channel, p);
+    json_object_set_new(o, "attempts", json_integer(a->attempts));
     json_object_set_new(o, "status", json_integer(a->status));
     json_object_set_new(o, "stream", json_boolean(a->stream));
     set_str(o, "error", a->error_code, p);

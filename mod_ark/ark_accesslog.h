@@ -21,6 +21,9 @@ typedef struct ark_access_t {
     const char *model;          /* the client's alias */
     const char *provider;       /* provider that answered, or NULL */
     const char *upstream_model;
+    const char *channel;        /* channel that answered (or failed
+                                 * last), or NULL */
+    int attempts;               /* upstream attempts, hedges included */
     int status;
     int stream;
     const char *error_code;     /* our error code when status >= 400 */

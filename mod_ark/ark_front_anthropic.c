@@ -1087,7 +1087,7 @@ apr_status_t ark_anthropic_response_from_openai(const char **pbody,
     json_t *text;
     size_t i;
 
-    root = json_loadb(openai_body, len, 0, NULL);
+    root = json_loadb(openai_body, len, JSON_ALLOW_NUL, NULL);
     if (!json_is_object(root)) {
         goto done;
     }
@@ -1701,7 +1701,7 @@ apr_status_t ark_anthropic_stream_feed(ark_anthropic_stream_t *as,
     if (dlen == 6 && !memcmp(data, "[DONE]", 6)) {
         return on_done(as);
     }
-    chunk = json_loadb(data, dlen, 0, NULL);
+    chunk = json_loadb(data, dlen, JSON_ALLOW_NUL, NULL);
     if (!json_is_object(chunk)) {
         json_decref(chunk);
         return APR_EINVAL;

@@ -214,8 +214,10 @@ static void set_route_headers(ark_gw_t *gw, const ark_attempt_t *a)
                                     / 1000.0));
         gw->rc->log.provider = a->ch->provider->name;
         gw->rc->log.upstream_model = a->ch->upstream_model;
+        gw->rc->log.channel = a->ch->name;
         gw->rc->answered = a->ch;
     }
+    gw->rc->log.attempts = gw->attempts;
     apr_table_setn(r->headers_out, "x-ark-attempts",
                    apr_itoa(r->pool, gw->attempts));
 }
@@ -1190,6 +1192,7 @@ static int call_upstreams(ark_gw_t *gw)
             }
             gw->rc->log.provider = t->ch->provider->name;
             gw->rc->log.upstream_model = t->ch->upstream_model;
+            gw->rc->log.channel = t->ch->name;
             apr_table_setn(r->headers_out, "x-ark-channel", t->ch->name);
         }
         ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, r, ARKLOGNO(00044)

@@ -1414,8 +1414,14 @@ apr_status_t ark_keys_parse(ark_keyring_t **pring, const char *text,
             APR_ARRAY_PUSH(lead, const char *) = "\n";
         }
         else if (line[i] == '#') {
+            apr_size_t clen = llen;
+
+            /* a CR kept at the end would be read back as part of a CRLF */
+            while (clen > 0 && line[clen - 1] == '\r') {
+                clen--;
+            }
             APR_ARRAY_PUSH(doc, const char *) =
-                apr_pstrcat(p, apr_pstrmemdup(p, line, llen), "\n", NULL);
+                apr_pstrcat(p, apr_pstrmemdup(p, line, clen), "\n", NULL);
         }
         else if (llen - i >= KEYS_TENANT_PREFIX_LEN &&
                  !memcmp(line + i, KEYS_TENANT_PREFIX,

@@ -249,13 +249,17 @@ apr_status_t ark_openai_stream_event(ark_stream_t *st,
 {
     json_t *chunk, *usage, *choices;
     const char *out;
+    apr_size_t len;
     int withhold;
 
-    if (!strcmp(ev->data, "[DONE]")) {
+    if (ev->data_len == 6 && !memcmp(ev->data, "[DONE]", 6)) {
         st->done = 1;
         return st->emit(st->emit_ctx, "data: [DONE]\n\n", 14);
     }
-    chunk = json_loadb(ev->data, ev->data_len, 0, NULL);
+    /* a raw NUL (jansson skips one after a number or a literal) would
+     * cut the relayed event short */
+    chunk = memchr(ev->data, '\0', ev->data_len)
+            ? NULL : json_loadb(ev->data, ev->data_len, 0, NULL);
     if (!json_is_object(chunk)) {
         json_decref(chunk);
         return APR_EINVAL;
@@ -272,13 +276,26 @@ apr_status_t ark_openai_stream_event(ark_stream_t *st,
      * and choice-less bookkeeping chunks (Azure's prompt filter results) */
     withhold = json_is_array(choices) && json_array_size(choices) == 0
                && (json_is_object(usage) ? !st->client_wants_usage : 1);
-    json_decref(chunk);
     if (withhold) {
+        json_decref(chunk);
         return APR_SUCCESS;
     }
-    out = apr_pstrcat(st->pool, "data: ", ev->data, "\n\n", NULL);
+    if (memchr(ev->data, '\n', ev->data_len)) {
+        /* sent as several data: lines: relayed after a single "data: ",
+         * its second line would be a field of its own; the chunk goes
+         * out re-encoded on one line instead */
+        out = ark_sse_data_make(chunk, &len, st->pool);
+        if (!out) {
+            return APR_ENOMEM;
+        }
+    }
+    else {
+        json_decref(chunk);
+        out = apr_pstrcat(st->pool, "data: ", ev->data, "\n\n", NULL);
+        len = ev->data_len + 8;
+    }
     st->events++;
-    return st->emit(st->emit_ctx, out, ev->data_len + 8);
+    return st->emit(st->emit_ctx, out, len);
 }
 
 void ark_openai_map_error(ark_err_t *err, const ark_provider_t *prov,

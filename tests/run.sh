@@ -38,6 +38,8 @@ mkdir -p build-asan
        make -j"$jobs" check) \
     || { cat build-asan/test-suite.log 2>/dev/null; exit 1; }
 
+step "fuzz targets, ${FUZZ_SECONDS:-10} s each"; FUZZ_OUT="$top/build-fuzz" "$top/fuzz/run.sh" "${FUZZ_SECONDS:-10}"
+
 step "integration tests (real httpd + mod_ark)"
 ARK_BUILD_DIR="$top/build" /usr/bin/python3 -m pytest -q \
     -p no:cacheprovider "$top/tests/test_stub_selfcheck.py" \

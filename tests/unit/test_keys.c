@@ -2270,6 +2270,26 @@ static void test_78_set_attrs_limits(void **state)
     assert_contains(text, " tenant=acme\n");
 }
 
+/* Found by fuzzing: a comment line ending in extra CRs changed on every
+ * rewrite ("#\r\r" read back as "#\r", then "#"). Format must be a fixed
+ * point after one parse. */
+static void test_80_comment_trailing_cr_is_stable(void **state)
+{
+    apr_pool_t *p = *state;
+    static const char text[] = "#\r\r\n# note \r\r\r\n";
+    ark_keyring_t *r1, *r2;
+    const char *t1, *t2, *err = NULL;
+
+    assert_int_equal(ark_keys_parse(&r1, text, sizeof(text) - 1, &err, p),
+                     APR_SUCCESS);
+    assert_int_equal(ark_keys_format(&t1, r1, p), APR_SUCCESS);
+    assert_int_equal(ark_keys_parse(&r2, t1, strlen(t1), &err, p),
+                     APR_SUCCESS);
+    assert_int_equal(ark_keys_format(&t2, r2, p), APR_SUCCESS);
+    assert_string_equal(t1, t2);
+    assert_null(strchr(t1, '\r'));
+}
+
 static void test_79_add_with_limits_and_previous(void **state)
 {
     apr_pool_t *p = *state;
@@ -2410,6 +2430,7 @@ int main(void)
         ARK_TEST(test_77_set_tenant),
         ARK_TEST(test_78_set_attrs_limits),
         ARK_TEST(test_79_add_with_limits_and_previous),
+        ARK_TEST(test_80_comment_trailing_cr_is_stable),
     };
 
     return ARK_TEST_RUN("ark_keys", tests);
