@@ -985,22 +985,13 @@ static int pending_replay(ark_govern_t *g, gov_pending_t *rec,
     return 1;
 }
 
-/* Writes what waits for Redis: first the maybe-applied settlements
- * (idempotent replays), then the usage merged in the table while Redis
- * was unreachable, each slot turned into a pending record with a new
- * done-key before it is sent, so that no write is ever applied twice. */
-static void flush_buffered(ark_govern_t *g, apr_pool_t *p)
+/* Replays every ready pending record, until one fails; 1 when none
+ * failed. */
+static int replay_ready(ark_govern_t *g, apr_pool_t *sp)
 {
     gov_pending_t *ring = pending_ring(g->shm);
-    int zero = 0, i, ok = 1;
-    apr_uint32_t k;
-    apr_pool_t *sp;
+    int i, ok = 1;
 
-    if (!atomic_compare_exchange_strong(&g->shm->flushing, &zero, 1)) {
-        return;
-    }
-    atomic_store(&g->shm->dirty, 0);
-    apr_pool_create(&sp, p);
     for (i = 0; ok && i < PENDING_MAX; i++) {
         apr_uint32_t ready = 2;
 
@@ -1015,6 +1006,25 @@ static void flush_buffered(ark_govern_t *g, apr_pool_t *p)
         atomic_store(&ring[i].state, ok ? 0 : 2);
         apr_pool_clear(sp);
     }
+    return ok;
+}
+
+/* Writes what waits for Redis: first the maybe-applied settlements
+ * (idempotent replays), then the usage merged in the table while Redis
+ * was unreachable, each slot turned into a pending record with a new
+ * done-key before it is sent, so that no write is ever applied twice. */
+static void flush_buffered(ark_govern_t *g, apr_pool_t *p)
+{
+    int zero = 0, ok = 1;
+    apr_uint32_t k;
+    apr_pool_t *sp;
+
+    if (!atomic_compare_exchange_strong(&g->shm->flushing, &zero, 1)) {
+        return;
+    }
+    atomic_store(&g->shm->dirty, 0);
+    apr_pool_create(&sp, p);
+    ok = replay_ready(g, sp);
     for (k = 0; ok && k <= g->shm->mask; k++) {
         gov_slot_t *s = &g->shm->slots[k];
         apr_int64_t v[NFIELDS];
@@ -1047,21 +1057,7 @@ static void flush_buffered(ark_govern_t *g, apr_pool_t *p)
         apr_pool_clear(sp);
     }
     if (ok && atomic_load(&g->shm->npending) > 0) {
-        /* the records just made from merged slots */
-        for (i = 0; ok && i < PENDING_MAX; i++) {
-            apr_uint32_t ready = 2;
-
-            if (!atomic_compare_exchange_strong(&ring[i].state, &ready, 3)) {
-                continue;
-            }
-            ok = pending_replay(g, &ring[i], sp);
-            if (ok) {
-                atomic_fetch_sub(&g->shm->npending, 1);
-                atomic_fetch_add(&g->shm->flushes, 1);
-            }
-            atomic_store(&ring[i].state, ok ? 0 : 2);
-            apr_pool_clear(sp);
-        }
+        ok = replay_ready(g, sp);      /* the records just made */
     }
     if (!ok || atomic_load(&g->shm->npending) > 0) {
         atomic_store(&g->shm->dirty, 1);
