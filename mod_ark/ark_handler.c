@@ -248,6 +248,22 @@ static const char *presented_key(request_rec *r, int *bad_scheme)
     return v && *v ? v : NULL;
 }
 
+/* The key is known: refuse it if revoked, else remember it. */
+static int accept_key(request_rec *r, ark_rctx_t *rc, const ark_key_t *key,
+                      const ark_key_t **pkey)
+{
+    rc->log.key_name = key->name;
+    rc->log.tenant = key->tenant;
+    if (!key->enabled) {
+        ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, r, ARKLOGNO(00012)
+                      "revoked API key '%s' presented", key->name);
+        return reply_error(r, 401, "revoked_api_key", NULL,
+                           "This API key has been revoked.");
+    }
+    *pkey = key;
+    return DECLINED;   /* authenticated: go on */
+}
+
 static int authenticate(request_rec *r, const ark_key_t **pkey)
 {
     ark_server_conf_t *sc = srv_conf(r);
@@ -257,6 +273,25 @@ static int authenticate(request_rec *r, const ark_key_t **pkey)
     int bad_scheme, previous = 0;
 
     secret = presented_key(r, &bad_scheme);
+    if (!secret && r->user && sc->keys) {
+        ark_dir_conf_t *dc = ap_get_module_config(r->per_dir_config,
+                                                  &ark_module);
+
+        if (dc && dc->remote_user > 0) {
+            /* the identity another auth module established (httpd ran
+             * its check_user and auth_checker hooks before us) */
+            key = ark_keys_find_name(sc->keys, r->user);
+            if (!key) {
+                ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r, ARKLOGNO(00058)
+                              "authenticated user has no Ark key of that "
+                              "name: refused");
+                return reply_error(r, 403, "no_key_for_user", NULL,
+                                   "You are authenticated, but no Ark key "
+                                   "is configured for your user name.");
+            }
+            return accept_key(r, rc, key, pkey);
+        }
+    }
     if (!secret) {
         return reply_error(r, 401, "missing_api_key", NULL, bad_scheme
             ? "Unsupported authorization scheme: send your API key as "
@@ -295,16 +330,7 @@ static int authenticate(request_rec *r, const ark_key_t **pkey)
         return reply_error(r, 401, "invalid_api_key", NULL,
                            "Incorrect API key provided.");
     }
-    rc->log.key_name = key->name;
-    rc->log.tenant = key->tenant;
-    if (!key->enabled) {
-        ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, r, ARKLOGNO(00012)
-                      "revoked API key '%s' presented", key->name);
-        return reply_error(r, 401, "revoked_api_key", NULL,
-                           "This API key has been revoked.");
-    }
-    *pkey = key;
-    return DECLINED;   /* authenticated: go on */
+    return accept_key(r, rc, key, pkey);
 }
 
 /* ------------------------------------------------------------- body */

@@ -148,6 +148,7 @@ static void *create_dir_conf(apr_pool_t *p, char *dir)
     ark_route_policy_unset(&dc->policy);
     ark_cache_policy_unset(&dc->cache);
     dc->log_bodies = -1;
+    dc->remote_user = -1;
     return dc;
 }
 
@@ -166,6 +167,8 @@ static void *merge_dir_conf(apr_pool_t *p, void *basev, void *addv)
                                          : base->max_messages;
     dc->log_bodies = add->log_bodies >= 0 ? add->log_bodies
                                           : base->log_bodies;
+    dc->remote_user = add->remote_user >= 0 ? add->remote_user
+                                            : base->remote_user;
     dc->log_body_max = add->log_body_max ? add->log_body_max
                                          : base->log_body_max;
     ark_route_policy_merge(&dc->policy, &base->policy, &add->policy);
@@ -543,6 +546,15 @@ static const char *cmd_ca_file(cmd_parms *cmd, void *dc, const char *arg)
         return err;
     }
     sc->ca_file = path;
+    return NULL;
+}
+
+static const char *cmd_remote_user(cmd_parms *cmd, void *dcv, int on)
+{
+    ark_dir_conf_t *dc = dcv;
+
+    (void)cmd;
+    dc->remote_user = on;
     return NULL;
 }
 
@@ -1115,6 +1127,10 @@ static const command_rec ark_cmds[] = {
         "default upstream connect timeout (default 5s)"),
     AP_INIT_TAKE1("ArkTimeout", cmd_timeout, NULL, RSRC_CONF,
         "default upstream total timeout (default 300s)"),
+    AP_INIT_FLAG("ArkAuthRemoteUser", cmd_remote_user, NULL,
+        RSRC_CONF | ACCESS_CONF,
+        "on: a request without an Ark key is served as the key named like "
+        "the user another httpd auth module authenticated (default off)"),
     AP_INIT_TAKE_ARGV("ArkLogBodies", cmd_log_bodies, NULL,
         RSRC_CONF | ACCESS_CONF,
         "off|request|response|both [max=SIZE]: put redacted request and/or "

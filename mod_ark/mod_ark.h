@@ -89,6 +89,8 @@ typedef struct ark_dir_conf_t {
                                        * -1 unset (off) */
     apr_size_t log_body_max;          /* bytes kept of each, after
                                        * redaction; 0 unset */
+    int remote_user;                  /* ArkAuthRemoteUser: 1 on, 0 off,
+                                       * -1 unset (off) */
     unsigned int max_body_set : 1;
 } ark_dir_conf_t;
 

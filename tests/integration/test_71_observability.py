@@ -161,3 +161,72 @@ def test_71_03_metrics_after_known_traffic(make_gateway, stub):
     assert entry["attempts"] == 1
     assert entry["spend_nano"] == (served[-1]["prompt_tokens"] * 2000
                                    + served[-1]["completion_tokens"] * 8000)
+
+
+def test_71_04_identity_from_another_auth_module(make_gateway, stub,
+                                                 tmp_path):
+    """ArkAuthRemoteUser: httpd's own Basic auth establishes the user; the
+    key of that name serves the request, without an Ark secret."""
+    import base64
+    import os
+    import shutil
+    import subprocess
+    import tempfile
+    from ark_harness import SYS_MODDIR
+
+    gw = make_gateway(start=False)
+    # the children (User) read it at request time: outside pytest's
+    # private temp directory
+    d = tempfile.mkdtemp(prefix="ark-test-users-")
+    os.chmod(d, 0o755)
+    users = os.path.join(d, "htpasswd")
+    subprocess.run(["htpasswd", "-cbB", users, "alice", "s3cret-pw"],
+                   check=True, capture_output=True)
+    subprocess.run(["htpasswd", "-bB", users, "mallory", "other-pw"],
+                   check=True, capture_output=True)
+    os.chmod(users, 0o644)
+    mods = "".join('LoadModule %s_module "%s/mod_%s.so"\n' % (m, SYS_MODDIR, m)
+                   for m in ("auth_basic", "authn_core", "authn_file",
+                             "authz_user"))
+    gw.ark = (mods + openai_provider(stub)
+              + "ArkModel chat stub gpt-4o-mini " + PRICE + "\n"
+              + """
+<Location /sso/v1>
+    SetHandler ark-gateway
+    AuthType Basic
+    AuthName "ark"
+    AuthBasicProvider file
+    AuthUserFile "%s"
+    Require valid-user
+    ArkAuthRemoteUser on
+</Location>
+""" % users)
+    gw.key = gw.create_key("alice", tenant="acme")
+    gw.start()
+    body = {"model": "chat", "messages": [{"role": "user", "content": "hi"}]}
+
+    def basic(user, pw):
+        return {"Authorization": "Basic " + base64.b64encode(
+            ("%s:%s" % (user, pw)).encode()).decode()}
+
+    st, _, answer = gw.request("POST", "/sso/v1/chat/completions", body,
+                               headers=basic("alice", "s3cret-pw"))
+    assert st == 200, answer
+    assert gw.access_entries(wait_for=1)[-1]["key"] == "alice"
+    # a wrong password: httpd refuses before Ark sees anything
+    st, _, _ = gw.request("POST", "/sso/v1/chat/completions", body,
+                          headers=basic("alice", "wrong"))
+    assert st == 401
+    # a valid user with no key of that name: refused by Ark
+    st, _, answer = gw.request("POST", "/sso/v1/chat/completions", body,
+                               headers=basic("mallory", "other-pw"))
+    assert st == 403 and b"no_key_for_user" in answer
+    # the default location still wants an Ark key
+    st, _, _ = gw.request("POST", "/v1/chat/completions", body,
+                          headers=basic("alice", "s3cret-pw"))
+    assert st == 401
+    assert len(stub.requests()) == 1
+    gw.allow += [r"AH01617: user alice: authentication failure",
+                 r"ARK00058"]
+    gw.stop()
+    shutil.rmtree(d)
