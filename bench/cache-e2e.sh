@@ -89,7 +89,7 @@ ArkCacheServer 127.0.0.1:$CP
     ArkCache on max-temperature=0.5
 </Location>
 CONF
-chmod 644 "$tmp/keys"
+chmod 640 "$tmp/keys"
 ARK_BENCH_PROVIDER_KEY=sk-bench /usr/sbin/apache2 -d "$tmp" -f "$tmp/httpd.conf" -k start
 for _ in $(seq 100); do
     grep -q "resuming normal operations" "$tmp/logs/error.log" 2>/dev/null && break

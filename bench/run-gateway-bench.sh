@@ -288,7 +288,7 @@ ArkModel gpt-4o-mini bench gpt-4o-mini-2024-07-18
 export ARK_BENCH_PROVIDER_KEY=sk-upstream-bench-0000   # what nginx is sent
 KEY=$("$ARK_KEYS" create -c -f "$ROOT_B/ark-keys" -n bench -m '*' \
       2>"$ROOT_B/logs/ark-keys.log")
-chmod 644 "$ROOT_B/ark-keys"
+chmod 640 "$ROOT_B/ark-keys"
 case "$KEY" in sk-ark-*) ;; *) die "ark-keys did not print a key" ;; esac
 export ARK_BENCH_KEY="$KEY"
 export ARK_BENCH_MODEL=gpt-4o-mini
