@@ -20,7 +20,7 @@
 # Usage: bench/run-gateway-bench.sh [--rounds N] [--duration 10s]
 #            [--connections 32] [--threads 2] [--warmup 3s]
 #            [--threads-per-child 64] [--access-logs] [--write-docs]
-#            [--perf DIR] [--keep]
+#            [--perf DIR] [--keep] [--channels N]
 #
 # --perf DIR  also samples each httpd with perf (linux-perf, cpu-clock at
 #             999 Hz, DWARF call graphs) during round 1 and writes
@@ -53,6 +53,7 @@ TPC=64
 ACCESS_LOGS=0
 WRITE_DOCS=0
 KEEP=0
+CHANNELS=1
 PERF_DIR=""
 COMMAND="bench/run-gateway-bench.sh${*:+ $*}"
 
@@ -78,6 +79,7 @@ while [ $# -gt 0 ]; do
     --access-logs)       ACCESS_LOGS=1; shift ;;
     --write-docs)        WRITE_DOCS=1; shift ;;
     --keep)              KEEP=1; shift ;;
+    --channels)          CHANNELS=${2:?}; shift 2 ;;
     --perf)              PERF_DIR=${2:?}; shift 2 ;;
     -h|--help)           usage 0 ;;
     *)                   echo "unknown option: $1" >&2; usage 2 ;;
@@ -274,13 +276,24 @@ ProxyPass /v1/ http://127.0.0.1:$UP_PORT/v1/"
 
 ark_log=""
 [ "$ACCESS_LOGS" = 1 ] && ark_log="ArkAccessLog \"$ROOT_B/logs/ark-access.log\""
+# --channels N: the alias gets N channels (providers bench1..N, all on the
+# same nginx, different prices), routed by the default score strategy
+ark_channels="ArkProvider bench openai http://127.0.0.1:$UP_PORT/v1 key=env:ARK_BENCH_PROVIDER_KEY
+ArkModel gpt-4o-mini bench gpt-4o-mini-2024-07-18"
+if [ "$CHANNELS" -gt 1 ]; then
+    ark_channels=""
+    for i in $(seq 1 "$CHANNELS"); do
+        ark_channels="$ark_channels
+ArkProvider bench$i openai http://127.0.0.1:$UP_PORT/v1 key=env:ARK_BENCH_PROVIDER_KEY
+ArkModel gpt-4o-mini bench$i gpt-4o-mini-2024-07-18 price=$i/$((i * 4))"
+    done
+fi
 write_httpd_conf "$ROOT_B" "$PORT_B" "\
 # (b) mod_ark routing the model alias to the same upstream
 LoadModule ark_module \"$MODULE\"
 ArkKeysFile \"$ROOT_B/ark-keys\"
 $ark_log
-ArkProvider bench openai http://127.0.0.1:$UP_PORT/v1 key=env:ARK_BENCH_PROVIDER_KEY
-ArkModel gpt-4o-mini bench gpt-4o-mini-2024-07-18
+$ark_channels
 <Location /v1>
     SetHandler ark-gateway
 </Location>"
