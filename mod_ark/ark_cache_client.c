@@ -47,6 +47,18 @@ static apr_status_t client_cleanup(void *d)
     return APR_SUCCESS;
 }
 
+/* Appends the optional "TRACE <traceparent>" pair (ark-cached logs it). */
+static void add_trace(const char **argv, size_t *lens, int *argc,
+                      const char *traceparent)
+{
+    if (traceparent) {
+        argv[*argc] = "TRACE";
+        lens[(*argc)++] = 5;
+        argv[*argc] = traceparent;
+        lens[(*argc)++] = strlen(traceparent);
+    }
+}
+
 apr_status_t ark_cache_client_create(ark_cache_client_t **pc,
                                      const ark_cache_client_conf_t *conf,
                                      apr_pool_t *p)
@@ -283,12 +295,7 @@ apr_status_t ark_cache_client_lookup_traced(ark_cache_client_t *c,
         lens[4] = strlen(tbuf);
         argc = 5;
     }
-    if (traceparent) {
-        argv[argc] = "TRACE";
-        lens[argc++] = 5;
-        argv[argc] = traceparent;
-        lens[argc++] = strlen(traceparent);
-    }
+    add_trace(argv, lens, &argc, traceparent);
     r = call(c, argc, argv, lens, detail, p);
     if (!r) {
         return APR_EGENERAL;
@@ -357,12 +364,7 @@ apr_status_t ark_cache_client_store_traced(ark_cache_client_t *c,
     lens[4] = 3;
     argv[5] = ttl;
     lens[5] = strlen(ttl);
-    if (traceparent) {
-        argv[argc] = "TRACE";
-        lens[argc++] = 5;
-        argv[argc] = traceparent;
-        lens[argc++] = strlen(traceparent);
-    }
+    add_trace(argv, lens, &argc, traceparent);
     r = call(c, argc, argv, lens, detail, p);
     if (!r) {
         return APR_EGENERAL;

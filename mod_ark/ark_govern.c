@@ -212,7 +212,6 @@ struct ark_govern_t {
     char admit_sha[41], settle_sha[41];
     _Atomic apr_uint64_t lease_seq;
     char last_error[256];              /* benign race: for one log line */
-    apr_pool_t *pool;
 };
 
 static int round_slots(int slots)
@@ -261,7 +260,7 @@ static apr_uint32_t fnv1a(const char *s)
  * full (or id is too long, or absent and !create). */
 static gov_slot_t *slot_find(gov_shm_t *shm, const char *id, int create)
 {
-    apr_uint32_t h = fnv1a(id), i, n;
+    apr_uint32_t h = fnv1a(id), n;
     apr_size_t len = strlen(id);
 
     if (len >= SLOT_ID_MAX) {
@@ -294,7 +293,6 @@ static gov_slot_t *slot_find(gov_shm_t *shm, const char *id, int create)
             return s;
         }
     }
-    (void)i;
     atomic_fetch_add(&shm->table_full, 1);
     return NULL;
 }
@@ -334,7 +332,6 @@ apr_status_t ark_govern_create(ark_govern_t **pg,
 
     g->conf = *conf;
     g->shm = shm;
-    g->pool = p;
     if (g->conf.nodes < 1) {
         g->conf.nodes = 1;
     }
@@ -876,6 +873,15 @@ static int counts_buffered(const char *id)
     return id[0] == ARK_SCOPE_KEY && u && strlen(u + 3) == 8;
 }
 
+static void buffered_add(ark_govern_t *g, const char *hash,
+                         const apr_int64_t *v, int sign)
+{
+    if (counts_buffered(hash)) {
+        atomic_fetch_add(&g->shm->buffered_nano, sign * v[F_SPEND]);
+        atomic_fetch_add(&g->shm->buffered_tokens, sign * (v[1] + v[2]));
+    }
+}
+
 /* Keeps usage in the shared table: for Redis later (buffered), or as
  * the node's only record when no Redis is configured. */
 static void buffer_usage(ark_govern_t *g, const char *id,
@@ -892,9 +898,8 @@ static void buffer_usage(ark_govern_t *g, const char *id,
             atomic_fetch_add(&s->v[f], v[f]);
         }
     }
-    if (buffered && counts_buffered(id)) {
-        atomic_fetch_add(&g->shm->buffered_nano, v[F_SPEND]);
-        atomic_fetch_add(&g->shm->buffered_tokens, v[1] + v[2]);
+    if (buffered) {
+        buffered_add(g, id, v, 1);
         atomic_store(&g->shm->dirty, 1);
     }
 }
@@ -914,15 +919,6 @@ static const char *done_id(ark_govern_t *g, apr_pool_t *p)
     }
     return apr_psprintf(p, "done:%s:%ld:%" APR_UINT64_T_FMT, hex,
                         (long)getpid(), atomic_fetch_add(&g->lease_seq, 1));
-}
-
-static void buffered_add(ark_govern_t *g, const char *hash,
-                         const apr_int64_t *v, int sign)
-{
-    if (counts_buffered(hash)) {
-        atomic_fetch_add(&g->shm->buffered_nano, sign * v[F_SPEND]);
-        atomic_fetch_add(&g->shm->buffered_tokens, sign * (v[1] + v[2]));
-    }
 }
 
 /* Keeps a maybe-applied settlement's usage for replay; 0 when the ring

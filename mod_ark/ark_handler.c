@@ -1497,22 +1497,18 @@ static int govern_refuse(ark_gw_t *gw, const ark_gov_ticket_t *t)
     const char *who = t->scope == ARK_SCOPE_TENANT ? "your organisation "
                                                      "(tenant)"
                                                    : "this API key";
+    const char *what = t->verdict == ARK_GOV_REQUESTS ? "requests"
+                                                      : "tokens";
     ark_err_t e;
 
     switch (t->verdict) {
     case ARK_GOV_REQUESTS:
-        ark_err_setf(&e, r->pool, 429, "rate_limit_exceeded", NULL,
-                     "Rate limit reached for requests per minute of %s. "
-                     "Please try again in %s.", who,
-                     ark_duration_format(t->retry_after, r->pool));
-        e.type = "requests";
-        break;
     case ARK_GOV_TOKENS:
         ark_err_setf(&e, r->pool, 429, "rate_limit_exceeded", NULL,
-                     "Rate limit reached for tokens per minute of %s. "
-                     "Please try again in %s.", who,
+                     "Rate limit reached for %s per minute of %s. "
+                     "Please try again in %s.", what, who,
                      ark_duration_format(t->retry_after, r->pool));
-        e.type = "tokens";
+        e.type = what;
         break;
     case ARK_GOV_TOO_LARGE:
         ark_err_setf(&e, r->pool, 429, "rate_limit_exceeded", NULL,

@@ -2298,6 +2298,22 @@ apr_status_t ark_keys_add(const ark_key_t **padded, ark_keyring_t *ring,
     return APR_SUCCESS;
 }
 
+/* The entry of the key called name, or NULL with *perr saying so (the
+ * name is quoted only when it is a valid key name). */
+static keys_entry_t *keys_entry_named(const ark_keyring_t *ring,
+                                      const char *name, const char **perr)
+{
+    keys_entry_t *e = apr_hash_get(ring->by_name, name,
+                                   APR_HASH_KEY_STRING);
+
+    if (!e) {
+        *perr = ark_keys_name_valid(name)
+                    ? apr_psprintf(ring->pool, "no key named '%s'", name)
+                    : "no key of that name";
+    }
+    return e;
+}
+
 apr_status_t ark_keys_set_attrs(int *pchanged, ark_keyring_t *ring,
                                 const char *name, const ark_key_t *attrs,
                                 unsigned int which, const char **perr)
@@ -2316,11 +2332,8 @@ apr_status_t ark_keys_set_attrs(int *pchanged, ark_keyring_t *ring,
         *perr = "no keyring, name or attributes";
         return APR_EINVAL;
     }
-    e = apr_hash_get(ring->by_name, name, APR_HASH_KEY_STRING);
+    e = keys_entry_named(ring, name, perr);
     if (!e) {
-        *perr = ark_keys_name_valid(name)
-                    ? apr_psprintf(ring->pool, "no key named '%s'", name)
-                    : "no key of that name";
         return APR_ENOENT;
     }
     k = &e->key;
@@ -2416,11 +2429,8 @@ apr_status_t ark_keys_rotate(ark_keyring_t *ring, const char *name,
         *perr = "no keyring, name or hash";
         return APR_EINVAL;
     }
-    e = apr_hash_get(ring->by_name, name, APR_HASH_KEY_STRING);
+    e = keys_entry_named(ring, name, perr);
     if (!e) {
-        *perr = ark_keys_name_valid(name)
-                    ? apr_psprintf(ring->pool, "no key named '%s'", name)
-                    : "no key of that name";
         return APR_ENOENT;
     }
     if (new_hint && !keys_hint_validn(new_hint, strlen(new_hint))) {

@@ -610,6 +610,19 @@ static int cli_flush_stdout(void)
     return CLI_EXIT_OK;
 }
 
+/* Shows a new secret, its only showing, and wipes it from memory;
+ * returns cli_flush_stdout's verdict. */
+static int cli_print_secret(const char *secret)
+{
+    int rc;
+
+    fputs(secret, stdout);
+    fputc('\n', stdout);
+    rc = cli_flush_stdout();
+    OPENSSL_cleanse((void *)secret, strlen(secret));
+    return rc;
+}
+
 /* ------------------------------------------------------------------ */
 /* create                                                             */
 /* ------------------------------------------------------------------ */
@@ -1071,10 +1084,7 @@ static int cli_create(const cli_args_t *args, apr_pool_t *p)
         }
         return rc;
     }
-    fputs(c.secret, stdout);
-    fputc('\n', stdout);
-    rc = cli_flush_stdout();
-    OPENSSL_cleanse((void *)c.secret, strlen(c.secret));
+    rc = cli_print_secret(c.secret);
     if (rc != CLI_EXIT_OK) {
         cli_error("the secret of key '%s' could not be shown; delete the "
                   "key (ark-keys delete -f %s %s) and create another",
@@ -2007,10 +2017,7 @@ static int cli_rotate(const cli_args_t *args, apr_pool_t *p)
         }
         return rc;
     }
-    fputs(r.secret, stdout);
-    fputc('\n', stdout);
-    rc = cli_flush_stdout();
-    OPENSSL_cleanse((void *)r.secret, strlen(r.secret));
+    rc = cli_print_secret(r.secret);
     if (rc != CLI_EXIT_OK) {
         cli_error("the new secret of key '%s' could not be shown; rotate "
                   "the key again (ark-keys rotate -f %s %s)",
