@@ -41,15 +41,16 @@
 #include <jansson.h>
 #include <openssl/crypto.h>
 
+#include "ark_cli.h"
 #include "ark_keys.h"
 #include "ark_limit.h"
 #include "ark_route.h"
 
 #define CLI_PROG "ark-keys"
 
-#define CLI_EXIT_OK 0
-#define CLI_EXIT_FAIL 1
-#define CLI_EXIT_USAGE 2
+#define CLI_EXIT_OK ARK_CLI_EXIT_OK
+#define CLI_EXIT_FAIL ARK_CLI_EXIT_FAIL
+#define CLI_EXIT_USAGE ARK_CLI_EXIT_USAGE
 
 /* Mode of a keys file created with -c. */
 #define CLI_NEW_FILE_MODE 0640
@@ -234,52 +235,6 @@ typedef int (*cli_edit_fn)(ark_keyring_t *ring, int *pchanged, void *baton,
 /* Messages                                                           */
 /* ------------------------------------------------------------------ */
 
-#if defined(__GNUC__)
-__attribute__((format(printf, 1, 2)))
-#endif
-static void
-cli_error(const char *fmt, ...)
-{
-    va_list ap;
-
-    fputs(CLI_PROG ": ", stderr);
-    va_start(ap, fmt);
-    vfprintf(stderr, fmt, ap);
-    va_end(ap);
-    fputc('\n', stderr);
-}
-
-#if defined(__GNUC__)
-__attribute__((format(printf, 1, 2)))
-#endif
-static void
-cli_warn(const char *fmt, ...)
-{
-    va_list ap;
-
-    fputs(CLI_PROG ": warning: ", stderr);
-    va_start(ap, fmt);
-    vfprintf(stderr, fmt, ap);
-    va_end(ap);
-    fputc('\n', stderr);
-}
-
-#if defined(__GNUC__)
-__attribute__((format(printf, 1, 2)))
-#endif
-static int
-cli_usage_error(const char *fmt, ...)
-{
-    va_list ap;
-
-    fputs(CLI_PROG ": ", stderr);
-    va_start(ap, fmt);
-    vfprintf(stderr, fmt, ap);
-    va_end(ap);
-    fputs("\nTry '" CLI_PROG " --help' for more information.\n", stderr);
-    return CLI_EXIT_USAGE;
-}
-
 /* apr_getopt's error callback: it passes "%s: %s: %c\n"-style formats
  * with the command name first; we put our program name in front. */
 static void cli_getopt_err(void *arg, const char *fmt, ...)
@@ -299,7 +254,7 @@ static void cli_getopt_err(void *arg, const char *fmt, ...)
 static void cli_warn_mode(const char *path, const struct stat *st)
 {
     if (st->st_mode & CLI_UNSAFE_MODE) {
-        cli_warn("%s has mode %04o, which httpd refuses (readable or "
+        ark_cli_warn("%s has mode %04o, which httpd refuses (readable or "
                  "writable by others, or writable by its group); run "
                  "'chmod 640 %s'", path, (unsigned int)(st->st_mode & 07777),
                  path);
@@ -352,7 +307,7 @@ static int cli_lock(int *pfd, struct stat *pst, int *pcreated, const char *path,
                 *pcreated = 1;
                 /* Exactly 0640, whatever the umask. */
                 if (fchmod(fd, CLI_NEW_FILE_MODE) < 0) {
-                    cli_error("cannot set the mode of %s: %s", path,
+                    ark_cli_error("cannot set the mode of %s: %s", path,
                               strerror(errno));
                     unlink(path);
                     close(fd);
@@ -362,16 +317,16 @@ static int cli_lock(int *pfd, struct stat *pst, int *pcreated, const char *path,
         }
         if (fd < 0) {
             if (errno == ENOENT) {
-                cli_error("%s does not exist (use -c to create it)", path);
+                ark_cli_error("%s does not exist (use -c to create it)", path);
             }
             else {
-                cli_error("cannot open %s: %s", path, strerror(errno));
+                ark_cli_error("cannot open %s: %s", path, strerror(errno));
             }
             return CLI_EXIT_FAIL;
         }
         while (flock(fd, LOCK_EX) < 0) {
             if (errno != EINTR) {
-                cli_error("cannot lock %s: %s", path, strerror(errno));
+                ark_cli_error("cannot lock %s: %s", path, strerror(errno));
                 if (*pcreated) {
                     unlink(path);
                 }
@@ -380,14 +335,14 @@ static int cli_lock(int *pfd, struct stat *pst, int *pcreated, const char *path,
             }
         }
         if (fstat(fd, pst) < 0) {
-            cli_error("cannot stat %s: %s", path, strerror(errno));
+            ark_cli_error("cannot stat %s: %s", path, strerror(errno));
             close(fd);
             return CLI_EXIT_FAIL;
         }
         if (stat(path, &now) == 0 && now.st_dev == pst->st_dev &&
             now.st_ino == pst->st_ino) {
             if (!S_ISREG(pst->st_mode)) {
-                cli_error("%s is not a regular file", path);
+                ark_cli_error("%s is not a regular file", path);
                 close(fd);
                 return CLI_EXIT_FAIL;
             }
@@ -397,7 +352,7 @@ static int cli_lock(int *pfd, struct stat *pst, int *pcreated, const char *path,
         /* Replaced or removed by another ark-keys while we waited. */
         close(fd);
     }
-    cli_error("cannot lock %s: it keeps being replaced", path);
+    ark_cli_error("cannot lock %s: it keeps being replaced", path);
     return CLI_EXIT_FAIL;
 }
 
@@ -411,7 +366,7 @@ static int cli_read_fd(char **ptext, apr_size_t *plen, int fd, const char *path,
     for (;;) {
         if (len == cap) {
             if (cap > ARK_KEYS_FILE_MAX) {
-                cli_error("%s is larger than %d bytes", path,
+                ark_cli_error("%s is larger than %d bytes", path,
                           ARK_KEYS_FILE_MAX);
                 return CLI_EXIT_FAIL;
             }
@@ -425,7 +380,7 @@ static int cli_read_fd(char **ptext, apr_size_t *plen, int fd, const char *path,
             continue;
         }
         if (n < 0) {
-            cli_error("cannot read %s: %s", path, strerror(errno));
+            ark_cli_error("cannot read %s: %s", path, strerror(errno));
             return CLI_EXIT_FAIL;
         }
         if (n == 0) {
@@ -434,7 +389,7 @@ static int cli_read_fd(char **ptext, apr_size_t *plen, int fd, const char *path,
         len += (apr_size_t)n;
     }
     if (len > ARK_KEYS_FILE_MAX) {
-        cli_error("%s is larger than %d bytes", path, ARK_KEYS_FILE_MAX);
+        ark_cli_error("%s is larger than %d bytes", path, ARK_KEYS_FILE_MAX);
         return CLI_EXIT_FAIL;
     }
     *ptext = buf;
@@ -475,17 +430,17 @@ static int cli_write(const char *path, const char *text, const struct stat *st,
             open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOCTTY, 0600);
     }
     if (fd < 0) {
-        cli_error("cannot create %s: %s", tmp, strerror(errno));
+        ark_cli_error("cannot create %s: %s", tmp, strerror(errno));
         return CLI_EXIT_FAIL;
     }
     if ((st->st_uid != geteuid() || st->st_gid != getegid()) &&
         fchown(fd, st->st_uid, st->st_gid) < 0) {
-        cli_warn("cannot keep the owner/group of %s (%s); the new file "
+        ark_cli_warn("cannot keep the owner/group of %s (%s); the new file "
                  "belongs to you",
                  path, strerror(errno));
     }
     if (fchmod(fd, st->st_mode & 07777 & ~(mode_t)CLI_UNSAFE_MODE) < 0) {
-        cli_error("cannot set the mode of %s: %s", tmp, strerror(errno));
+        ark_cli_error("cannot set the mode of %s: %s", tmp, strerror(errno));
         goto fail;
     }
     while (off < len) {
@@ -494,23 +449,23 @@ static int cli_write(const char *path, const char *text, const struct stat *st,
             continue;
         }
         if (n < 0) {
-            cli_error("cannot write %s: %s", tmp, strerror(errno));
+            ark_cli_error("cannot write %s: %s", tmp, strerror(errno));
             goto fail;
         }
         off += (apr_size_t)n;
     }
     if (fsync(fd) < 0) {
-        cli_error("cannot sync %s: %s", tmp, strerror(errno));
+        ark_cli_error("cannot sync %s: %s", tmp, strerror(errno));
         goto fail;
     }
     if (close(fd) < 0) {
         fd = -1;
-        cli_error("cannot close %s: %s", tmp, strerror(errno));
+        ark_cli_error("cannot close %s: %s", tmp, strerror(errno));
         goto fail;
     }
     fd = -1;
     if (rename(tmp, path) < 0) {
-        cli_error("cannot rename %s to %s: %s", tmp, path, strerror(errno));
+        ark_cli_error("cannot rename %s to %s: %s", tmp, path, strerror(errno));
         goto fail;
     }
     /* Make the rename durable; failure here loses nothing already done. */
@@ -550,8 +505,8 @@ static int cli_edit(const cli_args_t *args, cli_edit_fn edit, void *baton,
         goto done;
     }
     if (ark_keys_parse(&ring, old, len, &err, p) != APR_SUCCESS) {
-        cli_error("%s: %s", path, err);
-        cli_error("not changing a file with errors; fix it first "
+        ark_cli_error("%s: %s", path, err);
+        ark_cli_error("not changing a file with errors; fix it first "
                   "(ark-keys check -f %s)",
                   path);
         rc = CLI_EXIT_FAIL;
@@ -560,13 +515,13 @@ static int cli_edit(const cli_args_t *args, cli_edit_fn edit, void *baton,
     rc = edit(ring, &changed, baton, p);
     if (rc == CLI_EXIT_OK && changed) {
         if (ark_keys_format(&text, ring, p) != APR_SUCCESS) {
-            cli_error("cannot format the keys file");
+            ark_cli_error("cannot format the keys file");
             rc = CLI_EXIT_FAIL;
             goto done;
         }
         rc = cli_write(path, text, &st, p);
         if (rc == CLI_EXIT_OK && (st.st_mode & CLI_UNSAFE_MODE)) {
-            cli_warn("%s: mode changed from %04o to %04o (httpd refuses keys "
+            ark_cli_warn("%s: mode changed from %04o to %04o (httpd refuses keys "
                      "files others may read or write, or its group write)",
                      path, (unsigned int)(st.st_mode & 07777),
                      (unsigned int)(st.st_mode & 07777 & ~CLI_UNSAFE_MODE));
@@ -595,7 +550,7 @@ static int cli_load(ark_keyring_t **pring, const cli_args_t *args,
         cli_warn_mode(args->file, &st);
     }
     if (ark_keys_load(pring, args->file, &err, p) != APR_SUCCESS) {
-        cli_error("%s", err);
+        ark_cli_error("%s", err);
         return CLI_EXIT_FAIL;
     }
     return CLI_EXIT_OK;
@@ -604,7 +559,7 @@ static int cli_load(ark_keyring_t **pring, const cli_args_t *args,
 static int cli_flush_stdout(void)
 {
     if (fflush(stdout) != 0 || ferror(stdout)) {
-        cli_error("cannot write to standard output: %s", strerror(errno));
+        ark_cli_error("cannot write to standard output: %s", strerror(errno));
         return CLI_EXIT_FAIL;
     }
     return CLI_EXIT_OK;
@@ -643,27 +598,27 @@ static int cli_parse_attrs(cli_attrs_t *a, const cli_args_t *args,
     const char *err;
 
     if (args->tenant && !ark_keys_name_valid(args->tenant)) {
-        return cli_usage_error("%s: invalid tenant; use 1-64 "
+        return ark_cli_usage_error("%s: invalid tenant; use 1-64 "
                                "characters of A-Z a-z 0-9 . _ @ -",
                                args->command);
     }
     if (ark_keys_models_parse(&a->models, &a->all_models,
                               args->models ? args->models : "*", &err,
                               p) != APR_SUCCESS) {
-        return cli_usage_error("%s: -m: %s", args->command, err);
+        return ark_cli_usage_error("%s: -m: %s", args->command, err);
     }
     a->priority = ARK_PRIO_NORMAL;
     if (args->priority) {
         a->priority = ark_priority_parse(args->priority);
         if (a->priority < 0) {
-            return cli_usage_error("%s: -p: unknown priority class; use "
+            return ark_cli_usage_error("%s: -p: unknown priority class; use "
                                    "high, normal or low",
                                    args->command);
         }
     }
     if (ark_keys_tags_parse(&a->tags, args->tags ? args->tags : "", &err, p) !=
         APR_SUCCESS) {
-        return cli_usage_error("%s: -T: %s", args->command, err);
+        return ark_cli_usage_error("%s: -T: %s", args->command, err);
     }
     return CLI_EXIT_OK;
 }
@@ -801,7 +756,7 @@ static int cli_plimit_parse(cli_plimit_t *pl, const char *spec, const char *cmd,
 
     memset(pl, 0, sizeof(*pl));
     if (!colon || colon == spec) {
-        return cli_usage_error("%s: --provider-limit: expected "
+        return ark_cli_usage_error("%s: --provider-limit: expected "
                                "PROVIDER:rpm=N,tpm=N or PROVIDER:none",
                                cmd);
     }
@@ -809,7 +764,7 @@ static int cli_plimit_parse(cli_plimit_t *pl, const char *spec, const char *cmd,
     if (strlen(pl->provider) > 64 ||
         strspn(pl->provider, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuv"
                              "wxyz0123456789._-") != strlen(pl->provider)) {
-        return cli_usage_error("%s: --provider-limit: invalid provider name; "
+        return ark_cli_usage_error("%s: --provider-limit: invalid provider name; "
                                "use 1-64 characters of A-Z a-z 0-9 . _ -",
                                cmd);
     }
@@ -826,13 +781,13 @@ static int cli_plimit_parse(cli_plimit_t *pl, const char *spec, const char *cmd,
             !cli_count_parse(
                 &v,
                 apr_pstrmemdup(p, eq + 1, n - (apr_size_t)(eq - item) - 1))) {
-            return cli_usage_error(
+            return ark_cli_usage_error(
                 "%s: --provider-limit: expected PROVIDER:rpm=N,tpm=N with N "
                 "from 1 to 1000000000000, none or 0, or PROVIDER:none",
                 cmd);
         }
         if (is_rpm ? pl->rpm_set : pl->tpm_set) {
-            return cli_usage_error("%s: --provider-limit: %s given twice for "
+            return ark_cli_usage_error("%s: --provider-limit: %s given twice for "
                                    "%s",
                                    cmd, is_rpm ? "rpm" : "tpm", pl->provider);
         }
@@ -876,7 +831,7 @@ static int cli_parse_limits(cli_limits_t *l, int *pany, const cli_args_t *args,
             ok = cli_count_parse(cli_lim_field(&l->values, i), v);
         }
         if (!ok) {
-            return cli_usage_error(
+            return ark_cli_usage_error(
                 "%s: %s: expected %s, or none (0) to remove the limit",
                 args->command, opt[i],
                 i >= CLI_LIM_BUDGET_DAY
@@ -897,7 +852,7 @@ static int cli_parse_limits(cli_limits_t *l, int *pany, const cli_args_t *args,
         for (j = 0; j < i; j++) {
             if (!strcmp(APR_ARRAY_IDX(l->providers, j, cli_plimit_t).provider,
                         pl->provider)) {
-                return cli_usage_error("%s: --provider-limit: provider '%s' "
+                return ark_cli_usage_error("%s: --provider-limit: provider '%s' "
                                        "given twice",
                                        args->command, pl->provider);
             }
@@ -1014,13 +969,13 @@ static int cli_create_edit(ark_keyring_t *ring, int *pchanged, void *baton,
     apr_status_t rv;
 
     if (ark_keys_find_name(ring, c->args->name)) {
-        cli_error("a key named '%s' already exists in %s", c->args->name,
+        ark_cli_error("a key named '%s' already exists in %s", c->args->name,
                   c->args->file);
         return CLI_EXIT_FAIL;
     }
     ark_key_init(&key);
     if (ark_keys_secret_make(&c->secret, p) != APR_SUCCESS) {
-        cli_error("the random number generator failed");
+        ark_cli_error("the random number generator failed");
         return CLI_EXIT_FAIL;
     }
     len = strlen(c->secret);
@@ -1041,7 +996,7 @@ static int cli_create_edit(ark_keyring_t *ring, int *pchanged, void *baton,
     key.provider_limits = cli_plimits_apply(NULL, &c->limits, p);
     rv = ark_keys_add(&added, ring, &key, &err);
     if (rv != APR_SUCCESS) {
-        cli_error("cannot add key '%s': %s", c->args->name, err);
+        ark_cli_error("cannot add key '%s': %s", c->args->name, err);
         return CLI_EXIT_FAIL;
     }
     c->key_limits = cli_limits_text(&added->limits, added->provider_limits, p);
@@ -1057,15 +1012,15 @@ static int cli_create(const cli_args_t *args, apr_pool_t *p)
     memset(&c, 0, sizeof(c));
     c.args = args;
     if (!args->name) {
-        return cli_usage_error("create: -n NAME is required");
+        return ark_cli_usage_error("create: -n NAME is required");
     }
     if (!ark_keys_name_valid(args->name)) {
-        return cli_usage_error("create: invalid name; use 1-64 characters "
+        return ark_cli_usage_error("create: invalid name; use 1-64 characters "
                                "of A-Z a-z 0-9 . _ @ -");
     }
     if (!strncmp(args->name, ARK_KEY_SECRET_PREFIX,
                  ARK_KEY_SECRET_PREFIX_LEN)) {
-        return cli_usage_error("create: the name looks like a secret; "
+        return ark_cli_usage_error("create: the name looks like a secret; "
                                "names are labels such as 'alice-laptop'");
     }
     rc = cli_parse_attrs(&c.attrs, args, p);
@@ -1086,7 +1041,7 @@ static int cli_create(const cli_args_t *args, apr_pool_t *p)
     }
     rc = cli_print_secret(c.secret);
     if (rc != CLI_EXIT_OK) {
-        cli_error("the secret of key '%s' could not be shown; delete the "
+        ark_cli_error("the secret of key '%s' could not be shown; delete the "
                   "key (ark-keys delete -f %s %s) and create another",
                   args->name, args->file, args->name);
         return rc;
@@ -1134,11 +1089,11 @@ static int cli_set_edit(ark_keyring_t *ring, int *pchanged, void *baton,
     rv = ark_keys_set_attrs(&s->changed, ring, s->args->name, &s->attrs,
                             s->which, &err);
     if (rv == APR_ENOENT) {
-        cli_error("no key named '%s' in %s", s->args->name, s->args->file);
+        ark_cli_error("no key named '%s' in %s", s->args->name, s->args->file);
         return CLI_EXIT_FAIL;
     }
     if (rv != APR_SUCCESS) {
-        cli_error("cannot change key '%s': %s", s->args->name, err);
+        ark_cli_error("cannot change key '%s': %s", s->args->name, err);
         return CLI_EXIT_FAIL;
     }
     k = ark_keys_find_name(ring, s->args->name);
@@ -1166,7 +1121,7 @@ static int cli_set(const cli_args_t *args, apr_pool_t *p)
     }
     if (!args->tenant && !args->models && !args->priority && !args->tags &&
         !any) {
-        return cli_usage_error("set: nothing to change; give at least one "
+        return ark_cli_usage_error("set: nothing to change; give at least one "
                                "of -t, -m, -p, -T or a limit option");
     }
     rc = cli_parse_attrs(&a, args, p);
@@ -1223,7 +1178,7 @@ static int cli_state_edit(ark_keyring_t *ring, int *pchanged, void *baton,
     (void)p;
     key = ark_keys_find_name(ring, s->args->name);
     if (!key) {
-        cli_error("no key named '%s' in %s", s->args->name, s->args->file);
+        ark_cli_error("no key named '%s' in %s", s->args->name, s->args->file);
         return CLI_EXIT_FAIL;
     }
     if (s->enable < 0) {
@@ -1399,7 +1354,7 @@ static int cli_read_secret(const char **ps, apr_size_t *plen, char *buf)
             continue;
         }
         if (n < 0) {
-            cli_error("cannot read standard input: %s", strerror(errno));
+            ark_cli_error("cannot read standard input: %s", strerror(errno));
             rc = CLI_EXIT_FAIL;
             break;
         }
@@ -1421,7 +1376,7 @@ static int cli_read_secret(const char **ps, apr_size_t *plen, char *buf)
         return rc;
     }
     if (len > CLI_SECRET_INPUT_MAX) {
-        cli_error("input is longer than %d bytes", CLI_SECRET_INPUT_MAX);
+        ark_cli_error("input is longer than %d bytes", CLI_SECRET_INPUT_MAX);
         return CLI_EXIT_FAIL;
     }
     while (start < len && cli_is_blank(buf[start])) {
@@ -1438,11 +1393,11 @@ static int cli_read_secret(const char **ps, apr_size_t *plen, char *buf)
         }
     }
     if (start == len) {
-        cli_error("no secret on standard input");
+        ark_cli_error("no secret on standard input");
         return CLI_EXIT_FAIL;
     }
     if (memchr(buf + start, '\n', len - start)) {
-        cli_error("expected one secret on one line");
+        ark_cli_error("expected one secret on one line");
         return CLI_EXIT_FAIL;
     }
     *ps = buf + start;
@@ -1473,7 +1428,7 @@ static int cli_verify(const cli_args_t *args, apr_pool_t *p)
     wellformed = ark_keys_secret_wellformed(secret, len);
     OPENSSL_cleanse(buf, CLI_SECRET_INPUT_MAX + 1);
     if (!k) {
-        cli_error("no key in %s matches this secret%s", args->file,
+        ark_cli_error("no key in %s matches this secret%s", args->file,
                   wellformed ? ""
                              : " (and it does not look like an Ark "
                                "key: expected '" ARK_KEY_SECRET_PREFIX
@@ -1502,7 +1457,7 @@ static int cli_check(const cli_args_t *args, apr_pool_t *p)
 
     /* as httpd does: a file others may read or write is refused */
     if (ark_keys_check_mode(args->file, &why, p) == APR_EACCES) {
-        cli_error("%s", why);
+        ark_cli_error("%s", why);
         return CLI_EXIT_FAIL;
     }
     rc = cli_load(&ring, args, p);
@@ -1583,13 +1538,13 @@ static int cli_json_print(json_t *doc)
     char *text;
 
     if (!doc) {
-        cli_error("out of memory");
+        ark_cli_error("out of memory");
         return CLI_EXIT_FAIL;
     }
     text = json_dumps(doc, JSON_INDENT(2));
     json_decref(doc);
     if (!text) {
-        cli_error("out of memory");
+        ark_cli_error("out of memory");
         return CLI_EXIT_FAIL;
     }
     fputs(text, stdout);
@@ -1680,7 +1635,7 @@ static int cli_show(const cli_args_t *args, apr_pool_t *p)
     }
     k = ark_keys_find_name(ring, args->name);
     if (!k) {
-        cli_error("no key named '%s' in %s", args->name, args->file);
+        ark_cli_error("no key named '%s' in %s", args->name, args->file);
         return CLI_EXIT_FAIL;
     }
     t = ark_keys_tenant(ring, k->tenant);
@@ -1783,7 +1738,7 @@ static int cli_tenant_edit(ark_keyring_t *ring, int *pchanged, void *baton,
     }
     if (ark_keys_set_tenant(ring, te->args->tenant, &after, &err) !=
         APR_SUCCESS) {
-        cli_error("cannot change tenant '%s': %s", te->args->tenant, err);
+        ark_cli_error("cannot change tenant '%s': %s", te->args->tenant, err);
         return CLI_EXIT_FAIL;
     }
     te->changed = *pchanged = 1;
@@ -1827,7 +1782,7 @@ static int cli_tenant_list(const cli_args_t *args, const char *only,
         }
     }
     if (only && !apr_hash_get(listed, only, APR_HASH_KEY_STRING)) {
-        cli_error("no tenant '%s' in %s (no tenant line and no key)", only,
+        ark_cli_error("no tenant '%s' in %s (no tenant line and no key)", only,
                   args->file);
         return CLI_EXIT_FAIL;
     }
@@ -1876,17 +1831,17 @@ static int cli_tenant(const cli_args_t *args, apr_pool_t *p)
         return rc;
     }
     if (args->tenant && !ark_keys_name_valid(args->tenant)) {
-        return cli_usage_error("tenant: invalid tenant; use 1-64 "
+        return ark_cli_usage_error("tenant: invalid tenant; use 1-64 "
                                "characters of A-Z a-z 0-9 . _ @ -");
     }
     if (!any) {
         return cli_tenant_list(args, args->tenant, p);
     }
     if (!args->tenant) {
-        return cli_usage_error("tenant: limit options need -t TENANT");
+        return ark_cli_usage_error("tenant: limit options need -t TENANT");
     }
     if (args->json) {
-        return cli_usage_error("tenant: --json is for listing, not with "
+        return ark_cli_usage_error("tenant: --json is for listing, not with "
                                "limit options");
     }
     rc = cli_edit(args, cli_tenant_edit, &te, p);
@@ -1974,11 +1929,11 @@ static int cli_rotate_edit(ark_keyring_t *ring, int *pchanged, void *baton,
 
     k = ark_keys_find_name(ring, r->args->name);
     if (!k) {
-        cli_error("no key named '%s' in %s", r->args->name, r->args->file);
+        ark_cli_error("no key named '%s' in %s", r->args->name, r->args->file);
         return CLI_EXIT_FAIL;
     }
     if (ark_keys_secret_make(&secret, p) != APR_SUCCESS) {
-        cli_error("the random number generator failed");
+        ark_cli_error("the random number generator failed");
         return CLI_EXIT_FAIL;
     }
     len = strlen(secret);
@@ -1987,7 +1942,7 @@ static int cli_rotate_edit(ark_keyring_t *ring, int *pchanged, void *baton,
                         secret + len - ARK_KEY_HINT_LEN, r->until,
                         &err) != APR_SUCCESS) {
         OPENSSL_cleanse((void *)secret, len);
-        cli_error("cannot rotate key '%s': %s", r->args->name, err);
+        ark_cli_error("cannot rotate key '%s': %s", r->args->name, err);
         return CLI_EXIT_FAIL;
     }
     r->secret = secret;
@@ -2006,7 +1961,7 @@ static int cli_rotate(const cli_args_t *args, apr_pool_t *p)
     memset(&r, 0, sizeof(r));
     r.args = args;
     if (!cli_duration_parse(&grace, g)) {
-        return cli_usage_error("rotate: --grace: expected a duration such as "
+        return ark_cli_usage_error("rotate: --grace: expected a duration such as "
                                "30s, 15m, 24h or 7d (at most 366d), or 0");
     }
     r.until = apr_time_now() + grace;
@@ -2019,7 +1974,7 @@ static int cli_rotate(const cli_args_t *args, apr_pool_t *p)
     }
     rc = cli_print_secret(r.secret);
     if (rc != CLI_EXIT_OK) {
-        cli_error("the new secret of key '%s' could not be shown; rotate "
+        ark_cli_error("the new secret of key '%s' could not be shown; rotate "
                   "the key again (ark-keys rotate -f %s %s)",
                   args->name, args->file, args->name);
         return rc;
@@ -2041,7 +1996,7 @@ static int cli_rotate(const cli_args_t *args, apr_pool_t *p)
           "Store this key now; it cannot be shown again.\n",
           stderr);
     if (r.revoked) {
-        cli_warn("key '%s' is revoked; its new secret works only after "
+        ark_cli_warn("key '%s' is revoked; its new secret works only after "
                  "'ark-keys enable -f %s %s'",
                  args->name, args->file, args->name);
     }
@@ -2111,14 +2066,14 @@ static int cli_redis_fail(const cli_redis_t *r, const redisReply *reply,
                           const char *what)
 {
     if (!reply) {
-        cli_error("Redis at %s: %s: %s", r->addr, what,
+        ark_cli_error("Redis at %s: %s: %s", r->addr, what,
                   r->ctx->err ? r->ctx->errstr : "no reply");
     }
     else if (reply->type == REDIS_REPLY_ERROR) {
-        cli_error("Redis at %s: %s: %s", r->addr, what, reply->str);
+        ark_cli_error("Redis at %s: %s: %s", r->addr, what, reply->str);
     }
     else {
-        cli_error("Redis at %s: %s: unexpected reply type %d", r->addr, what,
+        ark_cli_error("Redis at %s: %s: unexpected reply type %d", r->addr, what,
                   reply->type);
     }
     return CLI_EXIT_FAIL;
@@ -2184,7 +2139,7 @@ static int cli_password_read(const char **ppw, char *buf, const char *path)
 
     fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
     if (fd < 0) {
-        cli_error("cannot open %s: %s", path, strerror(errno));
+        ark_cli_error("cannot open %s: %s", path, strerror(errno));
         return CLI_EXIT_FAIL;
     }
     while (len < CLI_SECRET_INPUT_MAX) {
@@ -2193,7 +2148,7 @@ static int cli_password_read(const char **ppw, char *buf, const char *path)
             continue;
         }
         if (n < 0) {
-            cli_error("cannot read %s: %s", path, strerror(errno));
+            ark_cli_error("cannot read %s: %s", path, strerror(errno));
             close(fd);
             return CLI_EXIT_FAIL;
         }
@@ -2213,7 +2168,7 @@ static int cli_password_read(const char **ppw, char *buf, const char *path)
         buf[--len] = '\0';
     }
     if (!len) {
-        cli_error("%s: no password on its first line", path);
+        ark_cli_error("%s: no password on its first line", path);
         return CLI_EXIT_FAIL;
     }
     *ppw = buf;
@@ -2234,13 +2189,13 @@ static int cli_redis_connect(cli_redis_t *r, const cli_args_t *args,
     r->ctx = path ? redisConnectUnixWithTimeout(path, tv)
                   : redisConnectWithTimeout(host, port, tv);
     if (!r->ctx) {
-        cli_error("cannot connect to Redis at %s: out of memory", r->addr);
+        ark_cli_error("cannot connect to Redis at %s: out of memory", r->addr);
         return CLI_EXIT_FAIL;
     }
     apr_pool_cleanup_register(p, r->ctx, cli_redis_cleanup,
                               apr_pool_cleanup_null);
     if (r->ctx->err) {
-        cli_error("cannot connect to Redis at %s: %s", r->addr, r->ctx->errstr);
+        ark_cli_error("cannot connect to Redis at %s: %s", r->addr, r->ctx->errstr);
         return CLI_EXIT_FAIL;
     }
     redisSetTimeout(r->ctx, tv);
@@ -2647,7 +2602,7 @@ static int cli_usage_show(const cli_args_t *args, apr_pool_t *p)
 
     if (!cli_redis_addr(&path, &host, &port,
                         args->redis ? args->redis : CLI_REDIS_DEFAULT, p)) {
-        return cli_usage_error("usage: --redis: expected HOST:PORT, "
+        return ark_cli_usage_error("usage: --redis: expected HOST:PORT, "
                                "[IPV6]:PORT or unix:/PATH");
     }
     rc = cli_load(&ring, args, p);
@@ -2656,7 +2611,7 @@ static int cli_usage_show(const cli_args_t *args, apr_pool_t *p)
     }
     k = ark_keys_find_name(ring, args->name);
     if (!k) {
-        cli_error("no key named '%s' in %s", args->name, args->file);
+        ark_cli_error("no key named '%s' in %s", args->name, args->file);
         return CLI_EXIT_FAIL;
     }
     t = ark_keys_tenant(ring, k->tenant);
@@ -2751,7 +2706,7 @@ static int cli_set_once(const char **slot, const char *value, int opt,
                         const char *cmd, apr_pool_t *p)
 {
     if (*slot) {
-        return cli_usage_error("%s: option %s given twice", cmd,
+        return ark_cli_usage_error("%s: option %s given twice", cmd,
                                cli_opt_name(opt, p));
     }
     *slot = value;
@@ -2768,14 +2723,8 @@ int main(int argc, const char *const *argv)
     int opt, rc, nargs;
     apr_status_t rv;
 
-    if (apr_app_initialize(&argc, &argv, NULL) != APR_SUCCESS) {
-        fputs(CLI_PROG ": cannot initialise APR\n", stderr);
-        return CLI_EXIT_FAIL;
-    }
-    atexit(apr_terminate);
-    if (apr_pool_create(&p, NULL) != APR_SUCCESS) {
-        fputs(CLI_PROG ": out of memory\n", stderr);
-        return CLI_EXIT_FAIL;
+    if ((rc = ark_cli_start(CLI_PROG, &argc, &argv, &p)) != CLI_EXIT_OK) {
+        return rc;
     }
 
     if (argc < 2) {
@@ -2793,7 +2742,7 @@ int main(int argc, const char *const *argv)
         }
     }
     if (!cmd->name) {
-        return cli_usage_error("unknown command '%s'", argv[1]);
+        return ark_cli_usage_error("unknown command '%s'", argv[1]);
     }
 
     memset(&args, 0, sizeof(args));
@@ -2808,7 +2757,7 @@ int main(int argc, const char *const *argv)
         }
         if (opt < 256 ? !strchr(cmd->opts, opt)
                       : !(cmd->long_opts & CLI_L(opt))) {
-            return cli_usage_error("%s: option %s is not valid here", cmd->name,
+            return ark_cli_usage_error("%s: option %s is not valid here", cmd->name,
                                    cli_opt_name(opt, p));
         }
         rc = CLI_EXIT_OK;
@@ -2874,13 +2823,13 @@ int main(int argc, const char *const *argv)
         return CLI_EXIT_USAGE;
     }
     if (!args.file || !*args.file) {
-        return cli_usage_error("%s: -f FILE is required", cmd->name);
+        return ark_cli_usage_error("%s: -f FILE is required", cmd->name);
     }
     nargs = os->argc - os->ind;
     if (cmd->name_arg) {
         /* NAME after the options, or -n NAME: one of the two. */
         if (nargs + (args.name != NULL) != 1) {
-            return cli_usage_error("%s: expected one key NAME after the "
+            return ark_cli_usage_error("%s: expected one key NAME after the "
                                    "options (or -n NAME)",
                                    cmd->name);
         }
@@ -2890,7 +2839,7 @@ int main(int argc, const char *const *argv)
     }
     else if (nargs != 0) {
         /* Not quoted: it could be a secret typed on the command line. */
-        return cli_usage_error("%s: unexpected argument%s", cmd->name,
+        return ark_cli_usage_error("%s: unexpected argument%s", cmd->name,
                                strcmp(cmd->name, "verify")
                                    ? ""
                                    : " (the secret is read from standard "

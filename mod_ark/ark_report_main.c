@@ -29,14 +29,15 @@
 
 #include "ark_config.h"
 #include "ark_limit.h"
+#include "ark_cli.h"
 #include "ark_report.h"
 #include "ark_route.h"
 
 #define CLI_PROG "ark-report"
 
-#define CLI_EXIT_OK 0
-#define CLI_EXIT_FAIL 1
-#define CLI_EXIT_USAGE 2
+#define CLI_EXIT_OK ARK_CLI_EXIT_OK
+#define CLI_EXIT_FAIL ARK_CLI_EXIT_FAIL
+#define CLI_EXIT_USAGE ARK_CLI_EXIT_USAGE
 
 /* Malformed-line warnings shown before only counting the rest. */
 #define CLI_MAX_LINE_WARNINGS 20
@@ -86,35 +87,6 @@ typedef struct cli_args_t {
     apr_array_header_t *inputs; /* const char * */
 } cli_args_t;
 
-static void cli_error(const char *fmt, ...)
-    __attribute__((format(printf, 1, 2)));
-
-static void cli_error(const char *fmt, ...)
-{
-    va_list ap;
-
-    fputs(CLI_PROG ": ", stderr);
-    va_start(ap, fmt);
-    vfprintf(stderr, fmt, ap);
-    va_end(ap);
-    fputc('\n', stderr);
-}
-
-static int cli_usage_error(const char *fmt, ...)
-    __attribute__((format(printf, 1, 2)));
-
-static int cli_usage_error(const char *fmt, ...)
-{
-    va_list ap;
-
-    fputs(CLI_PROG ": ", stderr);
-    va_start(ap, fmt);
-    vfprintf(stderr, fmt, ap);
-    va_end(ap);
-    fputs("\nTry '" CLI_PROG " --help' for more information.\n", stderr);
-    return CLI_EXIT_USAGE;
-}
-
 static void cli_warn(void *baton, const char *msg)
 {
     (void)baton;
@@ -160,7 +132,7 @@ static int cli_parse(cli_args_t *a, int argc, const char *const *argv,
             exit(fflush(stdout) ? CLI_EXIT_FAIL : CLI_EXIT_OK);
         }
         if (strncmp(arg, "--", 2)) {
-            return cli_usage_error("unknown option '%s'", arg);
+            return ark_cli_usage_error("unknown option '%s'", arg);
         }
         name = arg + 2;
         if ((eq = strchr(name, '='))) {
@@ -171,11 +143,11 @@ static int cli_parse(cli_args_t *a, int argc, const char *const *argv,
             strcmp(name, "from") && strcmp(name, "to") &&
             strcmp(name, "config") && strcmp(name, "estimate") &&
             strcmp(name, "require")) {
-            return cli_usage_error("unknown option '--%s'", name);
+            return ark_cli_usage_error("unknown option '--%s'", name);
         }
         if (!val) {
             if (i + 1 >= argc) {
-                return cli_usage_error("option '--%s' needs a value", name);
+                return ark_cli_usage_error("option '--%s' needs a value", name);
             }
             val = argv[++i];
         }
@@ -187,7 +159,7 @@ static int cli_parse(cli_args_t *a, int argc, const char *const *argv,
                 int d = ark_report_dim_parse(tok);
 
                 if (d < 0) {
-                    return cli_usage_error("--by: unknown breakdown '%s' "
+                    return ark_cli_usage_error("--by: unknown breakdown '%s' "
                                            "(provider, channel, model, key, "
                                            "tenant or day)",
                                            tok);
@@ -207,14 +179,14 @@ static int cli_parse(cli_args_t *a, int argc, const char *const *argv,
                 a->format = FMT_HTML;
             }
             else {
-                return cli_usage_error("--format: '%s' is not text, csv or "
+                return ark_cli_usage_error("--format: '%s' is not text, csv or "
                                        "html",
                                        val);
             }
         }
         else if (!strcmp(name, "from") || !strcmp(name, "to")) {
             if (!valid_date(val)) {
-                return cli_usage_error("--%s: '%s' is not a date "
+                return ark_cli_usage_error("--%s: '%s' is not a date "
                                        "YYYY-MM-DD",
                                        name, val);
             }
@@ -225,7 +197,7 @@ static int cli_parse(cli_args_t *a, int argc, const char *const *argv,
         }
         else if (!strcmp(name, "estimate")) {
             if (a->estimate) {
-                return cli_usage_error("--estimate given twice");
+                return ark_cli_usage_error("--estimate given twice");
             }
             a->estimate = val;
         }
@@ -239,18 +211,18 @@ static int cli_parse(cli_args_t *a, int argc, const char *const *argv,
         }
     }
     if (a->from && a->to && strcmp(a->from, a->to) > 0) {
-        return cli_usage_error("--from %s is after --to %s", a->from, a->to);
+        return ark_cli_usage_error("--from %s is after --to %s", a->from, a->to);
     }
     if (a->estimate && a->configs->nelts == 0) {
-        return cli_usage_error("--estimate needs --config (the prices of "
+        return ark_cli_usage_error("--estimate needs --config (the prices of "
                                "the channels)");
     }
     if (a->estimate && a->inputs->nelts > 0) {
-        return cli_usage_error("--estimate reads no access logs; drop the "
+        return ark_cli_usage_error("--estimate reads no access logs; drop the "
                                "file arguments");
     }
     if (a->require && !a->estimate) {
-        return cli_usage_error("--require is for --estimate");
+        return ark_cli_usage_error("--require is for --estimate");
     }
     return CLI_EXIT_OK;
 }
@@ -294,7 +266,7 @@ static int cli_gz_close(gzFile gz, const char *path)
     const char *msg = gzerror(gz, &zerr);
 
     if (zerr != Z_OK && zerr != Z_BUF_ERROR) {
-        cli_error("%s: %s", cli_name(path),
+        ark_cli_error("%s: %s", cli_name(path),
                   zerr == Z_ERRNO ? strerror(errno) : msg);
         rc = 1;
     }
@@ -319,12 +291,12 @@ static int cli_read_log(ark_report_t *rep, const char *path, apr_int64_t *shown,
     gzFile gz;
 
     if (!buf) {
-        cli_error("out of memory");
+        ark_cli_error("out of memory");
         return 1;
     }
     gz = cli_open(path);
     if (!gz) {
-        cli_error("cannot open %s: %s", cli_name(path), strerror(errno));
+        ark_cli_error("cannot open %s: %s", cli_name(path), strerror(errno));
         free(buf);
         return 1;
     }
@@ -345,7 +317,7 @@ static int cli_read_log(ark_report_t *rep, const char *path, apr_int64_t *shown,
                     char *bigger = realloc(buf, cap * 2);
 
                     if (!bigger) {
-                        cli_error("out of memory");
+                        ark_cli_error("out of memory");
                         break;
                     }
                     buf = bigger;
@@ -392,7 +364,7 @@ static int cli_read_all(char **ptext, apr_size_t *plen, const char *path,
     int n;
 
     if (!gz) {
-        cli_error("cannot open %s: %s", cli_name(path), strerror(errno));
+        ark_cli_error("cannot open %s: %s", cli_name(path), strerror(errno));
         return 1;
     }
     while ((n = gzread(gz, buf + len, (unsigned)(cap - len - 1))) > 0) {
@@ -401,7 +373,7 @@ static int cli_read_all(char **ptext, apr_size_t *plen, const char *path,
             char *bigger;
 
             if (cap >= (apr_size_t)CLI_MAX_FILE) {
-                cli_error("%s is larger than %ld bytes", cli_name(path),
+                ark_cli_error("%s is larger than %ld bytes", cli_name(path),
                           CLI_MAX_FILE);
                 gzclose(gz);
                 return 1;
@@ -1255,14 +1227,8 @@ int main(int argc, const char *const *argv)
     apr_hash_t *models = NULL;
     int rc = CLI_EXIT_OK, i;
 
-    if (apr_app_initialize(&argc, &argv, NULL) != APR_SUCCESS) {
-        fputs(CLI_PROG ": cannot initialise APR\n", stderr);
-        return CLI_EXIT_FAIL;
-    }
-    atexit(apr_terminate);
-    if (apr_pool_create(&p, NULL) != APR_SUCCESS) {
-        fputs(CLI_PROG ": out of memory\n", stderr);
-        return CLI_EXIT_FAIL;
+    if ((i = ark_cli_start(CLI_PROG, &argc, &argv, &p)) != CLI_EXIT_OK) {
+        return i;
     }
     if ((i = cli_parse(&a, argc, argv, p)) != CLI_EXIT_OK) {
         return i;
@@ -1280,7 +1246,7 @@ int main(int argc, const char *const *argv)
 
         if (a.require && *a.require &&
             (err = ark_tags_parse(&req, a.require, p))) {
-            return cli_usage_error("--require: %s", err);
+            return ark_cli_usage_error("--require: %s", err);
         }
         est = ark_estimate_make(models, req, p);
         ark_estimate_set_range(est, a.from, a.to);
@@ -1289,7 +1255,7 @@ int main(int argc, const char *const *argv)
         }
         if (ark_estimate_add_csv(est, cli_name(a.estimate), text, len, cli_warn,
                                  NULL, &err) != APR_SUCCESS) {
-            cli_error("%s", err);
+            ark_cli_error("%s", err);
             return CLI_EXIT_FAIL;
         }
         render_estimate(stdout, &a, est, p);
@@ -1319,7 +1285,7 @@ int main(int argc, const char *const *argv)
         render_report(stdout, &a, rep, p);
     }
     if (fflush(stdout) || ferror(stdout)) {
-        cli_error("cannot write the report: %s", strerror(errno));
+        ark_cli_error("cannot write the report: %s", strerror(errno));
         return CLI_EXIT_FAIL;
     }
     return rc;
