@@ -593,7 +593,7 @@ static apr_status_t convert_messages(xlate_t *x, json_t *out_msgs,
                                      const json_t *messages)
 {
     const json_t *msg;
-    size_t i, n;
+    size_t i, n, before;
 
     if (!messages) {
         return fail_required(x, "messages");
@@ -606,10 +606,16 @@ static apr_status_t convert_messages(xlate_t *x, json_t *out_msgs,
         return fail(x, "empty_array", "messages",
                     "at least one message is required");
     }
+    before = json_array_size(out_msgs);
     json_array_foreach(messages, i, msg) {
         if (convert_message(x, out_msgs, msg, i, i + 1 == n)) {
             return APR_EINVAL;
         }
+    }
+    if (json_array_size(out_msgs) == before) {
+        /* only an empty final assistant turn, which adds nothing */
+        return fail(x, "empty_array", "messages",
+                    "at least one message with content is required");
     }
     return APR_SUCCESS;
 }
