@@ -7,7 +7,7 @@ set -eu
 PACKAGES="build-essential autoconf automake libtool pkg-config
 apache2 apache2-dev libapr1-dev libaprutil1-dev
 libcurl4-openssl-dev libjansson-dev libssl-dev libcmocka-dev
-libhiredis-dev libfaiss-dev libblas-dev liblapack-dev g++ zlib1g-dev clang redis-server redis-tools
+libhiredis-dev libfaiss-dev libblas-dev liblapack-dev g++ zlib1g-dev clang redis-server redis-tools valgrind
 python3-pytest curl ca-certificates wrk"
 
 missing=""

@@ -5,7 +5,10 @@
 #   2. build again with AddressSanitizer + UndefinedBehaviorSanitizer in
 #      build-asan/ and run the unit tests there;
 #   3. run the pytest integration tests against the real httpd binary
-#      loading build/'s mod_ark.so.
+#      loading build/'s mod_ark.so; among them the soak (test_96,
+#      ARK_SOAK_SECONDS, default 140) and the memory-checker runs
+#      (test_97: ark-cached under valgrind, httpd -X loading
+#      build-asan/'s mod_ark.so), required here, not skipped.
 # Installs missing Debian packages first. Exits non-zero on any failure.
 # Extra arguments go to pytest (e.g. -k stream).
 set -eu
@@ -41,6 +44,7 @@ mkdir -p build-asan
 step "fuzz targets, ${FUZZ_SECONDS:-10} s each"; FUZZ_OUT="$top/build-fuzz" "$top/fuzz/run.sh" "${FUZZ_SECONDS:-10}"
 
 step "integration tests (real httpd + mod_ark)"
-ARK_BUILD_DIR="$top/build" /usr/bin/python3 -m pytest -q \
+ARK_BUILD_DIR="$top/build" ARK_ASAN_BUILD_DIR="$top/build-asan" \
+ARK_MEMCHECK_REQUIRED=1 /usr/bin/python3 -m pytest -q \
     -p no:cacheprovider "$top/tests/test_stub_selfcheck.py" \
     "$top/tests/integration" "$@"

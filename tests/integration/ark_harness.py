@@ -175,6 +175,8 @@ class Httpd:
         self.loglevel = loglevel
         self.access_log = access_log
         self.proc = None
+        self.module = MODULE          # another build's mod_ark.so may be set
+        self.extra_args = []          # more httpd arguments (e.g. "-X")
         self.keys_file = str(keys_file or os.path.join(self.root, "ark-keys"))
         for d in ("logs", "run"):
             os.makedirs(os.path.join(self.root, d), exist_ok=True)
@@ -187,7 +189,7 @@ class Httpd:
             user = "User www-data\nGroup www-data"
         text = BASE_CONF.format(
             root=self.root, port=self.port, sysmod=SYS_MODDIR,
-            module=MODULE, ark=self.ark, location=self.location,
+            module=self.module, ark=self.ark, location=self.location,
             keys_file=self.keys_file,
             threads=self.threads, workers=self.threads * 2, user=user,
             loglevel=self.loglevel,
@@ -227,8 +229,8 @@ class Httpd:
         self._ensure_keys_file()
         before = self.error_log().count("resuming normal operations")
         self.proc = subprocess.Popen(
-            [HTTPD, "-d", self.root, "-f", self.conf_path, "-DFOREGROUND"],
-            env=self.env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+            [HTTPD, "-d", self.root, "-f", self.conf_path, "-DFOREGROUND"]
+            + self.extra_args, env=self.env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
             text=True)
         deadline = time.time() + timeout
         while time.time() < deadline:
