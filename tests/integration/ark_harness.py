@@ -230,15 +230,17 @@ class Httpd:
         before = self.error_log().count("resuming normal operations")
         self.proc = subprocess.Popen(
             [HTTPD, "-d", self.root, "-f", self.conf_path, "-DFOREGROUND"]
-            + self.extra_args, env=self.env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-            text=True)
+            + self.extra_args, env=self.env, stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT, text=True)
         deadline = time.time() + timeout
         while time.time() < deadline:
             if self.proc.poll() is not None:
                 out = self.proc.stdout.read()
                 raise RuntimeError("httpd exited at start: %s\n%s"
                                    % (out, self.error_log()))
-            if self.error_log().count("resuming normal operations") > before:
+            # with -X (one process) httpd logs no "resuming" line
+            if ("-X" in self.extra_args or self.error_log().count(
+                    "resuming normal operations") > before):
                 try:
                     with socket.create_connection(("127.0.0.1", self.port),
                                                   0.2):

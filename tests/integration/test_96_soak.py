@@ -347,6 +347,8 @@ class Load:
                 else:
                     self.count(kind, r.status)
                 break
+        if conn is not None:
+            conn.close()
 
 
 # ------------------------------------------------------------ the test

@@ -142,6 +142,26 @@ def test_97_01_ark_cached_under_valgrind(tmp_path):
             ids.append(r)
         assert c("ARK.STORE", ns2, "What is the capital of France?",
                  "Paris", "TTL", "600") >= 0
+        # a little load on both I/O threads: stores, exact and near hits,
+        # misses, pipelined
+        def load(n):
+            lc = Resp(port)
+            for i in range(150):
+                space = "load-%d-%d" % (n, i % 5)
+                lc("ARK.STORE", space, "load question %d about item %d"
+                   % (i, i * 3), "answer %d" % i, "TTL", "300")
+                lc("ARK.LOOKUP", space, "Load question %d about item %d?"
+                   % (i, i * 3))
+                lc("ARK.LOOKUP", space, "load question %d about item %d"
+                   % (i + 1000, i))
+            lc.send_raw(b"PING\r\n" * 20 + b"*2\r\n$4\r\nECHO\r\n$2\r\nhi\r\n")
+            assert [lc.read() for _ in range(21)][-1] == "hi"
+            lc.close()
+        workers = [threading.Thread(target=load, args=(n,)) for n in (1, 2)]
+        for w in workers:
+            w.start()
+        for w in workers:
+            w.join()
         # exact, normalised and semantic lookups; misses
         hit = c("ARK.LOOKUP", ns, "What is the capital of country 7?")
         assert hit[0] == '{"answer": 7}' and hit[1] == "1.0000", hit
@@ -274,7 +294,17 @@ def test_97_02_httpd_with_asan_module(make_gateway, redis_server,
         load.join()
         stop_faults.set()
         injector.join(5)
-        gw.stop(graceful=True, timeout=60)
+        # the load has ended and its connections are closed; let the
+        # workers finish their lingering closes: the event MPM's ungraceful
+        # stop (close_worker_sockets) races with a worker still closing a
+        # connection (a SEGV in mod_mpm_event seen once in ~10 runs, not
+        # in mod_ark's code; see docs/soak.md)
+        time.sleep(2)
+        # nothing is in flight: stop. With -X the
+        # event MPM ignores graceful-stop (SIGWINCH) and graceful restarts;
+        # SIGTERM is its orderly stop (threads joined, pools destroyed,
+        # child_exit cleanups run), then LeakSanitizer runs at exit.
+        gw.stop(timeout=60)
         print("asan run: %d requests, %d scrapes, outcomes %s" % (
             load.total, scrapes, sorted(load.outcomes.items(), key=str)))
         assert gw.proc.returncode == 0, gw.proc.returncode
