@@ -56,6 +56,8 @@ SECONDS = float(os.environ.get("ARK_SOAK_SECONDS", "140"))
 # warm-up: the first quarter of the run, at least 30 s (pools, malloc
 # arenas, connection pools and the cache fill up to their steady state)
 WARMUP = max(30.0, SECONDS / 4)
+# a child's own warm-up (its first requests fill its pools and arenas)
+CHILD_WARMUP = 20.0
 SAMPLE_EVERY = float(os.environ.get("ARK_SOAK_SAMPLE_SECONDS", "4"))
 WORKERS = int(os.environ.get("ARK_SOAK_WORKERS", "6"))
 # a client connection is closed and a new one opened after this many
@@ -69,10 +71,10 @@ PROMPT_POOL = 400
 
 # -- bounds (docs/soak.md says why these values) ---------------------------
 # RSS growth of one process after warm-up, per 10 000 requests it served
-RSS_SLOPE_KB_PER_10K = {"child": 1536, "parent": 256, "cached": 2048}
+RSS_SLOPE_KB_PER_10K = {"child": 2048, "parent": 256, "cached": 512}
 # absolute RSS growth after warm-up (mean of the last 3 samples minus the
 # mean of the first 3)
-RSS_GROWTH_KB = {"child": 3072, "parent": 512, "cached": 6144}
+RSS_GROWTH_KB = {"child": 3072, "parent": 512, "cached": 2048}
 # a series is judged on RSS only with this many samples after warm-up and
 # this many requests served in them
 MIN_SAMPLES, MIN_REQUESTS = 6, 1500
@@ -129,11 +131,12 @@ def proc_stats(pid):
         fds = len(os.listdir("/proc/%d/fd" % pid))
     except (FileNotFoundError, ProcessLookupError):
         return None
-    rss = int(re.search(r"^VmRSS:\s+(\d+) kB", status, re.M).group(1))
-    threads = int(re.search(r"^Threads:\s+(\d+)", status, re.M).group(1))
-    if re.search(r"^State:\s+Z", status, re.M):
-        return None
-    return rss, fds, threads
+    rss = re.search(r"^VmRSS:\s+(\d+) kB", status, re.M)
+    threads = re.search(r"^Threads:\s+(\d+)", status, re.M)
+    if rss is None or threads is None or re.search(r"^State:\s+[ZX]",
+                                                    status, re.M):
+        return None        # exiting: a zombie has no memory left
+    return int(rss.group(1)), fds, int(threads.group(1))
 
 
 def slope(xs, ys):
@@ -522,11 +525,12 @@ def judge(series, warmup_end):
         "kB/10k rq", "fds", "threads", "verdict"))
     lines.append(head)
     for s in sorted(series.values(), key=lambda s: (s.kind, s.born)):
-        post = [x for x in s.samples if x[0] >= warmup_end]
-        # a child born after warm-up warms up itself: skip its first
-        # quarter (at least 2 samples)
-        if s.kind == "child" and s.born >= warmup_end - SAMPLE_EVERY:
-            post = post[max(2, len(post) // 4):]
+        # a child recycled during the run warms up itself: its first
+        # CHILD_WARMUP seconds are skipped too
+        start = warmup_end
+        if s.kind == "child":
+            start = max(start, s.born + CHILD_WARMUP)
+        post = [x for x in s.samples if x[0] >= start]
         if len(post) < 3:
             lines.append("%-18s %5d %8s  (too short after warm-up: "
                          "not judged)" % (s.name, len(s.samples), "-"))
@@ -577,6 +581,7 @@ def test_96_01_soak_flat_memory_fds_threads(make_gateway, redis_server,
     stubs = {n: StubProcess(n) for n in ("ok", "an", "fl")}
     stop_faults = threading.Event()
     report_path = os.environ.get("ARK_SOAK_REPORT")
+    load = None
     try:
         gw, keys = soak_gateway(make_gateway, stubs, redis_server, cached)
         load = Load(gw.port, keys)
@@ -645,6 +650,8 @@ def test_96_01_soak_flat_memory_fds_threads(make_gateway, redis_server,
         assert not bad, "\n".join(bad)
     finally:
         stop_faults.set()
+        if load is not None:
+            load.join()
         for s in stubs.values():
             s.stop()
 

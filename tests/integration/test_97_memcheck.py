@@ -273,6 +273,7 @@ def test_97_02_httpd_with_asan_module(make_gateway, redis_server,
     cached = make_cached(redis_server)
     stubs = {n: soak.StubProcess(n) for n in ("ok", "an", "fl")}
     stop_faults = threading.Event()
+    load = None
     try:
         gw, keys = soak.soak_gateway(make_gateway, stubs, redis_server,
                                      cached, max_conn=0, module=ASAN_MODULE,
@@ -312,6 +313,8 @@ def test_97_02_httpd_with_asan_module(make_gateway, redis_server,
         assert load.total > 100
     finally:
         stop_faults.set()
+        if load is not None:
+            load.join()
         for s in stubs.values():
             s.stop()
     reports = sorted(glob.glob(os.path.join(logdir, "*")))
