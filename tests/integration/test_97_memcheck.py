@@ -8,8 +8,9 @@
 2. httpd -X (one process) loading the ASan + UBSan build of mod_ark.so
    (build-asan/, from `configure --enable-sanitizers`; libasan is
    preloaded since httpd is not built with it) through a short version of
-   the soak's mixed load (test_96), then a graceful stop. No sanitizer
-   report may appear (ASAN_OPTIONS/UBSAN_OPTIONS log_path files).
+   the soak's mixed load (test_96), then a stop (SIGTERM, the orderly
+   stop of -X: it ignores graceful-stop). No sanitizer report may appear
+   (ASAN_OPTIONS/UBSAN_OPTIONS log_path files), LeakSanitizer included.
 
 The checkers are found as follows: valgrind on PATH; the ASan build in
 ARK_ASAN_BUILD_DIR, else build-asan/ next to ARK_BUILD_DIR. Without them
