@@ -226,3 +226,26 @@ model_list:
     assert st == 200, body
     reqs = stub.requests()
     assert reqs[-1]["body"]["model"] == "stub-model-x"
+
+
+def test_96_12_migration_guide_example_is_current(tmp_path):
+    """docs/migrating-from-litellm.md shows a config.yaml and the
+    directives and warnings the converter prints for it: they must be
+    what the converter prints now."""
+    with open(os.path.join(SRC, "docs", "migrating-from-litellm.md"),
+              encoding="utf-8") as f:
+        page = f.read()
+    yml = re.search(r"^```yaml\n(.*?)^```", page, re.M | re.S).group(1)
+    shown = re.search(r"^```apache\n(.*?)^```", page[page.index(yml):],
+                      re.M | re.S).group(1)
+    warned = re.search(r"^```text\n(.*?)^```", page[page.index(shown):],
+                       re.M | re.S).group(1)
+    cfg = tmp_path / "config.yaml"
+    cfg.write_text(yml)
+    res = subprocess.run([sys.executable, TOOL, "config.yaml"],
+                         cwd=str(tmp_path), capture_output=True, text=True,
+                         timeout=30)
+    assert res.returncode == 0
+    assert res.stdout == shown
+    assert res.stderr == warned
+    assert "master_key" in warned and "LITELLM_MASTER_KEY" not in shown
