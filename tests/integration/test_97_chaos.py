@@ -1,4 +1,4 @@
-"""95: chaos over the reference deployment (tests/cluster/ark_cluster.py).
+"""97: chaos over the reference deployment (tests/cluster/ark_cluster.py).
 
 A steady stream of client requests (concurrent threads; streamed and not;
 cacheable and not) goes through the balancer while, phase by phase, one
