@@ -92,6 +92,20 @@ class RedisNode:
     def command(self, *args, timeout=2):
         return _auth_cmd(self.port, self.password, *args, timeout=timeout)
 
+    def keys(self, pattern="*"):
+        return sorted(self.command("KEYS", pattern))
+
+    def hgetall(self, key):
+        """A hash as {field: int or str} (as conftest.RedisServer)."""
+        flat = self.command("HGETALL", key) or []
+        out = {}
+        for field, value in zip(flat[0::2], flat[1::2]):
+            try:
+                out[field] = int(value)
+            except ValueError:
+                out[field] = value
+        return out
+
     def role(self):
         """"master", "slave" or None when unreachable."""
         try:
