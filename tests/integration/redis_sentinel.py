@@ -72,7 +72,8 @@ class RedisNode:
         cmd = ["redis-server", "--port", str(self.port),
                "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
                "--dir", self.root, "--logfile", self.log,
-               "--replica-announce-ip", "127.0.0.1"]
+               "--replica-announce-ip", "127.0.0.1",
+               "--repl-diskless-sync-delay", "0"]
         if self.password:
             cmd += ["--requirepass", self.password,
                     "--masterauth", self.password]
@@ -269,13 +270,14 @@ class SentinelCluster:
             if "connected_slaves:%d" % want not in info:
                 return False
             offs = [line.split(",") for line in info.splitlines()
-                    if line.startswith("slave")]
+                    if line.startswith("slave") and "ip=" in line]
             mo = [line for line in info.splitlines()
                   if line.startswith("master_repl_offset:")]
             if not mo:
                 return False
             moff = mo[0].split(":")[1].strip()
-            return all(any(p == "offset=" + moff for p in o) for o in offs)
+            return all("state=online" in o and "offset=" + moff in o
+                       for o in offs)
         _wait(synced, timeout, "replicas did not catch up")
 
     def wait_sentinels_ready(self, timeout=30):
