@@ -31,6 +31,7 @@ int cs_sentinel_create(cs_sentinel_t **ps, const char *master,
         cs_free(s);
         return CS_ERR;
     }
+    s->st.self_paced = 1;  /* cs_redis.c paces probes (one at a time) */
     s->password = password ? cs_strndup(password, strlen(password)) : NULL;
     s->connect_ms = connect_ms > 0 ? connect_ms : 50;
     s->io_ms = io_ms > 0 ? io_ms : 100;

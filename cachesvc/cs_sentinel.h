@@ -8,9 +8,11 @@
  * the INFO fields). After AUTH and SELECT the tier checks ROLE through
  * cs_sentinel_check. A connection-level failure, a READONLY reply or a
  * ROLE that is not "master" goes to cs_sentinel_failed, which forgets the
- * master: the next connection asks the Sentinels again (back-off 50 ms
- * doubling to 1 s between rounds), and connections made to the old master
- * are recognised by their generation and closed.
+ * master: the next connection asks the Sentinels again, and connections
+ * made to the old master are recognised by their generation and closed.
+ * The pace is the tier's own (one probe at a time while Redis is down,
+ * back-off 100 ms doubling to CS_REDIS_SENTINEL_BACKOFF_MAX_MS), so the
+ * resolver adds no back-off of its own (sentinel_state_t.self_paced).
  *
  * Thread-safe: a mutex guards the state, never held during I/O.
  */

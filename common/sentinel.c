@@ -150,6 +150,10 @@ static int addr_eq(const sentinel_addr_t *a, const sentinel_addr_t *b)
 
 static void schedule_retry(sentinel_state_t *s, int64_t now_us)
 {
+    if (s->self_paced) {
+        s->retry_at_us = now_us;
+        return;
+    }
     s->retry_at_us = now_us + (int64_t)s->backoff_ms * 1000;
     s->backoff_ms = s->backoff_ms == 0 ? SENTINEL_BACKOFF_MIN_MS
                     : s->backoff_ms * 2 > SENTINEL_BACKOFF_MAX_MS

@@ -86,6 +86,10 @@ typedef struct sentinel_state_t {
     int resolving;          /* a caller is asking the Sentinels */
     uint64_t generation;    /* bumped whenever the master changes or is
                                forgotten */
+    int self_paced;         /* set by a caller that paces its attempts
+                               itself (ark-cached's tier: one probe at a
+                               time, with its own back-off): no back-off
+                               here, only one resolver at a time */
     int64_t retry_at_us;    /* monotonic: no resolution before */
     int backoff_ms;         /* next back-off step (0: none yet) */
     /* counters (under the lock) */

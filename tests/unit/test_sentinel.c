@@ -373,6 +373,32 @@ static void test_stale_failure_is_ignored(void **state)
     assert_true(gb > ga);
 }
 
+/* ark-cached paces its own probes: no back-off here, but still one
+ * resolver at a time. */
+static void test_self_paced(void **state)
+{
+    sentinel_state_t s;
+    sentinel_addr_t m, a = addr("h", 1);
+    uint64_t g, g2;
+    int first, i;
+
+    (void)state;
+    init3(&s);
+    s.self_paced = 1;
+    for (i = 0; i < 5; i++) {
+        assert_int_equal(sentinel_begin(&s, 0, &m, &g, &first),
+                         SENTINEL_RESOLVE);
+        assert_int_equal(sentinel_begin(&s, 0, &m, &g2, &first),
+                         SENTINEL_WAIT);
+        sentinel_resolved(&s, 0, i % 2 ? &a : NULL, 0, &g);
+        if (i % 2) {
+            assert_int_equal(sentinel_forget(&s, 0, g), 1);
+        }
+    }
+    assert_int_equal(s.failures, 3);
+    assert_int_equal(s.forgets, 2);
+}
+
 /* ---- I/O against nothing ------------------------------------------ */
 
 static void test_query_all_dead_sentinels(void **state)
@@ -410,6 +436,7 @@ int main(void)
         cmocka_unit_test(test_failover_backoff),
         cmocka_unit_test(test_no_sentinel_answers),
         cmocka_unit_test(test_stale_failure_is_ignored),
+        cmocka_unit_test(test_self_paced),
         cmocka_unit_test(test_query_all_dead_sentinels),
     };
 
