@@ -46,9 +46,10 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 TESTS = os.path.dirname(HERE)
 sys.path.insert(0, os.path.join(TESTS, "integration"))
 
-from ark_harness import (Httpd, BUILD, HTTPD, SYS_MODDIR,  # noqa: E402
+from ark_harness import (Httpd, BUILD, SYS_MODDIR,  # noqa: E402
                          add_key_line, add_tenant_line, free_port,
                          redis_command)
+from redis_sentinel import SentinelCluster  # noqa: E402
 
 ARK_CACHED = os.path.join(BUILD, "ark-cached")
 STUB = os.path.join(TESTS, "stub_provider.py")
@@ -134,22 +135,14 @@ class Proc:
 
 
 class Redis(Proc):
-    """redis-server: the master (append-only file, fsynced on every write,
-    so a restart after SIGKILL keeps everything acknowledged) or a replica
-    of master_port."""
-
-    def __init__(self, name, root, master_port=None):
-        super().__init__(name, root)
-        self.master_port = master_port
+    """redis-server for direct mode: an append-only file fsynced on every
+    write, so a restart after SIGKILL keeps everything acknowledged."""
 
     def command(self):
-        cmd = ["redis-server", "--port", str(self.port), "--bind",
-               "127.0.0.1", "--save", "", "--appendonly", "yes",
-               "--appendfsync", "always", "--dir", self.root,
-               "--logfile", os.path.join(self.root, "redis.log")]
-        if self.master_port:
-            cmd += ["--replicaof", "127.0.0.1", str(self.master_port)]
-        return cmd
+        return ["redis-server", "--port", str(self.port), "--bind",
+                "127.0.0.1", "--save", "", "--appendonly", "yes",
+                "--appendfsync", "always", "--dir", self.root,
+                "--logfile", os.path.join(self.root, "redis.log")]
 
     def start(self):
         super().start()
@@ -162,40 +155,6 @@ class Redis(Proc):
 
     def command_(self, *args):
         return redis_command(self.port, *args)
-
-
-class Sentinel(Proc):
-    """redis-server --sentinel watching MASTER_NAME (quorum 2 of 3)."""
-
-    def __init__(self, name, root, master_port):
-        super().__init__(name, root)
-        self.master_port = master_port
-        self.conf = os.path.join(self.root, "sentinel.conf")
-
-    def command(self):
-        return ["redis-server", self.conf, "--sentinel"]
-
-    def start(self):
-        # Sentinel rewrites its file (it records what it learns), so the
-        # file is written once, before the first start only
-        if not os.path.exists(self.conf):
-            with open(self.conf, "w") as f:
-                f.write("port %d\nbind 127.0.0.1\ndir %s\n"
-                        "logfile %s\n"
-                        "sentinel monitor %s 127.0.0.1 %d 2\n"
-                        "sentinel down-after-milliseconds %s 1000\n"
-                        "sentinel failover-timeout %s 10000\n"
-                        "sentinel parallel-syncs %s 1\n"
-                        % (self.port, self.root,
-                           os.path.join(self.root, "sentinel.log"),
-                           MASTER_NAME, self.master_port, MASTER_NAME,
-                           MASTER_NAME, MASTER_NAME))
-        return super().start()
-
-    def master_addr(self):
-        host, port = redis_command(self.port, "SENTINEL",
-                                   "get-master-addr-by-name", MASTER_NAME)
-        return host, int(port)
 
 
 class CacheDaemon(Proc):
@@ -406,7 +365,7 @@ class Cluster:
     master's address directly); wait_replicas: mod_ark's and ark-cached's
     WAIT after each write (Sentinel mode only)."""
 
-    def __init__(self, root=None, nodes=3, sentinel=True, wait_replicas=0):
+    def __init__(self, root=None, nodes=3, sentinel=True, wait_replicas=1):
         if root is None:
             root = tempfile.mkdtemp(prefix="ark-cluster-")
             self._own_root = True
@@ -424,15 +383,16 @@ class Cluster:
         self.started = False
         self.stubs = [Stub(name, os.path.join(self.root, "stub-" + name))
                       for name in ("pa", "pb")]
-        self.redis = Redis("redis0", os.path.join(self.root, "redis0"))
-        self.replica = Redis("redis1", os.path.join(self.root, "redis1"),
-                             master_port=self.redis.port)
-        self.sentinels = []
+        # Sentinel mode: master + 1 replica + 3 Sentinels (the helper of
+        # test_72); direct mode: one master on its append-only file
+        self.rs = self.redis = None
         if sentinel:
-            self.sentinels = [
-                Sentinel("sentinel%d" % i,
-                         os.path.join(self.root, "sentinel%d" % i),
-                         self.redis.port) for i in range(3)]
+            self.rs = SentinelCluster(os.path.join(self.root, "redis"),
+                                      master_name=MASTER_NAME, replicas=1,
+                                      sentinels=3, down_after_ms=1000,
+                                      failover_timeout_ms=3000)
+        else:
+            self.redis = Redis("redis0", os.path.join(self.root, "redis0"))
         self.cached = [CacheDaemon("cached%d" % i,
                                    os.path.join(self.root, "cached%d" % i),
                                    self._cached_redis_args())
@@ -451,7 +411,7 @@ class Cluster:
 
     # -- configuration ----------------------------------------------------
     def sentinel_list(self):
-        return ["127.0.0.1:%d" % s.port for s in self.sentinels]
+        return self.rs.sentinel_addrs if self.rs else []
 
     def _cached_redis_args(self):
         if self.sentinel:
@@ -488,12 +448,10 @@ class Cluster:
         try:
             for s in self.stubs:
                 s.start()
-            self.redis.start()
-            self.replica.start()
-            self.wait_replica_synced()
-            for s in self.sentinels:
-                s.start()
-            self.wait_sentinels_ready()
+            if self.rs:
+                self.rs.start()
+            else:
+                self.redis.start()
             for c in self.cached:
                 c.start()
             self._write_keys()
@@ -507,37 +465,6 @@ class Cluster:
             raise
         return self
 
-    def wait_replica_synced(self, timeout=20):
-        deadline = time.time() + timeout
-        while time.time() < deadline:
-            info = self.replica.command_("INFO", "replication")
-            if "master_link_status:up" in info:
-                return
-            time.sleep(0.1)
-        raise RuntimeError("the Redis replica did not sync")
-
-    def wait_sentinels_ready(self, timeout=30):
-        """Until every Sentinel knows the replica and the two other
-        Sentinels (they learn it from INFO every 10 s and from hello
-        messages every 2 s): before that, a failover has nowhere to go."""
-        deadline = time.time() + timeout
-        while time.time() < deadline:
-            ready = 0
-            for s in self.sentinels:
-                try:
-                    reps = redis_command(s.port, "SENTINEL", "replicas",
-                                         MASTER_NAME)
-                    sens = redis_command(s.port, "SENTINEL", "sentinels",
-                                         MASTER_NAME)
-                except OSError:
-                    continue
-                if len(reps) >= 1 and len(sens) >= len(self.sentinels) - 1:
-                    ready += 1
-            if ready == len(self.sentinels):
-                return
-            time.sleep(0.2)
-        raise RuntimeError("the Sentinels did not discover each other")
-
     def stop(self):
         for p in [self.lb] + self.nodes:
             try:
@@ -547,9 +474,11 @@ class Cluster:
                 kill_group(p.proc)
             if p.proc and p.proc.stdout:
                 p.proc.stdout.close()
-        for p in self.cached + self.sentinels + [self.replica, self.redis] \
+        for p in self.cached + ([self.redis] if self.redis else []) \
                 + self.stubs:
             p.stop()
+        if self.rs:
+            self.rs.stop()
         self.started = False
 
     def cleanup(self):
@@ -590,50 +519,28 @@ class Cluster:
 
     def master(self):
         """(host, port) of the Redis master now."""
-        if self.sentinel:
-            for s in self.sentinels:
-                try:
-                    return s.master_addr()
-                except OSError:
-                    continue
-            raise RuntimeError("no Sentinel answers")
+        if self.rs:
+            addr = self.rs.named_master()
+            if addr is None:
+                raise RuntimeError("no Sentinel names a master")
+            return addr
         return "127.0.0.1", self.redis.port
-
-    def redis_by_port(self, port):
-        for r in (self.redis, self.replica):
-            if r.port == port:
-                return r
-        raise KeyError(port)
 
     def redis_failover(self, timeout=30):
         """SIGKILLs the master. Sentinel mode: waits until the Sentinels
-        name another master that accepts writes, then restarts the old one
-        (Sentinel makes it a replica of the new master). Direct mode:
-        waits 3 s and restarts the master on its append-only file.
-        Returns the seconds until writes were possible again."""
-        _, port = self.master()
-        old = self.redis_by_port(port)
-        t0 = time.time()
-        old.kill()
-        if self.sentinel:
-            deadline = t0 + timeout
-            while True:
-                try:
-                    _, new = self.master()
-                    if new != port and "role:master" in redis_command(
-                            new, "INFO", "replication"):
-                        break
-                except (OSError, RuntimeError):
-                    pass
-                if time.time() > deadline:
-                    raise RuntimeError("no failover within %ds" % timeout)
-                time.sleep(0.1)
-            took = time.time() - t0
-            old.master_port = new
-            old.start()
+        name the replica and it is master, then restarts the old master
+        as its replica. Direct mode: restarts the master on its
+        append-only file after 3 s. Returns the seconds from the kill
+        until a master accepted writes again."""
+        if self.rs:
+            old = self.rs.kill_master()
+            took = self.rs.wait_failover(old, timeout)
+            self.rs.restart_node(old)
             return took
+        t0 = time.time()
+        self.redis.kill()
         time.sleep(3)
-        old.start()
+        self.redis.start()
         return time.time() - t0
 
     # -- reading state ----------------------------------------------------
@@ -651,9 +558,8 @@ class Cluster:
             "ark_cached": [c.endpoint() for c in self.cached],
             "providers": {s.name: s.base for s in self.stubs},
             "redis_master": "%s:%d" % self.master(),
-            "redis_replica": self.replica.endpoint()
-            if self.replica.port != self.master()[1]
-            else self.redis.endpoint(),
+            "redis_replicas": ["127.0.0.1:%d" % n.port
+                               for n in self.rs.replicas] if self.rs else [],
             "sentinels": self.sentinel_list(),
             "keys_file": self.keys_file,
             "model": "chat",
