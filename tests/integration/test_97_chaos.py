@@ -76,8 +76,8 @@ ERROR_KEYS = {"message", "type", "param", "code"}
 # ------------------------------------------------------------ the client
 
 class Result:
-    __slots__ = ("phase", "kind", "stream", "cacheable", "t0", "t1",
-                 "status", "verdict", "detail", "node", "trace")
+    __slots__ = ("phase", "stream", "cacheable", "t0", "t1", "status",
+                 "verdict", "detail", "node", "trace", "cache")
 
 
 def trace_id():
@@ -215,7 +215,7 @@ class Traffic:
             res.phase, res.stream, res.cacheable = self.phase, stream, \
                 cacheable
             res.trace = trace_id()
-            res.node = None
+            res.node = res.cache = None
             res.t0 = time.time()
             meta = {}
             try:
@@ -223,6 +223,7 @@ class Traffic:
                                             res.trace, meta)
                 res.status = status
                 res.node = headers.get("x-ark-node")
+                res.cache = headers.get("x-ark-cache")
                 res.verdict, res.detail = judge(status, headers, raw,
                                                 stream, prompt)
             except TimeoutError:
@@ -315,13 +316,14 @@ def served_records(cluster):
 
 def table(results, phases):
     rows = [("phase", "requests", "ok", "well-formed errors", "other",
-             "max latency s")]
+             "max latency s", "cache hits")]
     for name, _ in phases:
         rs = [r for r in results if r.phase == name]
         c = Counter(r.verdict for r in rs)
         rows.append((name, len(rs), c["ok"], c["error"],
                      c["other"] + c["hang"],
-                     "%.2f" % max((r.t1 - r.t0 for r in rs), default=0)))
+                     "%.2f" % max((r.t1 - r.t0 for r in rs), default=0),
+                     len([r for r in rs if r.cache == "hit"])))
     widths = [max(len(str(r[i])) for r in rows) for i in range(len(rows[0]))]
     lines = []
     for j, r in enumerate(rows):
@@ -337,7 +339,9 @@ def table(results, phases):
 @pytest.fixture
 def cluster():
     mode = os.environ.get("ARK_CHAOS_REDIS", "sentinel")
-    c = ark_cluster.Cluster(sentinel=(mode == "sentinel"))
+    c = ark_cluster.Cluster(
+        sentinel=(mode == "sentinel"),
+        wait_replicas=int(os.environ.get("ARK_CHAOS_WAIT_REPLICAS", "1")))
     try:
         c.start()
         yield c
@@ -425,6 +429,8 @@ def test_95_01_chaos(cluster):
     print(table(results, PHASES))
     print("answers without usage (cache hits on stored streams): %d"
           % len([r for r in results if r.detail == "no usage"]))
+    print("mode: Redis %s, wait-replicas %d" % (
+        "sentinel" if c.sentinel else "direct", c.wait_replicas))
     bad = [r for r in results if r.verdict != "ok"]
     for r in bad:
         print("  %-16s %-6s %-5s node=%s +%.2fs..+%.2fs %s" % (
@@ -451,6 +457,19 @@ def test_95_01_chaos(cluster):
     # the reloaded node serves its new configuration
     assert any('model="chat-v2"' in k
                for k in node_metrics(c.nodes[RELOADED_NODE]))
+
+    # -- no node logged a crit/alert/emerg line; what the nodes did
+    for i, node in enumerate(c.nodes):
+        assert not node.error_lines(r"\[[a-z_]*:(crit|alert|emerg)\]"), i
+    gov = Counter()
+    for node in c.nodes:
+        m = node_metrics(node)
+        for name in ("ark_governance_local_decisions_total",
+                     "ark_governance_flushes_total",
+                     "ark_governance_uncertain_total"):
+            gov[name] += metric(m, name)
+    print("governance after the run (nodes since their last start): "
+          + ", ".join("%s %d" % (k, v) for k, v in sorted(gov.items())))
 
     # -- spend: Redis == what the stubs served, minus the killed node's
     usage = settle(c)
