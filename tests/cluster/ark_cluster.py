@@ -268,8 +268,8 @@ Timeout 60
 </Proxy>
 ProxyPass "/lb-error/" "!"
 ProxyPass "/" "balancer://ark/"
-# which node served the request (also on the balancer's own errors)
-Header always set X-Ark-Node "%{{BALANCER_WORKER_NAME}}e" env=BALANCER_WORKER_NAME
+# which node (its route name, not its address) served the request
+Header always set X-Ark-Node "%{{BALANCER_WORKER_ROUTE}}e" env=BALANCER_WORKER_ROUTE
 
 # errors the balancer makes itself (no node reachable, a node dying
 # mid-request) in the OpenAI error format; a node's own errors pass as

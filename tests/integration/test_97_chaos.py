@@ -449,6 +449,8 @@ def test_95_01_chaos(cluster):
     in_flight_at_kill = [r for r in bad if at_kill(r)]
     assert all(at_kill(r) for r in bad if r.phase == "kill httpd node"), \
         "failures after the kill"
+    assert all(r.node in (None, "node%d" % KILLED_NODE) for r in bad), \
+        "a failure on a node that was not killed"
     absorbed = [name for name, _ in PHASES if name != "kill httpd node"]
     assert not [r for r in bad if r.phase in absorbed], \
         "requests failed in a phase the gateway absorbs"
@@ -466,7 +468,8 @@ def test_95_01_chaos(cluster):
         m = node_metrics(node)
         for name in ("ark_governance_local_decisions_total",
                      "ark_governance_flushes_total",
-                     "ark_governance_uncertain_total"):
+                     "ark_governance_uncertain_total",
+                     "ark_governance_wait_short_total"):
             gov[name] += metric(m, name)
     print("governance after the run (nodes since their last start): "
           + ", ".join("%s %d" % (k, v) for k, v in sorted(gov.items())))
