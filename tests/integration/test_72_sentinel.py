@@ -318,3 +318,60 @@ def test_72_03_switchover_demotes_the_master_under_traffic(
     assert wait_until(lambda: got(old) == dict(want), 5), (got(old), want)
     info = cached.info()
     assert info["sentinel_master"] == "127.0.0.1:%d" % new.port, info
+
+
+def test_72_04_passwords_for_data_nodes_and_sentinels(
+        make_gateway, make_cached, stub, tmp_path):
+    """Data nodes and Sentinels each require their own password: both
+    clients AUTH to each, follow a failover, and never log a password."""
+    data_pw = "data-pw-5b0c1e7a9d3f"
+    sent_pw = "sentinel-pw-8e2a4c6b0d1f"
+    rs = SentinelCluster(tmp_path / "rs", password=data_pw,
+                         sentinel_password=sent_pw)
+    try:
+        rs.start()
+        pw_file = tmp_path / "redis.pass"
+        pw_file.write_text(data_pw + "\n")
+        spw_file = tmp_path / "sentinel.pass"
+        spw_file.write_text(sent_pw + "\n")
+        cached = make_cached(args=cached_args(rs) + [
+            "--redis_password_file", str(pw_file),
+            "--redis_sentinel_password_file", str(spw_file)])
+        keys_file = str(tmp_path / "keys")
+        ark = gateway_conf(stub, rs, cached).replace(
+            "wait-replicas=1\n", "wait-replicas=1 password=env:ARK_RPW "
+            "sentinel-password=env:ARK_SPW\n")
+        gw = make_gateway(ark=ark, location="ArkCache on", start=False,
+                          allow=ALLOW, keys_file=keys_file,
+                          env={"ARK_RPW": data_pw, "ARK_SPW": sent_pw})
+        spender = add_key_line(keys_file, "spender", "rpm=1000",
+                               tenant="acme")
+        gw.start()
+        old = rs.master
+        for i in range(3):
+            assert chat(gw, spender, "pw %d" % i)[0] == 200
+            assert chat(gw, spender, "Password question %d?" % i,
+                        model="mc")[0] == 200
+        assert wait_until(lambda: usage(old, "ark:", "k", "spender")
+                          .get("requests") == 6, 5)
+        assert wait_until(lambda: cache_entries(old) == 3, 5)
+        rs.kill_master()
+        rs.wait_failover(old)
+        new = rs.master
+        assert wait_until(lambda: chat(gw, spender, "pw after")[0] == 200
+                          and usage(new, "ark:", "k", "spender")
+                          .get("requests", 0) > 6, 15)
+        assert wait_until(lambda: chat(gw, spender, "Password after?",
+                                       model="mc")[0] == 200
+                          and cache_entries(new) > 3, 15)
+        info = cached.cli("INFO")
+        cached.stop()
+        gw.stop()
+        with open(cached.log, errors="replace") as f:
+            logs = f.read()
+        # both saw the failover, and said so without a password
+        assert "ACD00807" in logs and "ARK00093" in gw.error_log()
+        for text in (logs, gw.error_log(), info):
+            assert data_pw not in text and sent_pw not in text
+    finally:
+        rs.stop()
