@@ -13,6 +13,7 @@ directory, without persistence.
     rs.master.port          # the node the Sentinels name now
     rs.command("GET", "k")  # on the current master
     old = rs.kill_master()  # SIGKILL the master; returns its RedisNode
+    old = rs.switchover()   # or: SENTINEL FAILOVER, the master stays up
     took = rs.wait_failover(old)   # seconds until the Sentinels name a
                                    # replica that says ROLE master
     rs.wait_replicas_synced()      # every live replica caught up
@@ -302,6 +303,15 @@ class SentinelCluster:
         """Kills the current master; returns its RedisNode."""
         m = self.master
         m.kill(sig)
+        return m
+
+    def switchover(self):
+        """Asks a Sentinel for a failover while the master is alive (a
+        planned switchover: the old master becomes a replica, and the
+        Sentinels close its clients' connections). Returns the old
+        master's RedisNode; follow with wait_failover(old)."""
+        m = self.master
+        self.sentinels[0].command("SENTINEL", "FAILOVER", self.master_name)
         return m
 
     def wait_failover(self, old, timeout=60):

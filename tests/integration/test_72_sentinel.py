@@ -16,6 +16,11 @@ doubt are replayed exactly once under their done-keys); the rpm limit is
 enforced from the new master; ark-cached writes to the new master, and a
 restarted ark-cached (cold L1, index rebuilt from Redis) still answers
 from the cache every question stored before the failover.
+
+test_72_03 does the same with a planned switchover (SENTINEL FAILOVER):
+the old master stays up as a replica, so cached addresses and pooled
+connections point at a replica (ROLE "slave", READONLY) until the
+clients ask the Sentinels again.
 """
 import json
 import threading
@@ -64,7 +69,8 @@ def cached_args(rs):
     return ["--redis_sentinels", rs.sentinel_list,
             "--redis_sentinel_master", rs.master_name,
             "--redis_wait_replicas", "1",
-            "--redis_command_timeout_ms", "300"]
+            # WAIT gets half of it: room for a replica on a busy machine
+            "--redis_command_timeout_ms", "1000"]
 
 
 def chat(gw, key, text, model="m"):
@@ -240,3 +246,132 @@ def test_72_02_bad_sentinel_config_is_refused(make_gateway, stub,
     assert out.returncode != 0
     assert "wait-replicas" in out.stderr, out
     assert "between 0 and 16" in out.stderr, out
+
+
+def test_72_03_switchover_demotes_the_master_under_traffic(
+        make_gateway, make_cached, stub, sentinels, tmp_path):
+    """SENTINEL FAILOVER: the old master stays up and becomes a replica
+    (the Sentinels close its clients' connections). Pooled connections
+    and the cached address now point at a replica: mod_ark and ark-cached
+    must notice (connection closed, READONLY, or ROLE slave), ask the
+    Sentinels again and write to the new master; no settlement lost."""
+    rs = sentinels
+    cached = make_cached(args=cached_args(rs))
+    keys_file = str(tmp_path / "keys")
+    gw = make_gateway(ark=gateway_conf(stub, rs, cached),
+                      location="ArkCache on", start=False, allow=ALLOW,
+                      keys_file=keys_file)
+    spender = add_key_line(keys_file, "spender", "rpm=100000",
+                           tenant="acme")
+    asker = add_key_line(keys_file, "asker", "", tenant="acme")
+    gw.start()
+    old, new = rs.master, rs.replicas[0]
+    for i in range(5):
+        assert chat(gw, spender, "warm %d" % i)[0] == 200
+        assert chat(gw, asker, "Warm question %d?" % i, model="mc")[0] == 200
+    stop = threading.Event()
+    statuses = Counter()
+
+    def traffic(key, model, word):
+        i = 0
+        while not stop.is_set():
+            st = chat(gw, key, "%s %d?" % (word, i), model=model)[0]
+            statuses[st] += 1
+            i += 1
+            time.sleep(0.02)
+
+    threads = [threading.Thread(target=traffic, args=(spender, "m", "x")),
+               threading.Thread(target=traffic,
+                                args=(asker, "mc", "Switch question"))]
+    for t in threads:
+        t.start()
+    try:
+        time.sleep(0.3)
+        rs.switchover()
+        rs.wait_failover(old)
+        assert wait_until(lambda: old.role() == "slave", 10)
+        seen = usage(new, "ark:", "k", "spender").get("requests", 0)
+        entries = cache_entries(new)
+        assert wait_until(lambda: usage(new, "ark:", "k", "spender")
+                          .get("requests", 0) > seen, 15)
+        assert wait_until(lambda: cache_entries(new) > entries, 15)
+    finally:
+        stop.set()
+        for t in threads:
+            t.join()
+    assert set(statuses) == {200}, statuses
+    rs.wait_replicas_synced()
+    for i in range(5):
+        assert chat(gw, spender, "after %d" % i)[0] == 200
+    want = Counter()
+    for rec in stub.requests():
+        if rec["body"]["model"] == "gpt-4o-mini":
+            want.update({"requests": 1,
+                         "spend_nano": cost_of(rec["usage"], *PRICE)})
+
+    def got(node):
+        u = usage(node, "ark:", "k", "spender")
+        return {f: u.get(f, 0) for f in ("requests", "spend_nano")}
+
+    assert wait_until(lambda: got(new) == dict(want), 15), (got(new), want)
+    # the old master, now a replica, holds the same totals
+    assert wait_until(lambda: got(old) == dict(want), 5), (got(old), want)
+    info = cached.info()
+    assert info["sentinel_master"] == "127.0.0.1:%d" % new.port, info
+
+
+def test_72_04_passwords_for_data_nodes_and_sentinels(
+        make_gateway, make_cached, stub, tmp_path):
+    """Data nodes and Sentinels each require their own password: both
+    clients AUTH to each, follow a failover, and never log a password."""
+    data_pw = "data-pw-5b0c1e7a9d3f"
+    sent_pw = "sentinel-pw-8e2a4c6b0d1f"
+    rs = SentinelCluster(tmp_path / "rs", password=data_pw,
+                         sentinel_password=sent_pw)
+    try:
+        rs.start()
+        pw_file = tmp_path / "redis.pass"
+        pw_file.write_text(data_pw + "\n")
+        spw_file = tmp_path / "sentinel.pass"
+        spw_file.write_text(sent_pw + "\n")
+        cached = make_cached(args=cached_args(rs) + [
+            "--redis_password_file", str(pw_file),
+            "--redis_sentinel_password_file", str(spw_file)])
+        keys_file = str(tmp_path / "keys")
+        ark = gateway_conf(stub, rs, cached).replace(
+            "wait-replicas=1\n", "wait-replicas=1 password=env:ARK_RPW "
+            "sentinel-password=env:ARK_SPW\n")
+        gw = make_gateway(ark=ark, location="ArkCache on", start=False,
+                          allow=ALLOW, keys_file=keys_file,
+                          env={"ARK_RPW": data_pw, "ARK_SPW": sent_pw})
+        spender = add_key_line(keys_file, "spender", "rpm=1000",
+                               tenant="acme")
+        gw.start()
+        old = rs.master
+        for i in range(3):
+            assert chat(gw, spender, "pw %d" % i)[0] == 200
+            assert chat(gw, spender, "Password question %d?" % i,
+                        model="mc")[0] == 200
+        assert wait_until(lambda: usage(old, "ark:", "k", "spender")
+                          .get("requests") == 6, 5)
+        assert wait_until(lambda: cache_entries(old) == 3, 5)
+        rs.kill_master()
+        rs.wait_failover(old)
+        new = rs.master
+        assert wait_until(lambda: chat(gw, spender, "pw after")[0] == 200
+                          and usage(new, "ark:", "k", "spender")
+                          .get("requests", 0) > 6, 15)
+        assert wait_until(lambda: chat(gw, spender, "Password after?",
+                                       model="mc")[0] == 200
+                          and cache_entries(new) > 3, 15)
+        info = cached.cli("INFO")
+        cached.stop()
+        gw.stop()
+        with open(cached.log, errors="replace") as f:
+            logs = f.read()
+        # both saw the failover, and said so without a password
+        assert "ACD00807" in logs and "ARK00093" in gw.error_log()
+        for text in (logs, gw.error_log(), info):
+            assert data_pw not in text and sent_pw not in text
+    finally:
+        rs.stop()
