@@ -84,6 +84,36 @@ def kill_group(proc, sig=signal.SIGKILL):
         pass
 
 
+def wait_group_gone(pgid, timeout=10):
+    """Until no process of the group is left (children of a killed parent
+    die a little later than it, and until the last one has gone the
+    kernel still accepts connections on their listening socket)."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if not group_members(pgid):
+            return True
+        time.sleep(0.01)
+    return False
+
+
+def group_members(pgid):
+    """PIDs of the live (not zombie) processes of a process group."""
+    out = []
+    for name in os.listdir("/proc"):
+        if not name.isdigit():
+            continue
+        try:
+            with open("/proc/%s/stat" % name) as f:
+                stat = f.read()
+        except OSError:
+            continue
+        # "pid (comm) state ppid pgrp ...": comm may hold spaces
+        fields = stat[stat.rindex(")") + 2:].split()
+        if int(fields[2]) == pgid and fields[0] != "Z":
+            out.append(int(name))
+    return out
+
+
 class Proc:
     """A child process in its own process group, logging to a file."""
 
@@ -493,6 +523,7 @@ class Cluster:
         node = self.nodes[i]
         kill_group(node.proc, signal.SIGKILL)
         node.proc.wait()
+        wait_group_gone(node.proc.pid)
         if node.proc.stdout:
             node.proc.stdout.close()
 

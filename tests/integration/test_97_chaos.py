@@ -340,6 +340,7 @@ def table(results, phases):
 def cluster():
     mode = os.environ.get("ARK_CHAOS_REDIS", "sentinel")
     c = ark_cluster.Cluster(
+        root=os.environ.get("ARK_CHAOS_KEEP"),   # keep the logs there
         sentinel=(mode == "sentinel"),
         wait_replicas=int(os.environ.get("ARK_CHAOS_WAIT_REPLICAS", "1")))
     try:
@@ -380,6 +381,11 @@ def test_95_01_chaos(cluster):
 
     def fault(name):
         if name == "kill httpd node":
+            m = node_metrics(c.nodes[KILLED_NODE])
+            events["killed_node_state"] = {
+                k: metric(m, "ark_governance_" + k)
+                for k in ("spend_buffered_nano", "tokens_buffered",
+                          "pending_settlements")}
             t = time.time()
             c.kill_node(KILLED_NODE)
             events["kill"] = (t, time.time())
@@ -498,8 +504,20 @@ def test_95_01_chaos(cluster):
               len(served), usage.get("prompt_tokens", 0),
               usage.get("completion_tokens", 0), usage.get("spend_nano", 0),
               len(lost), lost_tokens))
-    print("requests in flight at the kill: %d (%d not ok)" % (
-        len(at_kill_all), len(in_flight_at_kill)))
+    print("killed node's governance state just before the kill: %s"
+          % events["killed_node_state"])
+    print("requests in flight at the kill (%.0f ms until the last process "
+          "of node%d was gone): %d (%d not ok)" % (
+              (k1 - k0) * 1000, KILLED_NODE, len(at_kill_all),
+              len(in_flight_at_kill)))
+    diff = {f: want[f] - usage.get(f, 0)
+            for f in ("prompt_tokens", "completion_tokens", "spend_nano")}
+    if any(diff.values()):
+        # what the nodes said about governance, to find where it went
+        print("spend differs (served and logged minus recorded): %s" % diff)
+        for i, node in enumerate(c.nodes):
+            for line in node.error_lines(r"ARK000(5\d|6\d|9\d)")[-10:]:
+                print("  node%d: %s" % (i, line))
     for f in ("prompt_tokens", "completion_tokens", "spend_nano"):
         assert usage.get(f, 0) == want[f], (f, usage, dict(want))
         assert tenant.get(f, 0) == want[f], (f, tenant, dict(want))
