@@ -33,6 +33,10 @@ Afterwards:
 
 Mode: Redis through Sentinel by default; ARK_CHAOS_REDIS=direct uses the
 master's address (no failover, the master is restarted instead).
+ARK_CHAOS_WAIT_REPLICAS (default 1) sets wait-replicas; ARK_CHAOS_KEEP=DIR
+runs the cluster in DIR and keeps its logs; ARK_CHAOS_REPORT=FILE writes
+the table there. At the end, with every node killed, the balancer's own
+503 must be an OpenAI error too.
 """
 import http.client
 import json
@@ -428,6 +432,10 @@ def test_95_01_chaos(cluster):
     duration = time.time() - t_start
     results = [r for r in traffic.results if r.phase != "done"]
 
+    report = os.environ.get("ARK_CHAOS_REPORT")
+    if report:      # the table alone, for docs/deployment.md
+        with open(report, "w") as f:
+            f.write(table(results, PHASES) + "\n")
     print("\nchaos run: %d requests in %.0f s, Redis mode %s, redis "
           "outage %.1f s" % (len(results), duration,
                              "sentinel" if c.sentinel else "direct",
@@ -534,3 +542,11 @@ def test_95_01_chaos(cluster):
             if h.get("x-ark-cache") != "hit":
                 misses[i].append(p)
     assert not misses, dict(misses)
+
+    # -- the balancer's own error, with no node left, is an OpenAI error
+    for i in range(len(c.nodes)):
+        c.kill_node(i)
+    st, _, body = ask(lb, c.key, "Anyone there?")
+    doc = json.loads(body)
+    assert st == 503 and is_error_doc(doc), (st, body)
+    assert doc["error"]["code"] == "no_gateway_node"
