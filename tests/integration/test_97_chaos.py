@@ -354,7 +354,7 @@ def cluster():
         c.cleanup()
 
 
-def test_95_01_chaos(cluster):
+def test_97_01_chaos(cluster):
     c = cluster
     lb = c.lb.port
     # -- cache entries stored before any fault
