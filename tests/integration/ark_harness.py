@@ -175,6 +175,9 @@ class Httpd:
         self.loglevel = loglevel
         self.access_log = access_log
         self.proc = None
+        # extra subprocess.Popen arguments, e.g. start_new_session=True so
+        # that the node (parent and children) can be killed as one group
+        self.popen_extra = {}
         self.keys_file = str(keys_file or os.path.join(self.root, "ark-keys"))
         for d in ("logs", "run"):
             os.makedirs(os.path.join(self.root, d), exist_ok=True)
@@ -229,7 +232,7 @@ class Httpd:
         self.proc = subprocess.Popen(
             [HTTPD, "-d", self.root, "-f", self.conf_path, "-DFOREGROUND"],
             env=self.env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-            text=True)
+            text=True, **self.popen_extra)
         deadline = time.time() + timeout
         while time.time() < deadline:
             if self.proc.poll() is not None:
