@@ -269,6 +269,12 @@ static const char *cmd_route(cmd_parms *cmd, void *dcv, int argc,
     ark_dir_conf_t *dc = dcv;
     ark_route_policy_t pol, *dst;
     const char *err;
+    /* Outside any section of a virtual host, the directive fills that
+     * host's default per-directory configuration, which httpd merges into
+     * every request of the host: the server-wide policy is global (the
+     * models live in the main server), so a virtual host's copy of it
+     * would be dropped. */
+    int per_dir = cmd->path || cmd->server->is_virtual;
 
     if (argc < 2) {
         return "ArkRoute takes <alias|*> [strategy=NAME] [hedge=off|p95|DUR]"
@@ -280,9 +286,9 @@ static const char *cmd_route(cmd_parms *cmd, void *dcv, int argc,
         return err;
     }
     if (!strcmp(argv[0], "*")) {
-        dst = cmd->path ? &dc->policy : &sc->policy;
+        dst = per_dir ? &dc->policy : &sc->policy;
     }
-    else if (cmd->path) {
+    else if (per_dir) {
         if (!dc->alias_policies) {
             dc->alias_policies = apr_hash_make(cmd->pool);
         }
