@@ -452,6 +452,22 @@ static long long usage_field(int port, const char *key, const char *field)
     return v;
 }
 
+/* 1 when a replica of the server on port confirms writes (WAIT 1). */
+static int replica_online(int port)
+{
+    redisContext *c = redisConnect("127.0.0.1", port);
+    redisReply *r = c && !c->err ? redisCommand(c, "WAIT 1 100") : NULL;
+    int ok = r && r->type == REDIS_REPLY_INTEGER && r->integer >= 1;
+
+    if (r) {
+        freeReplyObject(r);
+    }
+    if (c) {
+        redisFree(c);
+    }
+    return ok;
+}
+
 /* Settlements no replica confirms are applied by the master AND kept for
  * replay; once a replica confirms, the replays run under their
  * done-keys: each counted exactly once. */
@@ -496,12 +512,10 @@ static void test_wait_replicas_replay(void **state)
     /* a replica joins: WAIT 1 succeeds, the replays are no-ops */
     rport = free_port();
     f->servers[1] = redis_start(f->dir, rport, port);
-    for (i = 0; i < 200; i++) {
-        if (usage_field(rport, key, "spend_nano") == 3000) {
-            break;
-        }
-        usleep(25000);
+    for (i = 0; i < 600 && !replica_online(port); i++) {
+        usleep(50000);                 /* up to 30 s on a busy machine */
     }
+    assert_int_equal(usage_field(rport, key, "spend_nano"), 3000);
     memset(&t, 0, sizeof(t));
     used(&u, 1, 2, 500, NULL);
     ark_govern_settle(g, &t, &s, &u, f->p);
