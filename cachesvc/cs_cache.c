@@ -955,6 +955,10 @@ int cs_engine_start(const cs_config_t *cfg, cs_cache_t **pcache, char *err,
 {
     cs_cache_t *c = cs_calloc(1, sizeof(*c));
     const char *redis_host = NULL, *redis_unix = NULL, *pass_file = NULL;
+    const char *sentinels = NULL, *sentinel_master = NULL;
+    const char *sentinel_pass_file = NULL;
+    char *sentinel_pass = NULL;
+    long wait_replicas = 0;
     const char *key_file = NULL, *node = NULL, *prefix = NULL;
     long dim, port, db, cto, mto, l;
     int emb = 0, rc_thread;
@@ -1051,10 +1055,31 @@ int cs_engine_start(const cs_config_t *cfg, cs_cache_t **pcache, char *err,
     GET(cs_config_get_long(cfg, "redis_command_timeout_ms", 100, 1, 10000,
                            &mto, err, errlen));
     GET(cs_config_get_str(cfg, "redis_prefix", NULL, &prefix, err, errlen));
+    GET(cs_config_get_str(cfg, "redis_sentinels", NULL, &sentinels, err,
+                          errlen));
+    GET(cs_config_get_str(cfg, "redis_sentinel_master", NULL,
+                          &sentinel_master, err, errlen));
+    GET(cs_config_get_str(cfg, "redis_sentinel_password_file", NULL,
+                          &sentinel_pass_file, err, errlen));
+    GET(cs_config_get_long(cfg, "redis_wait_replicas", 0, 0, 16,
+                           &wait_replicas, err, errlen));
+    if (sentinels && (redis_host || redis_unix)) {
+        cs_config_error(cfg, "redis_sentinels", err, errlen, "give either "
+                        "redis_host/redis_unixsocket or redis_sentinels, "
+                        "not both");
+        goto fail;
+    }
+    if (!sentinels != !sentinel_master) {
+        cs_config_error(cfg, sentinels ? "redis_sentinels"
+                                       : "redis_sentinel_master",
+                        err, errlen, "redis_sentinels and "
+                        "redis_sentinel_master go together");
+        goto fail;
+    }
     GET(cs_config_get_str(cfg, "node_name", NULL, &node, err, errlen));
     GET(cs_config_get_str(cfg, "encryption_key_file", NULL, &key_file, err,
                           errlen));
-    if (redis_host || redis_unix) {
+    if (redis_host || redis_unix || sentinels) {
         cs_redis_conf_t rc;
         char pos[CS_REDIS_POS_LEN], rerr[256];
         cs_redis_follow_cbs_t cbs;
@@ -1070,6 +1095,11 @@ int cs_engine_start(const cs_config_t *cfg, cs_cache_t **pcache, char *err,
                != CS_OK) {
             goto fail;
         }
+        if (sentinel_pass_file
+            && read_secret_file(sentinel_pass_file, &sentinel_pass, err,
+                                errlen) != CS_OK) {
+            goto fail;
+        }
         rc.host = redis_host;
         rc.port = (int)port;
         rc.unix_path = redis_unix;
@@ -1080,6 +1110,10 @@ int cs_engine_start(const cs_config_t *cfg, cs_cache_t **pcache, char *err,
         rc.prefix = prefix;
         rc.aes_key = key_file ? c->aes_key : NULL;
         rc.node_name = node;
+        rc.sentinels = sentinels;
+        rc.sentinel_master = sentinel_master;
+        rc.sentinel_password = sentinel_pass;
+        rc.wait_replicas = (int)wait_replicas;
         if (cs_redis_create(&c->redis, &rc, err, errlen) != CS_OK) {
             goto fail;
         }
@@ -1108,7 +1142,7 @@ int cs_engine_start(const cs_config_t *cfg, cs_cache_t **pcache, char *err,
     else if (key_file) {
         cs_config_error(cfg, "encryption_key_file", err, errlen,
                         "payloads are only encrypted in Redis: set "
-                        "redis_host or redis_unixsocket");
+                        "redis_host, redis_unixsocket or redis_sentinels");
         goto fail;
     }
     rc_thread = pthread_create(&c->maint, NULL, maint_main, c);
@@ -1119,6 +1153,7 @@ int cs_engine_start(const cs_config_t *cfg, cs_cache_t **pcache, char *err,
     c->maint_running = 1;
 #undef GET
     cs_free(redis_pass);
+    cs_free(sentinel_pass);
     cs_log(CS_LOG_NOTICE, CS_LOGNO(00228) "cache engine ready: embedder %s, "
            "threshold %.2f, default TTL %lds, L1 %zu bytes, Redis %s",
            c->embedder_version, c->threshold, c->default_ttl, c->l1_max,
@@ -1128,6 +1163,7 @@ int cs_engine_start(const cs_config_t *cfg, cs_cache_t **pcache, char *err,
 
 fail:
     cs_free(redis_pass);
+    cs_free(sentinel_pass);
     if (c->redis) {
         cs_redis_free(c->redis);
     }

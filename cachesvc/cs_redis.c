@@ -36,6 +36,7 @@
 #include "cs_crypto.h"
 #include "cs_log.h"
 #include "cs_redis.h"
+#include "cs_sentinel.h"
 
 /* Extra read time the follower allows beyond XREAD's BLOCK before it
  * calls the connection dead. */
@@ -57,6 +58,7 @@ struct cs_conn {
     cs_redis_t *r;
     redisContext *c;  /* NULL until connected, or after a failure */
     uint64_t epoch;   /* r->epoch when c was connected */
+    uint64_t sgen;    /* Sentinel mode: the master's generation */
     cs_conn_t *prev, *next;
 };
 
@@ -85,6 +87,8 @@ struct cs_redis {
     unsigned char key[CS_CRYPTO_KEY_LEN];
     int has_key;
     uint64_t node_tag;
+    cs_sentinel_t *sen;         /* NULL: fixed address */
+    int wait_replicas;          /* WAIT after each store (0: none) */
 
     /* callers' connections and the shared up/down state (r->lock) */
     pthread_key_t tls;
@@ -105,6 +109,8 @@ struct cs_redis {
     _Atomic uint64_t reconnects, connect_attempts, errors, fast_failures,
         decrypt_failures, local_ids;
     _Atomic uint64_t local_last; /* last local counter issued */
+    _Atomic uint64_t wait_short; /* stores fewer replicas confirmed */
+    int64_t wait_logged_us;
 
     /* follower (r->flock) */
     pthread_mutex_t flock;
@@ -112,6 +118,7 @@ struct cs_redis {
     pthread_t fthread;
     int frunning, fstop;
     redisContext *fctx;
+    uint64_t fsgen;             /* Sentinel generation of fctx */
     char fpos[CS_REDIS_POS_LEN];
     char frunid[CS_REDIS_RUNID_LEN];
     cs_redis_follow_cbs_t fcbs;
@@ -170,13 +177,18 @@ static int jitter_locked(cs_redis_t *r, int ms)
     return ms / 2 + (int)(x % (uint64_t)(ms / 2 + 1));
 }
 
-static int next_backoff(int ms)
+/* The next back-off step. With Sentinels it stops at
+ * CS_REDIS_SENTINEL_BACKOFF_MAX_MS: a failover is worth noticing within
+ * a second, and asking Sentinels costs little. */
+static int next_backoff(const cs_redis_t *r, int ms)
 {
+    int max = r->sen ? CS_REDIS_SENTINEL_BACKOFF_MAX_MS
+                     : CS_REDIS_BACKOFF_MAX_MS;
+
     if (ms <= 0) {
         return CS_REDIS_BACKOFF_MIN_MS;
     }
-    return ms >= CS_REDIS_BACKOFF_MAX_MS / 2 ? CS_REDIS_BACKOFF_MAX_MS
-                                            : ms * 2;
+    return ms >= max / 2 ? max : ms * 2;
 }
 
 static int parse_u64(const char *s, size_t n, uint64_t *out)
@@ -384,7 +396,10 @@ static void replies_free(redisReply **rep, int n)
 
 static void endpoint(const cs_redis_t *r, char *buf, size_t n)
 {
-    if (r->unix_path) {
+    if (r->sen) {
+        cs_sentinel_endpoint(r->sen, buf, n);
+    }
+    else if (r->unix_path) {
         snprintf(buf, n, "%s", r->unix_path);
     }
     else {
@@ -443,7 +458,7 @@ static int state_failed(cs_redis_t *r, cs_op_t *op, int conn_level,
             went_down = 1;
         }
         else if (op && op->probe) {
-            r->backoff_ms = next_backoff(r->backoff_ms);
+            r->backoff_ms = next_backoff(r, r->backoff_ms);
             r->retry_at_us = now + 1000 * jitter_locked(r, r->backoff_ms);
         }
     }
@@ -471,15 +486,17 @@ static int state_failed(cs_redis_t *r, cs_op_t *op, int conn_level,
  * connection). Writes "Redis <what> failed: <detail>" to err, counts the
  * error, records last_error, drops op's connection when c is it and it is
  * no longer usable, logs a transition. Always returns CS_ERR. */
+static int fail_tail(cs_redis_t *r, cs_op_t *op, const redisContext *c,
+                     int conn_level, int drop, const char *detail,
+                     const char *what, char *err, size_t errlen);
+
 static int cs_redis_fail(cs_redis_t *r, cs_op_t *op, const redisContext *c,
                          const redisReply *reply, const char *what,
                          char *err, size_t errlen)
 {
-    char detail[CS_REDIS_ERR_LEN], ep[128], msg[CS_REDIS_ERR_LEN];
-    int conn_level, drop, delay_ms, n, moved;
-    int64_t now, down_ms = 0;
+    char detail[CS_REDIS_ERR_LEN];
+    int conn_level, drop, n;
 
-    endpoint(r, ep, sizeof(ep));
     if (!c) {
         snprintf(detail, sizeof(detail), "out of memory in hiredis");
         conn_level = drop = 1;
@@ -519,6 +536,25 @@ static int cs_redis_fail(cs_redis_t *r, cs_op_t *op, const redisContext *c,
     }
     if (op && op->connecting) {
         conn_level = drop = 1; /* e.g. a bad password or db index */
+    }
+    return fail_tail(r, op, c, conn_level, drop, detail, what, err, errlen);
+}
+
+/* The translator's second half, also used directly for failures that
+ * come with no hiredis context (no master known in Sentinel mode). */
+static int fail_tail(cs_redis_t *r, cs_op_t *op, const redisContext *c,
+                     int conn_level, int drop, const char *detail,
+                     const char *what, char *err, size_t errlen)
+{
+    char ep[CS_REDIS_ERR_LEN], msg[CS_REDIS_ERR_LEN];
+    int delay_ms, n, moved;
+    int64_t now, down_ms = 0;
+
+    endpoint(r, ep, sizeof(ep));
+    if (r->sen && conn_level) {
+        /* this master may be gone or demoted: ask the Sentinels again */
+        cs_sentinel_failed(r->sen, op ? (op->conn ? op->conn->sgen : 0)
+                                      : r->fsgen, detail);
     }
     snprintf(msg, sizeof(msg), "Redis %.16s failed: %.160s (%.60s)", what,
              detail, ep);
@@ -609,15 +645,25 @@ static void op_ok(cs_redis_t *r, cs_op_t *op)
  * returns the context (or NULL) and *bad (an error reply, or NULL) for
  * the translator; the caller frees both. */
 static redisContext *conn_open(cs_redis_t *r, int io_timeout_ms,
-                               redisReply **bad)
+                               redisReply **bad, uint64_t *sgen, char *why,
+                               size_t whylen)
 {
     struct timeval ct = ms_tv(r->connect_ms);
+    char host[256];
     redisReply *reply;
     redisContext *c;
+    int port = r->port;
 
     *bad = NULL;
-    c = r->unix_path ? redisConnectUnixWithTimeout(r->unix_path, ct)
-                     : redisConnectWithTimeout(r->host, r->port, ct);
+    *sgen = 0;
+    why[0] = '\0';
+    if (r->sen && cs_sentinel_master(r->sen, host, sizeof(host), &port,
+                                     sgen, why, whylen) != CS_OK) {
+        return NULL;                   /* why says it */
+    }
+    c = r->sen ? redisConnectWithTimeout(host, port, ct)
+        : r->unix_path ? redisConnectUnixWithTimeout(r->unix_path, ct)
+                       : redisConnectWithTimeout(r->host, r->port, ct);
     if (!c || c->err) {
         return c;
     }
@@ -646,18 +692,25 @@ static redisContext *conn_open(cs_redis_t *r, int io_timeout_ms,
         }
         freeReplyObject(reply);
     }
+    if (r->sen && cs_sentinel_check(r->sen, c, *sgen, why, whylen)
+                      != CS_OK && !c->err) {
+        redisFree(c);                  /* a replica: forgotten already */
+        return NULL;
+    }
     return c;
 }
 
 static int conn_connect(cs_redis_t *r, cs_op_t *op, char *err,
                         size_t errlen)
 {
+    char why[CS_REDIS_ERR_LEN];
     redisReply *bad;
     redisContext *c;
     int rv;
 
     atomic_fetch_add(&r->connect_attempts, 1);
-    c = conn_open(r, r->command_ms, &bad);
+    c = conn_open(r, r->command_ms, &bad, &op->conn->sgen, why,
+                  sizeof(why));
     op->conn->c = c;
     op->conn->epoch = atomic_load(&r->epoch);
     if (c && !c->err && !bad) {
@@ -665,7 +718,9 @@ static int conn_connect(cs_redis_t *r, cs_op_t *op, char *err,
         return CS_OK;
     }
     op->connecting = 1;
-    rv = cs_redis_fail(r, op, c, bad, "connect", err, errlen);
+    rv = !c && why[0] ? fail_tail(r, op, NULL, 1, 1, why, "connect", err,
+                                  errlen)
+                      : cs_redis_fail(r, op, c, bad, "connect", err, errlen);
     op->connecting = 0;
     if (bad) {
         freeReplyObject(bad);
@@ -751,7 +806,9 @@ static int op_begin(cs_redis_t *r, cs_op_t *op, const char *what,
         pthread_mutex_unlock(&r->lock);
     }
     op->conn = conn_get(r);
-    if (op->conn->c && op->conn->epoch != atomic_load(&r->epoch)) {
+    if (op->conn->c && (op->conn->epoch != atomic_load(&r->epoch)
+                        || (r->sen && op->conn->sgen
+                                          != cs_sentinel_generation(r->sen)))) {
         /* connected before the last outage: surely dead */
         redisFree(op->conn->c);
         op->conn->c = NULL;
@@ -918,6 +975,21 @@ int cs_redis_create(cs_redis_t **pr, const cs_redis_conf_t *conf, char *err,
         set_err(err, errlen, "Redis host is empty");
         return CS_ERR;
     }
+    if (!conf->sentinels != !conf->sentinel_master) {
+        set_err(err, errlen, "Redis Sentinel needs both the Sentinel "
+                "addresses and the master name");
+        return CS_ERR;
+    }
+    if (conf->sentinels && (conf->unix_path || conf->host)) {
+        set_err(err, errlen, "Redis: give either a host or socket, or "
+                "Sentinels, not both");
+        return CS_ERR;
+    }
+    if (conf->wait_replicas < 0 || conf->wait_replicas > 16) {
+        set_err(err, errlen, "Redis wait replicas must be 0-16 (got %d)",
+                conf->wait_replicas);
+        return CS_ERR;
+    }
     if (conf->node_name) {
         snprintf(node, sizeof(node), "%s", conf->node_name);
     }
@@ -932,6 +1004,20 @@ int cs_redis_create(cs_redis_t **pr, const cs_redis_conf_t *conf, char *err,
     }
 
     r = cs_calloc(1, sizeof(*r));
+    if (conf->sentinels
+        && cs_sentinel_create(&r->sen, conf->sentinel_master,
+                              conf->sentinels, conf->sentinel_password,
+                              conf->connect_timeout_ms
+                                  ? conf->connect_timeout_ms
+                                  : CS_REDIS_DEFAULT_CONNECT_TIMEOUT_MS,
+                              conf->command_timeout_ms
+                                  ? conf->command_timeout_ms
+                                  : CS_REDIS_DEFAULT_COMMAND_TIMEOUT_MS,
+                              err, errlen) != CS_OK) {
+        cs_free(r);
+        return CS_ERR;
+    }
+    r->wait_replicas = conf->wait_replicas;
     r->host = dup_opt(conf->host ? conf->host : "127.0.0.1");
     r->unix_path = dup_opt(conf->unix_path);
     r->password = dup_opt(conf->password);
@@ -969,6 +1055,7 @@ int cs_redis_create(cs_redis_t **pr, const cs_redis_conf_t *conf, char *err,
         cs_free(r->password);
         cs_free(r->prefix);
         cs_free(r->node_name);
+        cs_sentinel_free(r->sen);
         cs_free(r);
         return CS_ERR;
     }
@@ -1007,6 +1094,7 @@ void cs_redis_free(cs_redis_t *r)
     cs_free(r->password);
     cs_free(r->prefix);
     cs_free(r->node_name);
+    cs_sentinel_free(r->sen);
     cs_free(r);
 }
 
@@ -1175,23 +1263,61 @@ static void add_xadd(cmd_t *c, const cs_redis_t *r, const char *op,
 }
 
 /* Runs a MULTI/EXEC pipeline: cmds[0] must be MULTI and cmds[n-1] EXEC. */
+/* Counts (and logs, at most once a minute) a store fewer replicas than
+ * redis_wait_replicas confirmed: applied on the master, but a failover
+ * before the replicas catch up would lose it from Redis (not from this
+ * replica's L1). */
+static void wait_check(cs_redis_t *r, const redisReply *w, uint64_t id)
+{
+    int64_t now;
+    int log = 0;
+
+    if (w && w->type == REDIS_REPLY_INTEGER
+        && w->integer >= r->wait_replicas) {
+        return;
+    }
+    atomic_fetch_add(&r->wait_short, 1);
+    now = cs_now_us();
+    pthread_mutex_lock(&r->lock);
+    if (r->wait_logged_us == 0
+        || now - r->wait_logged_us >= CS_REDIS_LOG_INTERVAL_US) {
+        r->wait_logged_us = now;
+        log = 1;
+    }
+    pthread_mutex_unlock(&r->lock);
+    if (log) {
+        cs_log(CS_LOG_WARNING, CS_LOGNO(00809) "entry %" PRIu64 " stored "
+               "but confirmed by %lld of %d replicas within %d ms (%" PRIu64
+               " such stores so far): a failover now could lose it from "
+               "Redis", id,
+               w && w->type == REDIS_REPLY_INTEGER ? w->integer : -1LL,
+               r->wait_replicas, r->command_ms / 2,
+               atomic_load(&r->wait_short));
+    }
+}
+
 static int run_multi(cs_redis_t *r, cs_op_t *op, cmd_t *cmds, int n,
                      redisReply **rep, const char *what, char *err,
                      size_t errlen)
 {
     const redisReply *bad;
+    int nm = n;
 
     if (run(r, op, cmds, n, rep, what, err, errlen) != CS_OK) {
         return CS_ERR;
     }
-    bad = multi_bad(rep, n);
+    if (n > 0 && cmds[n - 1].argc > 0 && cmds[n - 1].len[0] == 4
+        && !memcmp(cmds[n - 1].argv[0], "WAIT", 4)) {
+        nm = n - 1;                    /* a trailing WAIT is not in MULTI */
+    }
+    bad = multi_bad(rep, nm);
     if (bad) {
         return cs_redis_fail(r, op, op->conn->c, bad, what, err, errlen);
     }
     return CS_OK;
 }
 
-#define PUT_MAX_CMDS 12
+#define PUT_MAX_CMDS 12 /* 11 + WAIT */
 
 int cs_redis_put(cs_redis_t *r, const cs_entry_rec_t *e, char *err,
                  size_t errlen)
@@ -1333,12 +1459,22 @@ int cs_redis_put(cs_redis_t *r, const cs_entry_rec_t *e, char *err,
     add_xadd(c, r, "put", &e->id, ns, e->ns_len);
     c = &cmds[n++];
     cmd_adds(c, "EXEC");
+    if (r->wait_replicas > 0) {
+        /* in the same round trip: wait until the replicas have it */
+        c = &cmds[n++];
+        cmd_adds(c, "WAIT");
+        cmd_addf(c, "%d", r->wait_replicas);
+        cmd_addf(c, "%d", r->command_ms / 2 > 0 ? r->command_ms / 2 : 1);
+    }
 
     if (op_begin(r, &op, "put", err, errlen) != CS_OK
         || run_multi(r, &op, cmds, n, rep, "put", err, errlen) != CS_OK) {
         goto done;
     }
     op_ok(r, &op);
+    if (r->wait_replicas > 0) {
+        wait_check(r, rep[n - 1], e->id);
+    }
     rv = CS_OK;
 done:
     replies_free(rep, n);
@@ -2205,8 +2341,9 @@ static void follow_event(cs_redis_t *r, const redisReply *ent)
 static void *follow_main(void *arg)
 {
     cs_redis_t *r = arg;
-    char pos[CS_REDIS_POS_LEN], msg[CS_REDIS_ERR_LEN];
+    char pos[CS_REDIS_POS_LEN], msg[CS_REDIS_ERR_LEN], why[CS_REDIS_ERR_LEN];
     redisReply *bad, *x;
+    uint64_t sgen;
     int backoff = 0, delay, was_lost = 0;
     redisContext *c;
     cmd_t cmd;
@@ -2220,6 +2357,10 @@ static void *follow_main(void *arg)
         if (follow_stopping(r)) {
             break;
         }
+        if (c && r->sen && r->fsgen != cs_sentinel_generation(r->sen)) {
+            follow_drop(r);            /* made to a forgotten master */
+            c = NULL;
+        }
         if (!c) {
             if (backoff) {
                 pthread_mutex_lock(&r->lock);
@@ -2232,11 +2373,18 @@ static void *follow_main(void *arg)
             c = conn_open(r,
                           CS_REDIS_FOLLOW_BLOCK_MS + CS_REDIS_FOLLOW_SLACK_MS
                               + r->command_ms,
-                          &bad);
+                          &bad, &sgen, why, sizeof(why));
+            r->fsgen = sgen;
             if (!c || c->err || bad) {
                 if (!follow_stopping(r)) {
-                    cs_redis_fail(r, NULL, c, bad, "follow connect", NULL,
-                                  0);
+                    if (!c && why[0]) {
+                        fail_tail(r, NULL, NULL, 1, 1, why, "follow connect",
+                                  NULL, 0);
+                    }
+                    else {
+                        cs_redis_fail(r, NULL, c, bad, "follow connect",
+                                      NULL, 0);
+                    }
                 }
                 if (bad) {
                     freeReplyObject(bad);
@@ -2244,7 +2392,7 @@ static void *follow_main(void *arg)
                 if (c) {
                     redisFree(c);
                 }
-                backoff = next_backoff(backoff);
+                backoff = next_backoff(r, backoff);
                 continue;
             }
             pthread_mutex_lock(&r->flock);
@@ -2258,7 +2406,7 @@ static void *follow_main(void *arg)
             atomic_fetch_add(&r->freconnects, 1);
             if (follow_check(r, c) != CS_OK) {
                 follow_drop(r);
-                backoff = next_backoff(backoff);
+                backoff = next_backoff(r, backoff);
                 continue;
             }
             atomic_store(&r->fconnected, 1);
@@ -2305,7 +2453,7 @@ static void *follow_main(void *arg)
                 freeReplyObject(x);
             }
             follow_drop(r);
-            backoff = next_backoff(backoff);
+            backoff = next_backoff(r, backoff);
             continue;
         }
         backoff = 0;
@@ -2444,4 +2592,9 @@ void cs_redis_stats(cs_redis_t *r, cs_buf_t *info)
                   k.connect_attempts, k.fast_failures, k.local_ids,
                   k.follow_running, k.follow_connected, k.follow_events,
                   k.follow_resyncs, k.follow_reconnects, pos);
+    cs_buf_printf(info, "wait_replicas:%d\r\nwait_short:%" PRIu64 "\r\n",
+                  r->wait_replicas, (uint64_t)atomic_load(&r->wait_short));
+    if (r->sen) {
+        cs_sentinel_stats(r->sen, info);
+    }
 }

@@ -88,6 +88,8 @@
 /* Back-off between connection attempts while Redis is down. */
 #define CS_REDIS_BACKOFF_MIN_MS 100
 #define CS_REDIS_BACKOFF_MAX_MS 5000
+/* With Sentinels: a failover should be noticed within about a second. */
+#define CS_REDIS_SENTINEL_BACKOFF_MAX_MS 1000
 /* A buffer this large holds any stream position ("<ms>-<seq>"). */
 #define CS_REDIS_POS_LEN 48
 /* Length kept of the last error message. */
@@ -146,6 +148,13 @@ typedef struct cs_redis_conf {
     const unsigned char *aes_key; /* 32 bytes (copied), or NULL: payloads
                                      are stored in clear */
     const char *node_name;  /* unique per replica; NULL: "<host>:<pid>" */
+    const char *sentinels;  /* "host:port,host:port": Redis Sentinels to
+                               ask for the master (cs_sentinel.h); then
+                               host and unix_path must be NULL */
+    const char *sentinel_master;   /* the master's name at the Sentinels */
+    const char *sentinel_password; /* AUTH towards the Sentinels, or NULL */
+    int wait_replicas;      /* WAIT for this many replicas after each
+                               store (0: none); see docs/redis-tier.md */
 } cs_redis_conf_t;
 
 /* Makes a Redis tier from conf (all strings and the key are copied). No

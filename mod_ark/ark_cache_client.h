@@ -10,6 +10,15 @@
  * Several server addresses may be given; a connection goes to the first
  * that answers.
  *
+ * Sentinel mode (sentinel_master set; the governance Redis): the servers
+ * are Redis Sentinels. A connection goes to the master they name
+ * (common/sentinel.h), checked with ROLE; a connection error, a READONLY
+ * reply or a ROLE mismatch forgets the master and drops every connection
+ * made to it, and the Sentinels are asked again (with a back-off of
+ * 50 ms doubling to 1 s). One connection attempt (Sentinel round, master
+ * connect, AUTH, ROLE) stays within connect_timeout + call_timeout for
+ * the Sentinel round plus connect_timeout and two call_timeouts.
+ *
  * Thread-safe. Counters are per process.
  */
 #ifndef ARK_CACHE_CLIENT_H
@@ -31,6 +40,16 @@ typedef struct ark_cache_client_conf_t {
     unsigned int breaker_failures;      /* consecutive failures to open */
     apr_interval_time_t breaker_cooldown;
     int max_idle;                       /* idle connections kept */
+    const char *sentinel_master;        /* servers are Sentinels naming
+                                         * this master; NULL: plain */
+    const char *sentinel_password;      /* AUTH towards the Sentinels */
+    int wait_replicas;                  /* ark_cache_client_command_wait:
+                                         * WAIT for this many replicas */
+    /* Told (from any thread, no lock held) when the Sentinels name a new
+     * master (warn 0) or the master is lost (warn 1); msg holds no
+     * secret. NULL: not told. */
+    void (*on_event)(void *baton, int warn, const char *msg);
+    void *baton;
 } ark_cache_client_conf_t;
 
 typedef struct ark_cache_counters_t {
@@ -95,6 +114,25 @@ struct redisReply *ark_cache_client_command(ark_cache_client_t *c, int argc,
                                             int *skipped,
                                             const char **detail,
                                             apr_pool_t *p);
+
+/* ark_cache_client_command, and then, on the same connection and in the
+ * same round trip, WAIT wait_replicas timeout (half the call timeout, at
+ * least 1 ms) when conf.wait_replicas > 0. *acked receives the number of
+ * replicas that confirmed the writes (conf.wait_replicas or more: all
+ * good), or -1 when WAIT failed or was not sent. Use it for writes that
+ * must survive a failover. */
+struct redisReply *ark_cache_client_command_wait(ark_cache_client_t *c,
+                                                 int argc,
+                                                 const char **argv,
+                                                 const size_t *lens,
+                                                 int *skipped, int *acked,
+                                                 const char **detail,
+                                                 apr_pool_t *p);
+
+/* Sentinel mode: "host:port" of the master in use ("" when none is
+ * known), from p, and the number of master changes seen. */
+const char *ark_cache_client_master(ark_cache_client_t *c,
+                                    apr_uint64_t *changes, apr_pool_t *p);
 
 /* A snapshot of the counters. */
 void ark_cache_client_counters(ark_cache_client_t *c,

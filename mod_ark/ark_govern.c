@@ -200,6 +200,8 @@ typedef struct gov_shm_t {
     _Atomic int flushing;
     _Atomic apr_int64_t buffered_nano, buffered_tokens;
     _Atomic apr_uint64_t fallbacks, flushes, table_full;
+    _Atomic apr_uint64_t wait_short;   /* settlements fewer replicas
+                                        * confirmed than wait-replicas */
     _Atomic apr_uint64_t refused[ARK_GOV_UNAVAILABLE + 1];
     _Atomic apr_time_t last_log;
     gov_slot_t slots[];
@@ -493,11 +495,16 @@ static apr_array_header_t *build_checks(const ark_gov_subject_t *s,
 /* ------------------------------------------------------ Redis calls */
 
 /* EVALSHA, or EVAL when the script is not loaded yet. args are the
- * ARGV (no keys). Returns the reply or NULL (failure recorded). */
+ * ARGV (no keys). Returns the reply or NULL (failure recorded). With
+ * short non-NULL (a settlement) and wait-replicas set, the script is
+ * followed by WAIT: *short_ack is 1 when fewer replicas than asked
+ * confirmed it (it is then applied on the master but could be lost in a
+ * failover). */
 static redisReply *run_script(ark_govern_t *g, const char *sha,
                               const char *script, apr_array_header_t *args,
-                              int *maybe, apr_pool_t *p)
+                              int *maybe, int *short_ack, apr_pool_t *p)
 {
+    int acked = -1;
     int argc = args->nelts + 3, i, unsent = 0, pass;
     const char **argv = apr_palloc(p, sizeof(char *) * (apr_size_t)argc);
     size_t *lens = apr_palloc(p, sizeof(size_t) * (apr_size_t)argc);
@@ -515,8 +522,14 @@ static redisReply *run_script(ark_govern_t *g, const char *sha,
         lens[0] = strlen(argv[0]);
         argv[1] = pass ? script : sha;
         lens[1] = strlen(argv[1]);
-        r = ark_cache_client_command(g->redis, argc, argv, lens, &unsent,
-                                     &detail, p);
+        if (short_ack && g->conf.redis.wait_replicas > 0) {
+            r = ark_cache_client_command_wait(g->redis, argc, argv, lens,
+                                              &unsent, &acked, &detail, p);
+        }
+        else {
+            r = ark_cache_client_command(g->redis, argc, argv, lens,
+                                         &unsent, &detail, p);
+        }
         if (!r) {
             break;
         }
@@ -545,6 +558,13 @@ static redisReply *run_script(ark_govern_t *g, const char *sha,
         return NULL;
     }
     atomic_store(&g->shm->redis_up, 1);
+    if (short_ack) {
+        *short_ack = g->conf.redis.wait_replicas > 0
+                     && acked < g->conf.redis.wait_replicas;
+        if (*short_ack) {
+            atomic_fetch_add(&g->shm->wait_short, 1);
+        }
+    }
     return r;
 }
 
@@ -776,7 +796,7 @@ ark_gov_verdict_t ark_govern_admit(ark_govern_t *g,
             PUSH(args, i64(p, c->limit));
             PUSH(args, i64(p, c->cost));
         }
-        r = run_script(g, g->admit_sha, admit_lua, args, NULL, p);
+        r = run_script(g, g->admit_sha, admit_lua, args, NULL, NULL, p);
         if (r && (r->type != REDIS_REPLY_ARRAY || r->elements < 3)) {
             freeReplyObject(r);
             r = NULL;
@@ -957,7 +977,7 @@ static int pending_replay(ark_govern_t *g, gov_pending_t *rec,
 {
     apr_array_header_t *ops = apr_array_make(p, 64, sizeof(char *));
     redisReply *r;
-    int h;
+    int h, short_ack = 0;
 
     PUSH(ops, i64(p, ARK_GOVERN_PERIOD));
     PUSH(ops, apr_pstrcat(p, g->conf.prefix, rec->done, NULL));
@@ -970,11 +990,14 @@ static int pending_replay(ark_govern_t *g, gov_pending_t *rec,
                                           : ARK_PERIOD_DAY,
                   rec->v, p);
     }
-    r = run_script(g, g->settle_sha, settle_lua, ops, NULL, p);
+    r = run_script(g, g->settle_sha, settle_lua, ops, NULL, &short_ack, p);
     if (!r) {
         return 0;
     }
     freeReplyObject(r);
+    if (short_ack) {
+        return 0;                      /* not on enough replicas yet */
+    }
     for (h = 0; h < rec->nh; h++) {
         buffered_add(g, rec->hash[h], rec->v, -1);
     }
@@ -1170,7 +1193,7 @@ void ark_govern_settle(ark_govern_t *g, ark_gov_ticket_t *t,
     ark_period_t periods[4] = { ARK_PERIOD_DAY, ARK_PERIOD_MONTH,
                                 ARK_PERIOD_DAY, ARK_PERIOD_MONTH };
     apr_array_header_t *ops;
-    int i, n = 0, limits, maybe = 0;
+    int i, n = 0, limits, maybe = 0, short_ack = 0;
     const char *done = NULL;
     redisReply *r = NULL;
 
@@ -1222,11 +1245,24 @@ void ark_govern_settle(ark_govern_t *g, ark_gov_ticket_t *t,
             usage_ops(ops, g->conf.prefix, ids[i], periods[i], v, p);
         }
         if (ops->nelts > 3) {
-            r = run_script(g, g->settle_sha, settle_lua, ops, &maybe, p);
+            r = run_script(g, g->settle_sha, settle_lua, ops, &maybe,
+                           &short_ack, p);
         }
         else {
             return;
         }
+    }
+    if (r && short_ack) {
+        /* applied by the master, but fewer replicas than wait-replicas
+         * confirmed it: a failover now could lose it. Keep it for replay
+         * under its done-key (a no-op where it survived). Never merged
+         * into the buffered usage: it is known to be applied, a new
+         * done-key would count it twice. */
+        freeReplyObject(r);
+        if (!pending_push(g, done, n, ids, v)) {
+            atomic_fetch_add(&g->shm->uncertain, 1);
+        }
+        return;
     }
     if (r) {
         freeReplyObject(r);
@@ -1331,6 +1367,7 @@ void ark_govern_stats(ark_govern_t *g, ark_gov_stats_t *out)
     out->table_full = atomic_load(&g->shm->table_full);
     out->pending = atomic_load(&g->shm->npending);
     out->uncertain = atomic_load(&g->shm->uncertain);
+    out->wait_short = atomic_load(&g->shm->wait_short);
     for (i = 0; i <= ARK_GOV_UNAVAILABLE; i++) {
         out->refused[i] = atomic_load(&g->shm->refused[i]);
     }

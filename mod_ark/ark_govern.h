@@ -158,6 +158,9 @@ typedef struct ark_gov_stats_t {
     apr_uint64_t uncertain;           /* maybe-applied settlements merged
                                        * for want of room (could count
                                        * twice) */
+    apr_uint64_t wait_short;          /* settlements fewer replicas than
+                                       * wait-replicas confirmed (kept for
+                                       * replay) */
     apr_uint64_t refused[ARK_GOV_UNAVAILABLE + 1];
 } ark_gov_stats_t;
 

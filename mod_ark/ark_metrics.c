@@ -248,6 +248,10 @@ static void governance_metrics(request_rec *r)
         "merged for want of replay room (may count twice).\n"
         "# TYPE ark_governance_uncertain_total counter\n"
         "ark_governance_uncertain_total %" APR_UINT64_T_FMT "\n"
+        "# HELP ark_governance_wait_short_total Settlements confirmed by "
+        "fewer replicas than wait-replicas (kept for replay).\n"
+        "# TYPE ark_governance_wait_short_total counter\n"
+        "ark_governance_wait_short_total %" APR_UINT64_T_FMT "\n"
         "# HELP ark_governance_table_full_total Counters that found no "
         "free slot in the node-local table (raise ArkGovernSlots).\n"
         "# TYPE ark_governance_table_full_total counter\n"
@@ -257,7 +261,7 @@ static void governance_metrics(request_rec *r)
         "# TYPE ark_governance_refusals_total counter\n",
         st.redis_configured ? st.redis_up : -1, st.buffered_nano,
         st.buffered_tokens, st.fallbacks, st.flushes, st.pending,
-        st.uncertain, st.table_full);
+        st.uncertain, st.wait_short, st.table_full);
     for (v = ARK_GOV_REQUESTS; v <= ARK_GOV_UNAVAILABLE; v++) {
         ap_rprintf(r, "ark_governance_refusals_total{reason=\"%s\"} %"
                    APR_UINT64_T_FMT "\n",

@@ -26,6 +26,7 @@
 #include <ap_mpm.h>
 
 #include "mod_ark.h"
+#include "../common/sentinel.h"
 
 static ark_http_t *ark_http;   /* per child process, from child_init */
 static ark_cache_client_t *ark_cache;   /* likewise, if configured */
@@ -268,6 +269,12 @@ static const char *cmd_route(cmd_parms *cmd, void *dcv, int argc,
     ark_dir_conf_t *dc = dcv;
     ark_route_policy_t pol, *dst;
     const char *err;
+    /* Outside any section of a virtual host, the directive fills that
+     * host's default per-directory configuration, which httpd merges into
+     * every request of the host: the server-wide policy is global (the
+     * models live in the main server), so a virtual host's copy of it
+     * would be dropped. */
+    int per_dir = cmd->path || cmd->server->is_virtual;
 
     if (argc < 2) {
         return "ArkRoute takes <alias|*> [strategy=NAME] [hedge=off|p95|DUR]"
@@ -279,9 +286,9 @@ static const char *cmd_route(cmd_parms *cmd, void *dcv, int argc,
         return err;
     }
     if (!strcmp(argv[0], "*")) {
-        dst = cmd->path ? &dc->policy : &sc->policy;
+        dst = per_dir ? &dc->policy : &sc->policy;
     }
-    else if (cmd->path) {
+    else if (per_dir) {
         if (!dc->alias_policies) {
             dc->alias_policies = apr_hash_make(cmd->pool);
         }
@@ -876,18 +883,103 @@ static const char *cmd_cache_model(cmd_parms *cmd, void *dc, int argc,
 
 /* ------------------------------------------------------ governance */
 
+static const char *parse_count(apr_int64_t *out, const char *v,
+                               apr_int64_t min, apr_int64_t max,
+                               const char *what, apr_pool_t *p);
+
+/* Loads a password=/sentinel-password= source (env:VAR or file:/path). */
+static const char *load_secret_opt(const char **out, const char *src,
+                                   const char *what, apr_pool_t *p)
+{
+    ark_provider_t tmp;
+    const char *why;
+
+    memset(&tmp, 0, sizeof(tmp));
+    tmp.secret_source = src;
+    if ((strncmp(src, "env:", 4) && strncmp(src, "file:/", 6))
+        || ark_provider_load_secret(&tmp, &why, p) != APR_SUCCESS) {
+        return apr_psprintf(p, "ArkGovernRedis: %s= must be env:VAR or "
+                            "file:/path naming a readable, non-empty secret",
+                            what);
+    }
+    *out = tmp.secret;
+    return NULL;
+}
+
+/* ArkGovernRedis: the parse_resp_servers syntax, plus sentinel=NAME
+ * (the addresses are then Redis Sentinels of master NAME),
+ * sentinel-password=SRC and wait-replicas=N. */
 static const char *cmd_govern_redis(cmd_parms *cmd, void *dc, int argc,
                                     char *const argv[])
 {
     ark_server_conf_t *sc = server_conf(cmd);
+    ark_cache_client_conf_t *rc = &sc->govern.redis;
+    char **rest = apr_pcalloc(cmd->pool, sizeof(char *) * (apr_size_t)(argc
+                                                                      + 1));
     const char *err;
+    int i, n = 0;
 
     (void)dc;
     if ((err = ap_check_cmd_context(cmd, GLOBAL_ONLY))) {
         return err;
     }
-    return parse_resp_servers(&sc->govern.redis, "ArkGovernRedis", argc,
-                              argv, cmd->pool);
+    for (i = 0; i < argc; i++) {
+        const char *a = argv[i];
+
+        if (!strncmp(a, "sentinel=", 9)) {
+            if (!a[9] || strlen(a + 9) >= SENTINEL_NAME_LEN
+                || strpbrk(a + 9, " \t")) {
+                return apr_psprintf(cmd->pool, "ArkGovernRedis: sentinel= "
+                                    "takes the master name the Sentinels "
+                                    "know (1 to %d characters)",
+                                    SENTINEL_NAME_LEN - 1);
+            }
+            rc->sentinel_master = a + 9;
+        }
+        else if (!strncmp(a, "sentinel-password=", 18)) {
+            if ((err = load_secret_opt(&rc->sentinel_password, a + 18,
+                                       "sentinel-password", cmd->pool))) {
+                return err;
+            }
+        }
+        else if (!strncmp(a, "wait-replicas=", 14)) {
+            apr_int64_t w;
+
+            if ((err = parse_count(&w, a + 14, 0, 16,
+                                   "ArkGovernRedis: wait-replicas",
+                                   cmd->pool))) {
+                return err;
+            }
+            rc->wait_replicas = (int)w;
+        }
+        else {
+            rest[n++] = argv[i];
+        }
+    }
+    if ((err = parse_resp_servers(rc, "ArkGovernRedis", n, rest,
+                                  cmd->pool))) {
+        return err;
+    }
+    if (rc->sentinel_master) {
+        for (i = 0; i < rc->servers->nelts; i++) {
+            const char *a = APR_ARRAY_IDX(rc->servers, i, const char *);
+            sentinel_addr_t sa;
+
+            if (sentinel_addr_parse(&sa, a, strlen(a)) != 0) {
+                return apr_psprintf(cmd->pool, "ArkGovernRedis: with "
+                                    "sentinel= every address is a Sentinel's "
+                                    "host:port ('%s' is not)", a);
+            }
+        }
+        if (rc->servers->nelts > SENTINEL_MAX) {
+            return apr_psprintf(cmd->pool, "ArkGovernRedis: at most %d "
+                                "Sentinels", SENTINEL_MAX);
+        }
+    }
+    else if (rc->sentinel_password) {
+        return "ArkGovernRedis: sentinel-password= needs sentinel=NAME";
+    }
+    return NULL;
 }
 
 /* A whole number in [min, max], or a message naming the directive. */
@@ -1090,8 +1182,10 @@ static const command_rec ark_cmds[] = {
         "failures=N error-ratio=R min-requests=N window=DUR cooldown=DUR "
         "probes=N: circuit breaker thresholds"),
     AP_INIT_TAKE_ARGV("ArkGovernRedis", cmd_govern_redis, NULL, RSRC_CONF,
-        "<host:port|unix:/path>... [password=env:VAR|file:/path]: the Redis "
-        "shared by all nodes for limits, budgets and spend"),
+        "[sentinel=MASTER] <host:port|unix:/path>... "
+        "[password=env:VAR|file:/path] [sentinel-password=...] "
+        "[wait-replicas=N]: the Redis shared by all nodes for limits, "
+        "budgets and spend (with sentinel=: its Sentinels)"),
     AP_INIT_TAKE1("ArkGovernTimeout", cmd_govern, NULL, RSRC_CONF,
         "connect and call timeout towards the governance Redis "
         "(default 250ms)"),
@@ -1325,6 +1419,21 @@ static void trace_export_start(ark_server_conf_t *sc, apr_pool_t *pchild,
     }
 }
 
+/* Sentinel news from the governance Redis client (any thread). */
+static void govern_redis_event(void *baton, int warn, const char *msg)
+{
+    server_rec *s = baton;
+
+    if (warn) {
+        ap_log_error(APLOG_MARK, APLOG_WARNING, 0, s, ARKLOGNO(00092)
+                     "governance Redis: %s", msg);
+    }
+    else {
+        ap_log_error(APLOG_MARK, APLOG_NOTICE, 0, s, ARKLOGNO(00093)
+                     "governance Redis: %s", msg);
+    }
+}
+
 static void ark_child_init(apr_pool_t *pchild, server_rec *s)
 {
     ark_server_conf_t *sc = ap_get_module_config(s->module_config,
@@ -1340,6 +1449,8 @@ static void ark_child_init(apr_pool_t *pchild, server_rec *s)
     }
 
     ark_gov = NULL;
+    sc->govern.redis.on_event = govern_redis_event;
+    sc->govern.redis.baton = s;
     if (ark_govern_create(&ark_gov, &sc->govern, ark_gov_shm, pchild)
         != APR_SUCCESS) {
         ark_gov = NULL;

@@ -8,7 +8,7 @@ PACKAGES="build-essential autoconf automake libtool pkg-config
 apache2 apache2-dev libapr1-dev libaprutil1-dev
 libcurl4-openssl-dev libjansson-dev libssl-dev libcmocka-dev
 libhiredis-dev libfaiss-dev libblas-dev liblapack-dev g++ zlib1g-dev clang redis-server redis-tools valgrind
-python3-pytest curl ca-certificates wrk"
+python3-pytest python3-yaml curl ca-certificates wrk"
 
 missing=""
 for p in $PACKAGES; do

@@ -5,9 +5,9 @@
 #   2. build again with AddressSanitizer + UndefinedBehaviorSanitizer in
 #      build-asan/ and run the unit tests there;
 #   3. run the pytest integration tests against the real httpd binary
-#      loading build/'s mod_ark.so; among them the soak (test_96,
+#      loading build/'s mod_ark.so; among them the soak (test_98,
 #      ARK_SOAK_SECONDS, default 140) and the memory-checker runs
-#      (test_97: ark-cached under valgrind, httpd -X loading
+#      (test_99: ark-cached under valgrind, httpd -X loading
 #      build-asan/'s mod_ark.so), required here, not skipped.
 # Installs missing Debian packages first. Exits non-zero on any failure.
 # Extra arguments go to pytest (e.g. -k stream).

@@ -177,6 +177,9 @@ class Httpd:
         self.proc = None
         self.module = MODULE          # another build's mod_ark.so may be set
         self.extra_args = []          # more httpd arguments (e.g. "-X")
+        # extra subprocess.Popen arguments, e.g. start_new_session=True so
+        # that the node (parent and children) can be killed as one group
+        self.popen_extra = {}
         self.keys_file = str(keys_file or os.path.join(self.root, "ark-keys"))
         for d in ("logs", "run"):
             os.makedirs(os.path.join(self.root, d), exist_ok=True)
@@ -231,7 +234,7 @@ class Httpd:
         self.proc = subprocess.Popen(
             [HTTPD, "-d", self.root, "-f", self.conf_path, "-DFOREGROUND"]
             + self.extra_args, env=self.env, stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT, text=True)
+            stderr=subprocess.STDOUT, text=True, **self.popen_extra)
         deadline = time.time() + timeout
         while time.time() < deadline:
             if self.proc.poll() is not None:

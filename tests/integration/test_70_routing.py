@@ -312,3 +312,31 @@ def test_70_13_weighted_strategy_spreads_by_weight(make_gateway, make_stub):
     na, nb = len(a.requests()), len(b.requests())
     assert na + nb == 80
     assert 45 <= na <= 75, (na, nb)      # 3:1 expected 60:20
+
+
+def test_70_14_route_policy_in_virtual_host(make_gateway, make_stub):
+    """ArkRoute inside a <VirtualHost> but outside any <Location> applies
+    to that host's requests (and only to them)."""
+    import http.client
+    a, b = make_stub("A"), make_stub("B")
+    vport = free_port()
+    vhost = ("Listen 127.0.0.1:%d\n<VirtualHost 127.0.0.1:%d>\n"
+             "    ArkRoute m attempts=1\n</VirtualHost>\n" % (vport, vport))
+    gw = two_channel_gateway(make_gateway, a, b, ark_extra=vhost,
+                             allow=[r"ARK00036: channel chan-a answered "
+                                    r"HTTP 500"])
+    a.faults({"kind": "status", "code": 500, "times": -1})
+    st, headers, body = gw.chat(gw.key, "m", "main host")
+    assert st == 200, body
+    assert headers["x-ark-attempts"] == "2"
+    c = http.client.HTTPConnection("127.0.0.1", vport, timeout=30)
+    c.request("POST", "/v1/chat/completions",
+              json.dumps({"model": "m", "messages": MSG}),
+              {"Authorization": "Bearer " + gw.key,
+               "Content-Type": "application/json"})
+    r = c.getresponse()
+    vbody = r.read()
+    assert r.status == 502, vbody
+    assert_openai_error(r.status, vbody, 502)
+    assert r.getheader("x-ark-attempts") == "1"
+    assert len(b.requests()) == 1      # only the main host's failover

@@ -2,22 +2,36 @@
  * the node-local table: without Redis, and with a Redis address that
  * refuses connections (the fallback path: limit / nodes, buffered spend,
  * budgets failing open or closed). The Redis path itself is tested
- * against a real redis-server by tests/integration/test_65_governance.py.
+ * against a real redis-server by tests/integration/test_65_governance.py;
+ * wait-replicas here, against a real redis-server without, then with, a
+ * replica (skipped when redis-server is not installed).
  */
 #include "ark_testutil.h"
 
+#include <signal.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
 
 #include <apr_strings.h>
+#include <hiredis/hiredis.h>
 
 #include "ark_govern.h"
+#include "ark_limit.h"
 
 typedef struct fixture {
     apr_pool_t *p;
     void *shm;
     ark_govern_conf_t conf;
     ark_govern_t *g;
+    pid_t servers[2];                  /* redis-servers to kill */
+    char dir[32];                      /* their directory (a replica
+                                        * writes the RDB it receives) */
 } fixture_t;
 
 static int setup(void **state)
@@ -38,7 +52,20 @@ static int teardown(void **state)
 {
     fixture_t *f = *state;
     void *p = f->p;
+    int i;
 
+    for (i = 0; i < 2; i++) {
+        if (f->servers[i] > 0) {
+            kill(f->servers[i], SIGKILL);
+            waitpid(f->servers[i], NULL, 0);
+        }
+    }
+    if (f->dir[0]) {
+        char cmd[64];
+
+        snprintf(cmd, sizeof(cmd), "rm -rf '%s'", f->dir);
+        assert_int_equal(system(cmd), 0);
+    }
     free(f->shm);
     ark_test_pool_teardown(&p);
     free(f);
@@ -343,6 +370,164 @@ static void test_table_full(void **state)
     assert_true(st.table_full >= 300 - 256);
 }
 
+/* ---- wait-replicas against a real redis-server ----------------------- */
+
+static int free_port(void)
+{
+    struct sockaddr_in sa;
+    socklen_t len = sizeof(sa);
+    int fd = socket(AF_INET, SOCK_STREAM, 0), port;
+
+    memset(&sa, 0, sizeof(sa));
+    sa.sin_family = AF_INET;
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    assert_int_equal(bind(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+    assert_int_equal(getsockname(fd, (struct sockaddr *)&sa, &len), 0);
+    port = ntohs(sa.sin_port);
+    close(fd);
+    return port;
+}
+
+/* A redis-server on port (a replica of master_port when not 0), up and
+ * answering PING when this returns. */
+static pid_t redis_start(const char *dir, int port, int master_port)
+{
+    char ps[16], ms[16];
+    pid_t pid;
+    int i;
+
+    snprintf(ps, sizeof(ps), "%d", port);
+    snprintf(ms, sizeof(ms), "%d", master_port);
+    pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        const char *argv[] = {"redis-server", "--port", ps, "--bind",
+                              "127.0.0.1", "--save", "", "--appendonly",
+                              "no", "--repl-diskless-sync-delay", "0",
+                              "--dir", dir,
+                              master_port ? "--replicaof" : NULL,
+                              "127.0.0.1", ms, NULL};
+
+        if (!freopen("/dev/null", "w", stdout)) {
+            _exit(127);
+        }
+        execvp("redis-server", (char *const *)argv);
+        _exit(127);
+    }
+    for (i = 0; i < 200; i++) {
+        redisContext *c = redisConnect("127.0.0.1", port);
+        redisReply *r = c && !c->err ? redisCommand(c, "PING") : NULL;
+        int ok = r && r->type == REDIS_REPLY_STATUS;
+
+        if (r) {
+            freeReplyObject(r);
+        }
+        if (c) {
+            redisFree(c);
+        }
+        if (ok) {
+            return pid;
+        }
+        usleep(25000);
+    }
+    fail_msg("redis-server did not start on port %d", port);
+    return -1;
+}
+
+static long long usage_field(int port, const char *key, const char *field)
+{
+    redisContext *c = redisConnect("127.0.0.1", port);
+    redisReply *r;
+    long long v = -1;
+
+    assert_non_null(c);
+    assert_int_equal(c->err, 0);
+    r = redisCommand(c, "HGET %s %s", key, field);
+    assert_non_null(r);
+    if (r->type == REDIS_REPLY_STRING) {
+        v = atoll(r->str);
+    }
+    freeReplyObject(r);
+    redisFree(c);
+    return v;
+}
+
+/* 1 when a replica of the server on port confirms writes (WAIT 1). */
+static int replica_online(int port)
+{
+    redisContext *c = redisConnect("127.0.0.1", port);
+    redisReply *r = c && !c->err ? redisCommand(c, "WAIT 1 100") : NULL;
+    int ok = r && r->type == REDIS_REPLY_INTEGER && r->integer >= 1;
+
+    if (r) {
+        freeReplyObject(r);
+    }
+    if (c) {
+        redisFree(c);
+    }
+    return ok;
+}
+
+/* Settlements no replica confirms are applied by the master AND kept for
+ * replay; once a replica confirms, the replays run under their
+ * done-keys: each counted exactly once. */
+static void test_wait_replicas_replay(void **state)
+{
+    fixture_t *f = *state;
+    ark_gov_subject_t s;
+    ark_gov_ticket_t t;
+    ark_gov_usage_t u;
+    ark_gov_stats_t st;
+    ark_govern_t *g;
+    const char *key;
+    int port, rport, i;
+
+    if (access("/usr/bin/redis-server", X_OK) != 0) {
+        skip();
+    }
+    snprintf(f->dir, sizeof(f->dir), "/tmp/ark-govern-XXXXXX");
+    assert_non_null(mkdtemp(f->dir));
+    port = free_port();
+    f->servers[0] = redis_start(f->dir, port, 0);
+    APR_ARRAY_PUSH(f->conf.redis.servers, const char *) =
+        apr_psprintf(f->p, "127.0.0.1:%d", port);
+    f->conf.redis.wait_replicas = 1;
+    /* WAIT gets half: 200 ms, room for a replica on a busy machine */
+    f->conf.redis.call_timeout = apr_time_from_msec(400);
+    g = client(f);
+    subject(&s, "w");
+    key = ark_rkey_usage(f->p, f->conf.prefix, ARK_SCOPE_KEY, "w",
+                         ARK_PERIOD_DAY, apr_time_now());
+    for (i = 0; i < 3; i++) {
+        memset(&t, 0, sizeof(t));
+        used(&u, 10, 20, 1000, NULL);
+        ark_govern_settle(g, &t, &s, &u, f->p);
+    }
+    ark_govern_stats(g, &st);
+    assert_int_equal(st.wait_short, 3);
+    assert_int_equal(st.pending, 3);       /* kept for replay */
+    assert_int_equal(st.uncertain, 0);
+    assert_int_equal(usage_field(port, key, "spend_nano"), 3000);
+
+    /* a replica joins: WAIT 1 succeeds, the replays are no-ops */
+    rport = free_port();
+    f->servers[1] = redis_start(f->dir, rport, port);
+    for (i = 0; i < 600 && !replica_online(port); i++) {
+        usleep(50000);                 /* up to 30 s on a busy machine */
+    }
+    assert_int_equal(usage_field(rport, key, "spend_nano"), 3000);
+    memset(&t, 0, sizeof(t));
+    used(&u, 1, 2, 500, NULL);
+    ark_govern_settle(g, &t, &s, &u, f->p);
+    ark_govern_stats(g, &st);
+    assert_int_equal(st.pending, 0);
+    assert_int_equal(st.uncertain, 0);
+    assert_int_equal(usage_field(port, key, "spend_nano"), 3500);
+    assert_int_equal(usage_field(port, key, "requests"), 4);
+    assert_int_equal(usage_field(port, key, "prompt_tokens"), 31);
+    assert_int_equal(st.buffered_nano, 0);
+}
+
 int main(void)
 {
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
@@ -358,6 +543,7 @@ int main(void)
         T(test_redis_down_fallback),
         T(test_redis_down_fail_closed),
         T(test_table_full),
+        T(test_wait_replicas_replay),
     };
 #undef T
 

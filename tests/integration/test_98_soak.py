@@ -1,4 +1,4 @@
-"""96: soak: steady mixed load for minutes; memory, descriptors, threads
+"""98: soak: steady mixed load for minutes; memory, descriptors, threads
 and Redis clients must stay flat.
 
 Real httpd (event MPM, several children of several threads, children
@@ -26,7 +26,7 @@ and the error log may only hold the lines the faults explain.
 
 Duration: ARK_SOAK_SECONDS (default 140, about 2.5 min on a 2-core
 machine). Longer, from the source tree (see docs/soak.md):
-    /usr/bin/python3 tests/integration/test_96_soak.py --seconds 3600 \\
+    /usr/bin/python3 tests/integration/test_98_soak.py --seconds 3600 \\
         --build build --report /tmp/soak.txt
 """
 import http.client
@@ -184,7 +184,7 @@ class Load:
         ("limited", 6), ("bad_json", 3), ("bad_key", 3),
     ]
 
-    def __init__(self, port, keys, seed=96, workers=WORKERS):
+    def __init__(self, port, keys, seed=98, workers=WORKERS):
         self.port = port
         self.workers = workers
         self.keys = keys
@@ -376,7 +376,7 @@ def soak_gateway(make_gateway, stubs, redis, cached,
                  env=None, allow=()):
     """The soak's gateway (started); returns (gw, {"main", "limited": key}).
     module/extra_args/env: another mod_ark.so, httpd arguments ("-X") and
-    environment (test_97 runs an ASan build this way)."""
+    environment (test_99 runs an ASan build this way)."""
     ok, an, fl = stubs["ok"], stubs["an"], stubs["fl"]
     ark = (
         # two active children; ServerLimit leaves slots for children
@@ -580,7 +580,7 @@ def fault_injector(fl, stop):
             pass
 
 
-def test_96_01_soak_flat_memory_fds_threads(make_gateway, redis_server,
+def test_98_01_soak_flat_memory_fds_threads(make_gateway, redis_server,
                                             make_cached):
     cached = make_cached(redis_server, args=["--default_ttl", "60"])
     stubs = {n: StubProcess(n) for n in ("ok", "an", "fl")}
@@ -664,7 +664,7 @@ def test_96_01_soak_flat_memory_fds_threads(make_gateway, redis_server,
 def main():
     import argparse
     ap = argparse.ArgumentParser(
-        description="Run the soak test (test_96) for longer.")
+        description="Run the soak test (test_98) for longer.")
     ap.add_argument("--seconds", type=float, default=3600)
     ap.add_argument("--build", default=os.path.join(
         os.path.dirname(os.path.dirname(HERE)), "build"),

@@ -1,4 +1,4 @@
-"""97: short runs under memory checkers (docs/soak.md).
+"""99: short runs under memory checkers (docs/soak.md).
 
 1. ark-cached (build/'s binary) under valgrind memcheck, with a real
    redis-server: stores, exact and semantic lookups, FORGET of one entry
@@ -8,7 +8,7 @@
 2. httpd -X (one process) loading the ASan + UBSan build of mod_ark.so
    (build-asan/, from `configure --enable-sanitizers`; libasan is
    preloaded since httpd is not built with it) through a short version of
-   the soak's mixed load (test_96), then a stop (SIGTERM, the orderly
+   the soak's mixed load (test_98), then a stop (SIGTERM, the orderly
    stop of -X: it ignores graceful-stop). No sanitizer report may appear
    (ASAN_OPTIONS/UBSAN_OPTIONS log_path files), LeakSanitizer included.
 
@@ -35,7 +35,7 @@ sys.path.insert(0, HERE)
 
 from conftest import ARK_CACHED, RedisServer  # noqa: E402
 from ark_harness import free_port, BUILD  # noqa: E402
-import test_96_soak as soak  # noqa: E402
+import test_98_soak as soak  # noqa: E402
 
 REQUIRED = os.environ.get("ARK_MEMCHECK_REQUIRED") == "1"
 ASAN_BUILD = os.environ.get("ARK_ASAN_BUILD_DIR") or os.path.join(
@@ -113,7 +113,7 @@ def wait_ready(port, proc, timeout):
 
 # ---------------------------------------------------- 1. valgrind memcheck
 
-def test_97_01_ark_cached_under_valgrind(tmp_path):
+def test_99_01_ark_cached_under_valgrind(tmp_path):
     valgrind = shutil.which("valgrind")
     if not valgrind:
         missing("valgrind is not installed (Debian package valgrind)")
@@ -248,7 +248,7 @@ def libubsan():
     return os.path.realpath(out) if out and os.path.exists(out) else None
 
 
-def test_97_02_httpd_with_asan_module(make_gateway, redis_server,
+def test_99_02_httpd_with_asan_module(make_gateway, redis_server,
                                       make_cached):
     if not os.path.exists(ASAN_MODULE):
         missing("no ASan build of mod_ark.so at %s (configure "
