@@ -16,9 +16,12 @@
 # machine, unlike the throughput benchmarks.
 #
 # Usage: bench/callgrind-profile.sh [--modes json,stream] [--seconds 20]
-#            [--connections 4] [--out DIR] [--build DIR]
+#            [--connections 4] [--out DIR] [--build DIR] [--write-docs]
 # --build DIR  profile the mod_ark.so of another built tree (e.g. an older
 #              commit, for before/after figures); default: this tree
+# --write-docs replaces the bench:callgrind section of docs/performance.md
+# --summary DIR  only print (and --write-docs) the tables of an earlier
+#              run's --out DIR
 #
 # Needs: valgrind, apache2 + apache2-dev, cc, python3, a built tree.
 set -euo pipefail
@@ -33,6 +36,9 @@ MODES=json,stream
 SECONDS_RUN=20
 CONNS=4
 OUT=""
+WRITE_DOCS=0
+SUMMARY_ONLY=0
+COMMAND="bench/callgrind-profile.sh${*:+ $*}"
 
 while [ $# -gt 0 ]; do
     case "$1" in
@@ -41,6 +47,8 @@ while [ $# -gt 0 ]; do
     --connections) CONNS=${2:?}; shift 2 ;;
     --out)         OUT=${2:?}; shift 2 ;;
     --build)       BUILD=$(cd "${2:?}" && pwd); shift 2 ;;
+    --write-docs)  WRITE_DOCS=1; shift ;;
+    --summary)     SUMMARY_ONLY=1; OUT=${2:?}; shift 2 ;;
     -h|--help)
         sed -n '2,/^set -euo/p' "${BASH_SOURCE[0]}" | sed '$d' | sed 's/^# \{0,1\}//'
         exit 0 ;;
@@ -66,7 +74,10 @@ cleanup() {
     local rc=$? pid
     for pid in "${PIDS[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
     for pid in "${PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
-    [ "$OUT" = "$TMP/out" ] && [ $rc -eq 0 ] && rm -rf "$TMP"
+    # the temp directory goes, unless it holds the output
+    if [ $rc -eq 0 ] && [ "$OUT" != "$TMP/out" ]; then
+        rm -rf "$TMP"
+    fi
     exit $rc
 }
 trap cleanup EXIT
@@ -191,7 +202,8 @@ EOF
 }
 
 IFS=, read -r -a ML <<< "$MODES"
-: > "$OUT/runs.txt"
+[ "$SUMMARY_ONLY" = 1 ] && ML=()
+[ "$SUMMARY_ONLY" = 1 ] || : > "$OUT/runs.txt"
 for m in "${ML[@]}"; do
     for v in proxy ark; do
         echo "profiling $v, $m (${SECONDS_RUN}s under valgrind)..."
@@ -199,9 +211,15 @@ for m in "${ML[@]}"; do
     done
 done
 
-"$PY" - "$OUT" <<'PY'
-import re, sys
-out = sys.argv[1]
+ARK_COMMIT=$(git -C "$BUILD" rev-parse --short HEAD 2>/dev/null || echo "unknown")
+export COMMAND ARK_COMMIT
+"$PY" - "$OUT" "$WRITE_DOCS" "$SRC/docs/performance.md" <<'PY'
+import datetime, os, re, sys
+out, write_docs, doc = sys.argv[1], sys.argv[2] == "1", sys.argv[3]
+lines = []
+def say(x=""):
+    print(x)
+    lines.append(x)
 runs = {}
 for line in open(out + "/runs.txt"):
     v, mode, _, *kv = line.split()
@@ -222,6 +240,22 @@ FUNCS = [
     ("- answer check (ark_openai_parse_response)", "ark_openai_parse_response"),
 ]
 
+def calls_of(path, fn):
+    """Calls of fn recorded in a callgrind output file (names are
+    compressed: "(id) name" the first time, "(id)" after)."""
+    names, n, pending = {}, 0, None
+    for line in open(path, errors="replace"):
+        m = re.match(r"c?fn=\((\d+)\)(?: (.*))?", line.rstrip("\n"))
+        if m:
+            if m.group(2):
+                names[m.group(1)] = m.group(2)
+            pending = names.get(m.group(1)) if line.startswith("cfn=") else None
+            continue
+        if pending == fn and line.startswith("calls="):
+            n += int(line[6:].split()[0])
+            pending = None
+    return n
+
 def inclusive(path):
     tot = {}
     for line in open(path):
@@ -237,19 +271,24 @@ def inclusive(path):
 for mode in ("json", "stream"):
     if ("ark", mode) not in runs:
         continue
-    reqs = {v: int(runs[(v, mode)]["window_requests"]) for v in ("proxy", "ark")}
+    # requests in the profile: calls of ap_invoke_handler (once per
+    # request), exact, unlike the upstream's count around the window
+    reqs = {v: calls_of("%s/callgrind-%s-%s.out" % (out, v, mode),
+                        "ap_invoke_handler")
+               or int(runs[(v, mode)]["window_requests"])
+            for v in ("proxy", "ark")}
     ev = float(runs[("ark", mode)]["events_per_stream"])
     data = {v: inclusive("%s/annotate-%s-%s.txt" % (out, v, mode))
             for v in ("proxy", "ark")}
-    print()
-    print("%s: instructions per request (callgrind, inclusive)%s"
+    say()
+    say("%s: instructions per request (callgrind, inclusive)%s"
           % (mode, "; %.0f events per stream" % ev if mode == "stream" else ""))
-    print()
+    say()
     hdr = "| function | mod_proxy | mod_ark |"
     if mode == "stream":
         hdr += " mod_ark per event |"
-    print(hdr)
-    print("|---|---:|---:|" + ("---:|" if mode == "stream" else ""))
+    say(hdr)
+    say("|---|---:|---:|" + ("---:|" if mode == "stream" else ""))
     for label, fn in FUNCS:
         vals = [data[v].get(fn, 0) / max(reqs[v], 1) for v in ("proxy", "ark")]
         if not any(vals):
@@ -257,9 +296,25 @@ for mode in ("json", "stream"):
         row = "| %s | %s | %s |" % (label, *("%.1f k" % (x / 1000) if x else "" for x in vals))
         if mode == "stream":
             row += " %.0f |" % (vals[1] / max(ev, 1))
-        print(row)
-    print("| requests profiled (counted by the upstream) | %d | %d |%s" % (reqs["proxy"], reqs["ark"],
+        say(row)
+    say("| requests profiled | %d | %d |%s" % (reqs["proxy"], reqs["ark"],
           " |" if mode == "stream" else ""))
 print()
 print("callgrind files and annotations in " + out)
+if write_docs:
+    now = datetime.datetime.now(datetime.timezone.utc)
+    section = "\n".join([
+        "<!-- bench:callgrind:begin (written by bench/callgrind-profile.sh --write-docs) -->",
+        "",
+        "Measured %s UTC, mod_ark %s:" % (now.strftime("%Y-%m-%d %H:%M"),
+                                         os.environ["ARK_COMMIT"]),
+        "",
+        "```sh", os.environ["COMMAND"], "```",
+    ] + lines + ["", "<!-- bench:callgrind:end -->"])
+    text = open(doc).read()
+    pat = re.compile(r"<!-- bench:callgrind:begin.*?<!-- bench:callgrind:end -->", re.S)
+    text = pat.sub(lambda m: section, text, count=1) if pat.search(text) \
+        else text.rstrip("\n") + "\n\n" + section + "\n"
+    open(doc, "w").write(text)
+    print("results written to docs/performance.md (section callgrind)")
 PY
