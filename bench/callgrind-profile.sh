@@ -234,8 +234,8 @@ FUNCS = [
     ("- upstream transfer (ark_native_perform)", "ark_native_perform"),
     ("-- SSE parser (ark_sse_feed)", "ark_sse_feed"),
     ("--- OpenAI event check (ark_openai_stream_event)", "ark_openai_stream_event"),
-    ("---- jansson parse (json_loadb)", "json_loadb"),
-    ("---- JSON scanner (ark_json_scan)", "ark_json_scan"),
+    ("jansson parse, all calls (json_loadb)", "json_loadb"),
+    ("JSON scanner, all calls (ark_json_scan)", "ark_json_scan"),
     ("-- output to the client (ap_pass_brigade)", "ap_pass_brigade"),
     ("- answer check (ark_openai_parse_response)", "ark_openai_parse_response"),
 ]
