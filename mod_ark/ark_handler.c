@@ -425,18 +425,46 @@ static int read_body(request_rec *r, const char **pbody, apr_size_t *plen)
 
 /* ------------------------------------------------------- relaying */
 
+/* Stream output is collected in gw->bb and sent with one flush per piece
+ * of upstream bytes (emit_flush, called when the piece has been parsed),
+ * not per event: an upstream read that carried 27 events becomes one
+ * write to the client instead of 27, and no event waits for a later
+ * upstream read. The bytes are copied (the event text lives in a pool
+ * cleared after each event). */
 static apr_status_t emit_to_client(void *ctx, const char *buf, apr_size_t len)
 {
     ark_attempt_t *a = ctx;
     ark_gw_t *gw = a->gw;
     conn_rec *conn = gw->r->connection;
-    apr_status_t rv;
 
     if (gw->client_gone) {
         return APR_ECONNABORTED;
     }
-    APR_BRIGADE_INSERT_TAIL(gw->bb, apr_bucket_transient_create(
-                                buf, len, conn->bucket_alloc));
+    if (len < APR_BUCKET_BUFF_SIZE) {
+        /* appended to the brigade's last heap bucket while it has room */
+        apr_brigade_write(gw->bb, NULL, NULL, buf, len);
+    }
+    else {
+        APR_BRIGADE_INSERT_TAIL(gw->bb, apr_bucket_heap_create(
+                                    buf, len, NULL, conn->bucket_alloc));
+    }
+    return APR_SUCCESS;
+}
+
+/* Sends what emit_to_client collected, with a flush. Returns
+ * APR_ECONNABORTED once the client is gone. */
+static apr_status_t emit_flush(ark_gw_t *gw)
+{
+    conn_rec *conn = gw->r->connection;
+    apr_status_t rv;
+
+    if (gw->client_gone) {
+        apr_brigade_cleanup(gw->bb);
+        return APR_ECONNABORTED;
+    }
+    if (APR_BRIGADE_EMPTY(gw->bb)) {
+        return APR_SUCCESS;
+    }
     APR_BRIGADE_INSERT_TAIL(gw->bb, apr_bucket_flush_create(
                                 conn->bucket_alloc));
     rv = ap_pass_brigade(gw->r->output_filters, gw->bb);
@@ -549,7 +577,10 @@ static apr_status_t on_upstream_data(void *ctx, int status,
         }
     }
     if (a->streaming) {
-        return ark_sse_feed(a->sse, buf, len, on_sse_event, a);
+        apr_status_t rv = ark_sse_feed(a->sse, buf, len, on_sse_event, a);
+        apr_status_t frv = emit_flush(gw);
+
+        return rv != APR_SUCCESS ? rv : frv;
     }
     if (a->len + len > ARK_MAX_UPSTREAM_RESPONSE) {
         a->too_large = 1;
@@ -1168,7 +1199,10 @@ static int call_upstreams(ark_gw_t *gw)
             gw->rc->log.upstream_new_conns = t->res.new_connections;
             gw->rc->log.ttfb = t->res.ttfb;
             if (t->streaming) {
-                attempt_release(t, finish_stream(t));
+                ark_outcome_t so = finish_stream(t);
+
+                emit_flush(gw);    /* the last events, before the end */
+                attempt_release(t, so);
                 if (tried[1 - i]) {
                     attempt_release(tried[1 - i], ARK_OUTCOME_NEUTRAL);
                 }
@@ -1309,6 +1343,7 @@ static int reply_from_cache(ark_gw_t *gw, const char *body, apr_size_t len,
     ark_cache_replay(body, len, gw->req->include_usage
                                 || gw->rc->front == ARK_FRONT_ANTHROPIC,
                      64, emit_openai, a, r->pool);
+    emit_flush(gw);
     if (gw->client_gone) {
         gw->rc->log.client_aborted = 1;
     }

@@ -244,18 +244,18 @@ apr_status_t ark_openai_parse_response(const char **pbody, apr_size_t *plen,
     return APR_SUCCESS;
 }
 
-apr_status_t ark_openai_stream_event(ark_stream_t *st,
-                                     const ark_sse_event_t *ev)
+/* One event through a jansson tree: the general path, for a chunk sent
+ * as several data: lines (re-encoded on one line) and a chunk with more
+ * than one choice (only counted through the tree). Same outcomes as the
+ * fast path of ark_openai_stream_event. */
+static apr_status_t stream_event_tree(ark_stream_t *st,
+                                      const ark_sse_event_t *ev)
 {
     json_t *chunk, *usage, *choices;
     const char *out;
     apr_size_t len;
     int withhold;
 
-    if (ev->data_len == 6 && !memcmp(ev->data, "[DONE]", 6)) {
-        st->done = 1;
-        return st->emit(st->emit_ctx, "data: [DONE]\n\n", 14);
-    }
     /* a raw NUL (jansson skips one after a number or a literal) would
      * cut the relayed event short */
     chunk = memchr(ev->data, '\0', ev->data_len)
@@ -296,6 +296,86 @@ apr_status_t ark_openai_stream_event(ark_stream_t *st,
     }
     st->events++;
     return st->emit(st->emit_ctx, out, len);
+}
+
+/* Whether the only choice of a chunk, text[0, len) (the inside of the
+ * "choices" array), carries content: a non-empty delta.content string or
+ * a non-empty delta.tool_calls list, as ark_stream_count_content decides
+ * on a tree. The text is part of a scanned document, so it is valid. */
+static int choice_has_content(const char *text, apr_size_t len)
+{
+    ark_json_field_t f[2];
+    ark_json_type_t top;
+    const char *d;
+
+    f[0].key = "delta";
+    if (ark_json_scan(text, len, f, 1, &top, NULL) != APR_SUCCESS
+        || top != ARK_JSON_OBJECT || f[0].type != ARK_JSON_OBJECT) {
+        return 0;
+    }
+    d = text + f[0].start;
+    f[0].key = "content";
+    f[1].key = "tool_calls";
+    if (ark_json_scan(d, f[0].end - f[0].start, f, 2, &top, NULL)
+        != APR_SUCCESS) {
+        return 0;
+    }
+    /* a string literal longer than its two quotes is not empty: the
+     * scanner refuses \u0000, the only escape that could decode to
+     * nothing visible to jansson's length */
+    return (f[0].type == ARK_JSON_STRING && f[0].end - f[0].start > 2)
+           || (f[1].type == ARK_JSON_ARRAY && f[1].count > 0);
+}
+
+/* One upstream event. The usual chunk (one data: line, at most one
+ * choice) is checked and read with the scanner, without a jansson tree:
+ * the scanner accepts exactly what json_loadb accepts and refuses a raw
+ * NUL, as the tree path does. */
+apr_status_t ark_openai_stream_event(ark_stream_t *st,
+                                     const ark_sse_event_t *ev)
+{
+    ark_json_field_t f[3];
+    ark_json_type_t top;
+    const char *out;
+
+    if (ev->data_len == 6 && !memcmp(ev->data, "[DONE]", 6)) {
+        st->done = 1;
+        return st->emit(st->emit_ctx, "data: [DONE]\n\n", 14);
+    }
+    if (memchr(ev->data, '\n', ev->data_len)) {
+        return stream_event_tree(st, ev);
+    }
+    f[0].key = "error";
+    f[1].key = "usage";
+    f[2].key = "choices";
+    if (ark_json_scan(ev->data, ev->data_len, f, 3, &top, NULL)
+        != APR_SUCCESS || top != ARK_JSON_OBJECT) {
+        return APR_EINVAL;
+    }
+    if (f[0].type != ARK_JSON_NONE) {
+        return APR_EGENERAL;       /* the upstream failed mid-stream */
+    }
+    if (f[2].type == ARK_JSON_ARRAY && f[2].count > 1) {
+        return stream_event_tree(st, ev);
+    }
+    if (f[1].type == ARK_JSON_OBJECT) {
+        ark_usage_from_openai_text(&st->usage, ev->data + f[1].start,
+                                   f[1].end - f[1].start);
+    }
+    if (f[2].type == ARK_JSON_ARRAY && f[2].count == 1
+        && choice_has_content(ev->data + f[2].start + 1,
+                              f[2].end - f[2].start - 2)) {
+        st->content_events++;
+    }
+    /* the usage-only chunk the gateway asked for on the client's behalf,
+     * and choice-less bookkeeping chunks (Azure's prompt filter results) */
+    if (f[2].type == ARK_JSON_ARRAY && f[2].count == 0
+        && (f[1].type == ARK_JSON_OBJECT ? !st->client_wants_usage : 1)) {
+        return APR_SUCCESS;
+    }
+    out = apr_pstrcat(st->pool, "data: ", ev->data, "\n\n", NULL);
+    st->events++;
+    return st->emit(st->emit_ctx, out, ev->data_len + 8);
 }
 
 void ark_openai_map_error(ark_err_t *err, const ark_provider_t *prov,

@@ -105,11 +105,10 @@ static apr_status_t dispatch(ark_sse_parser_t *sp, ark_sse_cb *cb, void *ctx)
     return rv;
 }
 
-static apr_status_t process_line(ark_sse_parser_t *sp, ark_sse_cb *cb,
-                                 void *ctx)
+static apr_status_t process_line(ark_sse_parser_t *sp, const char *line,
+                                 apr_size_t len, ark_sse_cb *cb, void *ctx)
 {
-    const char *line = sp->line.buf ? sp->line.buf : "";
-    apr_size_t len = sp->line.len, flen, vlen;
+    apr_size_t flen, vlen;
     const char *colon, *value;
     apr_status_t rv;
 
@@ -150,6 +149,18 @@ static apr_status_t process_line(ark_sse_parser_t *sp, ark_sse_cb *cb,
     return APR_SUCCESS;            /* id, retry and unknown fields */
 }
 
+/* The end of the line starting at buf[i]: the first CR or LF in
+ * buf[i, len), or len when there is none. memchr twice (SIMD in libc)
+ * rather than a byte loop: lines here are a few hundred bytes. */
+static apr_size_t line_end(const char *buf, apr_size_t i, apr_size_t len)
+{
+    const char *nl = memchr(buf + i, '\n', len - i);
+    apr_size_t end = nl ? (apr_size_t)(nl - buf) : len;
+    const char *cr = memchr(buf + i, '\r', end - i);
+
+    return cr ? (apr_size_t)(cr - buf) : end;
+}
+
 apr_status_t ark_sse_feed(ark_sse_parser_t *sp, const char *buf,
                           apr_size_t len, ark_sse_cb *cb, void *ctx)
 {
@@ -169,21 +180,33 @@ apr_status_t ark_sse_feed(ark_sse_parser_t *sp, const char *buf,
                 continue;
             }
         }
-        while (i < len && buf[i] != '\n' && buf[i] != '\r') {
+        i = line_end(buf, i, len);
+        if (i < len && sp->line.len == 0) {
+            /* the whole line is in this buffer: used in place (the
+             * limit as buf_add would check it on an empty line) */
+            if (i - start > sp->max_event) {
+                sp->error = APR_ENOSPC;
+                return APR_ENOSPC;
+            }
+            sp->after_cr = (buf[i] == '\r');
             i++;
+            rv = process_line(sp, buf + start, i - 1 - start, cb, ctx);
         }
-        rv = buf_add(&sp->line, buf + start, i - start, sp->max_event);
-        if (rv != APR_SUCCESS) {
-            sp->error = rv;
-            return rv;
+        else {
+            rv = buf_add(&sp->line, buf + start, i - start, sp->max_event);
+            if (rv != APR_SUCCESS) {
+                sp->error = rv;
+                return rv;
+            }
+            if (i == len) {
+                break;             /* line continues in the next buffer */
+            }
+            sp->after_cr = (buf[i] == '\r');
+            i++;
+            rv = process_line(sp, sp->line.buf ? sp->line.buf : "",
+                              sp->line.len, cb, ctx);
+            sp->line.len = 0;
         }
-        if (i == len) {
-            break;                 /* line continues in the next buffer */
-        }
-        sp->after_cr = (buf[i] == '\r');
-        i++;
-        rv = process_line(sp, cb, ctx);
-        sp->line.len = 0;
         if (rv != APR_SUCCESS) {
             sp->error = rv;
             return rv;

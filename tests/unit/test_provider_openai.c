@@ -582,6 +582,95 @@ static void stream_whole_path_in_any_split(void **state)
     }
 }
 
+/* The usual single-line chunk is read by the scanner, a chunk sent as
+ * several data: lines through a jansson tree: both must come to the
+ * same outcome (status, events relayed or withheld, content events
+ * counted, usage) on every chunk. Each chunk is fed once as one line and
+ * once with a line break after its first byte (whitespace there). */
+static void stream_fast_path_agrees_with_tree(void **state)
+{
+    static const char *const chunks[] = {
+        chunk_role, chunk_text, chunk_stop, chunk_usage,
+        "{\"choices\":[{\"index\":0,\"delta\":{\"tool_calls\":[{\"index\":0,"
+        "\"id\":\"call_1\",\"type\":\"function\",\"function\":{\"name\":"
+        "\"f\",\"arguments\":\"\"}}]},\"finish_reason\":null}]}",
+        "{\"choices\":[{\"delta\":{\"tool_calls\":[]}}]}",
+        "{\"choices\":[{\"delta\":{}},{\"delta\":{\"content\":\"x\"}}]}",
+        "{\"choices\":[{\"delta\":{\"content\":\"x\"}},{\"delta\":{}}]}",
+        "{\"error\":null,\"choices\":[]}",
+        "{\"error\":{\"message\":\"overloaded\"}}",
+        "[1,2]",
+        "{\"a\":1",
+        "{\"choices\" : [ \t{ \"delta\" : { \"content\" : \"hi\" } } ] }",
+        "{\"choices\":[{\"delta\":{\"content\":null}}]}",
+        "{\"choices\":[{\"delta\":{\"content\":5}}]}",
+        "{\"choices\":{\"delta\":{\"content\":\"x\"}}}",
+        "{\"choices\":[{\"delta\":\"x\"}]}",
+        "{\"choices\":[],\"prompt_filter_results\":[]}",
+        "{\"choices\":[5]}",
+        "{\"choices\":[{\"delta\":{\"content\":\"\\u00e9\"}}]}",
+        "{\"choices\":[],\"choices\":[{\"delta\":{\"content\":\"x\"}}]}",
+        "{\"choices\":[{\"delta\":{\"content\":\"x\",\"content\":\"\"}}]}",
+        "{\"choices\":[{\"delta\":{\"content\":\"x\"}}],\"usage\":{"
+        "\"prompt_tokens\":5,\"completion_tokens\":1,\"total_tokens\":6}}",
+        "{\"choices\":[{\"delta\":{\"content\":\"\\ud800\"}}]}",
+        "{\"choices\":[{\"delta\":{\"content\":\"a\x01\"}}]}",
+    };
+    apr_pool_t *p = *state;
+    apr_size_t i;
+    int wants;
+
+    for (wants = 0; wants < 2; wants++) {
+        for (i = 0; i < sizeof(chunks) / sizeof(chunks[0]); i++) {
+            const char *one = chunks[i];
+            const char *two = apr_psprintf(p, "%c\n%s", one[0], one + 1);
+            ark_stream_t s1, s2;
+            ark_test_client_t c1, c2;
+            apr_status_t r1, r2;
+
+            stream_init(&s1, &c1, wants, p);
+            stream_init(&s2, &c2, wants, p);
+            r1 = ark_test_stream_data(&s1, one);
+            r2 = ark_test_stream_data(&s2, two);
+            if (r1 != r2 || s1.events != s2.events
+                || s1.content_events != s2.content_events
+                || c1.out->nelts != c2.out->nelts
+                || s1.usage.prompt_tokens != s2.usage.prompt_tokens
+                || s1.usage.completion_tokens != s2.usage.completion_tokens
+                || s1.usage.total_tokens != s2.usage.total_tokens
+                || s1.usage.cached_tokens != s2.usage.cached_tokens) {
+                fail_msg("paths disagree on chunk %d (wants usage %d): "
+                         "rv %d/%d events %d/%d content %d/%d", (int)i,
+                         wants, r1, r2, (int)s1.events, (int)s2.events,
+                         (int)s1.content_events, (int)s2.content_events);
+            }
+            if (r1 == APR_SUCCESS && s1.events) {
+                /* single-line chunks are relayed byte for byte */
+                assert_string_equal(
+                    APR_ARRAY_IDX(c1.out, 0, const char *),
+                    apr_pstrcat(p, "data: ", one, "\n\n", NULL));
+            }
+        }
+    }
+}
+
+/* A raw NUL in the data is refused by both paths. */
+static void stream_fast_path_refuses_nul(void **state)
+{
+    static const char data[] = "{\"choices\":[]}\0 ";
+    apr_pool_t *p = *state;
+    ark_sse_event_t ev;
+    ark_stream_t st;
+    ark_test_client_t c;
+
+    stream_init(&st, &c, 0, p);
+    ev.event = "";
+    ev.data = data;
+    ev.data_len = sizeof(data) - 1;
+    assert_int_equal(ark_test_stream_event(&st, &ev), APR_EINVAL);
+    assert_int_equal(c.out->nelts, 0);
+}
+
 /* ---------------------------------------------------------- map_error */
 
 /* OpenAI error bodies, as the API returns them. */
@@ -816,6 +905,8 @@ int main(void)
         ARK_TEST(stream_error_event),
         ARK_TEST(stream_emitter_failure),
         ARK_TEST(stream_whole_path_in_any_split),
+        ARK_TEST(stream_fast_path_agrees_with_tree),
+        ARK_TEST(stream_fast_path_refuses_nul),
         ARK_TEST(map_error_statuses),
         ARK_TEST(map_error_auth_never_relays_upstream_text),
         ARK_TEST(error_message_extracts),
