@@ -1882,14 +1882,30 @@ int ark_gateway_handler(request_rec *r)
                                     ark_err_quote(uri, 200, r->pool)));
 }
 
-/* Hands a complete answer to ark-cached, after the client has it. */
+/* Hands a complete answer to ark-cached, after the client has it:
+ * queued for the child's store thread, so that neither this request nor
+ * the connection's next one waits for it (inline only when the thread
+ * could not start). */
 static void cache_store(request_rec *r, ark_rctx_t *rc)
 {
     ark_cache_client_t *client = ark_cache_client();
+    ark_cache_queue_t *q = ark_cache_queue();
     const char *detail = NULL;
     apr_status_t rv;
 
     if (!rc->store_key || !client || rc->log.client_aborted) {
+        return;
+    }
+    if (q) {
+        if (ark_cache_queue_store(q, rc->store_key->ns, rc->store_key->text,
+                                  rc->store_key->text_len, rc->store_body,
+                                  rc->store_len, rc->store_ttl,
+                                  rc->traceparent) != APR_SUCCESS
+            && ark_cache_client_should_log(client, ARK_CACHE_LOG_INTERVAL)) {
+            ap_log_rerror(APLOG_MARK, APLOG_WARNING, 0, r, ARKLOGNO(00101)
+                          "cache store dropped: the store queue is full "
+                          "(logged once a minute)");
+        }
         return;
     }
     rv = ark_cache_client_store_traced(client, rc->store_key->ns,
