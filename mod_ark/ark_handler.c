@@ -37,6 +37,7 @@
 
 #include "ark_accesslog.h"
 #include "ark_front_anthropic.h"
+#include "ark_jsonscan.h"
 #include "ark_redact.h"
 #include "ark_request.h"
 #include "ark_sse.h"
@@ -1273,18 +1274,25 @@ static int reply_from_cache(ark_gw_t *gw, const char *body, apr_size_t len,
 {
     request_rec *r = gw->r;
     ark_attempt_t *a;
-    json_t *doc;
+    ark_json_field_t f[1] = {{.key = "usage"}};
+    ark_json_type_t top;
 
+    /* one allocation-free pass: the payload must be a JSON object (a
+     * stored chat.completion), and its usage is read from the text */
+    if (ark_json_scan(body, len, f, 1, &top, NULL) != APR_SUCCESS
+        || top != ARK_JSON_OBJECT) {
+        return DECLINED;
+    }
     apr_table_setn(r->headers_out, "x-ark-cache", "hit");
     apr_table_setn(r->headers_out, "x-ark-cache-similarity",
                    apr_psprintf(r->pool, "%.4f", similarity));
     apr_table_setn(r->headers_out, "x-ark-attempts", "0");
     gw->rc->log.cache = "hit";
     gw->rc->log.cache_similarity = similarity;
-    doc = json_loadb(body, len, 0, NULL);
-    ark_usage_from_openai(&gw->rc->log.usage,
-                          json_object_get(doc, "usage"));
-    json_decref(doc);
+    if (f[0].type == ARK_JSON_OBJECT) {
+        ark_usage_from_openai_text(&gw->rc->log.usage, body + f[0].start,
+                                   f[0].end - f[0].start);
+    }
     if (!gw->req->stream) {
         if (gw->rc->front == ARK_FRONT_ANTHROPIC
             && ark_anthropic_response_from_openai(&body, &len, body, len,
