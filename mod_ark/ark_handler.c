@@ -37,6 +37,7 @@
 
 #include "ark_accesslog.h"
 #include "ark_front_anthropic.h"
+#include "ark_jsonscan.h"
 #include "ark_redact.h"
 #include "ark_request.h"
 #include "ark_sse.h"
@@ -1307,18 +1308,25 @@ static int reply_from_cache(ark_gw_t *gw, const char *body, apr_size_t len,
 {
     request_rec *r = gw->r;
     ark_attempt_t *a;
-    json_t *doc;
+    ark_json_field_t f[1] = {{.key = "usage"}};
+    ark_json_type_t top;
 
+    /* one allocation-free pass: the payload must be a JSON object (a
+     * stored chat.completion), and its usage is read from the text */
+    if (ark_json_scan(body, len, f, 1, &top, NULL) != APR_SUCCESS
+        || top != ARK_JSON_OBJECT) {
+        return DECLINED;
+    }
     apr_table_setn(r->headers_out, "x-ark-cache", "hit");
     apr_table_setn(r->headers_out, "x-ark-cache-similarity",
                    apr_psprintf(r->pool, "%.4f", similarity));
     apr_table_setn(r->headers_out, "x-ark-attempts", "0");
     gw->rc->log.cache = "hit";
     gw->rc->log.cache_similarity = similarity;
-    doc = json_loadb(body, len, 0, NULL);
-    ark_usage_from_openai(&gw->rc->log.usage,
-                          json_object_get(doc, "usage"));
-    json_decref(doc);
+    if (f[0].type == ARK_JSON_OBJECT) {
+        ark_usage_from_openai_text(&gw->rc->log.usage, body + f[0].start,
+                                   f[0].end - f[0].start);
+    }
     if (!gw->req->stream) {
         if (gw->rc->front == ARK_FRONT_ANTHROPIC
             && ark_anthropic_response_from_openai(&body, &len, body, len,
@@ -1917,14 +1925,30 @@ int ark_gateway_handler(request_rec *r)
                                     ark_err_quote(uri, 200, r->pool)));
 }
 
-/* Hands a complete answer to ark-cached, after the client has it. */
+/* Hands a complete answer to ark-cached, after the client has it:
+ * queued for the child's store thread, so that neither this request nor
+ * the connection's next one waits for it (inline only when the thread
+ * could not start). */
 static void cache_store(request_rec *r, ark_rctx_t *rc)
 {
     ark_cache_client_t *client = ark_cache_client();
+    ark_cache_queue_t *q = ark_cache_queue();
     const char *detail = NULL;
     apr_status_t rv;
 
     if (!rc->store_key || !client || rc->log.client_aborted) {
+        return;
+    }
+    if (q) {
+        if (ark_cache_queue_store(q, rc->store_key->ns, rc->store_key->text,
+                                  rc->store_key->text_len, rc->store_body,
+                                  rc->store_len, rc->store_ttl,
+                                  rc->traceparent) != APR_SUCCESS
+            && ark_cache_client_should_log(client, ARK_CACHE_LOG_INTERVAL)) {
+            ap_log_rerror(APLOG_MARK, APLOG_WARNING, 0, r, ARKLOGNO(00101)
+                          "cache store dropped: the store queue is full "
+                          "(logged once a minute)");
+        }
         return;
     }
     rv = ark_cache_client_store_traced(client, rc->store_key->ns,

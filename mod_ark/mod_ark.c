@@ -30,6 +30,7 @@
 
 static ark_http_t *ark_http;   /* per child process, from child_init */
 static ark_cache_client_t *ark_cache;   /* likewise, if configured */
+static ark_cache_queue_t *ark_cache_stores;  /* its background stores */
 static ark_govern_t *ark_gov;          /* likewise */
 static void *ark_gov_shm;              /* governance table, from post_config */
 static ark_trace_exporter_t *ark_tracer;   /* per child, if ArkTraceExport */
@@ -52,6 +53,11 @@ ark_http_t *ark_http_client(void)
 ark_cache_client_t *ark_cache_client(void)
 {
     return ark_cache;
+}
+
+ark_cache_queue_t *ark_cache_queue(void)
+{
+    return ark_cache_stores;
 }
 
 void ark_cache_policy_unset(ark_cache_policy_t *cp)
@@ -1387,6 +1393,13 @@ static int ark_post_config(apr_pool_t *pconf, apr_pool_t *plog,
     return OK;
 }
 
+/* Failure reports of the cache store thread (once a minute). */
+static void cache_store_log(void *baton, const char *msg)
+{
+    ap_log_error(APLOG_MARK, APLOG_WARNING, 0, (server_rec *)baton,
+                 ARKLOGNO(00053) "%s", msg);
+}
+
 /* Failure reports of the span exporter's thread (once a minute). */
 static void trace_export_log(void *baton, const char *msg)
 {
@@ -1446,6 +1459,16 @@ static void ark_child_init(apr_pool_t *pchild, server_rec *s)
 
         cc.max_idle = 64;
         ark_cache_client_create(&ark_cache, &cc, pchild);
+    }
+    ark_cache_stores = NULL;
+    if (ark_cache
+        && ark_cache_queue_create(&ark_cache_stores, ark_cache, 0,
+                                  cache_store_log, s, pchild)
+           != APR_SUCCESS) {
+        ark_cache_stores = NULL;
+        ap_log_error(APLOG_MARK, APLOG_ERR, 0, s, ARKLOGNO(00100)
+                     "the cache store thread could not start: this "
+                     "process stores answers on the request's thread");
     }
 
     ark_gov = NULL;

@@ -11,6 +11,7 @@
 
 #include "ark_cache.h"
 #include "ark_cache_client.h"
+#include "ark_cache_queue.h"
 #include "ark_config.h"
 #include "ark_route.h"
 #include "ark_signals.h"
@@ -112,6 +113,8 @@ ark_http_t *ark_http_client(void);
 
 /* The process's ark-cached client, or NULL when no ArkCacheServer. */
 ark_cache_client_t *ark_cache_client(void);
+/* The child's background cache stores (NULL: none; store inline). */
+ark_cache_queue_t *ark_cache_queue(void);
 
 /* Node statistics in the governance table (ark_govern_stat_*): per key
  * and per tenant, fields ARK_SF_*; spend today per tenant and provider

@@ -223,3 +223,62 @@ def test_90_10_store_without_access_log(make_gateway, stub, make_cached):
     st, h, _ = ask(gw, "Is the cache independent of the access log?")
     assert h["x-ark-cache"] == "hit"
     assert len(stub.requests()) == 1
+
+
+def namespace(tenant, alias, request):
+    """The namespace mod_ark computes (docs/caching.md): SHA-256 of the
+    tenant, endpoint, alias, text mode and the canonical JSON of the
+    request without the embedded text (default mode: the last user
+    message)."""
+    import hashlib
+    rest = {k: v for k, v in request.items()
+            if k not in ("model", "messages", "stream", "stream_options",
+                         "user", "metadata", "store", "service_tier")}
+    rest["messages"] = request["messages"][:-1]
+    canon = json.dumps(rest, sort_keys=True, separators=(",", ":"),
+                       ensure_ascii=False)
+    material = "ark-cache-ns-v1\n%s\nchat.completions\n%s\n0\n%s" % (
+        tenant, alias, canon)
+    return hashlib.sha256(material.encode()).hexdigest()
+
+
+def test_90_11_unusable_cached_payload_is_a_miss(make_gateway, stub,
+                                                  make_cached):
+    """A payload in ark-cached that is not a JSON object (written there by
+    something else) is never sent to a client: the request is answered
+    by the provider and marked a miss. A well-formed payload stored the
+    same way is served, which shows the namespace used is the right one."""
+    cached = make_cached(None)
+    gw = cache_gateway(make_gateway, stub, cached,
+                       allow=[r"ARK00051: ark-cached returned an unusable"])
+    req = {"model": "m", "temperature": 0,
+           "messages": [{"role": "system", "content": "Be concise."},
+                        {"role": "user", "content": "Planted question?"}]}
+    ns = namespace("acme", "m", req)
+    good = json.dumps({"id": "chatcmpl-planted", "object": "chat.completion",
+                       "created": 1, "model": "gpt-4o-mini",
+                       "choices": [{"index": 0, "finish_reason": "stop",
+                                    "message": {"role": "assistant",
+                                                "content": "planted"}}],
+                       "usage": {"prompt_tokens": 7, "completion_tokens": 1,
+                                 "total_tokens": 8}})
+    assert cached.cli("ARK.STORE", ns, "Planted question?", good,
+                      "TTL", "60").strip().isdigit()
+    st, h, body = ask(gw, "Planted question?")
+    assert st == 200 and h["x-ark-cache"] == "hit"
+    assert answer(body) == "planted"
+    assert len(stub.requests()) == 0
+
+    assert cached.cli("ARK.STORE", ns, "Broken question?",
+                      '{"id": "chatcmpl-broken", "choices": [',
+                      "TTL", "60").strip().isdigit()
+    st, h, body = ask(gw, "Broken question?")
+    assert st == 200 and h["x-ark-cache"] == "miss", h
+    assert json.loads(body)["id"] != "chatcmpl-broken"
+    assert json.loads(body)["choices"][0]["message"]["content"]
+    assert len(stub.requests()) == 1
+    log = gw.access_entries(wait_for=2)
+    assert [e["cache"] for e in log] == ["hit", "miss"]
+    assert len(gw.error_lines(r"ARK00051")) == 1
+    # the hit's usage was read from the cached text (without a tree)
+    assert log[0]["prompt_tokens"] == 7 and log[0]["total_tokens"] == 8
