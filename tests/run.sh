@@ -5,7 +5,10 @@
 #   2. build again with AddressSanitizer + UndefinedBehaviorSanitizer in
 #      build-asan/ and run the unit tests there;
 #   3. run the pytest integration tests against the real httpd binary
-#      loading build/'s mod_ark.so.
+#      loading build/'s mod_ark.so;
+#   4. as root: build the Debian packages from a copy of the tree, install
+#      them and run them (tests/package/test-install.sh); skipped, with a
+#      SKIPPED line, when not root or when ARK_SKIP_PACKAGE_TEST=1.
 # Installs missing Debian packages first. Exits non-zero on any failure.
 # Extra arguments go to pytest (e.g. -k stream).
 set -eu
@@ -44,3 +47,12 @@ step "integration tests (real httpd + mod_ark)"
 ARK_BUILD_DIR="$top/build" /usr/bin/python3 -m pytest -q \
     -p no:cacheprovider "$top/tests/test_stub_selfcheck.py" \
     "$top/tests/integration" "$@"
+
+step "Debian packages: build, lintian, install, run"
+if [ "${ARK_SKIP_PACKAGE_TEST:-0}" = 1 ]; then
+    echo "SKIPPED: package install test (ARK_SKIP_PACKAGE_TEST=1)"
+elif [ "$(id -u)" != 0 ]; then
+    echo "SKIPPED: package install test (needs root: it installs the packages)"
+else
+    "$top/tests/package/test-install.sh"
+fi
