@@ -66,7 +66,8 @@ cleanup() {
         wait "$stub_pid" 2>/dev/null
     fi
     if [ "$rc" != 0 ]; then
-        for f in "$work/error.log" "$work/ark-cached.log"; do
+        for f in "$work/error.log" "$work/ark-cached.out" \
+                 /var/log/ark-cached/pkgtest.log; do
             [ -s "$f" ] && { echo "--- $f (tail)"; tail -n 30 "$f"; }
         done
     fi
@@ -122,7 +123,7 @@ else
         | grep -v -e 'dpkg-shlibdeps: warning: .*symbol' -e 'similar warnings' \
         | sed 's/^/    build: /' | head -n 20 || true
 fi
-# the two packages (their -dbgsym companions are built but not installed)
+# the two packages (not -dbgsym ones, when ARK_PACKAGE_DEBS has them)
 debs=()
 for p in libapache2-mod-ark ark-cached; do
     d=$(ls "$work/${p}_"*.deb 2>/dev/null | head -n 1) || true
