@@ -1,6 +1,8 @@
 #!/bin/sh
 # Installs the Debian 12 packages Ark needs to build, test and run its
-# demo, if any is missing. Safe to run again: it installs nothing when
+# demo, and to build its Debian packages (debhelper, dpkg-dev;
+# lintian and logrotate for tests/package/test-install.sh), if any is
+# missing. Safe to run again: it installs nothing when
 # everything is present. Needs root (or sudo).
 set -eu
 
@@ -8,7 +10,8 @@ PACKAGES="build-essential autoconf automake libtool pkg-config
 apache2 apache2-dev libapr1-dev libaprutil1-dev
 libcurl4-openssl-dev libjansson-dev libssl-dev libcmocka-dev
 libhiredis-dev libfaiss-dev libblas-dev liblapack-dev g++ zlib1g-dev clang redis-server redis-tools valgrind
-python3-pytest python3-yaml curl ca-certificates wrk"
+python3-pytest python3-yaml curl ca-certificates wrk
+debhelper dpkg-dev lintian logrotate"
 
 missing=""
 for p in $PACKAGES; do

@@ -9,6 +9,9 @@
 #      ARK_SOAK_SECONDS, default 140) and the memory-checker runs
 #      (test_99: ark-cached under valgrind, httpd -X loading
 #      build-asan/'s mod_ark.so), required here, not skipped.
+#   4. as root: build the Debian packages from a copy of the tree, install
+#      them and run them (tests/package/test-install.sh); skipped, with a
+#      SKIPPED line, when not root or when ARK_SKIP_PACKAGE_TEST=1.
 # Installs missing Debian packages first. Exits non-zero on any failure.
 # Extra arguments go to pytest (e.g. -k stream).
 set -eu
@@ -48,3 +51,12 @@ ARK_BUILD_DIR="$top/build" ARK_ASAN_BUILD_DIR="$top/build-asan" \
 ARK_MEMCHECK_REQUIRED=1 /usr/bin/python3 -m pytest -q \
     -p no:cacheprovider "$top/tests/test_stub_selfcheck.py" \
     "$top/tests/integration" "$@"
+
+step "Debian packages: build, lintian, install, run"
+if [ "${ARK_SKIP_PACKAGE_TEST:-0}" = 1 ]; then
+    echo "SKIPPED: package install test (ARK_SKIP_PACKAGE_TEST=1)"
+elif [ "$(id -u)" != 0 ]; then
+    echo "SKIPPED: package install test (needs root: it installs the packages)"
+else
+    "$top/tests/package/test-install.sh"
+fi
