@@ -358,6 +358,7 @@ void ark_cache_collect_feed(ark_cache_collect_t *c, const char *event,
 
 apr_status_t ark_cache_collect_result(ark_cache_collect_t *c,
                                       int store_tool_calls,
+                                      const ark_usage_t *upstream,
                                       const char **pbody, apr_size_t *plen,
                                       apr_pool_t *p)
 {
@@ -381,6 +382,15 @@ apr_status_t ark_cache_collect_result(ark_cache_collect_t *c,
     }
     if (c->usage) {
         json_object_set(done, "usage", c->usage);
+    }
+    else if (upstream && upstream->prompt_tokens >= 0
+             && upstream->completion_tokens > 0) {
+        json_object_set_new(done, "usage", json_pack(
+            "{s:I,s:I,s:I}",
+            "prompt_tokens", (json_int_t)upstream->prompt_tokens,
+            "completion_tokens", (json_int_t)upstream->completion_tokens,
+            "total_tokens", (json_int_t)(upstream->prompt_tokens
+                                         + upstream->completion_tokens)));
     }
     body = ark_json_pdump(done, plen, p);
     json_decref(done);

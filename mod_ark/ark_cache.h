@@ -72,9 +72,13 @@ void ark_cache_collect_feed(ark_cache_collect_t *c, const char *event,
 
 /* The collected chat.completion (compact JSON from p), or APR_EINVAL
  * when the stream did not end with [DONE] after a finish_reason, carried
- * an error, or called tools and tools are not storable. */
+ * an error, or called tools and tools are not storable. The answer's
+ * "usage" is the stream's own usage chunk when the client saw one, else
+ * upstream (the counts the upstream reported, which the client did not
+ * ask to see) when both counts are known, else absent. */
 apr_status_t ark_cache_collect_result(ark_cache_collect_t *c,
                                       int store_tool_calls,
+                                      const ark_usage_t *upstream,
                                       const char **pbody, apr_size_t *plen,
                                       apr_pool_t *p);
 

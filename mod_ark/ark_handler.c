@@ -700,7 +700,7 @@ static ark_outcome_t finish_stream(ark_attempt_t *a)
     }
     if (gw->collect && gw->cache_key
         && ark_cache_collect_result(gw->collect, gw->cache.tool_calls > 0,
-                                    &gw->rc->store_body,
+                                    &a->st.usage, &gw->rc->store_body,
                                     &gw->rc->store_len, r->pool)
            == APR_SUCCESS) {
         gw->rc->store_key = gw->cache_key;

@@ -122,6 +122,14 @@ def test_90_04_stream_replay_and_stream_store(make_gateway, stub,
     assert answer(body) == \
         "stub says: List the planets of the solar system."
     assert len(stub.requests()) == 2
+    # the client did not ask for usage, but the upstream counted the
+    # stream (mod_ark asks it to): the stored answer carries those counts
+    usage = json.loads(body)["usage"]
+    sent = stub.requests()[1]
+    assert sent["body"]["stream_options"] == {"include_usage": True}
+    assert usage["completion_tokens"] > 0
+    assert usage["total_tokens"] == (usage["prompt_tokens"]
+                                     + usage["completion_tokens"])
 
 
 def test_90_05_bypass_headers(make_gateway, stub, redis_server, make_cached):
