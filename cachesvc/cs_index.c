@@ -69,7 +69,8 @@
 #define CS_INDEX_FACTORY_EXACT "IDMap,Flat"
 #define CS_INDEX_SNAP_MAGIC "ARKVIX01"
 #define CS_INDEX_SNAP_END "ARKVEND1"
-#define CS_INDEX_SNAP_VERSION 1u
+/* 2: the caller's tag follows the header. */
+#define CS_INDEX_SNAP_VERSION 2u
 
 struct cs_index {
     cs_index_conf_t conf;   /* defaults filled in; read-only */
@@ -88,6 +89,7 @@ struct cs_index {
     uint32_t *table;        /* [tcap]: slot + 1, or CS_INDEX_EMPTY */
     size_t tcap;            /* power of two */
     size_t live;
+    uint64_t changes;       /* adds + removes since creation or load */
 
     int rebuilding;         /* a rebuild to HNSW runs */
     uint32_t rb_done;       /* slots below have been copied by it */
@@ -102,6 +104,8 @@ typedef struct cs_index_snap_hdr {
     uint32_t hnsw_m;
     uint64_t live;
     uint64_t ntotal;
+    uint32_t tag_len;       /* bytes of the caller's tag after the header */
+    uint32_t reserved;
 } cs_index_snap_hdr_t;
 
 static void cs_index_seterr(char *err, size_t errlen, const char *fmt, ...)
@@ -520,6 +524,7 @@ int cs_index_add(cs_index_t *idx, int64_t id, const float *vec, char *err,
     memcpy(idx->vecs + (size_t)slot * dim, vec, dim * sizeof(float));
     cs_index_tput(idx->table, idx->tcap, idx->ids, slot);
     idx->live++;
+    idx->changes++;
     pthread_rwlock_unlock(&idx->lock);
     return CS_OK;
 }
@@ -550,6 +555,7 @@ int cs_index_remove(cs_index_t *idx, int64_t id)
     }
     cs_index_tdel(idx, pos);
     idx->live--;
+    idx->changes++;
     if (idx->rebuilding) {
         /* Nothing may move while the builder copies. */
         idx->ids[slot] = CS_INDEX_DEAD;
@@ -785,6 +791,7 @@ static FaissIndex *cs_index_swap(cs_index_t *idx, FaissIndex *nfx, int approx)
     idx->fx = nfx;
     idx->approx = approx;
     idx->fx_m = idx->conf.hnsw_m;
+    idx->changes++;         /* a snapshot of the old kind is stale */
     return old;
 }
 
@@ -970,6 +977,12 @@ static void cs_index_sync_dir(const char *path)
 int cs_index_save(cs_index_t *idx, const char *path, char *err,
                   size_t errlen)
 {
+    return cs_index_save_tagged(idx, path, NULL, 0, err, errlen);
+}
+
+int cs_index_save_tagged(cs_index_t *idx, const char *path, const void *tag,
+                         size_t tag_len, char *err, size_t errlen)
+{
     cs_index_snap_hdr_t h;
     char tmp[PATH_MAX];
     uint64_t live;
@@ -979,6 +992,11 @@ int cs_index_save(cs_index_t *idx, const char *path, char *err,
 
     if (snprintf(tmp, sizeof(tmp), "%s.XXXXXX", path) >= (int)sizeof(tmp)) {
         cs_index_seterr(err, errlen, "snapshot path too long");
+        return CS_ERR;
+    }
+    if (tag_len > CS_INDEX_MAX_TAG || (tag_len > 0 && tag == NULL)) {
+        cs_index_seterr(err, errlen, "snapshot tag longer than %d bytes",
+                        CS_INDEX_MAX_TAG);
         return CS_ERR;
     }
     fd = mkstemp(tmp);
@@ -1002,7 +1020,9 @@ int cs_index_save(cs_index_t *idx, const char *path, char *err,
     h.hnsw_m = (uint32_t)idx->fx_m;
     h.live = live = idx->live;
     h.ntotal = (uint64_t)faiss_Index_ntotal(idx->fx);
-    if (fwrite(&h, sizeof(h), 1, f) != 1) {
+    h.tag_len = (uint32_t)tag_len;
+    if (fwrite(&h, sizeof(h), 1, f) != 1
+        || (tag_len > 0 && fwrite(tag, tag_len, 1, f) != 1)) {
         goto io_fail;
     }
     rc = faiss_write_index(idx->fx, f);
@@ -1053,6 +1073,14 @@ fail:
 int cs_index_load(cs_index_t **pidx, const cs_index_conf_t *conf,
                   const char *path, char *err, size_t errlen)
 {
+    return cs_index_load_tagged(pidx, conf, path, NULL, NULL, err, errlen);
+}
+
+int cs_index_load_tagged(cs_index_t **pidx, const cs_index_conf_t *conf,
+                         const char *path, char **tag, size_t *tag_len,
+                         char *err, size_t errlen)
+{
+    char *t = NULL;
     cs_index_conf_t c;
     cs_index_snap_hdr_t h;
     cs_index_t *idx = NULL;
@@ -1088,11 +1116,19 @@ int cs_index_load(cs_index_t **pidx, const cs_index_conf_t *conf,
         goto fail;
     }
     if (h.live > CS_INDEX_MAX_ENTRIES || h.ntotal < h.live || h.approx > 1
-        || (h.approx && (h.hnsw_m < 4 || h.hnsw_m > 256))) {
+        || (h.approx && (h.hnsw_m < 4 || h.hnsw_m > 256))
+        || h.tag_len > CS_INDEX_MAX_TAG) {
         cs_index_seterr(err, errlen, "%s: inconsistent snapshot header",
                         path);
         goto fail;
     }
+    t = cs_malloc((size_t)h.tag_len + 1);
+    if (h.tag_len > 0 && fread(t, h.tag_len, 1, f) != 1) {
+        cs_index_seterr(err, errlen, "%s: truncated or damaged snapshot",
+                        path);
+        goto fail;
+    }
+    t[h.tag_len] = '\0';
     rc = faiss_read_index(f, 0, &fx);
     if (rc != 0) {
         cs_index_faiss_err(err, errlen, path, rc);
@@ -1150,13 +1186,79 @@ int cs_index_load(cs_index_t **pidx, const cs_index_conf_t *conf,
     }
     fclose(f);
     *pidx = idx;
+    if (tag != NULL) {
+        *tag = t;
+        *tag_len = h.tag_len;
+    }
+    else {
+        cs_free(t);
+    }
     return CS_OK;
 
 fail:
+    cs_free(t);
     fclose(f);
     if (fx != NULL) {
         faiss_Index_free(fx);
     }
     cs_index_free(idx);
     return CS_ERR;
+}
+
+/* ---- catch-up helpers */
+
+int cs_index_contains(const cs_index_t *idx, int64_t id)
+{
+    cs_index_t *w = (cs_index_t *)idx;
+    int v;
+
+    pthread_rwlock_rdlock(&w->lock);
+    v = id >= 0 && cs_index_lookup(idx, id) != CS_INDEX_NO_SLOT;
+    pthread_rwlock_unlock(&w->lock);
+    return v;
+}
+
+size_t cs_index_ids(const cs_index_t *idx, int64_t **out)
+{
+    cs_index_t *w = (cs_index_t *)idx;
+    int64_t *ids;
+    uint32_t s;
+    size_t n = 0;
+
+    pthread_rwlock_rdlock(&w->lock);
+    ids = cs_malloc((idx->live + 1) * sizeof(*ids));
+    for (s = 0; s < idx->nslots; s++) {
+        if (idx->ids[s] != CS_INDEX_DEAD) {
+            ids[n++] = idx->ids[s];
+        }
+    }
+    pthread_rwlock_unlock(&w->lock);
+    *out = ids;
+    return n;
+}
+
+uint64_t cs_index_changes(const cs_index_t *idx)
+{
+    cs_index_t *w = (cs_index_t *)idx;
+    uint64_t v;
+
+    pthread_rwlock_rdlock(&w->lock);
+    v = idx->changes;
+    pthread_rwlock_unlock(&w->lock);
+    return v;
+}
+
+int cs_index_get_vector(const cs_index_t *idx, int64_t id, float *out)
+{
+    cs_index_t *w = (cs_index_t *)idx;
+    uint32_t slot;
+
+    pthread_rwlock_rdlock(&w->lock);
+    slot = id < 0 ? CS_INDEX_NO_SLOT : cs_index_lookup(idx, id);
+    if (slot != CS_INDEX_NO_SLOT) {
+        memcpy(out, idx->vecs + (size_t)slot * (size_t)idx->conf.dim,
+               (size_t)idx->conf.dim * sizeof(float));
+    }
+    pthread_rwlock_unlock(&w->lock);
+    return slot != CS_INDEX_NO_SLOT ? CS_OK : CS_ERR;
 }

@@ -176,4 +176,34 @@ int cs_index_save(cs_index_t *idx, const char *path, char *err,
 int cs_index_load(cs_index_t **pidx, const cs_index_conf_t *conf,
                   const char *path, char *err, size_t errlen);
 
+/* Longest tag cs_index_save_tagged stores. */
+#define CS_INDEX_MAX_TAG 65536
+
+/* cs_index_save, and tag (tag_len bytes, opaque, may hold NUL) stored in
+ * the header for cs_index_load_tagged to return: the cache engine keeps
+ * the namespace key (embedder version and client namespace) there. */
+int cs_index_save_tagged(cs_index_t *idx, const char *path, const void *tag,
+                         size_t tag_len, char *err, size_t errlen);
+
+/* cs_index_load, and *tag (cs_malloc'd, NUL-terminated, cs_free it) and
+ * *tag_len set to the saved tag (tag may be NULL: not wanted). */
+int cs_index_load_tagged(cs_index_t **pidx, const cs_index_conf_t *conf,
+                         const char *path, char **tag, size_t *tag_len,
+                         char *err, size_t errlen);
+
+/* 1 when id is live. Read lock. */
+int cs_index_contains(const cs_index_t *idx, int64_t id);
+
+/* Copies the live ids into *out (cs_malloc'd, cs_free it); returns how
+ * many. Read lock. */
+size_t cs_index_ids(const cs_index_t *idx, int64_t **out);
+
+/* Adds plus removes since creation or load: a snapshot is stale when
+ * this moved since it was taken. Read lock. */
+uint64_t cs_index_changes(const cs_index_t *idx);
+
+/* Copies the live vector of id into out (dim floats). Returns CS_OK, or
+ * CS_ERR when id is not live. Read lock. */
+int cs_index_get_vector(const cs_index_t *idx, int64_t id, float *out);
+
 #endif /* CS_INDEX_H */
