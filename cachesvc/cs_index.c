@@ -66,11 +66,19 @@
 /* stdio buffer for snapshot files. */
 #define CS_INDEX_IO_BUF (1u << 20)
 
-#define CS_INDEX_FACTORY_EXACT "IDMap,Flat"
+#define CS_INDEX_FACTORY_EXACT "IDMap2,Flat"
 #define CS_INDEX_SNAP_MAGIC "ARKVIX01"
 #define CS_INDEX_SNAP_END "ARKVEND1"
-/* 2: the caller's tag follows the header. */
-#define CS_INDEX_SNAP_VERSION 2u
+/* 2: the caller's tag follows the header. 3: no vectors of our own after
+ * the FAISS part (FAISS's storage is the only copy). */
+#define CS_INDEX_SNAP_VERSION 3u
+/* Vectors reconstructed from FAISS per batch when copying slots into
+ * another FAISS index (1024 * 384 floats = 1.5 MB). */
+#define CS_INDEX_COPY_BATCH 1024
+/* Estimated bytes per id of IndexIDMap2's reverse map (a
+ * std::unordered_map node of 24 bytes rounded up by malloc, plus its
+ * bucket pointer). */
+#define CS_INDEX_REVMAP_BYTES 40
 
 struct cs_index {
     cs_index_conf_t conf;   /* defaults filled in; read-only */
@@ -81,7 +89,6 @@ struct cs_index {
     int fx_m;               /* M of fx when approx (memory estimate) */
 
     int64_t *ids;           /* [cap]: id of each slot, or CS_INDEX_DEAD */
-    float *vecs;            /* [cap * dim] */
     uint32_t nslots;        /* slots in use (live + dead) */
     uint32_t cap;
     uint32_t ndead;         /* dead slots (only while rebuilding) */
@@ -253,7 +260,6 @@ static void cs_index_tdel(cs_index_t *idx, size_t i)
 static void cs_index_reserve_slot(cs_index_t *idx)
 {
     size_t ncap;
-    size_t dim = (size_t)idx->conf.dim;
 
     if (idx->nslots < idx->cap) {
         return;
@@ -266,19 +272,15 @@ static void cs_index_reserve_slot(cs_index_t *idx)
         ncap = (size_t)CS_INDEX_MAX_ENTRIES + CS_INDEX_REBUILD_BATCH;
     }
     idx->ids = cs_realloc(idx->ids, ncap * sizeof(*idx->ids));
-    idx->vecs = cs_realloc(idx->vecs, ncap * dim * sizeof(float));
     idx->cap = (uint32_t)ncap;
 }
 
 /* Moves slot from to slot to (to is free), keeping the table right. */
 static void cs_index_move_slot(cs_index_t *idx, uint32_t from, uint32_t to)
 {
-    size_t dim = (size_t)idx->conf.dim;
     size_t pos = cs_index_tpos(idx, idx->ids[from]);
 
     idx->ids[to] = idx->ids[from];
-    memcpy(idx->vecs + (size_t)to * dim, idx->vecs + (size_t)from * dim,
-           dim * sizeof(float));
     idx->table[pos] = to + 1;
 }
 
@@ -336,7 +338,7 @@ static int cs_index_faiss_new(FaissIndex **pfx, const cs_index_conf_t *conf,
     int rc;
 
     if (approx) {
-        snprintf(desc, sizeof(desc), "IDMap,HNSW%d,Flat", conf->hnsw_m);
+        snprintf(desc, sizeof(desc), "IDMap2,HNSW%d,Flat", conf->hnsw_m);
     }
     else {
         snprintf(desc, sizeof(desc), "%s", CS_INDEX_FACTORY_EXACT);
@@ -358,34 +360,66 @@ static int cs_index_faiss_new(FaissIndex **pfx, const cs_index_conf_t *conf,
     return CS_OK;
 }
 
-/* Adds the live slots of [from, to) to fx, run by run, straight from our
- * arrays. Lock held (the arrays must not move). */
+/* Copies the live vectors of slots [from, from + max) into bids/bvecs,
+ * reconstructed from the current FAISS index (which holds the live copy
+ * of every id: IndexIDMap2 maps an id to its latest vector). Lock held.
+ * Returns how many were copied (dead slots are skipped) and sets *next to
+ * the first slot not looked at; CS_INDEX_NO_SLOT on a FAISS failure. */
+static uint32_t cs_index_copy_slots(const cs_index_t *idx, uint32_t from,
+                                    uint32_t to, uint32_t max, int64_t *bids,
+                                    float *bvecs, uint32_t *next, char *err,
+                                    size_t errlen)
+{
+    size_t dim = (size_t)idx->conf.dim;
+    uint32_t s, m = 0;
+    int rc;
+
+    for (s = from; s < to && m < max; s++) {
+        if (idx->ids[s] == CS_INDEX_DEAD) {
+            continue;
+        }
+        rc = faiss_Index_reconstruct(idx->fx, idx->ids[s],
+                                     bvecs + (size_t)m * dim);
+        if (rc != 0) {
+            cs_index_faiss_err(err, errlen, "reconstruct", rc);
+            return CS_INDEX_NO_SLOT;
+        }
+        bids[m++] = idx->ids[s];
+    }
+    *next = s;
+    return m;
+}
+
+/* Adds the live slots of [from, to) to fx (another index than idx->fx),
+ * in batches. Lock held (the slots must not move). */
 static int cs_index_faiss_add_slots(cs_index_t *idx, FaissIndex *fx,
                                     uint32_t from, uint32_t to, char *err,
                                     size_t errlen)
 {
     size_t dim = (size_t)idx->conf.dim;
-    uint32_t s = from;
-    uint32_t e;
-    int rc;
+    int64_t *bids = cs_malloc(CS_INDEX_COPY_BATCH * sizeof(*bids));
+    float *bvecs = cs_malloc(CS_INDEX_COPY_BATCH * dim * sizeof(float));
+    uint32_t s = from, m;
+    int rc = CS_OK;
+    int frc;
 
     while (s < to) {
-        if (idx->ids[s] == CS_INDEX_DEAD) {
-            s++;
-            continue;
+        m = cs_index_copy_slots(idx, s, to, CS_INDEX_COPY_BATCH, bids, bvecs,
+                                &s, err, errlen);
+        if (m == CS_INDEX_NO_SLOT) {
+            rc = CS_ERR;
+            break;
         }
-        for (e = s; e < to && idx->ids[e] != CS_INDEX_DEAD; e++) {
+        if (m > 0 && (frc = faiss_Index_add_with_ids(fx, m, bvecs, bids))
+                         != 0) {
+            cs_index_faiss_err(err, errlen, "add", frc);
+            rc = CS_ERR;
+            break;
         }
-        rc = faiss_Index_add_with_ids(fx, (idx_t)(e - s),
-                                      idx->vecs + (size_t)s * dim,
-                                      idx->ids + s);
-        if (rc != 0) {
-            cs_index_faiss_err(err, errlen, "add", rc);
-            return CS_ERR;
-        }
-        s = e;
     }
-    return CS_OK;
+    cs_free(bids);
+    cs_free(bvecs);
+    return rc;
 }
 
 /* ---- create / free */
@@ -435,7 +469,6 @@ static cs_index_t *cs_index_alloc(const cs_index_conf_t *conf, FaissIndex *fx,
     }
     idx->cap = (uint32_t)cap;
     idx->ids = cs_malloc(cap * sizeof(*idx->ids));
-    idx->vecs = cs_malloc(cap * (size_t)conf->dim * sizeof(float));
     idx->tcap = CS_INDEX_MIN_TABLE;
     while (idx->tcap < cap * 2) {
         idx->tcap *= 2;
@@ -475,7 +508,6 @@ void cs_index_free(cs_index_t *idx)
         faiss_Index_free(idx->fx);
     }
     cs_free(idx->ids);
-    cs_free(idx->vecs);
     cs_free(idx->table);
     cs_free(idx);
 }
@@ -485,7 +517,6 @@ void cs_index_free(cs_index_t *idx)
 int cs_index_add(cs_index_t *idx, int64_t id, const float *vec, char *err,
                  size_t errlen)
 {
-    size_t dim = (size_t)idx->conf.dim;
     uint32_t slot;
     int rc;
 
@@ -521,7 +552,6 @@ int cs_index_add(cs_index_t *idx, int64_t id, const float *vec, char *err,
     cs_index_treserve(idx);
     slot = idx->nslots++;
     idx->ids[slot] = id;
-    memcpy(idx->vecs + (size_t)slot * dim, vec, dim * sizeof(float));
     cs_index_tput(idx->table, idx->tcap, idx->ids, slot);
     idx->live++;
     idx->changes++;
@@ -614,7 +644,7 @@ int cs_index_search(cs_index_t *idx, const float *q, int k, int64_t *ids,
     idx_t *labels = NULL;
     float *dists = NULL;
     cs_index_cand_t *cand = NULL;
-    uint32_t slot;
+    float *live = NULL;
     int rc = CS_OK;
     int frc;
 
@@ -637,6 +667,7 @@ int cs_index_search(cs_index_t *idx, const float *q, int k, int64_t *ids,
     if (fetch > limit) {
         fetch = limit;
     }
+    live = cs_malloc(dim * sizeof(float));
     for (;;) {
         labels = cs_realloc(labels, fetch * sizeof(*labels));
         dists = cs_realloc(dists, fetch * sizeof(*dists));
@@ -651,13 +682,17 @@ int cs_index_search(cs_index_t *idx, const float *q, int k, int64_t *ids,
             if (labels[i] < 0) {
                 continue;   /* FAISS pads with -1 */
             }
-            slot = cs_index_lookup(idx, labels[i]);
-            if (slot == CS_INDEX_NO_SLOT) {
+            if (cs_index_lookup(idx, labels[i]) == CS_INDEX_NO_SLOT) {
+                continue;
+            }
+            /* FAISS's distance may be that of a stale copy of a re-added
+             * id: score the live vector (IndexIDMap2 reconstructs the
+             * latest copy of an id). */
+            if (faiss_Index_reconstruct(idx->fx, labels[i], live) != 0) {
                 continue;
             }
             cand[m].id = labels[i];
-            cand[m].sim = cs_index_dot(q, idx->vecs + (size_t)slot * dim,
-                                       (int)dim);
+            cand[m].sim = cs_index_dot(q, live, (int)dim);
             m++;
         }
         if (stale > 0 && m > 1) {
@@ -682,6 +717,7 @@ int cs_index_search(cs_index_t *idx, const float *q, int k, int64_t *ids,
     *n = (int)i;
 done:
     pthread_rwlock_unlock(&idx->lock);
+    cs_free(live);
     cs_free(labels);
     cs_free(dists);
     cs_free(cand);
@@ -725,15 +761,16 @@ int cs_index_is_approx(const cs_index_t *idx)
     return v;
 }
 
-/* FAISS's share per vector it holds: the float copy in IndexFlat, the
- * int64 label in IndexIDMap, and for HNSW the neighbour lists (2M ints
- * at level 0, M per upper level; FAISS draws levels so that a node has
- * 1/(M-1) upper levels on average, about one int more), an offset (8) and
- * a level (4). */
+/* FAISS's share per vector it holds: the float copy in IndexFlat (the
+ * only copy), the int64 label and the reverse map of IndexIDMap2, and for
+ * HNSW the neighbour lists (2M ints at level 0, M per upper level; FAISS
+ * draws levels so that a node has 1/(M-1) upper levels on average, about
+ * one int more), an offset (8) and a level (4). */
 static size_t cs_index_faiss_bytes(const cs_index_t *idx)
 {
     size_t ntotal = (size_t)faiss_Index_ntotal(idx->fx);
-    size_t per = (size_t)idx->conf.dim * sizeof(float) + sizeof(int64_t);
+    size_t per = (size_t)idx->conf.dim * sizeof(float) + sizeof(int64_t)
+                 + CS_INDEX_REVMAP_BYTES;
 
     if (idx->approx) {
         per += (2 * (size_t)idx->fx_m + 1) * sizeof(int32_t) + 12;
@@ -747,9 +784,7 @@ size_t cs_index_memory(const cs_index_t *idx)
     size_t v;
 
     pthread_rwlock_rdlock(&w->lock);
-    v = sizeof(*idx)
-        + (size_t)idx->cap
-              * ((size_t)idx->conf.dim * sizeof(float) + sizeof(int64_t))
+    v = sizeof(*idx) + (size_t)idx->cap * sizeof(int64_t)
         + idx->tcap * sizeof(*idx->table) + cs_index_faiss_bytes(idx);
     pthread_rwlock_unlock(&w->lock);
     return v;
@@ -841,16 +876,11 @@ static int cs_index_rebuild_approx(cs_index_t *idx, char *err, size_t errlen)
             pthread_rwlock_unlock(&idx->lock);
             break;
         }
-        e = idx->nslots - s > CS_INDEX_REBUILD_BATCH
-                ? s + CS_INDEX_REBUILD_BATCH
-                : idx->nslots;
-        for (m = 0; s < e; s++) {
-            if (idx->ids[s] != CS_INDEX_DEAD) {
-                bids[m] = idx->ids[s];
-                memcpy(bvecs + (size_t)m * dim, idx->vecs + (size_t)s * dim,
-                       dim * sizeof(float));
-                m++;
-            }
+        m = cs_index_copy_slots(idx, s, idx->nslots, CS_INDEX_REBUILD_BATCH,
+                                bids, bvecs, &e, err, errlen);
+        if (m == CS_INDEX_NO_SLOT) {
+            pthread_rwlock_unlock(&idx->lock);
+            goto fail;
         }
         /* rb_done is this thread's alone (see the file comment). */
         idx->rb_done = e;
@@ -924,10 +954,9 @@ int cs_index_rebuild_if_needed(cs_index_t *idx, char *err, size_t errlen)
 
 /* ---- snapshots */
 
-/* Writes the ids (which = 0) or vectors (which = 1) of the live slots. */
-static int cs_index_write_live(const cs_index_t *idx, FILE *f, int which)
+/* Writes the ids of the live slots. */
+static int cs_index_write_live(const cs_index_t *idx, FILE *f)
 {
-    size_t dim = (size_t)idx->conf.dim;
     uint32_t s = 0;
     uint32_t e;
     size_t n;
@@ -940,10 +969,7 @@ static int cs_index_write_live(const cs_index_t *idx, FILE *f, int which)
         for (e = s; e < idx->nslots && idx->ids[e] != CS_INDEX_DEAD; e++) {
         }
         n = e - s;
-        if (which == 0
-                ? fwrite(idx->ids + s, sizeof(int64_t), n, f) != n
-                : fwrite(idx->vecs + (size_t)s * dim, sizeof(float) * dim, n,
-                         f) != n) {
+        if (fwrite(idx->ids + s, sizeof(int64_t), n, f) != n) {
             return CS_ERR;
         }
         s = e;
@@ -1032,8 +1058,7 @@ int cs_index_save_tagged(cs_index_t *idx, const char *path, const void *tag,
         goto fail;
     }
     if (fwrite(&live, sizeof(live), 1, f) != 1
-        || cs_index_write_live(idx, f, 0) != CS_OK
-        || cs_index_write_live(idx, f, 1) != CS_OK
+        || cs_index_write_live(idx, f) != CS_OK
         || fwrite(CS_INDEX_SNAP_END, 8, 1, f) != 1) {
         goto io_fail;
     }
@@ -1081,6 +1106,7 @@ int cs_index_load_tagged(cs_index_t **pidx, const cs_index_conf_t *conf,
                          char *err, size_t errlen)
 {
     char *t = NULL;
+    float *probe = NULL;
     cs_index_conf_t c;
     cs_index_snap_hdr_t h;
     cs_index_t *idx = NULL;
@@ -1150,10 +1176,7 @@ int cs_index_load_tagged(cs_index_t **pidx, const cs_index_conf_t *conf,
     pos = ftell(f);
     if (pos < 0 || fstat(fileno(f), &st) != 0
         || (uint64_t)(st.st_size - pos)
-               != sizeof(live2)
-                      + h.live * (sizeof(int64_t)
-                                  + sizeof(float) * (uint64_t)c.dim)
-                      + sizeof(end)) {
+               != sizeof(live2) + h.live * sizeof(int64_t) + sizeof(end)) {
         cs_index_seterr(err, errlen, "%s: truncated or damaged snapshot",
                         path);
         goto fail;
@@ -1164,8 +1187,6 @@ int cs_index_load_tagged(cs_index_t **pidx, const cs_index_conf_t *conf,
     idx->fx_m = (int)h.hnsw_m;
     if (fread(&live2, sizeof(live2), 1, f) != 1 || live2 != h.live
         || fread(idx->ids, sizeof(int64_t), h.live, f) != h.live
-        || fread(idx->vecs, sizeof(float) * (size_t)c.dim, h.live, f)
-               != h.live
         || fread(end, sizeof(end), 1, f) != 1
         || memcmp(end, CS_INDEX_SNAP_END, sizeof(end)) != 0
         || fgetc(f) != EOF) {
@@ -1173,9 +1194,12 @@ int cs_index_load_tagged(cs_index_t **pidx, const cs_index_conf_t *conf,
                         path);
         goto fail;
     }
+    probe = cs_malloc((size_t)c.dim * sizeof(float));
     for (i = 0; i < h.live; i++) {
+        /* Every live id must be one FAISS holds (reconstructable). */
         if (idx->ids[i] < 0 || cs_index_lookup(idx, idx->ids[i])
-                                   != CS_INDEX_NO_SLOT) {
+                                   != CS_INDEX_NO_SLOT
+            || faiss_Index_reconstruct(idx->fx, idx->ids[i], probe) != 0) {
             cs_index_seterr(err, errlen, "%s: bad or repeated id %lld", path,
                             (long long)idx->ids[i]);
             goto fail;
@@ -1184,6 +1208,7 @@ int cs_index_load_tagged(cs_index_t **pidx, const cs_index_conf_t *conf,
         idx->nslots++;
         idx->live++;
     }
+    cs_free(probe);
     fclose(f);
     *pidx = idx;
     if (tag != NULL) {
@@ -1196,6 +1221,7 @@ int cs_index_load_tagged(cs_index_t **pidx, const cs_index_conf_t *conf,
     return CS_OK;
 
 fail:
+    cs_free(probe);
     cs_free(t);
     fclose(f);
     if (fx != NULL) {
@@ -1255,9 +1281,9 @@ int cs_index_get_vector(const cs_index_t *idx, int64_t id, float *out)
 
     pthread_rwlock_rdlock(&w->lock);
     slot = id < 0 ? CS_INDEX_NO_SLOT : cs_index_lookup(idx, id);
-    if (slot != CS_INDEX_NO_SLOT) {
-        memcpy(out, idx->vecs + (size_t)slot * (size_t)idx->conf.dim,
-               (size_t)idx->conf.dim * sizeof(float));
+    if (slot != CS_INDEX_NO_SLOT
+        && faiss_Index_reconstruct(idx->fx, id, out) != 0) {
+        slot = CS_INDEX_NO_SLOT;
     }
     pthread_rwlock_unlock(&w->lock);
     return slot != CS_INDEX_NO_SLOT ? CS_OK : CS_ERR;
