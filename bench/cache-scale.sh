@@ -15,24 +15,28 @@
 #     the same restart without a snapshot (rebuild from Redis) as baseline;
 #   - recall@1 of the HNSW index in the snapshot against exact search.
 # Usage: bench/cache-scale.sh [--entries N | --million] [--queries Q]
-#        [--recall-queries R] [--write-docs] [--out FILE]
+#        [--recall-queries R] [--fill-seconds S] [--write-docs] [--out FILE]
+# --fill-seconds stops the fill after S seconds (a busy machine): the run
+# then measures the entries stored by then and says so.
 # Needs redis-server, redis-benchmark, redis-cli, a built ark-cached and
 # bench/cache_load (make bench/cache_load). Memory: about 9 KB per entry
 # for both processes (1M entries: ~9 GB).
 set -eu
 top=$(cd "$(dirname "$0")/.." && pwd)
-entries=100000 queries=5000 rqueries=500 write_docs=0 out=""
+entries=100000 queries=5000 rqueries=500 write_docs=0 out="" fill_s=0
 while [ $# -gt 0 ]; do
     case "$1" in
     --entries) entries=$2; shift 2 ;;
     --million) entries=1000000 queries=3000 rqueries=200; shift ;;
     --queries) queries=$2; shift 2 ;;
+    --fill-seconds) fill_s=$2; shift 2 ;;
     --recall-queries) rqueries=$2; shift 2 ;;
     --write-docs) write_docs=1; shift ;;
     --out) out=$2; shift 2 ;;
-    *) echo "usage: $0 [--entries N | --million] [--queries Q] [--recall-queries R] [--write-docs] [--out FILE]" >&2; exit 2 ;;
+    *) echo "usage: $0 [--entries N | --million] [--queries Q] [--recall-queries R] [--fill-seconds S] [--write-docs] [--out FILE]" >&2; exit 2 ;;
     esac
 done
+req_entries=$entries
 cached=${ARK_CACHED:-$top/ark-cached}
 loader=${CACHE_LOAD:-$top/bench/cache_load}
 [ -x "$cached" ] || { echo "build ark-cached first (make)" >&2; exit 1; }
@@ -86,8 +90,13 @@ log "baseline redis GET (1 client): p50 $base_p50 ms, p99 $base_p99 ms"
 start_cached
 rss0=$(rss_kb "$cpid")
 log "filling $entries entries"
-fill=$("$loader" -p "$cport" -n scale-ns fill "$entries")
+if [ "$fill_s" != 0 ]; then
+    fill=$("$loader" -p "$cport" -n scale-ns --seconds "$fill_s" fill "$entries")
+else
+    fill=$("$loader" -p "$cport" -n scale-ns fill "$entries")
+fi
 log "$fill"
+entries=$(echo "$fill" | sed -n 's/^fill: \([0-9]*\) entries.*/\1/p')
 # Warm-up: wait for the background switch to HNSW to finish.
 while [ "$(info approx_namespaces)" != 1 ] || [ "$(info tombstones)" != 0 ]; do
     sleep 1
@@ -188,14 +197,14 @@ if [ "$write_docs" = 1 ]; then
     doc=$top/docs/performance.md
     block=$tmp/block.md
     {
-        echo "<!-- cache-scale:$entries:begin -->"
+        echo "<!-- cache-scale:$req_entries:begin -->"
         echo "\`bench/cache-scale.sh --entries $entries\`, $(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) CPUs:"
         echo
         echo "$summary"
-        echo "<!-- cache-scale:$entries:end -->"
+        echo "<!-- cache-scale:$req_entries:end -->"
     } > "$block"
-    if grep -q "<!-- cache-scale:$entries:begin -->" "$doc"; then
-        /usr/bin/python3 - "$doc" "$block" "$entries" <<'PY'
+    if grep -q "<!-- cache-scale:$req_entries:begin -->" "$doc"; then
+        /usr/bin/python3 - "$doc" "$block" "$req_entries" <<'PY'
 import re, sys
 doc, block, n = sys.argv[1], sys.argv[2], sys.argv[3]
 s = open(doc).read()
@@ -205,6 +214,6 @@ open(doc, "w").write(pat.sub(lambda m: b, s))
 PY
         log "docs/performance.md updated"
     else
-        log "no <!-- cache-scale:$entries:begin --> marker in docs/performance.md: add one"
+        log "no <!-- cache-scale:$req_entries:begin --> marker in docs/performance.md: add one"
     fi
 fi

@@ -21,7 +21,9 @@
  * lead-in and a closing word (same numbers and names, so verification
  * accepts it); fresh(j) is text_of() of an index far beyond any stored.
  * Options: --pipeline N (64), --conns N (2), --ttl S (86400),
- * --payload BYTES (1024).
+ * --payload BYTES (1024), --seconds S (fill: stop sending after S
+ * seconds; "fill: N entries" then counts a prefix FROM..FROM+N-1 that is
+ * entirely stored).
  */
 #include <errno.h>
 #include <math.h>
@@ -172,9 +174,13 @@ static redisContext *connect_or_die(void)
 /* ---- fill */
 
 typedef struct fill_job {
-    long from, to;          /* [from, to) */
+    long from, to;          /* from, from + step, ... below to */
+    long step;
+    long next;              /* first index not sent */
     long errors;
 } fill_job_t;
+
+static double fill_deadline;    /* 0: none; else stop sending then */
 
 static void *fill_main(void *arg)
 {
@@ -183,10 +189,15 @@ static void *fill_main(void *arg)
     char *payload = malloc(payload_bytes + 1);
     char text[512], ttls[32];
     long i = j->from, pending = 0;
+    long sent = 0;
     redisReply *r;
 
     snprintf(ttls, sizeof(ttls), "%ld", ttl);
     while (i < j->to || pending > 0) {
+        if (fill_deadline > 0 && (sent & 255) == 0 && i < j->to
+            && now_s() > fill_deadline) {
+            j->to = i;          /* stop here: everything below is sent */
+        }
         while (i < j->to && pending < pipeline) {
             const char *argv[6];
             size_t lens[6];
@@ -204,7 +215,8 @@ static void *fill_main(void *arg)
             }
             redisAppendCommandArgv(rc, 6, argv, lens);
             pending++;
-            i++;
+            sent++;
+            i += j->step;
         }
         if (redisGetReply(rc, (void **)&r) != REDIS_OK) {
             fprintf(stderr, "cache_load: %s\n", rc->errstr);
@@ -218,6 +230,7 @@ static void *fill_main(void *arg)
         freeReplyObject(r);
         pending--;
     }
+    j->next = i;
     free(payload);
     redisFree(rc);
     return NULL;
@@ -228,22 +241,30 @@ static int do_fill(long n, long from)
     pthread_t th[64];
     fill_job_t jobs[64];
     double t0 = now_s(), dt;
-    long errors = 0;
+    long errors = 0, done = -1;
     int k;
 
     if (conns < 1 || conns > 64) {
         conns = 2;
     }
     for (k = 0; k < conns; k++) {
-        jobs[k].from = from + n * k / conns;
-        jobs[k].to = from + n * (k + 1) / conns;
+        /* interleaved, so a fill cut short by --seconds leaves every
+         * index below the smallest `next` stored */
+        jobs[k].from = from + k;
+        jobs[k].to = from + n;
+        jobs[k].step = conns;
+        jobs[k].next = jobs[k].from;
         jobs[k].errors = 0;
         pthread_create(&th[k], NULL, fill_main, &jobs[k]);
     }
     for (k = 0; k < conns; k++) {
         pthread_join(th[k], NULL);
         errors += jobs[k].errors;
+        if (done < 0 || jobs[k].next - k < done) {
+            done = jobs[k].next - k;      /* from + stored prefix */
+        }
     }
+    n = done - from < n ? done - from : n;
     dt = now_s() - t0;
     {
         char t[512];
@@ -484,6 +505,9 @@ int main(int argc, char **argv)
         }
         else if (!strcmp(argv[a], "--ttl")) {
             ttl = atol(argv[a + 1]);
+        }
+        else if (!strcmp(argv[a], "--seconds")) {
+            fill_deadline = now_s() + atof(argv[a + 1]);
         }
         else if (!strcmp(argv[a], "--payload")) {
             payload_bytes = (size_t)atol(argv[a + 1]);

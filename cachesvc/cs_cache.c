@@ -1133,7 +1133,8 @@ static void *snap_main(void *arg)
         clock_gettime(CLOCK_REALTIME, &ts);
         ts.tv_sec += 1;
         pthread_cond_timedwait(&c->maint_cond, &c->maint_lock, &ts);
-        if (c->stopping || cs_now_us() < next
+        /* interval 0: only cs_engine_stop saves */
+        if (c->stopping || c->snap_interval == 0 || cs_now_us() < next
             || atomic_load(&c->catching_up)) {
             continue;
         }
