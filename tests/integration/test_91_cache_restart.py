@@ -105,7 +105,9 @@ def test_91_02_damaged_snapshot_is_ignored(redis_server, make_cached,
     cached = make_cached(redis_server, args=snap_args(snap, interval=0))
     for i in range(40):
         store(cached, i)
-    cached.stop()                      # interval 0: saved at shutdown only
+    time.sleep(1.5)
+    assert cached.info()["snapshot_saves"] == "0"   # interval 0: none yet
+    cached.stop()                                   # saved at shutdown
     (path,) = glob.glob(os.path.join(snap, "ns-*.vix"))
     size = os.path.getsize(path)
     with open(path, "r+b") as f:
