@@ -1,12 +1,12 @@
 /* ark-cached: the vector index of one namespace (see cs_index.h).
  *
- * Data: a FAISS index (exact "IDMap,Flat" or approximate
- * "IDMap,HNSW<M>,Flat", inner product, reached only through the FAISS C
- * API) plus our own store of the live vectors: parallel arrays ids[] and
- * vecs[] indexed by slot, and an open-addressing hash table id -> slot.
- * An id is live exactly when the hash table holds it; FAISS may hold more
- * (tombstones), so every FAISS answer is filtered through the table and
- * re-scored against vecs[].
+ * Data: a FAISS index (exact "IDMap2,Flat" or approximate
+ * "IDMap2,HNSW<M>,Flat", inner product, reached only through the FAISS C
+ * API), which holds the only copy of the vectors, plus the live ids: an
+ * array ids[] indexed by slot and an open-addressing hash table id ->
+ * slot. An id is live exactly when the hash table holds it; FAISS may
+ * hold more (tombstones), so every FAISS answer is filtered through the
+ * table and re-scored against the live vector, reconstructed by id.
  *
  * Slots are kept dense (removal moves the last slot into the hole) except
  * while a rebuild copies them: then removal only marks the slot dead, adds

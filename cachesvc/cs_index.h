@@ -4,18 +4,20 @@
  * stored vectors have the highest inner product (cosine similarity) with
  * this query". Two FAISS indexes (through the FAISS C API only), chosen by
  * size:
- *   exact        "IDMap,Flat", inner product, while the namespace holds at
+ *   exact        "IDMap2,Flat", inner product, while the namespace holds at
  *                most approx_threshold live vectors; removal is real;
- *   approximate  "IDMap,HNSW<M>,Flat" past it; HNSW cannot delete, so a
+ *   approximate  "IDMap2,HNSW<M>,Flat" past it; HNSW cannot delete, so a
  *                removal only forgets the id here and leaves a tombstone
  *                (a stale vector in the graph that search skips).
- * Next to FAISS, the index keeps every live vector in a compact float
- * array of its own (slot -> id, vector; id -> slot by a hash table). That
- * array is what search re-scores candidates against (so similarities are
- * always those of the live vector, and ids that are removed, or removed
- * and re-added, are never reported from a stale copy), what a rebuild
- * reads (no re-embedding), and what a snapshot stores besides the FAISS
- * index. Why these indexes and parameters: docs/vector-index.md.
+ * FAISS's storage is the only copy of the vectors. Next to it the index
+ * keeps the live ids (slot -> id; id -> slot by a hash table), and reads
+ * a live vector back by id (faiss_Index_reconstruct: IDMap2 maps an id
+ * to its latest copy). Search re-scores candidates against those (so
+ * similarities are always those of the live vector, and ids that are
+ * removed, or removed and re-added, are never reported from a stale
+ * copy); a rebuild copies them (no re-embedding); a snapshot stores the
+ * FAISS index and the live ids. Why these indexes and parameters:
+ * docs/vector-index.md.
  *
  * Rebuild: cs_index_rebuild_if_needed switches between the two kinds when
  * the live count crosses the threshold (with hysteresis: back to exact
