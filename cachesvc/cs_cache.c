@@ -382,6 +382,19 @@ static void l1_make_room(cs_cache_t *c, size_t need)
     }
 }
 
+/* 1 when the index holds exactly vec for id. */
+static int index_has_vector(cs_cache_t *c, cs_ns_t *ns, int64_t id,
+                            const float *vec)
+{
+    size_t dim = (size_t)cs_embed_dim(c->embedder);
+    float *cur = cs_malloc(dim * sizeof(float));
+    int same = cs_index_get_vector(ns->index, id, cur) == CS_OK
+               && !memcmp(cur, vec, dim * sizeof(float));
+
+    cs_free(cur);
+    return same;
+}
+
 /* Inserts an entry (caller holds the write lock); vec may be NULL when
  * the embedder failed (then only the exact layers find it). Replaces the
  * entry with the same id or the same exact text. */
@@ -413,8 +426,13 @@ static int entry_insert(cs_cache_t *c, cs_ns_t *ns, uint64_t id,
     e->norm_h = norm_h;
     e->created_us = created_us;
     e->expires_us = expires_us;
-    /* An id already in the index came from a snapshot (ids are never
-     * reused): its vector is the one Redis holds. */
+    /* An id already in the index came from a snapshot, or from the store
+     * in progress: keep its vector if it is this one; an id Redis reused
+     * for another entry (its counter restarted) gets the new vector. */
+    if (vec && cs_index_contains(ns->index, (int64_t)id)
+        && !index_has_vector(c, ns, (int64_t)id, vec)) {
+        cs_index_remove(ns->index, (int64_t)id);
+    }
     if (vec && !cs_index_contains(ns->index, (int64_t)id)
         && cs_index_add(ns->index, (int64_t)id, vec, err, errlen)
                != CS_OK) {
@@ -730,6 +748,46 @@ int cs_cache_store(cs_cache_t *c, const char *ns, size_t ns_len,
         cs_buf_free(&norm);
         return CS_ERR;
     }
+    {
+        /* An id can come back (a Redis emptied or restarted without
+         * persistence restarts its counter): the new entry replaces. */
+        cs_entry_t *old = cs_map_get(&c->entries, *id);
+
+        if (old) {
+            entry_drop(c, old);
+        }
+        if (have_vec) {
+            cs_index_remove(n->index, (int64_t)*id);
+        }
+    }
+    atomic_fetch_add(&n->refs, 1);
+    pthread_rwlock_unlock(&c->lock);
+
+    /* The index insert (about a millisecond into HNSW, longer while a
+     * snapshot of this namespace is written) is done without the engine
+     * lock, so lookups elsewhere never wait for it. Until the entry is
+     * inserted below, a search may return the id and finds no entry: it
+     * skips it (and if it drops the id, entry_insert adds it again). */
+    if (have_vec && cs_index_add(n->index, (int64_t)*id, vec, err, errlen)
+                    != CS_OK) {
+        ns_unref(n);
+        cs_free(vec);
+        cs_buf_free(&norm);
+        return CS_ERR;
+    }
+    pthread_rwlock_wrlock(&c->lock);
+    if (cs_map_get(&c->nss, n->h) != n) {
+        /* the namespace was forgotten meanwhile: store into its successor */
+        ns_unref(n);
+        n = ns_find(c, ns, ns_len, 1, err, errlen);
+        if (!n) {
+            pthread_rwlock_unlock(&c->lock);
+            cs_free(vec);
+            cs_buf_free(&norm);
+            return CS_ERR;
+        }
+        atomic_fetch_add(&n->refs, 1);
+    }
     if (norm.len) {
         norm_h = text_hash(n, norm.data, norm.len);
     }
@@ -737,6 +795,7 @@ int cs_cache_store(cs_cache_t *c, const char *ns, size_t ns_len,
                       have_vec ? vec : NULL, payload, payload_len, now,
                       expires, err, errlen);
     pthread_rwlock_unlock(&c->lock);
+    ns_unref(n);
 
     if (rc == CS_OK && c->redis) {
         cs_entry_rec_t rec;

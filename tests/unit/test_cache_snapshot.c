@@ -496,6 +496,41 @@ static void test_forgotten_namespace_file_removed(void **state)
     env_free(&e);
 }
 
+/* Redis emptied while the daemon was down (its id counter restarts): an
+ * id of the snapshot now names another entry, which must be indexed with
+ * its own vector, and the old entry must never be served. */
+static void test_reused_id_gets_new_vector(void **state)
+{
+    env_t e;
+    uint64_t ids[N_ENTRIES];
+    cs_config_t *cfg;
+    cs_cache_t *c;
+    redisReply *keys;
+    size_t i;
+
+    (void)state;
+    env_init(&e);
+    fill_and_stop(&e, ids, -1);
+    keys = raw("KEYS %s*", e.prefix);
+    for (i = 0; i < keys->elements; i++) {
+        freeReplyObject(raw("DEL %s", keys->element[i]->str));
+    }
+    freeReplyObject(keys);
+    c = start(&e, 0, NULL, &cfg);
+    assert_int_equal(store(c, 1000, 3600), ids[0]);     /* the same id */
+    stop(c, cfg);
+
+    c = start(&e, 1, NULL, &cfg);
+    assert_false(served(c, 0));      /* served() fails on a wrong answer */
+    assert_true(served(c, 1000));
+    wait_caught_up(c);
+    assert_false(served(c, 0));
+    assert_true(served(c, 1000));
+    assert_int_equal(info_field(c, "vectors"), 1);
+    stop(c, cfg);
+    env_free(&e);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -503,6 +538,7 @@ int main(void)
         cmocka_unit_test(test_damaged_snapshot_is_ignored),
         cmocka_unit_test(test_other_dimension_is_ignored),
         cmocka_unit_test(test_forgotten_namespace_file_removed),
+        cmocka_unit_test(test_reused_id_gets_new_vector),
     };
 
     signal(SIGPIPE, SIG_IGN);
