@@ -77,6 +77,11 @@ stop_cached() {
 }
 info() { redis-cli -p "$cport" INFO | tr -d '\r' | sed -n "s/^$1://p"; }
 rss_kb() { awk '/^VmRSS/ {print $2}' "/proc/$1/status"; }
+# CPU time (user + system) of a process, in clock ticks.
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+hz=$(getconf CLK_TCK)
+# Milliseconds of daemon CPU per operation between two cpu_ticks.
+cpu_per() { awk -v a="$1" -v b="$2" -v n="$3" -v hz="$hz" 'BEGIN {printf "%.2f", (b - a) * 1000 / hz / n}'; }
 while ! redis-cli -p "$rport" PING >/dev/null 2>&1; do sleep 0.05; done
 load1=$(cut -d' ' -f1 /proc/loadavg)
 
@@ -107,10 +112,15 @@ rss=$(rss_kb "$cpid")
 index_bytes=$(info index_bytes); l1_bytes=$(info l1_bytes)
 log "entries $n_entries, RSS $rss kB, index $index_bytes B, L1 $l1_bytes B"
 
+c0=$(cpu_ticks "$cpid")
 near=$("$loader" -p "$cport" -n scale-ns lookup near "$queries" "$entries")
+c1=$(cpu_ticks "$cpid")
 log "$near"
 fresh=$("$loader" -p "$cport" -n scale-ns lookup fresh "$queries" "$entries")
+c2=$(cpu_ticks "$cpid")
 log "$fresh"
+cpu_near=$(cpu_per "$c0" "$c1" "$queries"); cpu_fresh=$(cpu_per "$c1" "$c2" "$queries")
+log "daemon CPU per lookup: near $cpu_near ms, fresh $cpu_fresh ms"
 load2=$(cut -d' ' -f1 /proc/loadavg)
 
 # Shutdown (saves the snapshot) and restart from it.
@@ -175,6 +185,7 @@ summary=$(cat <<EOF
 | baseline: redis-server GET, 1 client, p50 / p99 | $base_p50 / $base_p99 ms |
 | semantic lookup, near duplicate (hit), 1 client, p50 / p95 / p99 | $(echo "$p50n / $p95n / $p99n" | awk '{printf "%.2f / %.2f / %.2f ms", $1/1000, $3/1000, $5/1000}') ($hitsn of $queries hit) |
 | semantic lookup, fresh question (miss), p50 / p95 / p99 | $(echo "$p50f / $p95f / $p99f" | awk '{printf "%.2f / %.2f / %.2f ms", $1/1000, $3/1000, $5/1000}') ($hitsf of $queries hit) |
+| daemon CPU per lookup (all threads), near / fresh | $cpu_near / $cpu_fresh ms |
 | near-duplicate p99 vs redis GET p99 | $(awk -v a="$p99n" -v b="$base_p99" 'BEGIN {printf "%.1f x", a / 1000 / b}') |
 | recall@1 HNSW vs exact, near / fresh ($rqueries queries each) | $rn / $rf |
 | RSS per entry (RSS growth / entries) | $per_entry B |
