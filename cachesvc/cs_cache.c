@@ -1343,6 +1343,7 @@ static void *catchup_main(void *arg)
     char pos[CS_REDIS_POS_LEN], rerr[256];
     int64_t t0 = cs_now_us();
     int warned = 0;
+    size_t n;
 
     while (cs_redis_scan(c->redis, scan_cb, c, pos, sizeof(pos), rerr,
                          sizeof(rerr)) != CS_OK) {
@@ -1362,9 +1363,11 @@ static void *catchup_main(void *arg)
     start_follow(c, pos);
     atomic_store(&c->catchup_ms, (cs_now_us() - t0) / 1000);
     atomic_store(&c->catching_up, 0);
+    pthread_rwlock_rdlock(&c->lock);
+    n = c->entries.len;
+    pthread_rwlock_unlock(&c->lock);
     cs_log(CS_LOG_NOTICE, CS_LOGNO(00238) "caught up with Redis: %zu "
-           "entries in %.1f ms", c->entries.len,
-           (double)(cs_now_us() - t0) / 1000.0);
+           "entries in %.1f ms", n, (double)(cs_now_us() - t0) / 1000.0);
     return NULL;
 }
 
