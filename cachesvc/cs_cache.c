@@ -434,7 +434,7 @@ static int entry_insert(cs_cache_t *c, cs_ns_t *ns, uint64_t id,
         cs_index_remove(ns->index, (int64_t)id);
     }
     if (vec && !cs_index_contains(ns->index, (int64_t)id)
-        && cs_index_add(ns->index, (int64_t)id, vec, err, errlen)
+        && cs_index_add_now(ns->index, (int64_t)id, vec, err, errlen)
                != CS_OK) {
         cs_free(e->text);
         cs_free(e);

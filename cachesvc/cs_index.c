@@ -63,6 +63,14 @@
  * at most this many remain; those are added to HNSW under the write
  * lock (about 1 ms each on Debian's FAISS). */
 #define CS_INDEX_REBUILD_TAIL 32
+/* Adds accepted during a rebuild to HNSW beyond the slots it started
+ * with. Past it, and once the builder has copied everything it started
+ * with, cs_index_add waits for the rebuild to finish: otherwise adds into
+ * the old (exact) index, which are cheap, can outpace the HNSW build
+ * forever (measured: a fill at 350 stores/s on a busy host kept a
+ * namespace exact up to 660k vectors). The wait is bounded by building
+ * at most this many vectors (~1 ms each). */
+#define CS_INDEX_REBUILD_BACKLOG 4096
 /* stdio buffer for snapshot files. */
 #define CS_INDEX_IO_BUF (1u << 20)
 
@@ -100,6 +108,8 @@ struct cs_index {
 
     int rebuilding;         /* a rebuild to HNSW runs */
     uint32_t rb_done;       /* slots below have been copied by it */
+    uint32_t rb_start;      /* nslots when it started */
+    int rb_final;           /* it has copied past rb_start: adds wait */
 };
 
 /* On-disk snapshot header (native byte order). */
@@ -514,8 +524,24 @@ void cs_index_free(cs_index_t *idx)
 
 /* ---- add / remove */
 
-int cs_index_add(cs_index_t *idx, int64_t id, const float *vec, char *err,
-                 size_t errlen)
+/* Backlog of adds a running rebuild still has to copy beyond what it
+ * started with; UINT32_MAX once it is finishing. Lock held. */
+static uint32_t cs_index_backlog(const cs_index_t *idx)
+{
+    uint32_t from;
+
+    if (!idx->rebuilding) {
+        return 0;
+    }
+    if (idx->rb_final) {
+        return UINT32_MAX;
+    }
+    from = idx->rb_done > idx->rb_start ? idx->rb_done : idx->rb_start;
+    return idx->nslots > from ? idx->nslots - from : 0;
+}
+
+static int cs_index_add_impl(cs_index_t *idx, int64_t id, const float *vec,
+                             int wait, char *err, size_t errlen)
 {
     uint32_t slot;
     int rc;
@@ -527,6 +553,12 @@ int cs_index_add(cs_index_t *idx, int64_t id, const float *vec, char *err,
     }
     cs_faiss_set_threads(1);
     pthread_rwlock_wrlock(&idx->lock);
+    while (wait && cs_index_backlog(idx) > CS_INDEX_REBUILD_BACKLOG) {
+        /* wait without the lock: searches go on */
+        pthread_rwlock_unlock(&idx->lock);
+        usleep(2000);
+        pthread_rwlock_wrlock(&idx->lock);
+    }
     if (cs_index_lookup(idx, id) != CS_INDEX_NO_SLOT) {
         pthread_rwlock_unlock(&idx->lock);
         cs_index_seterr(err, errlen, "id %lld is already in the index",
@@ -557,6 +589,18 @@ int cs_index_add(cs_index_t *idx, int64_t id, const float *vec, char *err,
     idx->changes++;
     pthread_rwlock_unlock(&idx->lock);
     return CS_OK;
+}
+
+int cs_index_add(cs_index_t *idx, int64_t id, const float *vec, char *err,
+                 size_t errlen)
+{
+    return cs_index_add_impl(idx, id, vec, 1, err, errlen);
+}
+
+int cs_index_add_now(cs_index_t *idx, int64_t id, const float *vec,
+                     char *err, size_t errlen)
+{
+    return cs_index_add_impl(idx, id, vec, 0, err, errlen);
 }
 
 int cs_index_remove(cs_index_t *idx, int64_t id)
@@ -882,8 +926,12 @@ static int cs_index_rebuild_approx(cs_index_t *idx, char *err, size_t errlen)
             pthread_rwlock_unlock(&idx->lock);
             goto fail;
         }
-        /* rb_done is this thread's alone (see the file comment). */
+        /* rb_done and rb_final are this thread's alone (see the file
+         * comment; adds read them under the write lock). */
         idx->rb_done = e;
+        if (e >= idx->rb_start) {
+            idx->rb_final = 1;
+        }
         pthread_rwlock_unlock(&idx->lock);
 
         /* ...and add it with no lock held. */
@@ -948,6 +996,8 @@ int cs_index_rebuild_if_needed(cs_index_t *idx, char *err, size_t errlen)
     }
     idx->rebuilding = 1;
     idx->rb_done = 0;
+    idx->rb_start = idx->nslots;
+    idx->rb_final = 0;
     pthread_rwlock_unlock(&idx->lock);
     return cs_index_rebuild_approx(idx, err, errlen);
 }

@@ -121,6 +121,15 @@ void cs_index_free(cs_index_t *idx);
 int cs_index_add(cs_index_t *idx, int64_t id, const float *vec, char *err,
                  size_t errlen);
 
+/* cs_index_add, except that it never waits for a rebuild. cs_index_add
+ * waits (without holding the lock) while a rebuild to HNSW has more than
+ * a few thousand adds to catch up with, and while it finishes, so that
+ * cheap adds to the old exact index cannot outrun the build forever; a
+ * caller holding a lock that searches need (the cache engine's) uses
+ * this one instead. */
+int cs_index_add_now(cs_index_t *idx, int64_t id, const float *vec,
+                     char *err, size_t errlen);
+
 /* Removes id. Exact index: removed from FAISS too. Approximate index:
  * forgotten here at once (search never returns it again) and left in
  * the graph as a tombstone until a rebuild. Write lock. Returns CS_OK,
