@@ -22,8 +22,18 @@
  * stores/forgets/expiry write); a mutex orders LRU touches among readers;
  * each index has its own lock, and a namespace is reference-counted so a
  * search may run without the engine lock while FORGET drops the
- * namespace. Expiry: a min-heap of (expires, id) swept every second by
- * the maintenance thread, which also rebuilds indexes that need it.
+ * namespace. A store inserts into the index without the engine lock,
+ * then inserts the entry under it (a search meanwhile finds an id without
+ * entry and skips it). Expiry: a min-heap of (expires, id) swept every
+ * second by the maintenance thread, which also rebuilds indexes that
+ * need it.
+ *
+ * Snapshots (snapshot_dir): a snapshot thread saves changed indexes,
+ * cs_engine_stop saves them once more; a start loads them and reads Redis
+ * in a catch-up thread while serving (docs/ark-cached.md, "Restarts").
+ * An id is only ever served with an entry read from Redis: an indexed id
+ * without entry is skipped, fetched on demand during a catch-up, and
+ * dropped from the index when Redis no longer has it.
  */
 #include <dirent.h>
 #include <errno.h>
