@@ -916,6 +916,11 @@ static int cs_index_rebuild_approx(cs_index_t *idx, char *err, size_t errlen)
         /* Copy the next batch of live slots under the read lock... */
         pthread_rwlock_rdlock(&idx->lock);
         s = idx->rb_done;
+        if (s >= idx->rb_start) {
+            /* What the rebuild started with is in the new index: the
+             * rest (at most the backlog) is built while adds wait. */
+            idx->rb_final = 1;
+        }
         if (idx->nslots - s <= CS_INDEX_REBUILD_TAIL) {
             pthread_rwlock_unlock(&idx->lock);
             break;
@@ -929,9 +934,6 @@ static int cs_index_rebuild_approx(cs_index_t *idx, char *err, size_t errlen)
         /* rb_done and rb_final are this thread's alone (see the file
          * comment; adds read them under the write lock). */
         idx->rb_done = e;
-        if (e >= idx->rb_start) {
-            idx->rb_final = 1;
-        }
         pthread_rwlock_unlock(&idx->lock);
 
         /* ...and add it with no lock held. */

@@ -572,6 +572,7 @@ typedef struct chase {
     atomic_int stop;
     atomic_int adds;
     atomic_int failed;
+    atomic_int finished;    /* the adder ended (stopped or timed out) */
 } chase_t;
 
 static void *chase_adder(void *arg)
@@ -589,6 +590,7 @@ static void *chase_adder(void *arg)
         }
         atomic_fetch_add(&c->adds, 1);
     }
+    atomic_store(&c->finished, 1);
     return NULL;
 }
 
@@ -606,7 +608,7 @@ static void test_rebuild_outpaced_by_adds(void **state)
     v = add_random(c.idx, 6000, 0);
     pthread_create(&th, NULL, chase_adder, &c);
     rebuild_ok(c.idx);                  /* returns although adds go on */
-    still_adding = atomic_load(&c.adds) > 0 && !atomic_load(&c.stop);
+    still_adding = !atomic_load(&c.finished);
     adds_at_end = atomic_load(&c.adds);
     assert_true(cs_index_is_approx(c.idx));
     /* adds were taken during the rebuild, and go on after it */
