@@ -22,9 +22,21 @@
  * stores/forgets/expiry write); a mutex orders LRU touches among readers;
  * each index has its own lock, and a namespace is reference-counted so a
  * search may run without the engine lock while FORGET drops the
- * namespace. Expiry: a min-heap of (expires, id) swept every second by
- * the maintenance thread, which also rebuilds indexes that need it.
+ * namespace. A store inserts into the index without the engine lock,
+ * then inserts the entry under it (a search meanwhile finds an id without
+ * entry and skips it). Expiry: a min-heap of (expires, id) swept every
+ * second by the maintenance thread, which also rebuilds indexes that
+ * need it.
+ *
+ * Snapshots (snapshot_dir): a snapshot thread saves changed indexes,
+ * cs_engine_stop saves them once more; a start loads them and reads Redis
+ * in a catch-up thread while serving (docs/ark-cached.md, "Restarts").
+ * An id is only ever served with an entry read from Redis: an indexed id
+ * without entry is skipped, fetched on demand during a catch-up, and
+ * dropped from the index when Redis no longer has it.
  */
+#include <dirent.h>
+#include <errno.h>
 #include <math.h>
 #include <pthread.h>
 #include <stdarg.h>
@@ -32,6 +44,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "cs_cache.h"
 #include "cs_crypto.h"
@@ -49,6 +63,12 @@
 #define CS_CACHE_SEARCH_K 8
 /* Maintenance period: expiry sweep and index rebuilds. */
 #define CS_CACHE_SWEEP_US 1000000
+/* Ids checked per engine write-lock hold by the ghost sweep that ends a
+ * catch-up (a map look-up each: well under a millisecond). */
+#define CS_CACHE_SWEEP_CHUNK 4096
+/* Snapshot file names: "ns-" + 16 hex digits of the namespace hash. */
+#define CS_CACHE_SNAP_PREFIX "ns-"
+#define CS_CACHE_SNAP_SUFFIX ".vix"
 /* Lookup latency histogram bucket bounds, seconds (Prometheus). */
 static const double lat_bounds[] = {
     0.0001, 0.00025, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1
@@ -64,6 +84,9 @@ typedef struct cs_ns {
     cs_index_t *index;
     size_t entries;
     _Atomic int refs;          /* the map's reference + searches */
+    uint64_t saved_changes;    /* cs_index_changes at the last snapshot
+                                  (the snapshot thread's, then stop's) */
+    int has_file;              /* a snapshot file exists for it */
 } cs_ns_t;
 
 typedef struct cs_entry {
@@ -112,6 +135,20 @@ struct cs_cache {
     pthread_mutex_t maint_lock;
     pthread_cond_t maint_cond;
     int stopping;
+    _Atomic int shutting;      /* stopping, readable without the mutex */
+
+    /* index snapshots (docs/ark-cached.md, "Restarts") */
+    char *snap_dir;            /* NULL: off */
+    long snap_interval;        /* seconds; 0: only at shutdown */
+    long snap_min;             /* live vectors a namespace needs */
+    pthread_t snap_thread;
+    int snap_running;
+    pthread_t catchup;
+    int catchup_running;
+    _Atomic int catching_up;   /* snapshots loaded, Redis not yet read */
+    _Atomic uint64_t snap_saves, snap_failures, snap_loaded, snap_vectors;
+    _Atomic uint64_t snap_last_ms, ghosts, catchup_fetches;
+    _Atomic int64_t catchup_ms;
 
     /* counters */
     _Atomic uint64_t hits_exact, hits_norm, hits_semantic, misses;
@@ -262,6 +299,24 @@ static char *ns_key(cs_cache_t *c, const char *ns, size_t ns_len,
     return k;
 }
 
+/* Makes the namespace of engine key `key` (taken over) around idx (taken
+ * over) and maps it; caller holds the write lock. */
+static cs_ns_t *ns_make(cs_cache_t *c, char *key, size_t klen, uint64_t h,
+                        cs_index_t *idx)
+{
+    cs_ns_t *n = cs_calloc(1, sizeof(*n));
+
+    n->index = idx;
+    n->key = key;
+    n->key_len = klen;
+    n->client = key + strlen(c->embedder_version) + 1;
+    n->client_len = klen - strlen(c->embedder_version) - 1;
+    n->h = h;
+    atomic_store(&n->refs, 1);
+    cs_map_put(&c->nss, h, n);
+    return n;
+}
+
 /* Finds (or, when create, makes) a namespace; caller holds the lock
  * (write lock when create). */
 static cs_ns_t *ns_find(cs_cache_t *c, const char *ns, size_t ns_len,
@@ -281,20 +336,15 @@ static cs_ns_t *ns_find(cs_cache_t *c, const char *ns, size_t ns_len,
         cs_free(key);
         return n;
     }
-    n = cs_calloc(1, sizeof(*n));
-    if (cs_index_create(&n->index, &c->index_conf, err, errlen) != CS_OK) {
-        cs_free(key);
-        cs_free(n);
-        return NULL;
+    {
+        cs_index_t *idx;
+
+        if (cs_index_create(&idx, &c->index_conf, err, errlen) != CS_OK) {
+            cs_free(key);
+            return NULL;
+        }
+        return ns_make(c, key, klen, h, idx);
     }
-    n->key = key;
-    n->key_len = klen;
-    n->client = key + strlen(c->embedder_version) + 1;
-    n->client_len = ns_len;
-    n->h = h;
-    atomic_store(&n->refs, 1);
-    cs_map_put(&c->nss, h, n);
-    return n;
 }
 
 /* --------------------------------------------------------- entries */
@@ -342,6 +392,19 @@ static void l1_make_room(cs_cache_t *c, size_t need)
     }
 }
 
+/* 1 when the index holds exactly vec for id. */
+static int index_has_vector(cs_cache_t *c, cs_ns_t *ns, int64_t id,
+                            const float *vec)
+{
+    size_t dim = (size_t)cs_embed_dim(c->embedder);
+    float *cur = cs_malloc(dim * sizeof(float));
+    int same = cs_index_get_vector(ns->index, id, cur) == CS_OK
+               && !memcmp(cur, vec, dim * sizeof(float));
+
+    cs_free(cur);
+    return same;
+}
+
 /* Inserts an entry (caller holds the write lock); vec may be NULL when
  * the embedder failed (then only the exact layers find it). Replaces the
  * entry with the same id or the same exact text. */
@@ -373,7 +436,15 @@ static int entry_insert(cs_cache_t *c, cs_ns_t *ns, uint64_t id,
     e->norm_h = norm_h;
     e->created_us = created_us;
     e->expires_us = expires_us;
-    if (vec && cs_index_add(ns->index, (int64_t)id, vec, err, errlen)
+    /* An id already in the index came from a snapshot, or from the store
+     * in progress: keep its vector if it is this one; an id Redis reused
+     * for another entry (its counter restarted) gets the new vector. */
+    if (vec && cs_index_contains(ns->index, (int64_t)id)
+        && !index_has_vector(c, ns, (int64_t)id, vec)) {
+        cs_index_remove(ns->index, (int64_t)id);
+    }
+    if (vec && !cs_index_contains(ns->index, (int64_t)id)
+        && cs_index_add_now(ns->index, (int64_t)id, vec, err, errlen)
                != CS_OK) {
         cs_free(e->text);
         cs_free(e);
@@ -456,6 +527,37 @@ static int fetch_payload(cs_cache_t *c, cs_hit_t *hit)
     hit->payload = payload;
     hit->payload_len = len;
     return 1;
+}
+
+static int load_rec(cs_cache_t *c, const cs_entry_rec_t *e);
+
+/* While a catch-up runs, the index (from a snapshot) may name an entry
+ * the engine has not read from Redis yet, or one that is gone: read it
+ * now. Found and live: it is loaded (and so can be verified and served);
+ * otherwise the id leaves the index, so it is never a ghost hit. */
+static void catchup_fetch(cs_cache_t *c, cs_ns_t *n, int64_t id)
+{
+    cs_entry_rec_t rec;
+    void *owned = NULL;
+    int found = 0, loaded = 0;
+    char err[256];
+
+    atomic_fetch_add(&c->catchup_fetches, 1);
+    if (cs_redis_get_entry(c->redis, (uint64_t)id, &rec, &owned, &found, err,
+                           sizeof(err)) != CS_OK) {
+        return;          /* Redis unreachable: a miss, decide later */
+    }
+    pthread_rwlock_wrlock(&c->lock);
+    if (found && rec.ns_len == n->client_len
+        && !memcmp(rec.ns, n->client, n->client_len)) {
+        loaded = load_rec(c, &rec);
+    }
+    if (!loaded && !cs_map_get(&c->entries, (uint64_t)id)
+        && cs_index_remove(n->index, id) == CS_OK) {
+        atomic_fetch_add(&c->ghosts, 1);
+    }
+    pthread_rwlock_unlock(&c->lock);
+    cs_free(owned);
 }
 
 /* Exact and normalised layers; caller holds the read lock. */
@@ -553,6 +655,12 @@ int cs_cache_lookup(cs_cache_t *c, const char *ns, size_t ns_len,
         }
         pthread_rwlock_rdlock(&c->lock);
         e = cs_map_get(&c->entries, (uint64_t)ids[i]);
+        if (!e && c->redis && atomic_load(&c->catching_up)) {
+            pthread_rwlock_unlock(&c->lock);
+            catchup_fetch(c, n, ids[i]);
+            pthread_rwlock_rdlock(&c->lock);
+            e = cs_map_get(&c->entries, (uint64_t)ids[i]);
+        }
         if (e && e->ns == n) {
             vr.ok = 1;
             vr.reason = "ok";
@@ -650,6 +758,46 @@ int cs_cache_store(cs_cache_t *c, const char *ns, size_t ns_len,
         cs_buf_free(&norm);
         return CS_ERR;
     }
+    {
+        /* An id can come back (a Redis emptied or restarted without
+         * persistence restarts its counter): the new entry replaces. */
+        cs_entry_t *old = cs_map_get(&c->entries, *id);
+
+        if (old) {
+            entry_drop(c, old);
+        }
+        if (have_vec) {
+            cs_index_remove(n->index, (int64_t)*id);
+        }
+    }
+    atomic_fetch_add(&n->refs, 1);
+    pthread_rwlock_unlock(&c->lock);
+
+    /* The index insert (about a millisecond into HNSW, longer while a
+     * snapshot of this namespace is written) is done without the engine
+     * lock, so lookups elsewhere never wait for it. Until the entry is
+     * inserted below, a search may return the id and finds no entry: it
+     * skips it (and if it drops the id, entry_insert adds it again). */
+    if (have_vec && cs_index_add(n->index, (int64_t)*id, vec, err, errlen)
+                    != CS_OK) {
+        ns_unref(n);
+        cs_free(vec);
+        cs_buf_free(&norm);
+        return CS_ERR;
+    }
+    pthread_rwlock_wrlock(&c->lock);
+    if (cs_map_get(&c->nss, n->h) != n) {
+        /* the namespace was forgotten meanwhile: store into its successor */
+        ns_unref(n);
+        n = ns_find(c, ns, ns_len, 1, err, errlen);
+        if (!n) {
+            pthread_rwlock_unlock(&c->lock);
+            cs_free(vec);
+            cs_buf_free(&norm);
+            return CS_ERR;
+        }
+        atomic_fetch_add(&n->refs, 1);
+    }
     if (norm.len) {
         norm_h = text_hash(n, norm.data, norm.len);
     }
@@ -657,6 +805,7 @@ int cs_cache_store(cs_cache_t *c, const char *ns, size_t ns_len,
                       have_vec ? vec : NULL, payload, payload_len, now,
                       expires, err, errlen);
     pthread_rwlock_unlock(&c->lock);
+    ns_unref(n);
 
     if (rc == CS_OK && c->redis) {
         cs_entry_rec_t rec;
@@ -762,7 +911,8 @@ int cs_cache_forget(cs_cache_t *c, const char *ns, size_t ns_len,
 /* ------------------------------------------------ Redis: load and follow */
 
 /* Inserts an entry read from Redis, if it is new, live and embedded by
- * our embedder. Caller holds the write lock. */
+ * our embedder. Caller holds the write lock. Returns 1 when inserted,
+ * else 0. */
 static int load_rec(cs_cache_t *c, const cs_entry_rec_t *e)
 {
     cs_ns_t *n;
@@ -773,25 +923,27 @@ static int load_rec(cs_cache_t *c, const cs_entry_rec_t *e)
         || (e->expires_us > 0 && e->expires_us <= cs_wall_us())
         || !e->embedder || strcmp(e->embedder, c->embedder_version)
         || (e->vec && e->dim != cs_embed_dim(c->embedder))) {
-        return CS_OK;
+        return 0;
     }
     n = ns_find(c, e->ns, e->ns_len, 1, err, sizeof(err));
     if (!n) {
-        return CS_OK;
+        return 0;
     }
     if (e->norm_len) {
         norm_h = text_hash(n, e->norm, e->norm_len);
     }
-    entry_insert(c, n, e->id, e->text, e->text_len, norm_h, e->vec,
-                 e->payload, e->payload_len, e->created_us, e->expires_us,
-                 err, sizeof(err));
-    return CS_OK;
+    return entry_insert(c, n, e->id, e->text, e->text_len, norm_h, e->vec,
+                        e->payload, e->payload_len, e->created_us,
+                        e->expires_us, err, sizeof(err)) == CS_OK;
 }
 
 static int scan_cb(void *ctx, const cs_entry_rec_t *e)
 {
     cs_cache_t *c = ctx;
 
+    if (atomic_load(&c->shutting)) {
+        return CS_ERR;            /* stop a catch-up scan at shutdown */
+    }
     pthread_rwlock_wrlock(&c->lock);
     load_rec(c, e);
     pthread_rwlock_unlock(&c->lock);
@@ -921,6 +1073,314 @@ static void *maint_main(void *arg)
     return NULL;
 }
 
+/* ---------------------------------------------------------- snapshots */
+
+/* The file of namespace hash h. */
+static void snap_path(const cs_cache_t *c, uint64_t h, char *out, size_t len)
+{
+    snprintf(out, len, "%s/" CS_CACHE_SNAP_PREFIX "%016llx"
+             CS_CACHE_SNAP_SUFFIX, c->snap_dir, (unsigned long long)h);
+}
+
+/* Namespaces, each with a reference the caller drops (ns_unref); *count
+ * receives how many. */
+static cs_ns_t **ns_list(cs_cache_t *c, size_t *count)
+{
+    size_t pos = 0, n = 0;
+    uint64_t key;
+    void *val;
+    cs_ns_t **list;
+
+    pthread_rwlock_rdlock(&c->lock);
+    list = cs_malloc(sizeof(cs_ns_t *) * (c->nss.len + 1));
+    while (cs_map_next(&c->nss, &pos, &key, &val)) {
+        list[n] = val;
+        atomic_fetch_add(&list[n]->refs, 1);
+        n++;
+    }
+    pthread_rwlock_unlock(&c->lock);
+    *count = n;
+    return list;
+}
+
+/* Saves every namespace whose index changed since its last snapshot and
+ * holds at least snap_min vectors; removes the file of one that fell
+ * below (or was emptied). Called by one thread at a time (the snapshot
+ * thread, then cs_engine_stop once it has stopped). Returns the number
+ * of files written. */
+static size_t snap_save_all(cs_cache_t *c)
+{
+    size_t count, i, saved = 0;
+    cs_ns_t **list = ns_list(c, &count);
+
+    for (i = 0; i < count; i++) {
+        cs_ns_t *n = list[i];
+        char path[4096], err[512];
+        uint64_t ch = cs_index_changes(n->index);
+        size_t live = cs_index_live(n->index);
+        int64_t t0;
+
+        snap_path(c, n->h, path, sizeof(path));
+        if (live < (size_t)c->snap_min) {
+            if (n->has_file) {
+                unlink(path);
+                n->has_file = 0;
+            }
+            continue;
+        }
+        if (n->has_file && ch == n->saved_changes) {
+            continue;
+        }
+        t0 = cs_now_us();
+        if (cs_index_save_tagged(n->index, path, n->key, n->key_len, err,
+                                 sizeof(err)) != CS_OK) {
+            atomic_fetch_add(&c->snap_failures, 1);
+            cs_log(CS_LOG_WARNING, CS_LOGNO(00230) "index snapshot not "
+                   "saved: %s", err);
+            continue;
+        }
+        n->saved_changes = ch;
+        n->has_file = 1;
+        saved++;
+        atomic_fetch_add(&c->snap_saves, 1);
+        atomic_store(&c->snap_last_ms,
+                     (uint64_t)((cs_now_us() - t0) / 1000));
+        cs_log(CS_LOG_INFO, CS_LOGNO(00231) "index snapshot %s saved: %zu "
+               "vectors in %.1f ms", path, live,
+               (double)(cs_now_us() - t0) / 1000.0);
+    }
+    for (i = 0; i < count; i++) {
+        ns_unref(list[i]);
+    }
+    cs_free(list);
+    return saved;
+}
+
+/* Removes snapshot files (and temporaries left by a crash during a save)
+ * of namespaces the engine no longer has. */
+static void snap_clean(cs_cache_t *c)
+{
+    DIR *d = opendir(c->snap_dir);
+    struct dirent *de;
+    size_t pl = strlen(CS_CACHE_SNAP_PREFIX);
+
+    if (!d) {
+        return;
+    }
+    while ((de = readdir(d))) {
+        const char *name = de->d_name;
+        unsigned long long h;
+        char rest[32], path[4096];
+        cs_ns_t *n;
+        int keep;
+
+        if (strncmp(name, CS_CACHE_SNAP_PREFIX, pl)
+            || sscanf(name + pl, "%16llx%31s", &h, rest) != 2) {
+            continue;
+        }
+        pthread_rwlock_rdlock(&c->lock);
+        n = cs_map_get(&c->nss, (uint64_t)h);
+        keep = n && n->has_file && !strcmp(rest, CS_CACHE_SNAP_SUFFIX);
+        pthread_rwlock_unlock(&c->lock);
+        if (!keep) {
+            snprintf(path, sizeof(path), "%s/%s", c->snap_dir, name);
+            unlink(path);
+        }
+    }
+    closedir(d);
+}
+
+static void *snap_main(void *arg)
+{
+    cs_cache_t *c = arg;
+    int64_t next = cs_now_us() + (int64_t)c->snap_interval * 1000000;
+
+    pthread_mutex_lock(&c->maint_lock);
+    while (!c->stopping) {
+        struct timespec ts;
+
+        clock_gettime(CLOCK_REALTIME, &ts);
+        ts.tv_sec += 1;
+        pthread_cond_timedwait(&c->maint_cond, &c->maint_lock, &ts);
+        /* interval 0: only cs_engine_stop saves */
+        if (c->stopping || c->snap_interval == 0 || cs_now_us() < next
+            || atomic_load(&c->catching_up)) {
+            continue;
+        }
+        pthread_mutex_unlock(&c->maint_lock);
+        snap_save_all(c);
+        snap_clean(c);
+        next = cs_now_us() + (int64_t)c->snap_interval * 1000000;
+        pthread_mutex_lock(&c->maint_lock);
+    }
+    pthread_mutex_unlock(&c->maint_lock);
+    return NULL;
+}
+
+/* Loads every snapshot in snap_dir as a namespace. A file that cannot be
+ * read, is damaged, or was made with another embedder or dimension is
+ * logged and skipped (that namespace is rebuilt from Redis). Returns the
+ * number of namespaces loaded. Start-up, single-threaded. */
+static size_t snap_load_all(cs_cache_t *c)
+{
+    DIR *d = opendir(c->snap_dir);
+    struct dirent *de;
+    size_t pl = strlen(CS_CACHE_SNAP_PREFIX), vl;
+    size_t loaded = 0, vectors = 0;
+    int64_t t0 = cs_now_us();
+
+    if (!d) {
+        return 0;
+    }
+    vl = strlen(c->embedder_version);
+    while ((de = readdir(d))) {
+        const char *name = de->d_name;
+        unsigned long long h;
+        char rest[32], path[4096], err[512];
+        cs_index_t *idx = NULL;
+        char *tag = NULL;
+        size_t tag_len = 0;
+
+        if (strncmp(name, CS_CACHE_SNAP_PREFIX, pl)
+            || sscanf(name + pl, "%16llx%31s", &h, rest) != 2
+            || strcmp(rest, CS_CACHE_SNAP_SUFFIX)) {
+            continue;
+        }
+        snprintf(path, sizeof(path), "%s/%s", c->snap_dir, name);
+        if (cs_index_load_tagged(&idx, &c->index_conf, path, &tag, &tag_len,
+                                 err, sizeof(err)) != CS_OK) {
+            cs_log(CS_LOG_WARNING, CS_LOGNO(00232) "index snapshot ignored "
+                   "(the namespace is rebuilt from Redis): %s", err);
+            continue;
+        }
+        if (tag_len <= vl || memcmp(tag, c->embedder_version, vl)
+            || tag[vl] != '|' || cs_hash64(tag, tag_len, 0) != h
+            || cs_map_get(&c->nss, h)) {
+            cs_log(CS_LOG_WARNING, CS_LOGNO(00233) "index snapshot %s "
+                   "ignored: made by another embedder (%.*s) or for another "
+                   "namespace", path,
+                   (int)(memchr(tag, '|', tag_len)
+                             ? (const char *)memchr(tag, '|', tag_len) - tag
+                             : 0), tag);
+            cs_index_free(idx);
+            cs_free(tag);
+            continue;
+        }
+        vectors += cs_index_live(idx);
+        pthread_rwlock_wrlock(&c->lock);
+        {
+            cs_ns_t *n = ns_make(c, tag, tag_len, h, idx);
+
+            n->saved_changes = cs_index_changes(idx);
+            n->has_file = 1;
+        }
+        pthread_rwlock_unlock(&c->lock);
+        loaded++;
+    }
+    closedir(d);
+    atomic_store(&c->snap_loaded, loaded);
+    atomic_store(&c->snap_vectors, vectors);
+    if (loaded) {
+        cs_log(CS_LOG_NOTICE, CS_LOGNO(00234) "loaded %zu index snapshots "
+               "(%zu vectors) in %.1f ms", loaded, vectors,
+               (double)(cs_now_us() - t0) / 1000.0);
+    }
+    return loaded;
+}
+
+/* Ends a catch-up: every id an index holds (from a snapshot) whose entry
+ * the scan did not find is gone from Redis (deleted or expired while this
+ * daemon was down): it leaves the index. The engine write lock is held
+ * per chunk, so no entry can be inserted between the check and the
+ * removal. */
+static void ghost_sweep(cs_cache_t *c)
+{
+    size_t count, i, j, k, nids, removed = 0;
+    cs_ns_t **list = ns_list(c, &count);
+
+    for (i = 0; i < count; i++) {
+        int64_t *ids;
+
+        nids = cs_index_ids(list[i]->index, &ids);
+        for (j = 0; j < nids; j += CS_CACHE_SWEEP_CHUNK) {
+            pthread_rwlock_wrlock(&c->lock);
+            for (k = j; k < nids && k < j + CS_CACHE_SWEEP_CHUNK; k++) {
+                cs_entry_t *e = cs_map_get(&c->entries, (uint64_t)ids[k]);
+
+                if ((!e || e->ns != list[i])
+                    && cs_index_remove(list[i]->index, ids[k]) == CS_OK) {
+                    removed++;
+                }
+            }
+            pthread_rwlock_unlock(&c->lock);
+        }
+        cs_free(ids);
+        ns_unref(list[i]);
+    }
+    cs_free(list);
+    atomic_fetch_add(&c->ghosts, removed);
+    if (removed) {
+        cs_log(CS_LOG_NOTICE, CS_LOGNO(00235) "%zu indexed entries from "
+               "snapshots are gone from Redis: removed", removed);
+    }
+}
+
+static void start_follow(cs_cache_t *c, const char *pos)
+{
+    cs_redis_follow_cbs_t cbs;
+    char rerr[256];
+
+    memset(&cbs, 0, sizeof(cbs));
+    cbs.on_put = on_put;
+    cbs.on_del = on_del;
+    cbs.on_delns = on_delns;
+    cbs.on_resync = on_resync;
+    cbs.ctx = c;
+    if (cs_redis_follow_start(c->redis, pos, &cbs, rerr, sizeof(rerr))
+        != CS_OK) {
+        cs_log(CS_LOG_ERROR, CS_LOGNO(00236) "cannot follow the Redis stream: "
+               "%s", rerr);
+    }
+}
+
+/* Catch-up after loading snapshots: read every entry from Redis (lookups
+ * are served meanwhile, see catchup_fetch), drop the ghosts, then follow
+ * the stream from where the scan began. If Redis is down, retries until
+ * it answers or the engine stops. */
+static void *catchup_main(void *arg)
+{
+    cs_cache_t *c = arg;
+    char pos[CS_REDIS_POS_LEN], rerr[256];
+    int64_t t0 = cs_now_us();
+    int warned = 0;
+    size_t n;
+
+    while (cs_redis_scan(c->redis, scan_cb, c, pos, sizeof(pos), rerr,
+                         sizeof(rerr)) != CS_OK) {
+        if (atomic_load(&c->shutting)) {
+            return NULL;
+        }
+        if (!warned++) {
+            cs_log(CS_LOG_WARNING, CS_LOGNO(00237) "catch-up from Redis "
+                   "failed (%s): serving the snapshots, retrying", rerr);
+        }
+        usleep(500000);
+    }
+    ghost_sweep(c);
+    if (atomic_load(&c->shutting)) {
+        return NULL;
+    }
+    start_follow(c, pos);
+    atomic_store(&c->catchup_ms, (cs_now_us() - t0) / 1000);
+    atomic_store(&c->catching_up, 0);
+    pthread_rwlock_rdlock(&c->lock);
+    n = c->entries.len;
+    pthread_rwlock_unlock(&c->lock);
+    cs_log(CS_LOG_NOTICE, CS_LOGNO(00238) "caught up with Redis: %zu "
+           "entries in %.1f ms", n, (double)(cs_now_us() - t0) / 1000.0);
+    return NULL;
+}
+
 /* ------------------------------------------------------------ engine */
 
 static const char *const embedder_names[] = { "builtin", "http", NULL };
@@ -960,6 +1420,7 @@ int cs_engine_start(const cs_config_t *cfg, cs_cache_t **pcache, char *err,
     char *sentinel_pass = NULL;
     long wait_replicas = 0;
     const char *key_file = NULL, *node = NULL, *prefix = NULL;
+    const char *snap_dir = NULL;
     long dim, port, db, cto, mto, l;
     int emb = 0, rc_thread;
     char *redis_pass = NULL;
@@ -1079,6 +1540,36 @@ int cs_engine_start(const cs_config_t *cfg, cs_cache_t **pcache, char *err,
     GET(cs_config_get_str(cfg, "node_name", NULL, &node, err, errlen));
     GET(cs_config_get_str(cfg, "encryption_key_file", NULL, &key_file, err,
                           errlen));
+    GET(cs_config_get_str(cfg, "snapshot_dir", NULL, &snap_dir, err,
+                          errlen));
+    GET(cs_config_get_long(cfg, "snapshot_interval_s", 300, 0, 86400,
+                           &c->snap_interval, err, errlen));
+    GET(cs_config_get_long(cfg, "snapshot_min_vectors", 1000, 1,
+                           (long)CS_INDEX_MAX_ENTRIES, &c->snap_min, err,
+                           errlen));
+    if (snap_dir) {
+        struct stat st;
+
+        if (!redis_host && !redis_unix && !sentinels) {
+            cs_config_error(cfg, "snapshot_dir", err, errlen, "index "
+                            "snapshots need the Redis tier (the entries "
+                            "live there): set redis_host, "
+                            "redis_unixsocket or redis_sentinels");
+            goto fail;
+        }
+        if (mkdir(snap_dir, 0700) != 0 && errno != EEXIST) {
+            cs_config_error(cfg, "snapshot_dir", err, errlen, "cannot create "
+                            "%s: %s", snap_dir, strerror(errno));
+            goto fail;
+        }
+        if (stat(snap_dir, &st) != 0 || !S_ISDIR(st.st_mode)
+            || access(snap_dir, R_OK | W_OK | X_OK) != 0) {
+            cs_config_error(cfg, "snapshot_dir", err, errlen, "%s is not a "
+                            "writable directory", snap_dir);
+            goto fail;
+        }
+        c->snap_dir = cs_strndup(snap_dir, strlen(snap_dir));
+    }
     if (redis_host || redis_unix || sentinels) {
         cs_redis_conf_t rc;
         char pos[CS_REDIS_POS_LEN], rerr[256];
@@ -1117,24 +1608,36 @@ int cs_engine_start(const cs_config_t *cfg, cs_cache_t **pcache, char *err,
         if (cs_redis_create(&c->redis, &rc, err, errlen) != CS_OK) {
             goto fail;
         }
-        if (cs_redis_scan(c->redis, scan_cb, c, pos, sizeof(pos), rerr,
+        if (c->snap_dir && snap_load_all(c) > 0) {
+            /* Serve the snapshots now; read Redis in the background. */
+            atomic_store(&c->catching_up, 1);
+            if (pthread_create(&c->catchup, NULL, catchup_main, c) != 0) {
+                seterr(err, errlen, "cannot start the catch-up thread");
+                goto fail;
+            }
+            c->catchup_running = 1;
+        }
+        else if (cs_redis_scan(c->redis, scan_cb, c, pos, sizeof(pos), rerr,
                           sizeof(rerr)) != CS_OK) {
             cs_log(CS_LOG_WARNING, CS_LOGNO(00226) "Redis not available at "
                    "start (%s): serving from L1, catching up when it "
                    "returns", rerr);
             snprintf(pos, sizeof(pos), "0-0");
         }
-        cs_log(CS_LOG_NOTICE, CS_LOGNO(00227) "loaded %zu entries from "
-               "Redis in %.1f ms", c->entries.len,
-               (double)(cs_now_us() - t0) / 1000.0);
+        if (!c->catchup_running) {
+            cs_log(CS_LOG_NOTICE, CS_LOGNO(00227) "loaded %zu entries from "
+                   "Redis in %.1f ms", c->entries.len,
+                   (double)(cs_now_us() - t0) / 1000.0);
+        }
         memset(&cbs, 0, sizeof(cbs));
         cbs.on_put = on_put;
         cbs.on_del = on_del;
         cbs.on_delns = on_delns;
         cbs.on_resync = on_resync;
         cbs.ctx = c;
-        if (cs_redis_follow_start(c->redis, pos, &cbs, rerr, sizeof(rerr))
-            != CS_OK) {
+        if (!c->catchup_running
+            && cs_redis_follow_start(c->redis, pos, &cbs, rerr, sizeof(rerr))
+               != CS_OK) {
             seterr(err, errlen, "cannot follow the Redis stream: %s", rerr);
             goto fail;
         }
@@ -1151,6 +1654,13 @@ int cs_engine_start(const cs_config_t *cfg, cs_cache_t **pcache, char *err,
         goto fail;
     }
     c->maint_running = 1;
+    if (c->snap_dir) {
+        if (pthread_create(&c->snap_thread, NULL, snap_main, c) != 0) {
+            seterr(err, errlen, "cannot start the snapshot thread");
+            goto fail;
+        }
+        c->snap_running = 1;
+    }
 #undef GET
     cs_free(redis_pass);
     cs_free(sentinel_pass);
@@ -1164,6 +1674,23 @@ int cs_engine_start(const cs_config_t *cfg, cs_cache_t **pcache, char *err,
 fail:
     cs_free(redis_pass);
     cs_free(sentinel_pass);
+    if (c->maint_running || c->snap_running || c->catchup_running) {
+        pthread_mutex_lock(&c->maint_lock);
+        c->stopping = 1;
+        atomic_store(&c->shutting, 1);
+        pthread_cond_broadcast(&c->maint_cond);
+        pthread_mutex_unlock(&c->maint_lock);
+        if (c->maint_running) {
+            pthread_join(c->maint, NULL);
+        }
+        if (c->snap_running) {
+            pthread_join(c->snap_thread, NULL);
+        }
+        if (c->catchup_running) {
+            pthread_join(c->catchup, NULL);
+        }
+    }
+    cs_free(c->snap_dir);
     if (c->redis) {
         cs_redis_free(c->redis);
     }
@@ -1190,13 +1717,32 @@ void cs_engine_stop(cs_cache_t *c)
     }
     pthread_mutex_lock(&c->maint_lock);
     c->stopping = 1;
-    pthread_cond_signal(&c->maint_cond);
+    atomic_store(&c->shutting, 1);
+    pthread_cond_broadcast(&c->maint_cond);
     pthread_mutex_unlock(&c->maint_lock);
     if (c->maint_running) {
         pthread_join(c->maint, NULL);
     }
+    if (c->snap_running) {
+        pthread_join(c->snap_thread, NULL);
+    }
+    if (c->catchup_running) {
+        pthread_join(c->catchup, NULL);
+    }
     if (c->redis) {
         cs_redis_follow_stop(c->redis);
+    }
+    if (c->snap_dir) {
+        /* Last snapshot: the next start serves from it at once. */
+        int64_t t0 = cs_now_us();
+        size_t saved = snap_save_all(c);
+
+        snap_clean(c);
+        cs_log(CS_LOG_NOTICE, CS_LOGNO(00239) "%zu index snapshots saved at "
+               "shutdown in %.1f ms", saved,
+               (double)(cs_now_us() - t0) / 1000.0);
+    }
+    if (c->redis) {
         cs_redis_free(c->redis);
     }
     while (cs_map_next(&c->entries, &pos, &key, &val)) {
@@ -1215,6 +1761,7 @@ void cs_engine_stop(cs_cache_t *c)
     cs_map_free(&c->norm);
     cs_map_free(&c->nss);
     cs_free(c->heap);
+    cs_free(c->snap_dir);
     cs_embed_free(c->embedder);
     pthread_rwlock_destroy(&c->lock);
     cs_free(c);
@@ -1267,6 +1814,21 @@ void cs_cache_info(cs_cache_t *c, cs_buf_t *out)
     cs_buf_printf(out, "\r\n# Index\r\nvectors:%zu\r\ntombstones:%zu\r\n"
                   "index_bytes:%zu\r\napprox_namespaces:%zu\r\n",
                   live, tomb, mem, approx);
+    cs_buf_printf(out, "snapshot_dir:%s\r\nsnapshots_loaded:%llu\r\n"
+                  "snapshot_vectors_loaded:%llu\r\nsnapshot_saves:%llu\r\n"
+                  "snapshot_failures:%llu\r\nsnapshot_last_save_ms:%llu\r\n"
+                  "catching_up:%d\r\ncatchup_ms:%lld\r\n"
+                  "catchup_fetches:%llu\r\nghosts_removed:%llu\r\n",
+                  c->snap_dir ? c->snap_dir : "",
+                  (unsigned long long)atomic_load(&c->snap_loaded),
+                  (unsigned long long)atomic_load(&c->snap_vectors),
+                  (unsigned long long)atomic_load(&c->snap_saves),
+                  (unsigned long long)atomic_load(&c->snap_failures),
+                  (unsigned long long)atomic_load(&c->snap_last_ms),
+                  atomic_load(&c->catching_up),
+                  (long long)atomic_load(&c->catchup_ms),
+                  (unsigned long long)atomic_load(&c->catchup_fetches),
+                  (unsigned long long)atomic_load(&c->ghosts));
     if (c->redis) {
         cs_buf_printf(out, "\r\n");
         cs_redis_stats(c->redis, out);

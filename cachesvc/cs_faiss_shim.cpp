@@ -175,6 +175,14 @@ int faiss_Index_search(const FaissIndex *index, idx_t n, const float *x,
     CS_SHIM_CATCH
 }
 
+int faiss_Index_reconstruct(const FaissIndex *index, idx_t key,
+                            float *recons)
+{
+    CS_SHIM_TRY
+    cs_cix(index)->reconstruct(key, recons);
+    CS_SHIM_CATCH
+}
+
 int faiss_Index_remove_ids(FaissIndex *index, const FaissIDSelector *sel,
                            size_t *n_removed)
 {

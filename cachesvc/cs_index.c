@@ -1,12 +1,12 @@
 /* ark-cached: the vector index of one namespace (see cs_index.h).
  *
- * Data: a FAISS index (exact "IDMap,Flat" or approximate
- * "IDMap,HNSW<M>,Flat", inner product, reached only through the FAISS C
- * API) plus our own store of the live vectors: parallel arrays ids[] and
- * vecs[] indexed by slot, and an open-addressing hash table id -> slot.
- * An id is live exactly when the hash table holds it; FAISS may hold more
- * (tombstones), so every FAISS answer is filtered through the table and
- * re-scored against vecs[].
+ * Data: a FAISS index (exact "IDMap2,Flat" or approximate
+ * "IDMap2,HNSW<M>,Flat", inner product, reached only through the FAISS C
+ * API), which holds the only copy of the vectors, plus the live ids: an
+ * array ids[] indexed by slot and an open-addressing hash table id ->
+ * slot. An id is live exactly when the hash table holds it; FAISS may
+ * hold more (tombstones), so every FAISS answer is filtered through the
+ * table and re-scored against the live vector, reconstructed by id.
  *
  * Slots are kept dense (removal moves the last slot into the hole) except
  * while a rebuild copies them: then removal only marks the slot dead, adds
@@ -63,13 +63,30 @@
  * at most this many remain; those are added to HNSW under the write
  * lock (about 1 ms each on Debian's FAISS). */
 #define CS_INDEX_REBUILD_TAIL 32
+/* Adds accepted during a rebuild to HNSW beyond the slots it started
+ * with. Past it, and once the builder has copied everything it started
+ * with, cs_index_add waits for the rebuild to finish: otherwise adds into
+ * the old (exact) index, which are cheap, can outpace the HNSW build
+ * forever (measured: a fill at 350 stores/s on a busy host kept a
+ * namespace exact up to 660k vectors). The wait is bounded by building
+ * at most this many vectors (~1 ms each). */
+#define CS_INDEX_REBUILD_BACKLOG 4096
 /* stdio buffer for snapshot files. */
 #define CS_INDEX_IO_BUF (1u << 20)
 
-#define CS_INDEX_FACTORY_EXACT "IDMap,Flat"
+#define CS_INDEX_FACTORY_EXACT "IDMap2,Flat"
 #define CS_INDEX_SNAP_MAGIC "ARKVIX01"
 #define CS_INDEX_SNAP_END "ARKVEND1"
-#define CS_INDEX_SNAP_VERSION 1u
+/* 2: the caller's tag follows the header. 3: no vectors of our own after
+ * the FAISS part (FAISS's storage is the only copy). */
+#define CS_INDEX_SNAP_VERSION 3u
+/* Vectors reconstructed from FAISS per batch when copying slots into
+ * another FAISS index (1024 * 384 floats = 1.5 MB). */
+#define CS_INDEX_COPY_BATCH 1024
+/* Estimated bytes per id of IndexIDMap2's reverse map (a
+ * std::unordered_map node of 24 bytes rounded up by malloc, plus its
+ * bucket pointer). */
+#define CS_INDEX_REVMAP_BYTES 40
 
 struct cs_index {
     cs_index_conf_t conf;   /* defaults filled in; read-only */
@@ -80,7 +97,6 @@ struct cs_index {
     int fx_m;               /* M of fx when approx (memory estimate) */
 
     int64_t *ids;           /* [cap]: id of each slot, or CS_INDEX_DEAD */
-    float *vecs;            /* [cap * dim] */
     uint32_t nslots;        /* slots in use (live + dead) */
     uint32_t cap;
     uint32_t ndead;         /* dead slots (only while rebuilding) */
@@ -88,9 +104,12 @@ struct cs_index {
     uint32_t *table;        /* [tcap]: slot + 1, or CS_INDEX_EMPTY */
     size_t tcap;            /* power of two */
     size_t live;
+    uint64_t changes;       /* adds + removes since creation or load */
 
     int rebuilding;         /* a rebuild to HNSW runs */
     uint32_t rb_done;       /* slots below have been copied by it */
+    uint32_t rb_start;      /* nslots when it started */
+    int rb_final;           /* it has copied past rb_start: adds wait */
 };
 
 /* On-disk snapshot header (native byte order). */
@@ -102,6 +121,8 @@ typedef struct cs_index_snap_hdr {
     uint32_t hnsw_m;
     uint64_t live;
     uint64_t ntotal;
+    uint32_t tag_len;       /* bytes of the caller's tag after the header */
+    uint32_t reserved;
 } cs_index_snap_hdr_t;
 
 static void cs_index_seterr(char *err, size_t errlen, const char *fmt, ...)
@@ -249,7 +270,6 @@ static void cs_index_tdel(cs_index_t *idx, size_t i)
 static void cs_index_reserve_slot(cs_index_t *idx)
 {
     size_t ncap;
-    size_t dim = (size_t)idx->conf.dim;
 
     if (idx->nslots < idx->cap) {
         return;
@@ -262,19 +282,15 @@ static void cs_index_reserve_slot(cs_index_t *idx)
         ncap = (size_t)CS_INDEX_MAX_ENTRIES + CS_INDEX_REBUILD_BATCH;
     }
     idx->ids = cs_realloc(idx->ids, ncap * sizeof(*idx->ids));
-    idx->vecs = cs_realloc(idx->vecs, ncap * dim * sizeof(float));
     idx->cap = (uint32_t)ncap;
 }
 
 /* Moves slot from to slot to (to is free), keeping the table right. */
 static void cs_index_move_slot(cs_index_t *idx, uint32_t from, uint32_t to)
 {
-    size_t dim = (size_t)idx->conf.dim;
     size_t pos = cs_index_tpos(idx, idx->ids[from]);
 
     idx->ids[to] = idx->ids[from];
-    memcpy(idx->vecs + (size_t)to * dim, idx->vecs + (size_t)from * dim,
-           dim * sizeof(float));
     idx->table[pos] = to + 1;
 }
 
@@ -332,7 +348,7 @@ static int cs_index_faiss_new(FaissIndex **pfx, const cs_index_conf_t *conf,
     int rc;
 
     if (approx) {
-        snprintf(desc, sizeof(desc), "IDMap,HNSW%d,Flat", conf->hnsw_m);
+        snprintf(desc, sizeof(desc), "IDMap2,HNSW%d,Flat", conf->hnsw_m);
     }
     else {
         snprintf(desc, sizeof(desc), "%s", CS_INDEX_FACTORY_EXACT);
@@ -354,34 +370,66 @@ static int cs_index_faiss_new(FaissIndex **pfx, const cs_index_conf_t *conf,
     return CS_OK;
 }
 
-/* Adds the live slots of [from, to) to fx, run by run, straight from our
- * arrays. Lock held (the arrays must not move). */
+/* Copies the live vectors of slots [from, from + max) into bids/bvecs,
+ * reconstructed from the current FAISS index (which holds the live copy
+ * of every id: IndexIDMap2 maps an id to its latest vector). Lock held.
+ * Returns how many were copied (dead slots are skipped) and sets *next to
+ * the first slot not looked at; CS_INDEX_NO_SLOT on a FAISS failure. */
+static uint32_t cs_index_copy_slots(const cs_index_t *idx, uint32_t from,
+                                    uint32_t to, uint32_t max, int64_t *bids,
+                                    float *bvecs, uint32_t *next, char *err,
+                                    size_t errlen)
+{
+    size_t dim = (size_t)idx->conf.dim;
+    uint32_t s, m = 0;
+    int rc;
+
+    for (s = from; s < to && m < max; s++) {
+        if (idx->ids[s] == CS_INDEX_DEAD) {
+            continue;
+        }
+        rc = faiss_Index_reconstruct(idx->fx, idx->ids[s],
+                                     bvecs + (size_t)m * dim);
+        if (rc != 0) {
+            cs_index_faiss_err(err, errlen, "reconstruct", rc);
+            return CS_INDEX_NO_SLOT;
+        }
+        bids[m++] = idx->ids[s];
+    }
+    *next = s;
+    return m;
+}
+
+/* Adds the live slots of [from, to) to fx (another index than idx->fx),
+ * in batches. Lock held (the slots must not move). */
 static int cs_index_faiss_add_slots(cs_index_t *idx, FaissIndex *fx,
                                     uint32_t from, uint32_t to, char *err,
                                     size_t errlen)
 {
     size_t dim = (size_t)idx->conf.dim;
-    uint32_t s = from;
-    uint32_t e;
-    int rc;
+    int64_t *bids = cs_malloc(CS_INDEX_COPY_BATCH * sizeof(*bids));
+    float *bvecs = cs_malloc(CS_INDEX_COPY_BATCH * dim * sizeof(float));
+    uint32_t s = from, m;
+    int rc = CS_OK;
+    int frc;
 
     while (s < to) {
-        if (idx->ids[s] == CS_INDEX_DEAD) {
-            s++;
-            continue;
+        m = cs_index_copy_slots(idx, s, to, CS_INDEX_COPY_BATCH, bids, bvecs,
+                                &s, err, errlen);
+        if (m == CS_INDEX_NO_SLOT) {
+            rc = CS_ERR;
+            break;
         }
-        for (e = s; e < to && idx->ids[e] != CS_INDEX_DEAD; e++) {
+        if (m > 0 && (frc = faiss_Index_add_with_ids(fx, m, bvecs, bids))
+                         != 0) {
+            cs_index_faiss_err(err, errlen, "add", frc);
+            rc = CS_ERR;
+            break;
         }
-        rc = faiss_Index_add_with_ids(fx, (idx_t)(e - s),
-                                      idx->vecs + (size_t)s * dim,
-                                      idx->ids + s);
-        if (rc != 0) {
-            cs_index_faiss_err(err, errlen, "add", rc);
-            return CS_ERR;
-        }
-        s = e;
     }
-    return CS_OK;
+    cs_free(bids);
+    cs_free(bvecs);
+    return rc;
 }
 
 /* ---- create / free */
@@ -431,7 +479,6 @@ static cs_index_t *cs_index_alloc(const cs_index_conf_t *conf, FaissIndex *fx,
     }
     idx->cap = (uint32_t)cap;
     idx->ids = cs_malloc(cap * sizeof(*idx->ids));
-    idx->vecs = cs_malloc(cap * (size_t)conf->dim * sizeof(float));
     idx->tcap = CS_INDEX_MIN_TABLE;
     while (idx->tcap < cap * 2) {
         idx->tcap *= 2;
@@ -471,17 +518,31 @@ void cs_index_free(cs_index_t *idx)
         faiss_Index_free(idx->fx);
     }
     cs_free(idx->ids);
-    cs_free(idx->vecs);
     cs_free(idx->table);
     cs_free(idx);
 }
 
 /* ---- add / remove */
 
-int cs_index_add(cs_index_t *idx, int64_t id, const float *vec, char *err,
-                 size_t errlen)
+/* Backlog of adds a running rebuild still has to copy beyond what it
+ * started with; UINT32_MAX once it is finishing. Lock held. */
+static uint32_t cs_index_backlog(const cs_index_t *idx)
 {
-    size_t dim = (size_t)idx->conf.dim;
+    uint32_t from;
+
+    if (!idx->rebuilding) {
+        return 0;
+    }
+    if (idx->rb_final) {
+        return UINT32_MAX;
+    }
+    from = idx->rb_done > idx->rb_start ? idx->rb_done : idx->rb_start;
+    return idx->nslots > from ? idx->nslots - from : 0;
+}
+
+static int cs_index_add_impl(cs_index_t *idx, int64_t id, const float *vec,
+                             int wait, char *err, size_t errlen)
+{
     uint32_t slot;
     int rc;
 
@@ -492,6 +553,12 @@ int cs_index_add(cs_index_t *idx, int64_t id, const float *vec, char *err,
     }
     cs_faiss_set_threads(1);
     pthread_rwlock_wrlock(&idx->lock);
+    while (wait && cs_index_backlog(idx) > CS_INDEX_REBUILD_BACKLOG) {
+        /* wait without the lock: searches go on */
+        pthread_rwlock_unlock(&idx->lock);
+        usleep(2000);
+        pthread_rwlock_wrlock(&idx->lock);
+    }
     if (cs_index_lookup(idx, id) != CS_INDEX_NO_SLOT) {
         pthread_rwlock_unlock(&idx->lock);
         cs_index_seterr(err, errlen, "id %lld is already in the index",
@@ -517,11 +584,23 @@ int cs_index_add(cs_index_t *idx, int64_t id, const float *vec, char *err,
     cs_index_treserve(idx);
     slot = idx->nslots++;
     idx->ids[slot] = id;
-    memcpy(idx->vecs + (size_t)slot * dim, vec, dim * sizeof(float));
     cs_index_tput(idx->table, idx->tcap, idx->ids, slot);
     idx->live++;
+    idx->changes++;
     pthread_rwlock_unlock(&idx->lock);
     return CS_OK;
+}
+
+int cs_index_add(cs_index_t *idx, int64_t id, const float *vec, char *err,
+                 size_t errlen)
+{
+    return cs_index_add_impl(idx, id, vec, 1, err, errlen);
+}
+
+int cs_index_add_now(cs_index_t *idx, int64_t id, const float *vec,
+                     char *err, size_t errlen)
+{
+    return cs_index_add_impl(idx, id, vec, 0, err, errlen);
 }
 
 int cs_index_remove(cs_index_t *idx, int64_t id)
@@ -550,6 +629,7 @@ int cs_index_remove(cs_index_t *idx, int64_t id)
     }
     cs_index_tdel(idx, pos);
     idx->live--;
+    idx->changes++;
     if (idx->rebuilding) {
         /* Nothing may move while the builder copies. */
         idx->ids[slot] = CS_INDEX_DEAD;
@@ -608,7 +688,7 @@ int cs_index_search(cs_index_t *idx, const float *q, int k, int64_t *ids,
     idx_t *labels = NULL;
     float *dists = NULL;
     cs_index_cand_t *cand = NULL;
-    uint32_t slot;
+    float *live = NULL;
     int rc = CS_OK;
     int frc;
 
@@ -631,6 +711,7 @@ int cs_index_search(cs_index_t *idx, const float *q, int k, int64_t *ids,
     if (fetch > limit) {
         fetch = limit;
     }
+    live = cs_malloc(dim * sizeof(float));
     for (;;) {
         labels = cs_realloc(labels, fetch * sizeof(*labels));
         dists = cs_realloc(dists, fetch * sizeof(*dists));
@@ -645,13 +726,17 @@ int cs_index_search(cs_index_t *idx, const float *q, int k, int64_t *ids,
             if (labels[i] < 0) {
                 continue;   /* FAISS pads with -1 */
             }
-            slot = cs_index_lookup(idx, labels[i]);
-            if (slot == CS_INDEX_NO_SLOT) {
+            if (cs_index_lookup(idx, labels[i]) == CS_INDEX_NO_SLOT) {
+                continue;
+            }
+            /* FAISS's distance may be that of a stale copy of a re-added
+             * id: score the live vector (IndexIDMap2 reconstructs the
+             * latest copy of an id). */
+            if (faiss_Index_reconstruct(idx->fx, labels[i], live) != 0) {
                 continue;
             }
             cand[m].id = labels[i];
-            cand[m].sim = cs_index_dot(q, idx->vecs + (size_t)slot * dim,
-                                       (int)dim);
+            cand[m].sim = cs_index_dot(q, live, (int)dim);
             m++;
         }
         if (stale > 0 && m > 1) {
@@ -676,6 +761,7 @@ int cs_index_search(cs_index_t *idx, const float *q, int k, int64_t *ids,
     *n = (int)i;
 done:
     pthread_rwlock_unlock(&idx->lock);
+    cs_free(live);
     cs_free(labels);
     cs_free(dists);
     cs_free(cand);
@@ -719,15 +805,16 @@ int cs_index_is_approx(const cs_index_t *idx)
     return v;
 }
 
-/* FAISS's share per vector it holds: the float copy in IndexFlat, the
- * int64 label in IndexIDMap, and for HNSW the neighbour lists (2M ints
- * at level 0, M per upper level; FAISS draws levels so that a node has
- * 1/(M-1) upper levels on average, about one int more), an offset (8) and
- * a level (4). */
+/* FAISS's share per vector it holds: the float copy in IndexFlat (the
+ * only copy), the int64 label and the reverse map of IndexIDMap2, and for
+ * HNSW the neighbour lists (2M ints at level 0, M per upper level; FAISS
+ * draws levels so that a node has 1/(M-1) upper levels on average, about
+ * one int more), an offset (8) and a level (4). */
 static size_t cs_index_faiss_bytes(const cs_index_t *idx)
 {
     size_t ntotal = (size_t)faiss_Index_ntotal(idx->fx);
-    size_t per = (size_t)idx->conf.dim * sizeof(float) + sizeof(int64_t);
+    size_t per = (size_t)idx->conf.dim * sizeof(float) + sizeof(int64_t)
+                 + CS_INDEX_REVMAP_BYTES;
 
     if (idx->approx) {
         per += (2 * (size_t)idx->fx_m + 1) * sizeof(int32_t) + 12;
@@ -741,9 +828,7 @@ size_t cs_index_memory(const cs_index_t *idx)
     size_t v;
 
     pthread_rwlock_rdlock(&w->lock);
-    v = sizeof(*idx)
-        + (size_t)idx->cap
-              * ((size_t)idx->conf.dim * sizeof(float) + sizeof(int64_t))
+    v = sizeof(*idx) + (size_t)idx->cap * sizeof(int64_t)
         + idx->tcap * sizeof(*idx->table) + cs_index_faiss_bytes(idx);
     pthread_rwlock_unlock(&w->lock);
     return v;
@@ -785,6 +870,7 @@ static FaissIndex *cs_index_swap(cs_index_t *idx, FaissIndex *nfx, int approx)
     idx->fx = nfx;
     idx->approx = approx;
     idx->fx_m = idx->conf.hnsw_m;
+    idx->changes++;         /* a snapshot of the old kind is stale */
     return old;
 }
 
@@ -830,22 +916,23 @@ static int cs_index_rebuild_approx(cs_index_t *idx, char *err, size_t errlen)
         /* Copy the next batch of live slots under the read lock... */
         pthread_rwlock_rdlock(&idx->lock);
         s = idx->rb_done;
+        if (s >= idx->rb_start) {
+            /* What the rebuild started with is in the new index: the
+             * rest (at most the backlog) is built while adds wait. */
+            idx->rb_final = 1;
+        }
         if (idx->nslots - s <= CS_INDEX_REBUILD_TAIL) {
             pthread_rwlock_unlock(&idx->lock);
             break;
         }
-        e = idx->nslots - s > CS_INDEX_REBUILD_BATCH
-                ? s + CS_INDEX_REBUILD_BATCH
-                : idx->nslots;
-        for (m = 0; s < e; s++) {
-            if (idx->ids[s] != CS_INDEX_DEAD) {
-                bids[m] = idx->ids[s];
-                memcpy(bvecs + (size_t)m * dim, idx->vecs + (size_t)s * dim,
-                       dim * sizeof(float));
-                m++;
-            }
+        m = cs_index_copy_slots(idx, s, idx->nslots, CS_INDEX_REBUILD_BATCH,
+                                bids, bvecs, &e, err, errlen);
+        if (m == CS_INDEX_NO_SLOT) {
+            pthread_rwlock_unlock(&idx->lock);
+            goto fail;
         }
-        /* rb_done is this thread's alone (see the file comment). */
+        /* rb_done and rb_final are this thread's alone (see the file
+         * comment; adds read them under the write lock). */
         idx->rb_done = e;
         pthread_rwlock_unlock(&idx->lock);
 
@@ -911,16 +998,17 @@ int cs_index_rebuild_if_needed(cs_index_t *idx, char *err, size_t errlen)
     }
     idx->rebuilding = 1;
     idx->rb_done = 0;
+    idx->rb_start = idx->nslots;
+    idx->rb_final = 0;
     pthread_rwlock_unlock(&idx->lock);
     return cs_index_rebuild_approx(idx, err, errlen);
 }
 
 /* ---- snapshots */
 
-/* Writes the ids (which = 0) or vectors (which = 1) of the live slots. */
-static int cs_index_write_live(const cs_index_t *idx, FILE *f, int which)
+/* Writes the ids of the live slots. */
+static int cs_index_write_live(const cs_index_t *idx, FILE *f)
 {
-    size_t dim = (size_t)idx->conf.dim;
     uint32_t s = 0;
     uint32_t e;
     size_t n;
@@ -933,10 +1021,7 @@ static int cs_index_write_live(const cs_index_t *idx, FILE *f, int which)
         for (e = s; e < idx->nslots && idx->ids[e] != CS_INDEX_DEAD; e++) {
         }
         n = e - s;
-        if (which == 0
-                ? fwrite(idx->ids + s, sizeof(int64_t), n, f) != n
-                : fwrite(idx->vecs + (size_t)s * dim, sizeof(float) * dim, n,
-                         f) != n) {
+        if (fwrite(idx->ids + s, sizeof(int64_t), n, f) != n) {
             return CS_ERR;
         }
         s = e;
@@ -970,6 +1055,12 @@ static void cs_index_sync_dir(const char *path)
 int cs_index_save(cs_index_t *idx, const char *path, char *err,
                   size_t errlen)
 {
+    return cs_index_save_tagged(idx, path, NULL, 0, err, errlen);
+}
+
+int cs_index_save_tagged(cs_index_t *idx, const char *path, const void *tag,
+                         size_t tag_len, char *err, size_t errlen)
+{
     cs_index_snap_hdr_t h;
     char tmp[PATH_MAX];
     uint64_t live;
@@ -979,6 +1070,11 @@ int cs_index_save(cs_index_t *idx, const char *path, char *err,
 
     if (snprintf(tmp, sizeof(tmp), "%s.XXXXXX", path) >= (int)sizeof(tmp)) {
         cs_index_seterr(err, errlen, "snapshot path too long");
+        return CS_ERR;
+    }
+    if (tag_len > CS_INDEX_MAX_TAG || (tag_len > 0 && tag == NULL)) {
+        cs_index_seterr(err, errlen, "snapshot tag longer than %d bytes",
+                        CS_INDEX_MAX_TAG);
         return CS_ERR;
     }
     fd = mkstemp(tmp);
@@ -1002,7 +1098,9 @@ int cs_index_save(cs_index_t *idx, const char *path, char *err,
     h.hnsw_m = (uint32_t)idx->fx_m;
     h.live = live = idx->live;
     h.ntotal = (uint64_t)faiss_Index_ntotal(idx->fx);
-    if (fwrite(&h, sizeof(h), 1, f) != 1) {
+    h.tag_len = (uint32_t)tag_len;
+    if (fwrite(&h, sizeof(h), 1, f) != 1
+        || (tag_len > 0 && fwrite(tag, tag_len, 1, f) != 1)) {
         goto io_fail;
     }
     rc = faiss_write_index(idx->fx, f);
@@ -1012,8 +1110,7 @@ int cs_index_save(cs_index_t *idx, const char *path, char *err,
         goto fail;
     }
     if (fwrite(&live, sizeof(live), 1, f) != 1
-        || cs_index_write_live(idx, f, 0) != CS_OK
-        || cs_index_write_live(idx, f, 1) != CS_OK
+        || cs_index_write_live(idx, f) != CS_OK
         || fwrite(CS_INDEX_SNAP_END, 8, 1, f) != 1) {
         goto io_fail;
     }
@@ -1053,6 +1150,15 @@ fail:
 int cs_index_load(cs_index_t **pidx, const cs_index_conf_t *conf,
                   const char *path, char *err, size_t errlen)
 {
+    return cs_index_load_tagged(pidx, conf, path, NULL, NULL, err, errlen);
+}
+
+int cs_index_load_tagged(cs_index_t **pidx, const cs_index_conf_t *conf,
+                         const char *path, char **tag, size_t *tag_len,
+                         char *err, size_t errlen)
+{
+    char *t = NULL;
+    float *probe = NULL;
     cs_index_conf_t c;
     cs_index_snap_hdr_t h;
     cs_index_t *idx = NULL;
@@ -1088,11 +1194,19 @@ int cs_index_load(cs_index_t **pidx, const cs_index_conf_t *conf,
         goto fail;
     }
     if (h.live > CS_INDEX_MAX_ENTRIES || h.ntotal < h.live || h.approx > 1
-        || (h.approx && (h.hnsw_m < 4 || h.hnsw_m > 256))) {
+        || (h.approx && (h.hnsw_m < 4 || h.hnsw_m > 256))
+        || h.tag_len > CS_INDEX_MAX_TAG) {
         cs_index_seterr(err, errlen, "%s: inconsistent snapshot header",
                         path);
         goto fail;
     }
+    t = cs_malloc((size_t)h.tag_len + 1);
+    if (h.tag_len > 0 && fread(t, h.tag_len, 1, f) != 1) {
+        cs_index_seterr(err, errlen, "%s: truncated or damaged snapshot",
+                        path);
+        goto fail;
+    }
+    t[h.tag_len] = '\0';
     rc = faiss_read_index(f, 0, &fx);
     if (rc != 0) {
         cs_index_faiss_err(err, errlen, path, rc);
@@ -1114,10 +1228,7 @@ int cs_index_load(cs_index_t **pidx, const cs_index_conf_t *conf,
     pos = ftell(f);
     if (pos < 0 || fstat(fileno(f), &st) != 0
         || (uint64_t)(st.st_size - pos)
-               != sizeof(live2)
-                      + h.live * (sizeof(int64_t)
-                                  + sizeof(float) * (uint64_t)c.dim)
-                      + sizeof(end)) {
+               != sizeof(live2) + h.live * sizeof(int64_t) + sizeof(end)) {
         cs_index_seterr(err, errlen, "%s: truncated or damaged snapshot",
                         path);
         goto fail;
@@ -1128,8 +1239,6 @@ int cs_index_load(cs_index_t **pidx, const cs_index_conf_t *conf,
     idx->fx_m = (int)h.hnsw_m;
     if (fread(&live2, sizeof(live2), 1, f) != 1 || live2 != h.live
         || fread(idx->ids, sizeof(int64_t), h.live, f) != h.live
-        || fread(idx->vecs, sizeof(float) * (size_t)c.dim, h.live, f)
-               != h.live
         || fread(end, sizeof(end), 1, f) != 1
         || memcmp(end, CS_INDEX_SNAP_END, sizeof(end)) != 0
         || fgetc(f) != EOF) {
@@ -1137,9 +1246,12 @@ int cs_index_load(cs_index_t **pidx, const cs_index_conf_t *conf,
                         path);
         goto fail;
     }
+    probe = cs_malloc((size_t)c.dim * sizeof(float));
     for (i = 0; i < h.live; i++) {
+        /* Every live id must be one FAISS holds (reconstructable). */
         if (idx->ids[i] < 0 || cs_index_lookup(idx, idx->ids[i])
-                                   != CS_INDEX_NO_SLOT) {
+                                   != CS_INDEX_NO_SLOT
+            || faiss_Index_reconstruct(idx->fx, idx->ids[i], probe) != 0) {
             cs_index_seterr(err, errlen, "%s: bad or repeated id %lld", path,
                             (long long)idx->ids[i]);
             goto fail;
@@ -1148,15 +1260,83 @@ int cs_index_load(cs_index_t **pidx, const cs_index_conf_t *conf,
         idx->nslots++;
         idx->live++;
     }
+    cs_free(probe);
     fclose(f);
     *pidx = idx;
+    if (tag != NULL) {
+        *tag = t;
+        *tag_len = h.tag_len;
+    }
+    else {
+        cs_free(t);
+    }
     return CS_OK;
 
 fail:
+    cs_free(probe);
+    cs_free(t);
     fclose(f);
     if (fx != NULL) {
         faiss_Index_free(fx);
     }
     cs_index_free(idx);
     return CS_ERR;
+}
+
+/* ---- catch-up helpers */
+
+int cs_index_contains(const cs_index_t *idx, int64_t id)
+{
+    cs_index_t *w = (cs_index_t *)idx;
+    int v;
+
+    pthread_rwlock_rdlock(&w->lock);
+    v = id >= 0 && cs_index_lookup(idx, id) != CS_INDEX_NO_SLOT;
+    pthread_rwlock_unlock(&w->lock);
+    return v;
+}
+
+size_t cs_index_ids(const cs_index_t *idx, int64_t **out)
+{
+    cs_index_t *w = (cs_index_t *)idx;
+    int64_t *ids;
+    uint32_t s;
+    size_t n = 0;
+
+    pthread_rwlock_rdlock(&w->lock);
+    ids = cs_malloc((idx->live + 1) * sizeof(*ids));
+    for (s = 0; s < idx->nslots; s++) {
+        if (idx->ids[s] != CS_INDEX_DEAD) {
+            ids[n++] = idx->ids[s];
+        }
+    }
+    pthread_rwlock_unlock(&w->lock);
+    *out = ids;
+    return n;
+}
+
+uint64_t cs_index_changes(const cs_index_t *idx)
+{
+    cs_index_t *w = (cs_index_t *)idx;
+    uint64_t v;
+
+    pthread_rwlock_rdlock(&w->lock);
+    v = idx->changes;
+    pthread_rwlock_unlock(&w->lock);
+    return v;
+}
+
+int cs_index_get_vector(const cs_index_t *idx, int64_t id, float *out)
+{
+    cs_index_t *w = (cs_index_t *)idx;
+    uint32_t slot;
+
+    pthread_rwlock_rdlock(&w->lock);
+    slot = id < 0 ? CS_INDEX_NO_SLOT : cs_index_lookup(idx, id);
+    if (slot != CS_INDEX_NO_SLOT
+        && faiss_Index_reconstruct(idx->fx, id, out) != 0) {
+        slot = CS_INDEX_NO_SLOT;
+    }
+    pthread_rwlock_unlock(&w->lock);
+    return slot != CS_INDEX_NO_SLOT ? CS_OK : CS_ERR;
 }

@@ -4,18 +4,20 @@
  * stored vectors have the highest inner product (cosine similarity) with
  * this query". Two FAISS indexes (through the FAISS C API only), chosen by
  * size:
- *   exact        "IDMap,Flat", inner product, while the namespace holds at
+ *   exact        "IDMap2,Flat", inner product, while the namespace holds at
  *                most approx_threshold live vectors; removal is real;
- *   approximate  "IDMap,HNSW<M>,Flat" past it; HNSW cannot delete, so a
+ *   approximate  "IDMap2,HNSW<M>,Flat" past it; HNSW cannot delete, so a
  *                removal only forgets the id here and leaves a tombstone
  *                (a stale vector in the graph that search skips).
- * Next to FAISS, the index keeps every live vector in a compact float
- * array of its own (slot -> id, vector; id -> slot by a hash table). That
- * array is what search re-scores candidates against (so similarities are
- * always those of the live vector, and ids that are removed, or removed
- * and re-added, are never reported from a stale copy), what a rebuild
- * reads (no re-embedding), and what a snapshot stores besides the FAISS
- * index. Why these indexes and parameters: docs/vector-index.md.
+ * FAISS's storage is the only copy of the vectors. Next to it the index
+ * keeps the live ids (slot -> id; id -> slot by a hash table), and reads
+ * a live vector back by id (faiss_Index_reconstruct: IDMap2 maps an id
+ * to its latest copy). Search re-scores candidates against those (so
+ * similarities are always those of the live vector, and ids that are
+ * removed, or removed and re-added, are never reported from a stale
+ * copy); a rebuild copies them (no re-embedding); a snapshot stores the
+ * FAISS index and the live ids. Why these indexes and parameters:
+ * docs/vector-index.md.
  *
  * Rebuild: cs_index_rebuild_if_needed switches between the two kinds when
  * the live count crosses the threshold (with hysteresis: back to exact
@@ -119,6 +121,15 @@ void cs_index_free(cs_index_t *idx);
 int cs_index_add(cs_index_t *idx, int64_t id, const float *vec, char *err,
                  size_t errlen);
 
+/* cs_index_add, except that it never waits for a rebuild. cs_index_add
+ * waits (without holding the lock) while a rebuild to HNSW has more than
+ * a few thousand adds to catch up with, and while it finishes, so that
+ * cheap adds to the old exact index cannot outrun the build forever; a
+ * caller holding a lock that searches need (the cache engine's) uses
+ * this one instead. */
+int cs_index_add_now(cs_index_t *idx, int64_t id, const float *vec,
+                     char *err, size_t errlen);
+
 /* Removes id. Exact index: removed from FAISS too. Approximate index:
  * forgotten here at once (search never returns it again) and left in
  * the graph as a tombstone until a rebuild. Write lock. Returns CS_OK,
@@ -175,5 +186,35 @@ int cs_index_save(cs_index_t *idx, const char *path, char *err,
  * truncated, inconsistent, dimension mismatch). */
 int cs_index_load(cs_index_t **pidx, const cs_index_conf_t *conf,
                   const char *path, char *err, size_t errlen);
+
+/* Longest tag cs_index_save_tagged stores. */
+#define CS_INDEX_MAX_TAG 65536
+
+/* cs_index_save, and tag (tag_len bytes, opaque, may hold NUL) stored in
+ * the header for cs_index_load_tagged to return: the cache engine keeps
+ * the namespace key (embedder version and client namespace) there. */
+int cs_index_save_tagged(cs_index_t *idx, const char *path, const void *tag,
+                         size_t tag_len, char *err, size_t errlen);
+
+/* cs_index_load, and *tag (cs_malloc'd, NUL-terminated, cs_free it) and
+ * *tag_len set to the saved tag (tag may be NULL: not wanted). */
+int cs_index_load_tagged(cs_index_t **pidx, const cs_index_conf_t *conf,
+                         const char *path, char **tag, size_t *tag_len,
+                         char *err, size_t errlen);
+
+/* 1 when id is live. Read lock. */
+int cs_index_contains(const cs_index_t *idx, int64_t id);
+
+/* Copies the live ids into *out (cs_malloc'd, cs_free it); returns how
+ * many. Read lock. */
+size_t cs_index_ids(const cs_index_t *idx, int64_t **out);
+
+/* Adds plus removes since creation or load: a snapshot is stale when
+ * this moved since it was taken. Read lock. */
+uint64_t cs_index_changes(const cs_index_t *idx);
+
+/* Copies the live vector of id into out (dim floats). Returns CS_OK, or
+ * CS_ERR when id is not live. Read lock. */
+int cs_index_get_vector(const cs_index_t *idx, int64_t id, float *out);
 
 #endif /* CS_INDEX_H */

@@ -14,6 +14,8 @@
 #include <stdint.h>
 #include <math.h>
 #include <pthread.h>
+#include <time.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -560,6 +562,68 @@ static void test_concurrent(void **state)
     pthread_mutex_destroy(&c.mu);
 }
 
+/* A rebuild to HNSW finishes while adds keep coming: adds to the old
+ * exact index cost microseconds and HNSW inserts about a millisecond, so
+ * without back-pressure the builder would chase the adds for as long as
+ * they last. The adder stops by itself after a minute (the test then
+ * fails instead of hanging). */
+typedef struct chase {
+    cs_index_t *idx;
+    atomic_int stop;
+    atomic_int adds;
+    atomic_int failed;
+    atomic_int finished;    /* the adder ended (stopped or timed out) */
+} chase_t;
+
+static void *chase_adder(void *arg)
+{
+    chase_t *c = arg;
+    float v[RDIM];
+    char err[ERRLEN];
+    time_t t0 = time(NULL);
+    int64_t id = 1000000;
+
+    while (!atomic_load(&c->stop) && time(NULL) - t0 < 60) {
+        random_unit(v, RDIM);
+        if (cs_index_add(c->idx, id++, v, err, sizeof(err)) != CS_OK) {
+            atomic_store(&c->failed, 1);
+        }
+        atomic_fetch_add(&c->adds, 1);
+    }
+    atomic_store(&c->finished, 1);
+    return NULL;
+}
+
+static void test_rebuild_outpaced_by_adds(void **state)
+{
+    chase_t c;
+    pthread_t th;
+    float *v;
+    int adds_at_end, still_adding;
+
+    (void)state;
+    memset(&c, 0, sizeof(c));
+    rng_seed(21);
+    c.idx = make_index(RDIM, 100);
+    v = add_random(c.idx, 6000, 0);
+    pthread_create(&th, NULL, chase_adder, &c);
+    rebuild_ok(c.idx);                  /* returns although adds go on */
+    still_adding = !atomic_load(&c.finished);
+    adds_at_end = atomic_load(&c.adds);
+    assert_true(cs_index_is_approx(c.idx));
+    /* adds were taken during the rebuild, and go on after it */
+    while (atomic_load(&c.adds) < adds_at_end + 10) {
+        usleep(1000);
+    }
+    atomic_store(&c.stop, 1);
+    pthread_join(th, NULL);
+    assert_true(still_adding);
+    assert_false(atomic_load(&c.failed));
+    assert_int_equal(cs_index_live(c.idx), 6000 + (size_t)atomic_load(&c.adds));
+    free(v);
+    cs_index_free(c.idx);
+}
+
 /* ---- snapshots */
 
 static void snap_path(char *buf, size_t len, const char *name)
@@ -812,6 +876,7 @@ int main(void)
         cmocka_unit_test(test_approx_readd),
         cmocka_unit_test(test_threshold_switch),
         cmocka_unit_test(test_concurrent),
+        cmocka_unit_test(test_rebuild_outpaced_by_adds),
         cmocka_unit_test(test_save_load),
         cmocka_unit_test(test_load_errors),
         cmocka_unit_test(test_errors),
