@@ -86,9 +86,11 @@ static void *APR_THREAD_FUNC listener_main(apr_thread_t *th, void *data)
             if (l->delay) {
                 apr_sleep(l->delay);
             }
+            /* counted before the reply: once the client has its answer,
+             * the command must be visible to the test */
+            atomic_fetch_add(&l->ncmds, 1);
             n = 5;
             apr_socket_send(s, "+OK\r\n", &n);
-            atomic_fetch_add(&l->ncmds, 1);
         }
         apr_socket_close(s);
     }
