@@ -16,6 +16,7 @@
 #   - recall@1 of the HNSW index in the snapshot against exact search.
 # Usage: bench/cache-scale.sh [--entries N | --million] [--queries Q]
 #        [--recall-queries R] [--fill-seconds S] [--write-docs] [--out FILE]
+#        [--ef N]   (the daemon's ef_search; default: its built-in default)
 # --fill-seconds stops the fill after S seconds (a busy machine): the run
 # then measures the entries stored by then and says so.
 # Needs redis-server, redis-benchmark, redis-cli, a built ark-cached and
@@ -23,7 +24,7 @@
 # for both processes (1M entries: ~9 GB).
 set -eu
 top=$(cd "$(dirname "$0")/.." && pwd)
-entries=100000 queries=5000 rqueries=500 write_docs=0 out="" fill_s=0
+entries=100000 queries=5000 rqueries=500 write_docs=0 out="" fill_s=0 ef=""
 while [ $# -gt 0 ]; do
     case "$1" in
     --entries) entries=$2; shift 2 ;;
@@ -33,7 +34,8 @@ while [ $# -gt 0 ]; do
     --recall-queries) rqueries=$2; shift 2 ;;
     --write-docs) write_docs=1; shift ;;
     --out) out=$2; shift 2 ;;
-    *) echo "usage: $0 [--entries N | --million] [--queries Q] [--recall-queries R] [--fill-seconds S] [--write-docs] [--out FILE]" >&2; exit 2 ;;
+    --ef) ef=$2; shift 2 ;;
+    *) echo "usage: $0 [--entries N | --million] [--queries Q] [--recall-queries R] [--fill-seconds S] [--write-docs] [--out FILE] [--ef N]" >&2; exit 2 ;;
     esac
 done
 req_entries=$entries
@@ -66,7 +68,7 @@ start_cached() {
         --redis_host 127.0.0.1 --redis_port "$rport" \
         --redis_command_timeout_ms 1000 \
         --snapshot_dir "$tmp/snap" --snapshot_interval_s 0 \
-        --l1_max_bytes 4gb >/dev/null 2>&1 &
+        --l1_max_bytes 4gb ${ef:+--ef_search "$ef"} >/dev/null 2>&1 &
     cpid=$!
     while ! redis-cli -p "$cport" PING >/dev/null 2>&1; do sleep 0.02; done
 }
@@ -181,6 +183,7 @@ summary=$(cat <<EOF
 | --- | --- |
 | entries in the namespace | $n_entries |
 | other CPU load (load average before / after the lookups) | $load1 / $load2 |
+| HNSW efSearch (ef_search) | ${ef:-built-in default} |
 | fill through ARK.STORE (2 connections, pipeline 64) | $rate entries/s |
 | baseline: redis-server GET, 1 client, p50 / p99 | $base_p50 / $base_p99 ms |
 | semantic lookup, near duplicate (hit), 1 client, p50 / p95 / p99 | $(echo "$p50n / $p95n / $p99n" | awk '{printf "%.2f / %.2f / %.2f ms", $1/1000, $3/1000, $5/1000}') ($hitsn of $queries hit) |
