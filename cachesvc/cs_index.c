@@ -339,9 +339,21 @@ static int cs_index_set_param(FaissIndex *fx, const char *name, double v,
     return CS_OK;
 }
 
-/* Makes an empty FAISS index of the wanted kind. */
+/* The efSearch of an approximate index of n vectors: the configured
+ * value, or by size when it is 0 (see cs_index.h). */
+static int cs_index_ef(const cs_index_conf_t *conf, uint64_t n)
+{
+    if (conf->ef_search > 0) {
+        return conf->ef_search;
+    }
+    return n >= CS_INDEX_LARGE_EF_AT ? CS_INDEX_LARGE_EF_SEARCH
+                                     : CS_INDEX_DEFAULT_EF_SEARCH;
+}
+
+/* Makes an empty FAISS index of the wanted kind, sized for n vectors. */
 static int cs_index_faiss_new(FaissIndex **pfx, const cs_index_conf_t *conf,
-                              int approx, char *err, size_t errlen)
+                              int approx, uint64_t n, char *err,
+                              size_t errlen)
 {
     char desc[64];
     FaissIndex *fx = NULL;
@@ -361,8 +373,8 @@ static int cs_index_faiss_new(FaissIndex **pfx, const cs_index_conf_t *conf,
     if (approx
         && (cs_index_set_param(fx, "efConstruction", conf->ef_construction,
                                err, errlen) != CS_OK
-            || cs_index_set_param(fx, "efSearch", conf->ef_search, err,
-                                  errlen) != CS_OK)) {
+            || cs_index_set_param(fx, "efSearch", cs_index_ef(conf, n),
+                                  err, errlen) != CS_OK)) {
         faiss_Index_free(fx);
         return CS_ERR;
     }
@@ -452,14 +464,11 @@ static int cs_index_conf_fill(cs_index_conf_t *out, const cs_index_conf_t *in,
     if (out->ef_construction == 0) {
         out->ef_construction = CS_INDEX_DEFAULT_EF_CONSTRUCTION;
     }
-    if (out->ef_search == 0) {
-        out->ef_search = CS_INDEX_DEFAULT_EF_SEARCH;
-    }
     if (out->hnsw_m < 4 || out->hnsw_m > 256 || out->ef_construction < 1
-        || out->ef_search < 1 || out->build_threads < 0) {
+        || out->ef_search < 0 || out->build_threads < 0) {
         cs_index_seterr(err, errlen,
-                        "HNSW M must be 4..256, efConstruction and efSearch "
-                        ">= 1, build threads >= 0");
+                        "HNSW M must be 4..256, efConstruction >= 1, "
+                        "efSearch >= 0 (0: by size), build threads >= 0");
         return CS_ERR;
     }
     return CS_OK;
@@ -501,7 +510,7 @@ int cs_index_create(cs_index_t **pidx, const cs_index_conf_t *conf,
     FaissIndex *fx;
 
     if (cs_index_conf_fill(&c, conf, err, errlen) != CS_OK
-        || cs_index_faiss_new(&fx, &c, 0, err, errlen) != CS_OK) {
+        || cs_index_faiss_new(&fx, &c, 0, 0, err, errlen) != CS_OK) {
         return CS_ERR;
     }
     *pidx = cs_index_alloc(&c, fx, CS_INDEX_MIN_CAP);
@@ -587,6 +596,13 @@ static int cs_index_add_impl(cs_index_t *idx, int64_t id, const float *vec,
     cs_index_tput(idx->table, idx->tcap, idx->ids, slot);
     idx->live++;
     idx->changes++;
+    if (idx->approx && idx->conf.ef_search == 0
+        && idx->live == CS_INDEX_LARGE_EF_AT) {
+        /* grown into the size that needs the longer list; the write lock
+         * keeps searches out while it changes */
+        (void)cs_index_set_param(idx->fx, "efSearch",
+                                 CS_INDEX_LARGE_EF_SEARCH, NULL, 0);
+    }
     pthread_rwlock_unlock(&idx->lock);
     return CS_OK;
 }
@@ -881,7 +897,7 @@ static int cs_index_rebuild_exact(cs_index_t *idx, char *err, size_t errlen)
     FaissIndex *nfx = NULL;
     FaissIndex *old;
 
-    if (cs_index_faiss_new(&nfx, &idx->conf, 0, err, errlen) != CS_OK) {
+    if (cs_index_faiss_new(&nfx, &idx->conf, 0, 0, err, errlen) != CS_OK) {
         return CS_ERR;
     }
     if (cs_index_faiss_add_slots(idx, nfx, 0, idx->nslots, err, errlen)
@@ -906,7 +922,10 @@ static int cs_index_rebuild_approx(cs_index_t *idx, char *err, size_t errlen)
     uint32_t s, e, m;
     int rc;
 
-    if (cs_index_faiss_new(&nfx, &idx->conf, 1, err, errlen) != CS_OK) {
+    pthread_rwlock_rdlock(&idx->lock);
+    m = (uint32_t)idx->live;
+    pthread_rwlock_unlock(&idx->lock);
+    if (cs_index_faiss_new(&nfx, &idx->conf, 1, m, err, errlen) != CS_OK) {
         goto fail;
     }
     bids = cs_malloc(CS_INDEX_REBUILD_BATCH * sizeof(*bids));
@@ -1219,8 +1238,8 @@ int cs_index_load_tagged(cs_index_t **pidx, const cs_index_conf_t *conf,
         goto fail;
     }
     if (h.approx
-        && cs_index_set_param(fx, "efSearch", c.ef_search, err, errlen)
-               != CS_OK) {
+        && cs_index_set_param(fx, "efSearch", cs_index_ef(&c, h.ntotal),
+                              err, errlen) != CS_OK) {
         goto fail;
     }
     /* What follows must be exactly our part: check before allocating

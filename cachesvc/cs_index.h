@@ -64,10 +64,14 @@
  * (FAISS's default; the build is already about 1.3 ms of CPU per vector
  * on Debian's FAISS). */
 #define CS_INDEX_DEFAULT_EF_CONSTRUCTION 40
-/* HNSW candidate list while searching: recall vs query time. 128 keeps
- * recall@1 of near-duplicate queries >= 0.98 at the density of a million
- * entries (64 gives 0.96 there, 0.99 at 100k) for about 1 ms of CPU. */
-#define CS_INDEX_DEFAULT_EF_SEARCH 128
+/* HNSW candidate list while searching (ef_search 0 = by size): recall vs
+ * query time. Below CS_INDEX_LARGE_EF_AT vectors 64 (recall@1 0.99-1.00 at
+ * 100k, 0.8 ms of daemon CPU per lookup, p99 1.6 ms on a quiet host);
+ * from there 128, which keeps recall@1 of near-duplicate queries about
+ * 0.98 at the density of a million entries, where 64 gives 0.96. */
+#define CS_INDEX_DEFAULT_EF_SEARCH 64
+#define CS_INDEX_LARGE_EF_SEARCH 128
+#define CS_INDEX_LARGE_EF_AT 250000
 
 /* A rebuild cleans an approximate index once tombstones exceed this
  * percentage of the vectors FAISS holds: past it a search pays for
@@ -97,7 +101,8 @@ typedef struct cs_index_conf {
     size_t approx_threshold; /* exact while live <= this, HNSW beyond */
     int hnsw_m;              /* HNSW M */
     int ef_construction;     /* HNSW efConstruction */
-    int ef_search;           /* HNSW efSearch (>= k is used if larger) */
+    int ef_search;           /* HNSW efSearch (>= k is used if larger);
+                              * 0: by size (see above) */
     int build_threads;       /* OpenMP threads for a rebuild; 0 = one per
                                 core (a 2-core host serving traffic may
                                 prefer 1) */
