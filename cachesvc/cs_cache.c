@@ -1410,6 +1410,26 @@ static int read_secret_file(const char *path, char **out, char *err,
     return CS_OK;
 }
 
+/* Tells the engine's background threads (maintenance, snapshots,
+ * catch-up) to stop and waits for those that run. */
+static void stop_threads(cs_cache_t *c)
+{
+    pthread_mutex_lock(&c->maint_lock);
+    c->stopping = 1;
+    atomic_store(&c->shutting, 1);
+    pthread_cond_broadcast(&c->maint_cond);
+    pthread_mutex_unlock(&c->maint_lock);
+    if (c->maint_running) {
+        pthread_join(c->maint, NULL);
+    }
+    if (c->snap_running) {
+        pthread_join(c->snap_thread, NULL);
+    }
+    if (c->catchup_running) {
+        pthread_join(c->catchup, NULL);
+    }
+}
+
 int cs_engine_start(const cs_config_t *cfg, cs_cache_t **pcache, char *err,
                     size_t errlen)
 {
@@ -1674,22 +1694,7 @@ int cs_engine_start(const cs_config_t *cfg, cs_cache_t **pcache, char *err,
 fail:
     cs_free(redis_pass);
     cs_free(sentinel_pass);
-    if (c->maint_running || c->snap_running || c->catchup_running) {
-        pthread_mutex_lock(&c->maint_lock);
-        c->stopping = 1;
-        atomic_store(&c->shutting, 1);
-        pthread_cond_broadcast(&c->maint_cond);
-        pthread_mutex_unlock(&c->maint_lock);
-        if (c->maint_running) {
-            pthread_join(c->maint, NULL);
-        }
-        if (c->snap_running) {
-            pthread_join(c->snap_thread, NULL);
-        }
-        if (c->catchup_running) {
-            pthread_join(c->catchup, NULL);
-        }
-    }
+    stop_threads(c);
     cs_free(c->snap_dir);
     if (c->redis) {
         cs_redis_free(c->redis);
@@ -1715,20 +1720,7 @@ void cs_engine_stop(cs_cache_t *c)
     if (!c) {
         return;
     }
-    pthread_mutex_lock(&c->maint_lock);
-    c->stopping = 1;
-    atomic_store(&c->shutting, 1);
-    pthread_cond_broadcast(&c->maint_cond);
-    pthread_mutex_unlock(&c->maint_lock);
-    if (c->maint_running) {
-        pthread_join(c->maint, NULL);
-    }
-    if (c->snap_running) {
-        pthread_join(c->snap_thread, NULL);
-    }
-    if (c->catchup_running) {
-        pthread_join(c->catchup, NULL);
-    }
+    stop_threads(c);
     if (c->redis) {
         cs_redis_follow_stop(c->redis);
     }
