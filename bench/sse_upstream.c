@@ -9,7 +9,10 @@
  *     finish event, the usage-only chunk when the request asked for it
  *     ("include_usage":true) and "data: [DONE]". With --gap-us G > 0 the
  *     events after the first are sent one per HTTP chunk, G microseconds
- *     apart (a model producing tokens); with G = 0 the whole stream goes
+ *     apart (a model producing tokens), up to the finish event, which
+ *     leaves with the usage chunk and [DONE] in one write (as OpenAI
+ *     sends them), so a request that asks for usage waits no longer than
+ *     one that does not; with G = 0 the whole stream goes
  *     out in one write (the cheapest possible stream);
  *   - any other body gets the same fixed chat.completion JSON object as
  *     bench/upstream-nginx.conf.in, with Content-Length.
@@ -269,10 +272,12 @@ static const char *event_at(const conn_t *c, int i, size_t *len)
     return DONE_EVENT;
 }
 
-/* Sends the events that are due; the whole rest at once when gap is 0. */
+/* Sends the events that are due; the whole rest at once when gap is 0,
+ * and from the finish event on (finish, usage chunk, [DONE] leave
+ * together, as OpenAI sends them: the model's work is done by then). */
 static int stream_advance(int epfd, conn_t *c)
 {
-    if (gap_us == 0) {
+    if (gap_us == 0 || c->next_event >= n_events_base - 1) {
         /* one chunk holding every remaining event */
         static char *all;
         static size_t all_cap;
