@@ -350,10 +350,10 @@ static int cs_index_ef(const cs_index_conf_t *conf, uint64_t n)
                                      : CS_INDEX_DEFAULT_EF_SEARCH;
 }
 
-/* Makes an empty FAISS index of the wanted kind, sized for n vectors. */
+/* Makes an empty FAISS index of the wanted kind (an approximate one with
+ * the efSearch of an empty index: the rebuild sets the final one). */
 static int cs_index_faiss_new(FaissIndex **pfx, const cs_index_conf_t *conf,
-                              int approx, uint64_t n, char *err,
-                              size_t errlen)
+                              int approx, char *err, size_t errlen)
 {
     char desc[64];
     FaissIndex *fx = NULL;
@@ -373,7 +373,7 @@ static int cs_index_faiss_new(FaissIndex **pfx, const cs_index_conf_t *conf,
     if (approx
         && (cs_index_set_param(fx, "efConstruction", conf->ef_construction,
                                err, errlen) != CS_OK
-            || cs_index_set_param(fx, "efSearch", cs_index_ef(conf, n),
+            || cs_index_set_param(fx, "efSearch", cs_index_ef(conf, 0),
                                   err, errlen) != CS_OK)) {
         faiss_Index_free(fx);
         return CS_ERR;
@@ -510,7 +510,7 @@ int cs_index_create(cs_index_t **pidx, const cs_index_conf_t *conf,
     FaissIndex *fx;
 
     if (cs_index_conf_fill(&c, conf, err, errlen) != CS_OK
-        || cs_index_faiss_new(&fx, &c, 0, 0, err, errlen) != CS_OK) {
+        || cs_index_faiss_new(&fx, &c, 0, err, errlen) != CS_OK) {
         return CS_ERR;
     }
     *pidx = cs_index_alloc(&c, fx, CS_INDEX_MIN_CAP);
@@ -897,7 +897,7 @@ static int cs_index_rebuild_exact(cs_index_t *idx, char *err, size_t errlen)
     FaissIndex *nfx = NULL;
     FaissIndex *old;
 
-    if (cs_index_faiss_new(&nfx, &idx->conf, 0, 0, err, errlen) != CS_OK) {
+    if (cs_index_faiss_new(&nfx, &idx->conf, 0, err, errlen) != CS_OK) {
         return CS_ERR;
     }
     if (cs_index_faiss_add_slots(idx, nfx, 0, idx->nslots, err, errlen)
@@ -922,10 +922,7 @@ static int cs_index_rebuild_approx(cs_index_t *idx, char *err, size_t errlen)
     uint32_t s, e, m;
     int rc;
 
-    pthread_rwlock_rdlock(&idx->lock);
-    m = (uint32_t)idx->live;
-    pthread_rwlock_unlock(&idx->lock);
-    if (cs_index_faiss_new(&nfx, &idx->conf, 1, m, err, errlen) != CS_OK) {
+    if (cs_index_faiss_new(&nfx, &idx->conf, 1, err, errlen) != CS_OK) {
         goto fail;
     }
     bids = cs_malloc(CS_INDEX_REBUILD_BATCH * sizeof(*bids));
@@ -977,6 +974,10 @@ static int cs_index_rebuild_approx(cs_index_t *idx, char *err, size_t errlen)
         pthread_rwlock_unlock(&idx->lock);
         goto fail;
     }
+    /* efSearch for the size it has now (adds went on during the build);
+     * nfx is not searched before the swap */
+    (void)cs_index_set_param(nfx, "efSearch",
+                             cs_index_ef(&idx->conf, idx->live), NULL, 0);
     old = cs_index_swap(idx, nfx, 1);
     idx->rebuilding = 0;
     cs_index_compact(idx);
