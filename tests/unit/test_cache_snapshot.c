@@ -36,6 +36,8 @@
 #include <sys/wait.h>
 
 #include <cmocka.h>
+
+#include "test_net.h"
 #include <hiredis/hiredis.h>
 
 #include "cs_cache.h"
@@ -51,31 +53,6 @@ static pid_t srv_pid;
 static int srv_port;
 static char srv_dir[64];
 static int test_no;
-
-static void sleep_ms(int ms)
-{
-    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
-
-    while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
-    }
-}
-
-static int free_port(void)
-{
-    struct sockaddr_in a;
-    socklen_t len = sizeof(a);
-    int fd = socket(AF_INET, SOCK_STREAM, 0), port;
-
-    assert_true(fd >= 0);
-    memset(&a, 0, sizeof(a));
-    a.sin_family = AF_INET;
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    assert_int_equal(bind(fd, (struct sockaddr *)&a, sizeof(a)), 0);
-    assert_int_equal(getsockname(fd, (struct sockaddr *)&a, &len), 0);
-    port = ntohs(a.sin_port);
-    close(fd);
-    return port;
-}
 
 static redisReply *raw(const char *fmt, ...)
 {
@@ -102,7 +79,7 @@ static int group_setup(void **state)
     (void)state;
     snprintf(srv_dir, sizeof(srv_dir), "/tmp/cs-snap-redis-XXXXXX");
     assert_non_null(mkdtemp(srv_dir));
-    srv_port = free_port();
+    srv_port = test_free_port();
     snprintf(portstr, sizeof(portstr), "%d", srv_port);
     srv_pid = fork();
     assert_true(srv_pid >= 0);
@@ -130,7 +107,7 @@ static int group_setup(void **state)
         if (up) {
             return 0;
         }
-        sleep_ms(20);
+        test_sleep_ms(20);
     }
     return -1;
 }
@@ -297,7 +274,7 @@ static void wait_caught_up(cs_cache_t *c)
     int i;
 
     for (i = 0; i < 1000 && info_field(c, "catching_up") != 0; i++) {
-        sleep_ms(10);
+        test_sleep_ms(10);
     }
     assert_int_equal(info_field(c, "catching_up"), 0);
 }
@@ -385,7 +362,7 @@ static void test_restart_serves_snapshot_without_ghosts(void **state)
     fill_and_stop(&e, ids, 7);
     del_entry(&e, ids[3]);
     del_entry(&e, ids[150]);
-    sleep_ms(SHORT_TTL * 1000 + 200);
+    test_sleep_ms(SHORT_TTL * 1000 + 200);
 
     /* Another replica (no snapshots) stores one more while we are down. */
     c = start(&e, 0, NULL, &cfg);

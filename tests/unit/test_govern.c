@@ -7,6 +7,7 @@
  * replica (skipped when redis-server is not installed).
  */
 #include "ark_testutil.h"
+#include "test_net.h"
 
 #include <signal.h>
 #include <stdio.h>
@@ -372,22 +373,6 @@ static void test_table_full(void **state)
 
 /* ---- wait-replicas against a real redis-server ----------------------- */
 
-static int free_port(void)
-{
-    struct sockaddr_in sa;
-    socklen_t len = sizeof(sa);
-    int fd = socket(AF_INET, SOCK_STREAM, 0), port;
-
-    memset(&sa, 0, sizeof(sa));
-    sa.sin_family = AF_INET;
-    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    assert_int_equal(bind(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
-    assert_int_equal(getsockname(fd, (struct sockaddr *)&sa, &len), 0);
-    port = ntohs(sa.sin_port);
-    close(fd);
-    return port;
-}
-
 /* A redis-server on port (a replica of master_port when not 0), up and
  * answering PING when this returns. */
 static pid_t redis_start(const char *dir, int port, int master_port)
@@ -487,7 +472,7 @@ static void test_wait_replicas_replay(void **state)
     }
     snprintf(f->dir, sizeof(f->dir), "/tmp/ark-govern-XXXXXX");
     assert_non_null(mkdtemp(f->dir));
-    port = free_port();
+    port = test_free_port();
     f->servers[0] = redis_start(f->dir, port, 0);
     APR_ARRAY_PUSH(f->conf.redis.servers, const char *) =
         apr_psprintf(f->p, "127.0.0.1:%d", port);
@@ -510,7 +495,7 @@ static void test_wait_replicas_replay(void **state)
     assert_int_equal(usage_field(port, key, "spend_nano"), 3000);
 
     /* a replica joins: WAIT 1 succeeds, the replays are no-ops */
-    rport = free_port();
+    rport = test_free_port();
     f->servers[1] = redis_start(f->dir, rport, port);
     for (i = 0; i < 600 && !replica_online(port); i++) {
         usleep(50000);                 /* up to 30 s on a busy machine */

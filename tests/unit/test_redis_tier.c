@@ -34,6 +34,8 @@
 #include <sys/wait.h>
 
 #include <cmocka.h>
+
+#include "test_net.h"
 #include <hiredis/hiredis.h>
 
 #include "cs_redis.h"
@@ -63,31 +65,6 @@ static int64_t now_ms(void)
 
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static void sleep_ms(int ms)
-{
-    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
-
-    while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
-    }
-}
-
-static int free_port(void)
-{
-    struct sockaddr_in a;
-    socklen_t len = sizeof(a);
-    int fd = socket(AF_INET, SOCK_STREAM, 0), port;
-
-    assert_true(fd >= 0);
-    memset(&a, 0, sizeof(a));
-    a.sin_family = AF_INET;
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    assert_int_equal(bind(fd, (struct sockaddr *)&a, sizeof(a)), 0);
-    assert_int_equal(getsockname(fd, (struct sockaddr *)&a, &len), 0);
-    port = ntohs(a.sin_port);
-    close(fd);
-    return port;
 }
 
 static redisContext *raw_connect(int port)
@@ -170,7 +147,7 @@ static void srv_start(srv_t *s, int port)
     t0 = now_ms();
     while (!srv_ping(port)) {
         assert_true(now_ms() - t0 < 10000);
-        sleep_ms(20);
+        test_sleep_ms(20);
     }
 }
 
@@ -514,7 +491,7 @@ static void test_ttl_expiry(void **state)
     pttl = raw_int(main_srv.port, "PTTL %s", "ttl:n:ns");
     assert_true(pttl > 0 && pttl <= 301);
     assert_int_equal(found_payload(r, id), 1);
-    sleep_ms(450);
+    test_sleep_ms(450);
     assert_int_equal(found_payload(r, id), 0);
     assert_int_equal(cs_redis_get_entry(r, id, &e, &owned, &found, err,
                                         sizeof(err)),
@@ -844,7 +821,7 @@ static int64_t ev_wait_put(events_t *ev, uint64_t id, int64_t since,
         if (now_ms() - since > ms) {
             return -1;
         }
-        sleep_ms(5);
+        test_sleep_ms(5);
     }
     return at - since;
 }
@@ -888,7 +865,7 @@ static void test_follow_between_replicas(void **state)
     follow(b, &evb);
     assert_int_equal(cs_redis_follow_start(b, "0-0", NULL, err, sizeof(err)),
                      CS_ERR); /* already running */
-    sleep_ms(100); /* let both block in XREAD */
+    test_sleep_ms(100); /* let both block in XREAD */
 
     for (i = 0; i < 5; i++) {
         t0 = now_ms();
@@ -927,7 +904,7 @@ static void test_follow_between_replicas(void **state)
         if (i || now_ms() - t0 > EVENT_MS) {
             break;
         }
-        sleep_ms(5);
+        test_sleep_ms(5);
     }
     assert_int_equal(evb.ndel, 1);
     assert_true(evb.dels[0] == gone);
@@ -992,7 +969,7 @@ static void test_follow_trimmed_stream_resyncs(void **state)
             break;
         }
         pthread_mutex_unlock(&evb.mu);
-        sleep_ms(5);
+        test_sleep_ms(5);
     }
     assert_int_equal(evb.resyncs, 1);
     /* it follows on from the stream's end */
@@ -1142,7 +1119,7 @@ static void test_local_ids(void **state)
     uint64_t id, prev = 0, tag = 0;
     cs_redis_counters_t k;
     char err[256];
-    int i, port = free_port(); /* nothing listens there */
+    int i, port = test_free_port(); /* nothing listens there */
     int64_t t0;
 
     (void)state;
@@ -1206,7 +1183,7 @@ static void *hammer_main(void *arg)
             h->max_ms = d;
         }
         h->calls++;
-        sleep_ms(1);
+        test_sleep_ms(1);
     }
     return NULL;
 }
@@ -1228,13 +1205,13 @@ static void test_outage_and_recovery(void **state)
 
     (void)state;
     memset(&s, 0, sizeof(s));
-    srv_start(&s, free_port());
+    srv_start(&s, test_free_port());
     logcap_start(&logs);
     a = make(s.port, "out:", "node-a", NULL);
     b = make(s.port, "out:", "node-b", NULL);
     ev_init(&evb);
     follow(b, &evb);
-    sleep_ms(100);
+    test_sleep_ms(100);
     t0 = now_ms();
     id_before = put_simple(a, "ns");
     assert_true(ev_wait_put(&evb, id_before, t0, EVENT_MS) >= 0);
@@ -1272,7 +1249,7 @@ static void test_outage_and_recovery(void **state)
         int found;
 
         assert_true(now_ms() - t0 < 2000);
-        sleep_ms(20);
+        test_sleep_ms(20);
         if (cs_redis_get_payload(a, id_before, &p, &len, &found, err,
                                  sizeof(err))
             == CS_OK) {
@@ -1348,7 +1325,7 @@ static void test_outage_and_recovery(void **state)
                 break;
             }
         }
-        sleep_ms(50);
+        test_sleep_ms(50);
     }
     print_message("outage: callers back %" PRId64 " ms after restart\n",
                   now_ms() - t0);
@@ -1366,7 +1343,7 @@ static void test_outage_and_recovery(void **state)
             break;
         }
         assert_true(now_ms() - t0 < CS_REDIS_BACKOFF_MAX_MS + 3000);
-        sleep_ms(20);
+        test_sleep_ms(20);
     }
     print_message("outage: follower back %" PRId64 " ms later\n",
                   now_ms() - t0);
@@ -1410,7 +1387,7 @@ static void test_auth_db_unix(void **state)
     assert_non_null(mkdtemp(s.dir));
     snprintf(s.sock, sizeof(s.sock), "%s/redis.sock", s.dir);
     s.password = "s3cret pass";
-    srv_start(&s, free_port());
+    srv_start(&s, test_free_port());
 
     /* over the Unix socket, with AUTH and SELECT 3 */
     memset(&conf, 0, sizeof(conf));
@@ -1452,7 +1429,7 @@ static void test_auth_db_unix(void **state)
         assert_null(strstr(err, "wrong")); /* the password never shows */
         for (i = 0; i < 200; i++) {
             cs_redis_get_payload(r, id, &p, &len, &found, err, sizeof(err));
-            sleep_ms(1);
+            test_sleep_ms(1);
         }
     }
     cs_redis_get_counters(r, &k);
@@ -1487,7 +1464,7 @@ static int group_setup(void **state)
 {
     (void)state;
     memset(&main_srv, 0, sizeof(main_srv));
-    srv_start(&main_srv, free_port());
+    srv_start(&main_srv, test_free_port());
     return 0;
 }
 
