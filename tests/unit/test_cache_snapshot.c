@@ -37,7 +37,7 @@
 
 #include <cmocka.h>
 
-#include "test_net.h"
+#include "net_testutil.h"
 #include <hiredis/hiredis.h>
 
 #include "cs_cache.h"

@@ -7,7 +7,7 @@
  * replica (skipped when redis-server is not installed).
  */
 #include "ark_testutil.h"
-#include "test_net.h"
+#include "net_testutil.h"
 
 #include <signal.h>
 #include <stdio.h>

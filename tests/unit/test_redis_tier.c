@@ -35,7 +35,7 @@
 
 #include <cmocka.h>
 
-#include "test_net.h"
+#include "net_testutil.h"
 #include <hiredis/hiredis.h>
 
 #include "cs_redis.h"
