@@ -924,8 +924,14 @@ static void buffer_usage(ark_govern_t *g, const char *id,
     }
 }
 
-/* A fresh done-key id, unique across nodes and processes. */
-static const char *done_id(ark_govern_t *g, apr_pool_t *p)
+/* A fresh done-key id, unique across nodes and processes. With a trace
+ * id (32 hex digits, as ark_trace makes them) the id is
+ * "done:<trace>:<16 random hex>", so a request's settlement can be found
+ * with SCAN MATCH <prefix>done:<trace>:* (a client may reuse a trace id
+ * for several requests: the random part keeps them apart); without one,
+ * "done:<16 random hex>:<pid>:<sequence>". Both fit gov_pending_t.done. */
+static const char *done_id(ark_govern_t *g, const char *trace,
+                           apr_pool_t *p)
 {
     unsigned char rnd[8];
     char hex[17];
@@ -936,6 +942,10 @@ static const char *done_id(ark_govern_t *g, apr_pool_t *p)
     }
     for (i = 0; i < 8; i++) {
         apr_snprintf(hex + 2 * i, 3, "%02x", rnd[i]);
+    }
+    if (trace && strlen(trace) == 32
+        && strspn(trace, "0123456789abcdef") == 32) {
+        return apr_psprintf(p, "done:%s:%s", trace, hex);
     }
     return apr_psprintf(p, "done:%s:%ld:%" APR_UINT64_T_FMT, hex,
                         (long)getpid(), atomic_fetch_add(&g->lease_seq, 1));
@@ -1063,7 +1073,7 @@ static void flush_buffered(ark_govern_t *g, apr_pool_t *p)
             continue;
         }
         hash = s->id;
-        done = done_id(g, sp);
+        done = done_id(g, NULL, sp);
         buffered_add(g, hash, v, -1);  /* moves to the pending record */
         if (!pending_push(g, done, 1, &hash, v)) {
             for (f = 0; f < NFIELDS; f++) {
@@ -1233,7 +1243,7 @@ void ark_govern_settle(ark_govern_t *g, ark_gov_ticket_t *t,
         settle_local(g, t, used, u->provider, p);
     }
     if (g->redis) {
-        done = done_id(g, p);
+        done = done_id(g, u->trace_id, p);
         ops = apr_array_make(p, 64, sizeof(char *));
         PUSH(ops, i64(p, ARK_GOVERN_PERIOD));
         PUSH(ops, apr_pstrcat(p, g->conf.prefix, done, NULL));

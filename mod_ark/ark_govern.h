@@ -136,6 +136,11 @@ typedef struct ark_gov_usage_t {
     apr_int64_t saved_nano;           /* a cache hit: what it would cost */
     int cache_hit;
     const char *provider;             /* that answered, or NULL */
+    const char *trace_id;             /* the request's (32 hex digits), or
+                                       * NULL: put into the settlement's
+                                       * done-key, so that whether a
+                                       * request was billed can be looked
+                                       * up by its trace id */
 } ark_gov_usage_t;
 
 /* Records the usage of a request (admitted or not yet asked: t may be a

@@ -1694,6 +1694,7 @@ static void account(request_rec *r, ark_rctx_t *rc)
         u.provider = rc->answered ? rc->answered->provider->name : NULL;
     }
     rc->log.spend_nano = u.spend_nano;
+    u.trace_id = rc->trace.trace_id;
     if (rc->governed) {
         ark_govern_settle(g, &rc->ticket, &rc->subject, &u, r->pool);
     }

@@ -513,6 +513,74 @@ static void test_wait_replicas_replay(void **state)
     assert_int_equal(st.buffered_nano, 0);
 }
 
+/* How many keys match pattern on the server on port. */
+static int count_keys(int port, const char *pattern)
+{
+    redisContext *c = redisConnect("127.0.0.1", port);
+    redisReply *r;
+    int n = -1;
+
+    assert_non_null(c);
+    assert_int_equal(c->err, 0);
+    r = redisCommand(c, "KEYS %s", pattern);
+    assert_non_null(r);
+    if (r->type == REDIS_REPLY_ARRAY) {
+        n = (int)r->elements;
+    }
+    freeReplyObject(r);
+    redisFree(c);
+    return n;
+}
+
+/* A settlement's done-key carries the request's trace id, so whether a
+ * request was billed can be looked up by it; a trace id reused by the
+ * client for a second request still counts that request once more. */
+static void test_done_key_trace(void **state)
+{
+    static const char trace[] = "4bf92f3577b34da6a3ce929d0e0e4736";
+    fixture_t *f = *state;
+    ark_gov_subject_t s;
+    ark_gov_ticket_t t;
+    ark_gov_usage_t u;
+    ark_govern_t *g;
+    const char *key;
+    int port, i;
+
+    if (access("/usr/bin/redis-server", X_OK) != 0) {
+        skip();
+    }
+    snprintf(f->dir, sizeof(f->dir), "/tmp/ark-govern-XXXXXX");
+    assert_non_null(mkdtemp(f->dir));
+    port = test_free_port();
+    f->servers[0] = redis_start(f->dir, port, 0);
+    APR_ARRAY_PUSH(f->conf.redis.servers, const char *) =
+        apr_psprintf(f->p, "127.0.0.1:%d", port);
+    g = client(f);
+    subject(&s, "d");
+    key = ark_rkey_usage(f->p, f->conf.prefix, ARK_SCOPE_KEY, "d",
+                         ARK_PERIOD_DAY, apr_time_now());
+    for (i = 0; i < 2; i++) {
+        memset(&t, 0, sizeof(t));
+        used(&u, 10, 20, 1000, NULL);
+        u.trace_id = trace;
+        ark_govern_settle(g, &t, &s, &u, f->p);
+    }
+    /* not a trace id: the key is named without it */
+    memset(&t, 0, sizeof(t));
+    used(&u, 1, 2, 100, NULL);
+    u.trace_id = "../../etc/passwd";
+    ark_govern_settle(g, &t, &s, &u, f->p);
+    memset(&t, 0, sizeof(t));
+    used(&u, 1, 2, 100, NULL);
+    ark_govern_settle(g, &t, &s, &u, f->p);
+
+    assert_int_equal(count_keys(port, "ark:done:4bf92f3577b34da6a3ce929d0e0e4736:*"), 2);
+    assert_int_equal(count_keys(port, "ark:done:*"), 4);
+    assert_int_equal(count_keys(port, "*passwd*"), 0);
+    assert_int_equal(usage_field(port, key, "requests"), 4);
+    assert_int_equal(usage_field(port, key, "spend_nano"), 2200);
+}
+
 int main(void)
 {
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
@@ -529,6 +597,7 @@ int main(void)
         T(test_redis_down_fail_closed),
         T(test_table_full),
         T(test_wait_replicas_replay),
+        T(test_done_key_trace),
     };
 #undef T
 
