@@ -21,13 +21,16 @@
 #
 # Usage: bench/cache-e2e.sh [--rounds N] [--duration D]
 #            [--connections "1 4 32"] [--profile strace] [--requests N]
-#            [--unix]
+#            [--unix] [--packaged]
 # --unix: mod_ark reaches ark-cached over a Unix socket instead of TCP.
+# --packaged: use the installed Debian packages (libapache2-mod-ark's
+#   /usr/lib/apache2/modules/mod_ark.so and /usr/bin/ark-keys, ark-cached's
+#   /usr/sbin/ark-cached) instead of the built tree; prints their versions.
 # Needs: nginx (nginx-light), wrk, apache2, a built tree (make); strace
 # for --profile, perf for ARK_PERF_DIR.
 set -eu
 top=$(cd "$(dirname "$0")/.." && pwd)
-rounds=3 duration=8s conns="1 4 32" profile="" requests=200 unix=0
+rounds=3 duration=8s conns="1 4 32" profile="" requests=200 unix=0 packaged=0
 while [ $# -gt 0 ]; do
     case "$1" in
     --rounds) rounds=$2; shift 2 ;;
@@ -36,11 +39,22 @@ while [ $# -gt 0 ]; do
     --profile) profile=$2; shift 2 ;;
     --requests) requests=$2; shift 2 ;;
     --unix) unix=1; shift ;;
-    *) echo "usage: $0 [--rounds N] [--duration D] [--connections \"1 4 32\"] [--profile strace] [--requests N] [--unix]" >&2; exit 2 ;;
+    --packaged) packaged=1; shift ;;
+    *) echo "usage: $0 [--rounds N] [--duration D] [--connections \"1 4 32\"] [--profile strace] [--requests N] [--unix] [--packaged]" >&2; exit 2 ;;
     esac
 done
 case "$profile" in ""|strace) ;; *) echo "--profile: strace" >&2; exit 2 ;; esac
 build=$top; [ -f "$build/.libs/mod_ark.so" ] || build=$top/build
+module=$build/.libs/mod_ark.so cached=$build/ark-cached keys=$build/ark-keys
+if [ $packaged = 1 ]; then
+    module=/usr/lib/apache2/modules/mod_ark.so cached=/usr/sbin/ark-cached
+    keys=/usr/bin/ark-keys
+    for pkg in libapache2-mod-ark ark-cached; do
+        v=$(dpkg-query -W -f '${Version}' $pkg 2>/dev/null) \
+            || { echo "--packaged: $pkg is not installed" >&2; exit 1; }
+        echo "packaged build: $pkg $v"
+    done
+fi
 for b in nginx wrk apache2 $profile; do
     command -v $b >/dev/null || [ -x /usr/sbin/$b ] \
         || { echo "missing $b (Debian: nginx-light, wrk, apache2, strace)" >&2; exit 1; }
@@ -57,7 +71,7 @@ nginx -p "$tmp/ngx" -c "$tmp/ngx/nginx.conf" -e "$tmp/ngx/logs/error.log" &
 ngx=$!
 sock=""
 [ $unix = 1 ] && sock="--unixsocket $tmp/cached.sock --unixsocketperm 777"
-"$build/ark-cached" --bind 127.0.0.1 --port $CP $sock \
+"$cached" --bind 127.0.0.1 --port $CP $sock \
     --threads 2 --logfile "$tmp/cached.log" &
 cpid=$!
 cleanup() {
@@ -72,7 +86,7 @@ for _ in $(seq 300); do
     sleep 0.1
 done
 curl -s -X POST http://127.0.0.1:$UP/v1/chat/completions > "$tmp/www/answer.json"
-key=$("$build/ark-keys" create -c -f "$tmp/keys" -n bench 2>/dev/null)
+key=$("$keys" create -c -f "$tmp/keys" -n bench 2>/dev/null)
 user=""; [ "$(id -u)" = 0 ] && user="User www-data
 Group www-data"
 mods=$(apxs -q LIBEXECDIR)
@@ -95,7 +109,7 @@ LogLevel warn
 LoadModule mpm_event_module "$mods/mod_mpm_event.so"
 LoadModule authz_core_module "$mods/mod_authz_core.so"
 LoadModule mime_module "$mods/mod_mime.so"
-LoadModule ark_module "$build/.libs/mod_ark.so"
+LoadModule ark_module "$module"
 TypesConfig /etc/mime.types
 $user
 ServerLimit 1
