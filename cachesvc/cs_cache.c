@@ -1764,7 +1764,7 @@ void cs_engine_stop(cs_cache_t *c)
 void cs_cache_info(cs_cache_t *c, cs_buf_t *out)
 {
     size_t pos = 0, live = 0, tomb = 0, mem = 0, approx = 0;
-    uint64_t key;
+    uint64_t key, deferred = 0;
     void *val;
     size_t entries, nss, l1;
 
@@ -1779,6 +1779,7 @@ void cs_cache_info(cs_cache_t *c, cs_buf_t *out)
         tomb += cs_index_tombstones(n->index);
         mem += cs_index_memory(n->index);
         approx += (size_t)cs_index_is_approx(n->index);
+        deferred += cs_index_deferred(n->index, NULL);
     }
     pthread_rwlock_unlock(&c->lock);
     cs_buf_printf(out, "# Cache\r\nentries:%zu\r\nnamespaces:%zu\r\n"
@@ -1810,7 +1811,8 @@ void cs_cache_info(cs_cache_t *c, cs_buf_t *out)
                   "snapshot_vectors_loaded:%llu\r\nsnapshot_saves:%llu\r\n"
                   "snapshot_failures:%llu\r\nsnapshot_last_save_ms:%llu\r\n"
                   "catching_up:%d\r\ncatchup_ms:%lld\r\n"
-                  "catchup_fetches:%llu\r\nghosts_removed:%llu\r\n",
+                  "catchup_fetches:%llu\r\nghosts_removed:%llu\r\n"
+                  "snapshot_deferred_changes:%llu\r\n",
                   c->snap_dir ? c->snap_dir : "",
                   (unsigned long long)atomic_load(&c->snap_loaded),
                   (unsigned long long)atomic_load(&c->snap_vectors),
@@ -1820,7 +1822,8 @@ void cs_cache_info(cs_cache_t *c, cs_buf_t *out)
                   atomic_load(&c->catching_up),
                   (long long)atomic_load(&c->catchup_ms),
                   (unsigned long long)atomic_load(&c->catchup_fetches),
-                  (unsigned long long)atomic_load(&c->ghosts));
+                  (unsigned long long)atomic_load(&c->ghosts),
+                  (unsigned long long)deferred);
     if (c->redis) {
         cs_buf_printf(out, "\r\n");
         cs_redis_stats(c->redis, out);

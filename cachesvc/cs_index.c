@@ -87,6 +87,22 @@
  * std::unordered_map node of 24 bytes rounded up by malloc, plus its
  * bucket pointer). */
 #define CS_INDEX_REVMAP_BYTES 40
+/* cs_index_defer: the deferred list is full. */
+#define CS_INDEX_AGAIN (-2)
+/* Adds and removes kept aside while a snapshot is written, at most. */
+#define CS_INDEX_MAX_DEFERRED 65536
+
+/* An add or remove that came while a snapshot was being written: a save
+ * holds the read lock for seconds at a million vectors, and a writer
+ * waiting for it would hold up every search queued behind it (the lock
+ * prefers writers). Applied, in order, when the save is over. */
+typedef struct cs_index_deferred {
+    int64_t id;
+    float *vec;             /* cs_malloc'd; NULL: a remove */
+} cs_index_deferred_t;
+
+/* Test hook, called by a save while it holds the read lock. */
+void (*cs_index_save_hook)(cs_index_t *idx);
 
 struct cs_index {
     cs_index_conf_t conf;   /* defaults filled in; read-only */
@@ -110,6 +126,14 @@ struct cs_index {
     uint32_t rb_done;       /* slots below have been copied by it */
     uint32_t rb_start;      /* nslots when it started */
     int rb_final;           /* it has copied past rb_start: adds wait */
+
+    pthread_mutex_t dmu;    /* saving and the deferred list; taken before
+                             * the rwlock, never while holding it */
+    int saving;             /* saves running: adds and removes defer */
+    cs_index_deferred_t *def;
+    size_t ndef, defcap;
+    uint64_t deferred;      /* adds and removes ever deferred */
+    uint64_t def_failed;    /* deferred ones that failed when applied */
 };
 
 /* On-disk snapshot header (native byte order). */
@@ -500,6 +524,7 @@ static cs_index_t *cs_index_alloc(const cs_index_conf_t *conf, FaissIndex *fx,
                                   PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
     pthread_rwlock_init(&idx->lock, &attr);
     pthread_rwlockattr_destroy(&attr);
+    pthread_mutex_init(&idx->dmu, NULL);
     return idx;
 }
 
@@ -523,6 +548,11 @@ void cs_index_free(cs_index_t *idx)
         return;
     }
     pthread_rwlock_destroy(&idx->lock);
+    pthread_mutex_destroy(&idx->dmu);
+    while (idx->ndef > 0) {
+        cs_free(idx->def[--idx->ndef].vec);
+    }
+    cs_free(idx->def);
     if (idx->fx != NULL) {
         faiss_Index_free(idx->fx);
     }
@@ -549,27 +579,92 @@ static uint32_t cs_index_backlog(const cs_index_t *idx)
     return idx->nslots > from ? idx->nslots - from : 0;
 }
 
-static int cs_index_add_impl(cs_index_t *idx, int64_t id, const float *vec,
-                             int wait, char *err, size_t errlen)
+/* The write lock, or, while a save runs, nothing: returns 1 with the
+ * write lock held, 0 with dmu held and idx->saving set (the caller defers
+ * the change and unlocks dmu). A writer never waits behind a save. */
+static int cs_index_wrlock_unless_saving(cs_index_t *idx)
+{
+    pthread_mutex_lock(&idx->dmu);
+    if (idx->saving) {
+        return 0;
+    }
+    pthread_rwlock_wrlock(&idx->lock);
+    pthread_mutex_unlock(&idx->dmu);
+    return 1;
+}
+
+/* The last deferred change of id: 1 an add, 0 a remove, -1 none. dmu
+ * held. */
+static int cs_index_def_last(const cs_index_t *idx, int64_t id)
+{
+    size_t i = idx->ndef;
+
+    while (i-- > 0) {
+        if (idx->def[i].id == id) {
+            return idx->def[i].vec != NULL;
+        }
+    }
+    return -1;
+}
+
+/* Whether id is in the index once the deferred changes are applied. dmu
+ * held; takes the read lock, which a save shares. */
+static int cs_index_will_contain(cs_index_t *idx, int64_t id)
+{
+    int last = cs_index_def_last(idx, id);
+    int v;
+
+    if (last >= 0) {
+        return last;
+    }
+    pthread_rwlock_rdlock(&idx->lock);
+    v = cs_index_lookup(idx, id) != CS_INDEX_NO_SLOT;
+    pthread_rwlock_unlock(&idx->lock);
+    return v;
+}
+
+/* Keeps an add (vec) or a remove (vec NULL) for after the save. dmu held,
+ * idx->saving set. CS_OK, CS_ERR with err set (an add of an id that will
+ * be there, a remove of one that will not), or CS_INDEX_AGAIN when the list is
+ * full (the caller waits for the save). */
+static int cs_index_defer(cs_index_t *idx, int64_t id, const float *vec,
+                          char *err, size_t errlen)
+{
+    cs_index_deferred_t *d;
+
+    if (cs_index_will_contain(idx, id) == (vec == NULL ? 0 : 1)) {
+        if (vec != NULL) {
+            cs_index_seterr(err, errlen, "id %lld is already in the index",
+                            (long long)id);
+        }
+        return CS_ERR;
+    }
+    if (idx->ndef >= CS_INDEX_MAX_DEFERRED) {
+        return CS_INDEX_AGAIN;
+    }
+    if (idx->ndef == idx->defcap) {
+        idx->defcap = idx->defcap ? idx->defcap * 2 : 64;
+        idx->def = cs_realloc(idx->def, idx->defcap * sizeof(*idx->def));
+    }
+    d = &idx->def[idx->ndef++];
+    d->id = id;
+    d->vec = NULL;
+    if (vec != NULL) {
+        d->vec = cs_malloc((size_t)idx->conf.dim * sizeof(float));
+        memcpy(d->vec, vec, (size_t)idx->conf.dim * sizeof(float));
+    }
+    idx->deferred++;
+    return CS_OK;
+}
+
+/* Adds a vector; write lock held. */
+static int cs_index_add_locked(cs_index_t *idx, int64_t id, const float *vec,
+                               char *err, size_t errlen)
 {
     uint32_t slot;
     int rc;
 
-    if (id < 0 || vec == NULL) {
-        cs_index_seterr(err, errlen, "%s", id < 0 ? "id must be >= 0"
-                                                  : "no vector");
-        return CS_ERR;
-    }
-    cs_faiss_set_threads(1);
-    pthread_rwlock_wrlock(&idx->lock);
-    while (wait && cs_index_backlog(idx) > CS_INDEX_REBUILD_BACKLOG) {
-        /* wait without the lock: searches go on */
-        pthread_rwlock_unlock(&idx->lock);
-        usleep(2000);
-        pthread_rwlock_wrlock(&idx->lock);
-    }
     if (cs_index_lookup(idx, id) != CS_INDEX_NO_SLOT) {
-        pthread_rwlock_unlock(&idx->lock);
         cs_index_seterr(err, errlen, "id %lld is already in the index",
                         (long long)id);
         return CS_ERR;
@@ -577,7 +672,6 @@ static int cs_index_add_impl(cs_index_t *idx, int64_t id, const float *vec,
     if (idx->live >= CS_INDEX_MAX_ENTRIES
         || idx->nslots >= (uint32_t)CS_INDEX_MAX_ENTRIES
                               + CS_INDEX_REBUILD_BATCH) {
-        pthread_rwlock_unlock(&idx->lock);
         cs_index_seterr(err, errlen, "index full (%u vectors)",
                         CS_INDEX_MAX_ENTRIES);
         return CS_ERR;
@@ -585,7 +679,6 @@ static int cs_index_add_impl(cs_index_t *idx, int64_t id, const float *vec,
     /* FAISS first: if it fails, nothing of ours has changed. */
     rc = faiss_Index_add_with_ids(idx->fx, 1, vec, &id);
     if (rc != 0) {
-        pthread_rwlock_unlock(&idx->lock);
         cs_index_faiss_err(err, errlen, "add", rc);
         return CS_ERR;
     }
@@ -603,8 +696,40 @@ static int cs_index_add_impl(cs_index_t *idx, int64_t id, const float *vec,
         (void)cs_index_set_param(idx->fx, "efSearch",
                                  CS_INDEX_LARGE_EF_SEARCH, NULL, 0);
     }
-    pthread_rwlock_unlock(&idx->lock);
     return CS_OK;
+}
+
+static int cs_index_add_impl(cs_index_t *idx, int64_t id, const float *vec,
+                             int wait, char *err, size_t errlen)
+{
+    int rc;
+
+    if (id < 0 || vec == NULL) {
+        cs_index_seterr(err, errlen, "%s", id < 0 ? "id must be >= 0"
+                                                  : "no vector");
+        return CS_ERR;
+    }
+    cs_faiss_set_threads(1);
+    for (;;) {
+        if (!cs_index_wrlock_unless_saving(idx)) {
+            rc = cs_index_defer(idx, id, vec, err, errlen);
+            pthread_mutex_unlock(&idx->dmu);
+            if (rc != CS_INDEX_AGAIN) {
+                return rc;
+            }
+            usleep(2000);              /* deferred list full */
+            continue;
+        }
+        if (!wait || cs_index_backlog(idx) <= CS_INDEX_REBUILD_BACKLOG) {
+            break;
+        }
+        /* wait without the lock: searches go on */
+        pthread_rwlock_unlock(&idx->lock);
+        usleep(2000);
+    }
+    rc = cs_index_add_locked(idx, id, vec, err, errlen);
+    pthread_rwlock_unlock(&idx->lock);
+    return rc;
 }
 
 int cs_index_add(cs_index_t *idx, int64_t id, const float *vec, char *err,
@@ -619,18 +744,16 @@ int cs_index_add_now(cs_index_t *idx, int64_t id, const float *vec,
     return cs_index_add_impl(idx, id, vec, 0, err, errlen);
 }
 
-int cs_index_remove(cs_index_t *idx, int64_t id)
+/* Removes id; write lock held. */
+static int cs_index_remove_locked(cs_index_t *idx, int64_t id)
 {
     FaissIDSelectorRange *sel = NULL;
     size_t pos;
     uint32_t slot;
     size_t nrem;
 
-    cs_faiss_set_threads(1);
-    pthread_rwlock_wrlock(&idx->lock);
     pos = id < 0 ? SIZE_MAX : cs_index_tpos(idx, id);
     if (pos == SIZE_MAX) {
-        pthread_rwlock_unlock(&idx->lock);
         return CS_ERR;
     }
     slot = idx->table[pos] - 1;
@@ -657,8 +780,79 @@ int cs_index_remove(cs_index_t *idx, int64_t id)
         }
         idx->nslots--;
     }
-    pthread_rwlock_unlock(&idx->lock);
     return CS_OK;
+}
+
+int cs_index_remove(cs_index_t *idx, int64_t id)
+{
+    int rc;
+
+    if (id < 0) {
+        return CS_ERR;
+    }
+    cs_faiss_set_threads(1);
+    while (!cs_index_wrlock_unless_saving(idx)) {
+        rc = cs_index_defer(idx, id, NULL, NULL, 0);
+        pthread_mutex_unlock(&idx->dmu);
+        if (rc != CS_INDEX_AGAIN) {
+            return rc;
+        }
+        usleep(2000);                  /* deferred list full */
+    }
+    rc = cs_index_remove_locked(idx, id);
+    pthread_rwlock_unlock(&idx->lock);
+    return rc;
+}
+
+/* A save begins: from now on adds and removes are deferred. */
+static void cs_index_save_begin(cs_index_t *idx)
+{
+    pthread_mutex_lock(&idx->dmu);
+    idx->saving++;
+    pthread_mutex_unlock(&idx->dmu);
+}
+
+/* A save is over (its read lock released): the last one applies what was
+ * deferred, in order. */
+static void cs_index_save_end(cs_index_t *idx)
+{
+    char err[256];
+    size_t i;
+
+    pthread_mutex_lock(&idx->dmu);
+    if (--idx->saving == 0 && idx->ndef > 0) {
+        cs_faiss_set_threads(1);
+        pthread_rwlock_wrlock(&idx->lock);
+        for (i = 0; i < idx->ndef; i++) {
+            cs_index_deferred_t *d = &idx->def[i];
+            int rc = d->vec != NULL
+                         ? cs_index_add_locked(idx, d->id, d->vec, err,
+                                               sizeof(err))
+                         : cs_index_remove_locked(idx, d->id);
+
+            if (rc != CS_OK) {
+                idx->def_failed++;     /* FAISS could not add it */
+            }
+            cs_free(d->vec);
+        }
+        idx->ndef = 0;
+        pthread_rwlock_unlock(&idx->lock);
+    }
+    pthread_mutex_unlock(&idx->dmu);
+}
+
+uint64_t cs_index_deferred(const cs_index_t *idx, uint64_t *failed)
+{
+    cs_index_t *w = (cs_index_t *)idx;
+    uint64_t v;
+
+    pthread_mutex_lock(&w->dmu);
+    v = w->deferred;
+    if (failed != NULL) {
+        *failed = w->def_failed;
+    }
+    pthread_mutex_unlock(&w->dmu);
+    return v;
 }
 
 /* ---- search */
@@ -1109,7 +1303,11 @@ int cs_index_save_tagged(cs_index_t *idx, const char *path, const void *tag,
     }
     setvbuf(f, NULL, _IOFBF, CS_INDEX_IO_BUF);
 
+    cs_index_save_begin(idx);
     pthread_rwlock_rdlock(&idx->lock);
+    if (cs_index_save_hook != NULL) {
+        cs_index_save_hook(idx);
+    }
     memset(&h, 0, sizeof(h));
     memcpy(h.magic, CS_INDEX_SNAP_MAGIC, sizeof(h.magic));
     h.version = CS_INDEX_SNAP_VERSION;
@@ -1126,6 +1324,7 @@ int cs_index_save_tagged(cs_index_t *idx, const char *path, const void *tag,
     rc = faiss_write_index(idx->fx, f);
     if (rc != 0) {
         pthread_rwlock_unlock(&idx->lock);
+        cs_index_save_end(idx);
         cs_index_faiss_err(err, errlen, "snapshot write", rc);
         goto fail;
     }
@@ -1135,6 +1334,7 @@ int cs_index_save_tagged(cs_index_t *idx, const char *path, const void *tag,
         goto io_fail;
     }
     pthread_rwlock_unlock(&idx->lock);
+    cs_index_save_end(idx);
 
     if (fflush(f) != 0 || fsync(fileno(f)) != 0) {
         cs_index_seterr(err, errlen, "cannot write %s: %s", tmp,
@@ -1158,6 +1358,7 @@ int cs_index_save_tagged(cs_index_t *idx, const char *path, const void *tag,
 
 io_fail:
     pthread_rwlock_unlock(&idx->lock);
+    cs_index_save_end(idx);
     cs_index_seterr(err, errlen, "cannot write %s: %s", tmp, strerror(errno));
 fail:
     if (f != NULL) {
@@ -1310,9 +1511,12 @@ int cs_index_contains(const cs_index_t *idx, int64_t id)
     cs_index_t *w = (cs_index_t *)idx;
     int v;
 
-    pthread_rwlock_rdlock(&w->lock);
-    v = id >= 0 && cs_index_lookup(idx, id) != CS_INDEX_NO_SLOT;
-    pthread_rwlock_unlock(&w->lock);
+    if (id < 0) {
+        return 0;
+    }
+    pthread_mutex_lock(&w->dmu);
+    v = cs_index_will_contain(w, id);
+    pthread_mutex_unlock(&w->dmu);
     return v;
 }
 

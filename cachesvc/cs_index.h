@@ -178,9 +178,12 @@ int cs_index_rebuild_if_needed(cs_index_t *idx, char *err, size_t errlen);
 /* Writes a snapshot of idx to path: a temporary file in the same
  * directory, fsync'd, then renamed over path, so path always holds a
  * complete snapshot. Format: header, the FAISS index (faiss_write_index),
- * the live ids and vectors, trailer; native byte order. Read lock for the
- * duration (searches go on; adds and removes wait). Returns CS_OK, or
- * CS_ERR with err set (I/O or FAISS failure; path is then unchanged). */
+ * the live ids, trailer; native byte order. Read lock for the duration:
+ * searches go on; adds and removes that come meanwhile are kept aside
+ * (up to 65536, then they wait, without holding up searches) and applied
+ * in order when the save is over, so until then a search does not find
+ * them (cs_index_contains does). Returns CS_OK, or CS_ERR with err set
+ * (I/O or FAISS failure; path is then unchanged). */
 int cs_index_save(cs_index_t *idx, const char *path, char *err,
                   size_t errlen);
 
@@ -221,5 +224,12 @@ uint64_t cs_index_changes(const cs_index_t *idx);
 /* Copies the live vector of id into out (dim floats). Returns CS_OK, or
  * CS_ERR when id is not live. Read lock. */
 int cs_index_get_vector(const cs_index_t *idx, int64_t id, float *out);
+
+/* Adds and removes ever deferred because a save was running; *failed
+ * (may be NULL): those that failed when applied (FAISS errors). */
+uint64_t cs_index_deferred(const cs_index_t *idx, uint64_t *failed);
+
+/* For tests: called by a save while it holds the read lock. */
+extern void (*cs_index_save_hook)(cs_index_t *idx);
 
 #endif /* CS_INDEX_H */

@@ -703,6 +703,120 @@ static void test_save_load(void **state)
     unlink(path);
 }
 
+/* What the thread started by save_hook does and finds. */
+typedef struct {
+    cs_index_t *idx;
+    const float *vnew;        /* added as 5000 during the save */
+    int add_rc, dup_rc, rm_rc, rm_again_rc;
+    int found_new, contains_new, contains_removed;
+} during_save_t;
+
+static during_save_t *during;
+
+static void *during_save(void *arg)
+{
+    during_save_t *d = arg;
+    char err[ERRLEN];
+    int64_t ids[4];
+    float sims[4];
+    int n, i;
+
+    d->add_rc = cs_index_add(d->idx, 5000, d->vnew, err, sizeof(err));
+    d->dup_rc = cs_index_add(d->idx, 1001, d->vnew, err, sizeof(err));
+    d->rm_rc = cs_index_remove(d->idx, 1002);
+    d->rm_again_rc = cs_index_remove(d->idx, 1002);
+    if (cs_index_search(d->idx, d->vnew, 4, ids, sims, &n, err,
+                        sizeof(err)) == CS_OK) {
+        for (i = 0; i < n; i++) {
+            d->found_new |= ids[i] == 5000;
+        }
+    }
+    d->contains_new = cs_index_contains(d->idx, 5000);
+    d->contains_removed = cs_index_contains(d->idx, 1002);
+    return NULL;
+}
+
+/* Runs during_save in another thread while the save holds its read lock:
+ * before adds and removes were deferred, the add waited for the save's
+ * lock, and the save for this hook: the join timed out. */
+static void save_hook(cs_index_t *idx)
+{
+    struct timespec until;
+    pthread_t t;
+
+    (void)idx;
+    assert_int_equal(pthread_create(&t, NULL, during_save, during), 0);
+    clock_gettime(CLOCK_REALTIME, &until);
+    until.tv_sec += 20;
+    if (pthread_timedjoin_np(t, NULL, &until) != 0) {
+        fail_msg("an add during a snapshot save waited for the save");
+    }
+}
+
+/* Adds and removes during a save neither wait nor hold up searches; they
+ * apply, in order, when it is over, and the snapshot is the index as it
+ * was when the save began. */
+static void test_changes_during_save(void **state)
+{
+    during_save_t d;
+    cs_index_t *idx, *back;
+    char path[128], err[ERRLEN];
+    uint64_t failed = 1;
+    float vnew[RDIM];
+    float *v;
+
+    (void)state;
+    snap_path(path, sizeof(path), "defer");
+    rng_seed(21);
+    idx = make_index(RDIM, 50);
+    v = add_random(idx, 300, 1000);
+    rebuild_ok(idx);
+    assert_int_equal(cs_index_is_approx(idx), 1);
+    random_unit(vnew, RDIM);
+    memset(&d, 0, sizeof(d));
+    d.idx = idx;
+    d.vnew = vnew;
+    during = &d;
+    cs_index_save_hook = save_hook;
+    if (cs_index_save(idx, path, err, sizeof(err)) != CS_OK) {
+        fail_msg("save: %s", err);
+    }
+    cs_index_save_hook = NULL;
+
+    assert_int_equal(d.add_rc, CS_OK);
+    assert_int_equal(d.dup_rc, CS_ERR);      /* 1001 is there already */
+    assert_int_equal(d.rm_rc, CS_OK);
+    assert_int_equal(d.rm_again_rc, CS_ERR); /* removed by the first */
+    assert_false(d.found_new);               /* not searchable yet */
+    assert_true(d.contains_new);             /* but known */
+    assert_false(d.contains_removed);
+    assert_int_equal(cs_index_deferred(idx, &failed), 2);
+    assert_int_equal(failed, 0);
+
+    /* applied once the save was over */
+    assert_int_equal(cs_index_live(idx), 300);
+    assert_true(cs_index_contains(idx, 5000));
+    assert_false(cs_index_contains(idx, 1002));
+    {
+        int64_t ids[4];
+        float sims[4];
+        int n = search_ok(idx, vnew, 4, ids, sims);
+
+        assert_true(n > 0);
+        assert_int_equal(ids[0], 5000);
+        assert_float_equal(sims[0], 1.0, 1e-4);
+    }
+    /* the snapshot: as at the start of the save */
+    back = load_ok(path, RDIM);
+    assert_int_equal(cs_index_live(back), 300);
+    assert_true(cs_index_contains(back, 1002));
+    assert_false(cs_index_contains(back, 5000));
+    cs_index_free(back);
+    cs_index_free(idx);
+    free(v);
+    unlink(path);
+}
+
 static void write_file(const char *path, const void *data, size_t len)
 {
     FILE *f = fopen(path, "wb");
@@ -878,6 +992,7 @@ int main(void)
         cmocka_unit_test(test_concurrent),
         cmocka_unit_test(test_rebuild_outpaced_by_adds),
         cmocka_unit_test(test_save_load),
+        cmocka_unit_test(test_changes_during_save),
         cmocka_unit_test(test_load_errors),
         cmocka_unit_test(test_errors),
         cmocka_unit_test(test_faiss_errors),
