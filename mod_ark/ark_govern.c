@@ -309,6 +309,7 @@ void ark_govern_conf_init(ark_govern_conf_t *c)
     c->token_estimate = ARK_GOVERN_DEFAULT_ESTIMATE;
     c->lease = ARK_GOVERN_DEFAULT_LEASE;
     c->slots = ARK_GOVERN_DEFAULT_SLOTS;
+    c->done_ttl = ARK_GOVERN_DEFAULT_DONE_TTL;
     c->redis.connect_timeout = ARK_GOVERN_DEFAULT_TIMEOUT;
     c->redis.call_timeout = ARK_GOVERN_DEFAULT_TIMEOUT;
     c->redis.breaker_failures = 3;
@@ -991,7 +992,7 @@ static int pending_replay(ark_govern_t *g, gov_pending_t *rec,
 
     PUSH(ops, i64(p, ARK_GOVERN_PERIOD));
     PUSH(ops, apr_pstrcat(p, g->conf.prefix, rec->done, NULL));
-    PUSH(ops, apr_ltoa(p, ark_period_keep_sec(ARK_PERIOD_DAY)));
+    PUSH(ops, i64(p, apr_time_sec(g->conf.done_ttl)));
     for (h = 0; h < rec->nh; h++) {
         const char *u = strstr(rec->hash[h], ":u:");
 
@@ -1247,7 +1248,7 @@ void ark_govern_settle(ark_govern_t *g, ark_gov_ticket_t *t,
         ops = apr_array_make(p, 64, sizeof(char *));
         PUSH(ops, i64(p, ARK_GOVERN_PERIOD));
         PUSH(ops, apr_pstrcat(p, g->conf.prefix, done, NULL));
-        PUSH(ops, apr_ltoa(p, ark_period_keep_sec(ARK_PERIOD_DAY)));
+        PUSH(ops, i64(p, apr_time_sec(g->conf.done_ttl)));
         if (limits) {
             settle_ops(g, t, used, u->provider, ops, p);
         }

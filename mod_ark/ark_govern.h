@@ -41,6 +41,9 @@
 #define ARK_GOVERN_DEFAULT_ESTIMATE 256
 #define ARK_GOVERN_DEFAULT_LEASE    apr_time_from_sec(600)
 #define ARK_GOVERN_DEFAULT_SLOTS    16384
+/* How long a settlement's done-key lives in Redis (one key per request):
+ * a replay later than this could count a settlement twice. */
+#define ARK_GOVERN_DEFAULT_DONE_TTL apr_time_from_sec(86400)
 #define ARK_GOVERN_PERIOD           apr_time_from_sec(60)
 /* One warning per this interval while Redis is unreachable. */
 #define ARK_GOVERN_LOG_INTERVAL     apr_time_from_sec(60)
@@ -56,6 +59,7 @@ typedef struct ark_govern_conf_t {
     ark_limits_t defaults;            /* ArkLimitDefault, for keys */
     apr_interval_time_t lease;        /* concurrency lease lifetime */
     int slots;                        /* shared memory table size */
+    apr_interval_time_t done_ttl;     /* done-key lifetime */
 } ark_govern_conf_t;
 
 /* Sets the defaults. */

@@ -914,7 +914,7 @@ static const char *load_secret_opt(const char **out, const char *src,
 
 /* ArkGovernRedis: the parse_resp_servers syntax, plus sentinel=NAME
  * (the addresses are then Redis Sentinels of master NAME),
- * sentinel-password=SRC and wait-replicas=N. */
+ * sentinel-password=SRC, wait-replicas=N and done-ttl=SECONDS. */
 static const char *cmd_govern_redis(cmd_parms *cmd, void *dc, int argc,
                                     char *const argv[])
 {
@@ -947,6 +947,16 @@ static const char *cmd_govern_redis(cmd_parms *cmd, void *dc, int argc,
                                        "sentinel-password", cmd->pool))) {
                 return err;
             }
+        }
+        else if (!strncmp(a, "done-ttl=", 9)) {
+            apr_int64_t s;
+
+            if ((err = parse_count(&s, a + 9, 60, 400L * 86400,
+                                   "ArkGovernRedis: done-ttl (seconds)",
+                                   cmd->pool))) {
+                return err;
+            }
+            sc->govern.done_ttl = apr_time_from_sec(s);
         }
         else if (!strncmp(a, "wait-replicas=", 14)) {
             apr_int64_t w;
@@ -1190,8 +1200,9 @@ static const command_rec ark_cmds[] = {
     AP_INIT_TAKE_ARGV("ArkGovernRedis", cmd_govern_redis, NULL, RSRC_CONF,
         "[sentinel=MASTER] <host:port|unix:/path>... "
         "[password=env:VAR|file:/path] [sentinel-password=...] "
-        "[wait-replicas=N]: the Redis shared by all nodes for limits, "
-        "budgets and spend (with sentinel=: its Sentinels)"),
+        "[wait-replicas=N] [done-ttl=SECONDS]: the Redis shared by all "
+        "nodes for limits, budgets and spend (with sentinel=: its "
+        "Sentinels)"),
     AP_INIT_TAKE1("ArkGovernTimeout", cmd_govern, NULL, RSRC_CONF,
         "connect and call timeout towards the governance Redis "
         "(default 250ms)"),

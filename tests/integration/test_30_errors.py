@@ -211,3 +211,11 @@ def test_30_10_config_errors_are_caught_by_configtest(make_gateway, stub):
     os.chmod(gw4.keys_file, 0o640)
     r = gw4.configtest()
     assert r.returncode != 0 and "line 2" in r.stderr
+    gw5 = make_gateway(ark="ArkGovernRedis 127.0.0.1:1 done-ttl=10\n",
+                       start=False)
+    r = gw5.configtest()
+    assert r.returncode != 0 and "done-ttl" in r.stderr
+    gw6 = make_gateway(ark="ArkGovernRedis 127.0.0.1:1 done-ttl=3600\n",
+                       start=False)
+    r = gw6.configtest()
+    assert r.returncode == 0, r.stderr

@@ -555,6 +555,7 @@ static void test_done_key_trace(void **state)
     f->servers[0] = redis_start(f->dir, port, 0);
     APR_ARRAY_PUSH(f->conf.redis.servers, const char *) =
         apr_psprintf(f->p, "127.0.0.1:%d", port);
+    f->conf.done_ttl = apr_time_from_sec(3600);
     g = client(f);
     subject(&s, "d");
     key = ark_rkey_usage(f->p, f->conf.prefix, ARK_SCOPE_KEY, "d",
@@ -577,6 +578,19 @@ static void test_done_key_trace(void **state)
     assert_int_equal(count_keys(port, "ark:done:4bf92f3577b34da6a3ce929d0e0e4736:*"), 2);
     assert_int_equal(count_keys(port, "ark:done:*"), 4);
     assert_int_equal(count_keys(port, "*passwd*"), 0);
+    {   /* ArkGovernRedis done-ttl= */
+        redisContext *c = redisConnect("127.0.0.1", port);
+        redisReply *r = redisCommand(c, "KEYS ark:done:4bf9*");
+        redisReply *ttl;
+
+        assert_true(r && r->type == REDIS_REPLY_ARRAY && r->elements == 2);
+        ttl = redisCommand(c, "TTL %s", r->element[0]->str);
+        assert_true(ttl && ttl->type == REDIS_REPLY_INTEGER);
+        assert_true(ttl->integer > 3500 && ttl->integer <= 3600);
+        freeReplyObject(ttl);
+        freeReplyObject(r);
+        redisFree(c);
+    }
     assert_int_equal(usage_field(port, key, "requests"), 4);
     assert_int_equal(usage_field(port, key, "spend_nano"), 2200);
 }
