@@ -419,6 +419,24 @@ static pid_t redis_start(const char *dir, int port, int master_port)
     return -1;
 }
 
+/* Starts a redis-server for f (skips the test without one) and points
+ * the governance configuration at it; returns its port. */
+static int with_redis(fixture_t *f)
+{
+    int port;
+
+    if (access("/usr/bin/redis-server", X_OK) != 0) {
+        skip();
+    }
+    snprintf(f->dir, sizeof(f->dir), "/tmp/ark-govern-XXXXXX");
+    assert_non_null(mkdtemp(f->dir));
+    port = test_free_port();
+    f->servers[0] = redis_start(f->dir, port, 0);
+    APR_ARRAY_PUSH(f->conf.redis.servers, const char *) =
+        apr_psprintf(f->p, "127.0.0.1:%d", port);
+    return port;
+}
+
 static long long usage_field(int port, const char *key, const char *field)
 {
     redisContext *c = redisConnect("127.0.0.1", port);
@@ -467,15 +485,7 @@ static void test_wait_replicas_replay(void **state)
     const char *key;
     int port, rport, i;
 
-    if (access("/usr/bin/redis-server", X_OK) != 0) {
-        skip();
-    }
-    snprintf(f->dir, sizeof(f->dir), "/tmp/ark-govern-XXXXXX");
-    assert_non_null(mkdtemp(f->dir));
-    port = test_free_port();
-    f->servers[0] = redis_start(f->dir, port, 0);
-    APR_ARRAY_PUSH(f->conf.redis.servers, const char *) =
-        apr_psprintf(f->p, "127.0.0.1:%d", port);
+    port = with_redis(f);
     f->conf.redis.wait_replicas = 1;
     /* WAIT gets half: 200 ms, room for a replica on a busy machine */
     f->conf.redis.call_timeout = apr_time_from_msec(400);
@@ -546,15 +556,7 @@ static void test_done_key_trace(void **state)
     const char *key;
     int port, i;
 
-    if (access("/usr/bin/redis-server", X_OK) != 0) {
-        skip();
-    }
-    snprintf(f->dir, sizeof(f->dir), "/tmp/ark-govern-XXXXXX");
-    assert_non_null(mkdtemp(f->dir));
-    port = test_free_port();
-    f->servers[0] = redis_start(f->dir, port, 0);
-    APR_ARRAY_PUSH(f->conf.redis.servers, const char *) =
-        apr_psprintf(f->p, "127.0.0.1:%d", port);
+    port = with_redis(f);
     f->conf.done_ttl = apr_time_from_sec(3600);
     g = client(f);
     subject(&s, "d");
