@@ -111,6 +111,7 @@ struct cs_index {
     FaissIndex *fx;         /* current FAISS index */
     int approx;             /* fx is HNSW */
     int fx_m;               /* M of fx when approx (memory estimate) */
+    int ef;                 /* efSearch set on fx when approx */
 
     int64_t *ids;           /* [cap]: id of each slot, or CS_INDEX_DEAD */
     uint32_t nslots;        /* slots in use (live + dead) */
@@ -370,8 +371,8 @@ static int cs_index_ef(const cs_index_conf_t *conf, uint64_t n)
     if (conf->ef_search > 0) {
         return conf->ef_search;
     }
-    return n >= CS_INDEX_LARGE_EF_AT ? CS_INDEX_LARGE_EF_SEARCH
-                                     : CS_INDEX_DEFAULT_EF_SEARCH;
+    return n >= conf->large_ef_at ? CS_INDEX_LARGE_EF_SEARCH
+                                  : CS_INDEX_DEFAULT_EF_SEARCH;
 }
 
 /* Makes an empty FAISS index of the wanted kind (an approximate one with
@@ -487,6 +488,9 @@ static int cs_index_conf_fill(cs_index_conf_t *out, const cs_index_conf_t *in,
     }
     if (out->ef_construction == 0) {
         out->ef_construction = CS_INDEX_DEFAULT_EF_CONSTRUCTION;
+    }
+    if (out->large_ef_at == 0) {
+        out->large_ef_at = CS_INDEX_LARGE_EF_AT;
     }
     if (out->hnsw_m < 4 || out->hnsw_m > 256 || out->ef_construction < 1
         || out->ef_search < 0 || out->build_threads < 0) {
@@ -690,11 +694,13 @@ static int cs_index_add_locked(cs_index_t *idx, int64_t id, const float *vec,
     idx->live++;
     idx->changes++;
     if (idx->approx && idx->conf.ef_search == 0
-        && idx->live == CS_INDEX_LARGE_EF_AT) {
+        && idx->live >= idx->conf.large_ef_at
+        && idx->ef != CS_INDEX_LARGE_EF_SEARCH
+        && cs_index_set_param(idx->fx, "efSearch", CS_INDEX_LARGE_EF_SEARCH,
+                              NULL, 0) == CS_OK) {
         /* grown into the size that needs the longer list; the write lock
          * keeps searches out while it changes */
-        (void)cs_index_set_param(idx->fx, "efSearch",
-                                 CS_INDEX_LARGE_EF_SEARCH, NULL, 0);
+        idx->ef = CS_INDEX_LARGE_EF_SEARCH;
     }
     return CS_OK;
 }
@@ -839,6 +845,17 @@ static void cs_index_save_end(cs_index_t *idx)
         pthread_rwlock_unlock(&idx->lock);
     }
     pthread_mutex_unlock(&idx->dmu);
+}
+
+int cs_index_ef_search(const cs_index_t *idx)
+{
+    cs_index_t *w = (cs_index_t *)idx;
+    int v;
+
+    pthread_rwlock_rdlock(&w->lock);
+    v = w->approx ? w->ef : 0;
+    pthread_rwlock_unlock(&w->lock);
+    return v;
 }
 
 uint64_t cs_index_deferred(const cs_index_t *idx, uint64_t *failed)
@@ -1114,7 +1131,7 @@ static int cs_index_rebuild_approx(cs_index_t *idx, char *err, size_t errlen)
     int64_t *bids = NULL;
     float *bvecs = NULL;
     uint32_t s, e, m;
-    int rc;
+    int rc, ef;
 
     if (cs_index_faiss_new(&nfx, &idx->conf, 1, err, errlen) != CS_OK) {
         goto fail;
@@ -1170,9 +1187,12 @@ static int cs_index_rebuild_approx(cs_index_t *idx, char *err, size_t errlen)
     }
     /* efSearch for the size it has now (adds went on during the build);
      * nfx is not searched before the swap */
-    (void)cs_index_set_param(nfx, "efSearch",
-                             cs_index_ef(&idx->conf, idx->live), NULL, 0);
+    ef = cs_index_ef(&idx->conf, idx->live);
+    if (cs_index_set_param(nfx, "efSearch", ef, NULL, 0) != CS_OK) {
+        ef = cs_index_ef(&idx->conf, 0);    /* what faiss_new set */
+    }
     old = cs_index_swap(idx, nfx, 1);
+    idx->ef = ef;
     idx->rebuilding = 0;
     cs_index_compact(idx);
     pthread_rwlock_unlock(&idx->lock);
@@ -1457,6 +1477,7 @@ int cs_index_load_tagged(cs_index_t **pidx, const cs_index_conf_t *conf,
     idx = cs_index_alloc(&c, fx, (size_t)h.live);
     fx = NULL;
     idx->approx = (int)h.approx;
+    idx->ef = h.approx ? cs_index_ef(&c, h.ntotal) : 0;
     idx->fx_m = (int)h.hnsw_m;
     if (fread(&live2, sizeof(live2), 1, f) != 1 || live2 != h.live
         || fread(idx->ids, sizeof(int64_t), h.live, f) != h.live

@@ -106,6 +106,9 @@ typedef struct cs_index_conf {
     int build_threads;       /* OpenMP threads for a rebuild; 0 = one per
                                 core (a 2-core host serving traffic may
                                 prefer 1) */
+    size_t large_ef_at;      /* with ef_search 0: live vectors from which
+                              * CS_INDEX_LARGE_EF_SEARCH applies; 0 means
+                              * CS_INDEX_LARGE_EF_AT (tests set less) */
 } cs_index_conf_t;
 
 /* Creates an empty (exact) index. conf is copied. Returns CS_OK with
@@ -224,6 +227,10 @@ uint64_t cs_index_changes(const cs_index_t *idx);
 /* Copies the live vector of id into out (dim floats). Returns CS_OK, or
  * CS_ERR when id is not live. Read lock. */
 int cs_index_get_vector(const cs_index_t *idx, int64_t id, float *out);
+
+/* The efSearch the approximate index searches with now (0: the index is
+ * exact). */
+int cs_index_ef_search(const cs_index_t *idx);
 
 /* Adds and removes ever deferred because a save was running; *failed
  * (may be NULL): those that failed when applied (FAISS errors). */

@@ -817,6 +817,69 @@ static void test_changes_during_save(void **state)
     unlink(path);
 }
 
+/* ef_search 0: efSearch by size, 64 below large_ef_at vectors and 128
+ * from there: when an add reaches it, after a rebuild and after a load. */
+static void test_ef_by_size(void **state)
+{
+    cs_index_conf_t conf;
+    cs_index_t *idx = NULL, *back;
+    char err[ERRLEN], path[128];
+    float *v, *w;
+
+    (void)state;
+    rng_seed(33);
+    memset(&conf, 0, sizeof(conf));
+    conf.dim = RDIM;
+    conf.approx_threshold = 50;
+    conf.hnsw_m = 16;
+    conf.build_threads = 1;
+    conf.large_ef_at = 120;
+    assert_int_equal(cs_index_create(&idx, &conf, err, sizeof(err)), CS_OK);
+    v = add_random(idx, 100, 0);
+    assert_int_equal(cs_index_ef_search(idx), 0);       /* exact */
+    rebuild_ok(idx);
+    assert_int_equal(cs_index_is_approx(idx), 1);
+    assert_int_equal(cs_index_ef_search(idx), CS_INDEX_DEFAULT_EF_SEARCH);
+    w = add_random(idx, 19, 100);
+    assert_int_equal(cs_index_ef_search(idx), CS_INDEX_DEFAULT_EF_SEARCH);
+    free(w);
+    w = add_random(idx, 1, 119);                         /* 120 live */
+    assert_int_equal(cs_index_ef_search(idx), CS_INDEX_LARGE_EF_SEARCH);
+    free(w);
+    /* a snapshot of 120 loads with 128 */
+    snap_path(path, sizeof(path), "ef");
+    if (cs_index_save(idx, path, err, sizeof(err)) != CS_OK) {
+        fail_msg("save: %s", err);
+    }
+    if (cs_index_load(&back, &conf, path, err, sizeof(err)) != CS_OK) {
+        fail_msg("load: %s", err);
+    }
+    assert_int_equal(cs_index_ef_search(back), CS_INDEX_LARGE_EF_SEARCH);
+    cs_index_free(back);
+    unlink(path);
+    cs_index_free(idx);
+    free(v);
+
+    /* built past the size at once: the rebuild's swap sets 128 */
+    idx = NULL;
+    assert_int_equal(cs_index_create(&idx, &conf, err, sizeof(err)), CS_OK);
+    v = add_random(idx, 130, 0);
+    rebuild_ok(idx);
+    assert_int_equal(cs_index_ef_search(idx), CS_INDEX_LARGE_EF_SEARCH);
+    cs_index_free(idx);
+    free(v);
+
+    /* a configured efSearch is kept whatever the size */
+    conf.ef_search = 40;
+    idx = NULL;
+    assert_int_equal(cs_index_create(&idx, &conf, err, sizeof(err)), CS_OK);
+    v = add_random(idx, 130, 0);
+    rebuild_ok(idx);
+    assert_int_equal(cs_index_ef_search(idx), 40);
+    cs_index_free(idx);
+    free(v);
+}
+
 static void write_file(const char *path, const void *data, size_t len)
 {
     FILE *f = fopen(path, "wb");
@@ -993,6 +1056,7 @@ int main(void)
         cmocka_unit_test(test_rebuild_outpaced_by_adds),
         cmocka_unit_test(test_save_load),
         cmocka_unit_test(test_changes_during_save),
+        cmocka_unit_test(test_ef_by_size),
         cmocka_unit_test(test_load_errors),
         cmocka_unit_test(test_errors),
         cmocka_unit_test(test_faiss_errors),
