@@ -509,6 +509,9 @@ static apr_status_t scan(const char *buf, apr_size_t len,
      * container is (its items or members are counted); at[d], the field
      * whose value is being read in the container (a matched member) */
     int own[NEST + 1], valof[NEST + 1], at[NEST + 1];
+    /* the fields of each parent as lists: head[p + 1] the first one of
+     * parent p (TOP included), nxt[i] the next one of the same parent */
+    int head[9], nxt[8], tail[9];
     int depth = 0, i, j, esc, mf, ow, haskids = 0;
     ark_json_type_t type;
 
@@ -516,18 +519,29 @@ static apr_status_t scan(const char *buf, apr_size_t len,
     if (nfields > 8) {
         goto bad;               /* not a document error: a caller's bug */
     }
+    for (i = 0; i < 9; i++) {
+        head[i] = tail[i] = NOF;
+    }
     for (i = 0; i < nfields; i++) {
+        int pi = parent ? parent[i] : TOP;
+
         fields[i].type = ARK_JSON_NONE;
         fields[i].count = 0;
         wlen[i] = strlen(fields[i].key);
-        if (parent) {
-            if (parent[i] < TOP || parent[i] >= i) {
-                goto bad;       /* a caller's bug too */
-            }
-            if (parent[i] >= 0) {
-                haskids |= 1 << parent[i];
-            }
+        if (pi < TOP || pi >= i) {
+            goto bad;           /* a caller's bug too */
         }
+        if (pi >= 0) {
+            haskids |= 1 << pi;
+        }
+        nxt[i] = NOF;
+        if (tail[pi + 1] == NOF) {
+            head[pi + 1] = i;
+        }
+        else {
+            nxt[tail[pi + 1]] = i;
+        }
+        tail[pi + 1] = i;
     }
     own[0] = valof[0] = at[0] = NOF;
     SKIP_WS();
@@ -677,11 +691,18 @@ key:
             goto bad;
         }
         if (depth < NEST && own[depth] != NOF) {
-            ow = own[depth];
-            for (i = 0; i < nfields; i++) {
-                if ((parent ? parent[i] : TOP) == ow
-                    && key_equals(s + k0 + 1, pos - k0 - 2, esc,
-                                  fields[i].key, wlen[i])) {
+            apr_size_t klen = pos - k0 - 2;
+
+            for (i = head[own[depth] + 1]; i != NOF; i = nxt[i]) {
+                /* without escapes, the length and the first byte rule
+                 * out most keys before a compare */
+                if (esc ? key_equals(s + k0 + 1, klen, 1, fields[i].key,
+                                     wlen[i])
+                        : (klen == wlen[i]
+                           && (klen == 0
+                               || (s[k0 + 1] == (unsigned char)fields[i].key[0]
+                                   && !memcmp(s + k0 + 1, fields[i].key,
+                                              klen))))) {
                     at[depth] = i;
                     fields[i].key_start = k0;
                     fields[i].count = 0;
