@@ -244,6 +244,24 @@ apr_status_t ark_openai_parse_response(const char **pbody, apr_size_t *plen,
     return APR_SUCCESS;
 }
 
+/* Relays a single-line chunk unchanged: from the upstream's own bytes
+ * when they are exactly "data: " data "\n\n" (ev->wire, the usual case:
+ * no copy here, the emitter copies once), else as built here. */
+static apr_status_t relay_event(ark_stream_t *st, const ark_sse_event_t *ev)
+{
+    char *out;
+
+    st->events++;
+    if (ev->wire) {
+        return st->emit(st->emit_ctx, ev->wire, ev->data_len + 8);
+    }
+    out = apr_palloc(st->pool, ev->data_len + 9);
+    memcpy(out, "data: ", 6);
+    memcpy(out + 6, ev->data, ev->data_len);
+    memcpy(out + 6 + ev->data_len, "\n\n", 3);
+    return st->emit(st->emit_ctx, out, ev->data_len + 8);
+}
+
 /* One event through a jansson tree: the general path, for a chunk sent
  * as several data: lines (re-encoded on one line) and a chunk with more
  * than one choice (only counted through the tree). Same outcomes as the
@@ -280,19 +298,16 @@ static apr_status_t stream_event_tree(ark_stream_t *st,
         json_decref(chunk);
         return APR_SUCCESS;
     }
-    if (memchr(ev->data, '\n', ev->data_len)) {
-        /* sent as several data: lines: relayed after a single "data: ",
-         * its second line would be a field of its own; the chunk goes
-         * out re-encoded on one line instead */
-        out = ark_sse_data_make(chunk, &len, st->pool);
-        if (!out) {
-            return APR_ENOMEM;
-        }
-    }
-    else {
+    if (!memchr(ev->data, '\n', ev->data_len)) {
         json_decref(chunk);
-        out = apr_pstrcat(st->pool, "data: ", ev->data, "\n\n", NULL);
-        len = ev->data_len + 8;
+        return relay_event(st, ev);
+    }
+    /* sent as several data: lines: relayed after a single "data: ", its
+     * second line would be a field of its own; the chunk goes out
+     * re-encoded on one line instead */
+    out = ark_sse_data_make(chunk, &len, st->pool);
+    if (!out) {
+        return APR_ENOMEM;
     }
     st->events++;
     return st->emit(st->emit_ctx, out, len);
@@ -321,7 +336,6 @@ apr_status_t ark_openai_stream_event(ark_stream_t *st,
 {
     ark_json_field_t f[CF_N];
     ark_json_type_t top;
-    const char *out;
 
     if (ev->data_len == 6 && !memcmp(ev->data, "[DONE]", 6)) {
         st->done = 1;
@@ -366,9 +380,7 @@ apr_status_t ark_openai_stream_event(ark_stream_t *st,
                                                 : 1)) {
         return APR_SUCCESS;
     }
-    out = apr_pstrcat(st->pool, "data: ", ev->data, "\n\n", NULL);
-    st->events++;
-    return st->emit(st->emit_ctx, out, ev->data_len + 8);
+    return relay_event(st, ev);
 }
 
 void ark_openai_map_error(ark_err_t *err, const ark_provider_t *prov,

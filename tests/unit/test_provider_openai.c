@@ -751,6 +751,7 @@ static void stream_fast_path_refuses_nul(void **state)
 
     stream_init(&st, &c, 0, p);
     ev.event = "";
+    ev.wire = NULL;
     ev.data = data;
     ev.data_len = sizeof(data) - 1;
     assert_int_equal(ark_test_stream_event(&st, &ev), APR_EINVAL);
