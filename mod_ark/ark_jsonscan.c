@@ -30,6 +30,10 @@
 
 #include "ark_jsonscan.h"
 
+#ifdef __SSE2__
+#include <emmintrin.h>
+#endif
+
 /* Byte classes inside a string. */
 #define C_PLAIN 0
 #define C_QUOTE 1
@@ -170,6 +174,25 @@ static int scan_string(const unsigned char *s, apr_size_t len,
 
     *pesc = 0;
     for (;;) {
+#ifdef __SSE2__
+        /* 16 bytes at a time: a quote, a backslash, or a byte below
+         * 0x20 or from 0x80 (both below 0x20 as signed bytes) ends the
+         * run of plain bytes; the loops below then stop on it at once */
+        while (end - q >= 16) {
+            __m128i v = _mm_loadu_si128((const __m128i *)(const void *)q);
+            __m128i hit = _mm_or_si128(
+                _mm_or_si128(_mm_cmpeq_epi8(v, _mm_set1_epi8('"')),
+                             _mm_cmpeq_epi8(v, _mm_set1_epi8('\\'))),
+                _mm_cmplt_epi8(v, _mm_set1_epi8(0x20)));
+            unsigned int m = (unsigned int)_mm_movemask_epi8(hit);
+
+            if (m) {
+                q += __builtin_ctz(m);
+                break;
+            }
+            q += 16;
+        }
+#endif
         while (end - q >= 4) {
             if (str_class[q[0]]) {
                 break;
