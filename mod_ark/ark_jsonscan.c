@@ -165,8 +165,14 @@ static int scan_uescape(const unsigned char *s, apr_size_t len,
 /* Skips the string whose opening quote is at s[*ppos]; *ppos ends past
  * the closing quote. *pesc tells whether it held escapes. The run of
  * plain bytes is the hot loop: unrolled, on a local pointer. */
-static int scan_string(const unsigned char *s, apr_size_t len,
-                       apr_size_t *ppos, int *pesc)
+#if defined(__GNUC__)
+#define HOT_INLINE inline __attribute__((always_inline))
+#else
+#define HOT_INLINE inline
+#endif
+
+static HOT_INLINE int scan_string(const unsigned char *s, apr_size_t len,
+                                  apr_size_t *ppos, int *pesc)
 {
     const unsigned char *q = s + *ppos + 1, *end = s + len;
     apr_size_t n, at;
