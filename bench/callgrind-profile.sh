@@ -236,6 +236,7 @@ FUNCS = [
     ("--- OpenAI event check (ark_openai_stream_event)", "ark_openai_stream_event"),
     ("jansson parse, all calls (json_loadb)", "json_loadb"),
     ("JSON scanner, all calls (ark_json_scan)", "ark_json_scan"),
+    ("JSON scanner, nested fields (ark_json_scan_nested)", "ark_json_scan_nested"),
     ("-- output to the client (ap_pass_brigade)", "ap_pass_brigade"),
     ("- answer check (ark_openai_parse_response)", "ark_openai_parse_response"),
 ]

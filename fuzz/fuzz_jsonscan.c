@@ -14,6 +14,9 @@
  * exactly when it is within the limits, with the same fields, and
  * otherwise refused with the limit it broke; an invalid one is refused
  * no later than ark_json_scan refuses it.
+ * ark_json_scan_nested must agree with ark_json_scan on the outcome and
+ * find the fields of a streamed chunk (choices[0].delta.content, ...)
+ * where jansson's tree has them.
  * ark_usage_from_openai_text must read what ark_usage_from_openai reads
  * from jansson's tree, and ark_json_quote must produce a JSON string
  * literal that decodes back to its input, or 0 exactly when the input is
@@ -236,6 +239,66 @@ static void check_quote(const char *buf, apr_size_t len)
     free(out);
 }
 
+/* ark_json_scan_nested with the fields of a streamed chunk (and keys of
+ * the top-level list, so that random inputs hit them): the same outcome
+ * and error offset as ark_json_scan, and for an object every field is
+ * jansson's value at its path (a member of the parent's value, or of its
+ * first item when that is an array). */
+static void check_nested(const char *buf, apr_size_t len, apr_status_t rv,
+                         apr_size_t err_at, const json_t *root)
+{
+    static const char *const nkeys[] = {
+        "error", "usage", "choices", "delta", "content", "tool_calls",
+        "model", "n"
+    };
+    static const int parent[] = { -1, -1, -1, 2, 3, 3, 2, 6 };
+    ark_json_field_t f[8];
+    const json_t *vals[8];
+    ark_json_type_t top = ARK_JSON_NONE;
+    apr_size_t at = (apr_size_t)-1;
+    apr_status_t nrv;
+    int i;
+
+    for (i = 0; i < 8; i++) {
+        f[i].key = nkeys[i];
+    }
+    nrv = ark_json_scan_nested(buf, len, f, parent, 8, &top, &at);
+    FUZZ_CHECK(nrv == rv);
+    if (rv != APR_SUCCESS) {
+        FUZZ_CHECK(at == err_at);
+        return;
+    }
+    for (i = 0; i < 8; i++) {
+        const json_t *c = parent[i] < 0 ? root : vals[parent[i]];
+        const json_t *want;
+        json_t *got;
+
+        if (json_is_array(c)) {
+            c = json_array_get(c, 0);
+        }
+        want = json_is_object(root) && json_is_object(c)
+               ? json_object_get(c, nkeys[i]) : NULL;
+        vals[i] = want;
+        if (!want) {
+            FUZZ_CHECK(f[i].type == ARK_JSON_NONE);
+            continue;
+        }
+        FUZZ_CHECK(f[i].type == type_of(want));
+        FUZZ_CHECK(f[i].key_start < f[i].start && f[i].start < f[i].end
+                   && f[i].end <= len && buf[f[i].key_start] == '"');
+        if (json_is_array(want)) {
+            FUZZ_CHECK(f[i].count == json_array_size(want));
+        }
+        else if (json_is_object(want)) {
+            FUZZ_CHECK(f[i].count >= json_object_size(want));
+        }
+        got = json_loadb(buf + f[i].start, f[i].end - f[i].start,
+                         JSON_DECODE_ANY, NULL);
+        FUZZ_CHECK(got != NULL && json_equal(got, (json_t *)want));
+        json_decref(got);
+    }
+}
+
 void fuzz_one(const uint8_t *data, size_t size, apr_pool_t *p)
 {
     const char *buf = (const char *)data;
@@ -267,6 +330,7 @@ void fuzz_one(const uint8_t *data, size_t size, apr_pool_t *p)
         FUZZ_CHECK(root == NULL || memchr(buf, '\0', size) != NULL);
     }
     check_limited(buf, size, rv, err_at, f);
+    check_nested(buf, size, rv, err_at, root);
     json_decref(root);
     check_quote(buf, size);
 }

@@ -7,7 +7,8 @@
  * small one, so that the APR_ENOSPC limit is reached too), and the three
  * must deliver the same events (name, data, length) in the same order,
  * end with the same status, and agree on whether an event is pending.
- * Every event's strings must be NUL-terminated at data_len.
+ * An event handed over with its bytes (wire) must be exactly
+ * "data: " data "\n\n" there.
  */
 #include <stdio.h>
 #include <string.h>
@@ -56,7 +57,11 @@ static apr_status_t record(void *ctx, const ark_sse_event_t *ev)
     int n;
 
     FUZZ_CHECK(ev->event != NULL && ev->data != NULL);
-    FUZZ_CHECK(ev->data[ev->data_len] == '\0');
+    if (ev->wire) {
+        /* the event's own bytes: "data: " data LF LF */
+        FUZZ_CHECK(!memcmp(ev->wire, "data: ", 6) && ev->wire + 6 == ev->data
+                   && !memcmp(ev->data + ev->data_len, "\n\n", 2));
+    }
     FUZZ_CHECK(strlen(ev->event) <= MAX_EVENT && ev->data_len < MAX_EVENT);
     n = snprintf(num, sizeof(num), "%lu:", (unsigned long)ev->data_len);
     add(t, ev->event, strlen(ev->event) + 1);

@@ -261,6 +261,17 @@ JSON_TEXTS = [
     ("raw-nul-after-number", b'[1\x00]'),
     ("control-char", '["a\tb"]'),
     ("deep", "[" * 100 + "]" * 100),
+    # streamed chunks: the nested fields of ark_json_scan_nested
+    ("chunk-content", '{"id":"chatcmpl-1","object":"chat.completion.chunk",'
+                      '"created":1,"model":"m","choices":[{"index":0,'
+                      '"delta":{"content":"Pa\\"ris\\n"},"logprobs":null,'
+                      '"finish_reason":null}],"usage":null}'),
+    ("chunk-tools", '{"choices":[{"index":2,"delta":{"tool_calls":[{"index":0,'
+                    '"function":{"arguments":"{\\"a\\":1}"}}]}}]}'),
+    ("chunk-usage", '{"choices":[],"usage":{"prompt_tokens":9,'
+                    '"completion_tokens":20,"total_tokens":29}}'),
+    ("chunk-repeated", '{"choices":[{"delta":{"content":"x"},"delta":{}}],'
+                       '"choices":[{"model":{"n":1},"delta":{"content":"y"}}]}'),
     ("too-deep", "[" * 2049 + "]" * 2049),
     ("trailing", '{"a":1} x'),
     ("duplicates", '{"model":"a","usage":{"prompt_tokens":1},'

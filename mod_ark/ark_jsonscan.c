@@ -12,6 +12,9 @@
  *   VALUE '{' push, KEY "n", VALUE 1, AFTER '}' pop back to depth 1:
  *   the member's value ends here, end = 26; AFTER '}' pop to depth 0,
  *   then only whitespace may follow.
+ * Fields below the top level (ark_json_scan_nested) are matched the same
+ * way in the containers that are a field's value (or the first item of
+ * it), tracked per depth in own/valof/at for the first few levels only.
  * Strings are skipped with a byte-class table (plain ASCII bytes need one
  * load and compare each); UTF-8 sequences and escapes are checked where
  * they occur.
@@ -26,6 +29,10 @@
 #include <string.h>
 
 #include "ark_jsonscan.h"
+
+#ifdef __SSE2__
+#include <emmintrin.h>
+#endif
 
 /* Byte classes inside a string. */
 #define C_PLAIN 0
@@ -158,8 +165,14 @@ static int scan_uescape(const unsigned char *s, apr_size_t len,
 /* Skips the string whose opening quote is at s[*ppos]; *ppos ends past
  * the closing quote. *pesc tells whether it held escapes. The run of
  * plain bytes is the hot loop: unrolled, on a local pointer. */
-static int scan_string(const unsigned char *s, apr_size_t len,
-                       apr_size_t *ppos, int *pesc)
+#if defined(__GNUC__)
+#define HOT_INLINE inline __attribute__((always_inline))
+#else
+#define HOT_INLINE inline
+#endif
+
+static HOT_INLINE int scan_string(const unsigned char *s, apr_size_t len,
+                                  apr_size_t *ppos, int *pesc)
 {
     const unsigned char *q = s + *ppos + 1, *end = s + len;
     apr_size_t n, at;
@@ -167,6 +180,25 @@ static int scan_string(const unsigned char *s, apr_size_t len,
 
     *pesc = 0;
     for (;;) {
+#ifdef __SSE2__
+        /* 16 bytes at a time: a quote, a backslash, or a byte below
+         * 0x20 or from 0x80 (both below 0x20 as signed bytes) ends the
+         * run of plain bytes; the loops below then stop on it at once */
+        while (end - q >= 16) {
+            __m128i v = _mm_loadu_si128((const __m128i *)(const void *)q);
+            __m128i hit = _mm_or_si128(
+                _mm_or_si128(_mm_cmpeq_epi8(v, _mm_set1_epi8('"')),
+                             _mm_cmpeq_epi8(v, _mm_set1_epi8('\\'))),
+                _mm_cmplt_epi8(v, _mm_set1_epi8(0x20)));
+            unsigned int m = (unsigned int)_mm_movemask_epi8(hit);
+
+            if (m) {
+                q += __builtin_ctz(m);
+                break;
+            }
+            q += 16;
+        }
+#endif
         while (end - q >= 4) {
             if (str_class[q[0]]) {
                 break;
@@ -463,6 +495,12 @@ static int scan_literal(const unsigned char *s, apr_size_t len,
     return 0;
 }
 
+/* Fields are matched in containers at most NEST deep (ark_json_scan_nested);
+ * TOP: the parent of a top-level field; NOF: no field. */
+#define NEST ARK_JSON_NEST_DEPTH
+#define TOP (-1)
+#define NOF (-2)
+
 #define SKIP_WS() \
     while (pos < len && IS_WS(s[pos])) { \
         pos++; \
@@ -471,27 +509,70 @@ static int scan_literal(const unsigned char *s, apr_size_t len,
 /* The scanner. max_depth bounds the containers nested in each other
  * (the jansson check on every value stays), max_elements the values
  * inside containers; *phit tells which limit ended the scan. */
+/* Whether field j lies inside the value of field i (parents come before
+ * their children: checked by scan). */
+static int inside(const int *parent, int j, int i)
+{
+    int q;
+
+    for (q = parent[j]; q >= 0; q = parent[q]) {
+        if (q == i) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
 static apr_status_t scan(const char *buf, apr_size_t len,
-                         ark_json_field_t *fields, int nfields,
-                         ark_json_type_t *ptop, apr_size_t *perr_at,
-                         int max_depth, apr_size_t max_elements,
-                         ark_json_limit_t *phit)
+                         ark_json_field_t *fields, const int *parent,
+                         int nfields, ark_json_type_t *ptop,
+                         apr_size_t *perr_at, int max_depth,
+                         apr_size_t max_elements, ark_json_limit_t *phit)
 {
     const unsigned char *s = (const unsigned char *)buf;
     unsigned char stack[ARK_JSON_MAX_DEPTH / 8];
     apr_size_t pos = 0, wlen[8], nelem = 0;
-    int depth = 0, cur = -1, i, esc;
+    /* per container depth d (1 to NEST): own[d], whose member keys are
+     * matched against the fields whose parent is own[d] (TOP: the
+     * top-level fields, NOF: none); valof[d], the field whose value the
+     * container is (its items or members are counted); at[d], the field
+     * whose value is being read in the container (a matched member) */
+    int own[NEST + 1], valof[NEST + 1], at[NEST + 1];
+    /* the fields of each parent as lists: head[p + 1] the first one of
+     * parent p (TOP included), nxt[i] the next one of the same parent */
+    int head[9], nxt[8], tail[9];
+    int depth = 0, i, j, esc, mf, ow, haskids = 0;
     ark_json_type_t type;
 
     *phit = ARK_JSON_LIMIT_NONE;
     if (nfields > 8) {
         goto bad;               /* not a document error: a caller's bug */
     }
+    for (i = 0; i < 9; i++) {
+        head[i] = tail[i] = NOF;
+    }
     for (i = 0; i < nfields; i++) {
+        int pi = parent ? parent[i] : TOP;
+
         fields[i].type = ARK_JSON_NONE;
         fields[i].count = 0;
         wlen[i] = strlen(fields[i].key);
+        if (pi < TOP || pi >= i) {
+            goto bad;           /* a caller's bug too */
+        }
+        if (pi >= 0) {
+            haskids |= 1 << pi;
+        }
+        nxt[i] = NOF;
+        if (tail[pi + 1] == NOF) {
+            head[pi + 1] = i;
+        }
+        else {
+            nxt[tail[pi + 1]] = i;
+        }
+        tail[pi + 1] = i;
     }
+    own[0] = valof[0] = at[0] = NOF;
     SKIP_WS();
     if (pos >= len || (s[pos] != '{' && s[pos] != '[')) {
         goto bad;
@@ -501,17 +582,35 @@ static apr_status_t scan(const char *buf, apr_size_t len,
     }
 
 value:
-    /* a value at depth + 1; s[pos] is its first byte */
+    /* a value at depth + 1; s[pos] is its first byte. mf: the field it
+     * is the value of; ow: the field whose children are its members if
+     * it is an object (that field's value, or the first item of it) */
     if (depth >= ARK_JSON_MAX_DEPTH || pos >= len) {
         goto bad;
     }
+    mf = NOF;
+    ow = depth == 0 ? TOP : NOF;
     if (depth > 0) {
         if (++nelem > max_elements) {
             *phit = ARK_JSON_LIMIT_ELEMENTS;
             goto bad;
         }
-        if (cur >= 0 && depth == 2) {
-            fields[cur].count++;    /* a direct child of a field's value */
+        if (depth <= NEST) {
+            int vo = valof[depth];
+
+            mf = at[depth];
+            if (vo >= 0) {
+                fields[vo].count++; /* a direct child of a field's value */
+            }
+            if (mf >= 0) {
+                ow = haskids & (1 << mf) ? mf : NOF;
+            }
+            else if (vo >= 0 && fields[vo].count == 1
+                     && (haskids & (1 << vo))
+                     && !(stack[(depth - 1) >> 3]
+                          & (1u << ((depth - 1) & 7)))) {
+                ow = vo;            /* the first item of a field's array */
+            }
         }
     }
     switch (s[pos]) {
@@ -539,8 +638,8 @@ value:
         }
         break;
     }
-    if (cur >= 0 && depth == 1) {
-        fields[cur].type = type;
+    if (mf >= 0) {
+        fields[mf].type = type;
     }
     if (type == ARK_JSON_OBJECT || type == ARK_JSON_ARRAY) {
         if (depth >= max_depth) {
@@ -554,6 +653,11 @@ value:
             stack[depth >> 3] &= (unsigned char)~(1u << (depth & 7));
         }
         depth++;
+        if (depth <= NEST) {
+            own[depth] = type == ARK_JSON_OBJECT ? ow : NOF;
+            valof[depth] = mf;
+            at[depth] = NOF;
+        }
         pos++;
         SKIP_WS();
         if (pos < len && s[pos] == (type == ARK_JSON_OBJECT ? '}' : ']')) {
@@ -569,9 +673,9 @@ value:
 
 after:
     /* a value ended at pos, at depth + 1 */
-    if (depth == 1 && cur >= 0) {
-        fields[cur].end = pos;
-        cur = -1;
+    if (depth <= NEST && at[depth] >= 0) {
+        fields[at[depth]].end = pos;
+        at[depth] = NOF;
     }
     if (depth == 0) {
         SKIP_WS();
@@ -615,13 +719,32 @@ key:
         if (pos >= len || s[pos] != '"' || !scan_string(s, len, &pos, &esc)) {
             goto bad;
         }
-        if (depth == 1) {
-            for (i = 0; i < nfields; i++) {
-                if (key_equals(s + k0 + 1, pos - k0 - 2, esc, fields[i].key,
-                               wlen[i])) {
-                    cur = i;
+        if (depth < NEST && own[depth] != NOF) {
+            apr_size_t klen = pos - k0 - 2;
+
+            for (i = head[own[depth] + 1]; i != NOF; i = nxt[i]) {
+                /* without escapes, the length and the first byte rule
+                 * out most keys before a compare */
+                if (esc ? key_equals(s + k0 + 1, klen, 1, fields[i].key,
+                                     wlen[i])
+                        : (klen == wlen[i]
+                           && (klen == 0
+                               || (s[k0 + 1] == (unsigned char)fields[i].key[0]
+                                   && !memcmp(s + k0 + 1, fields[i].key,
+                                              klen))))) {
+                    at[depth] = i;
                     fields[i].key_start = k0;
                     fields[i].count = 0;
+                    /* a repeated key: what was found in the value of
+                     * its earlier occurrence is forgotten (the last
+                     * value is the one jansson keeps) */
+                    for (j = i + 1; haskids & (1 << i) && j < nfields;
+                         j++) {
+                        if (inside(parent, j, i)) {
+                            fields[j].type = ARK_JSON_NONE;
+                            fields[j].count = 0;
+                        }
+                    }
                 }
             }
         }
@@ -631,8 +754,8 @@ key:
         }
         pos++;
         SKIP_WS();
-        if (cur >= 0 && depth == 1) {
-            fields[cur].start = pos;
+        if (depth <= NEST && at[depth] >= 0) {
+            fields[at[depth]].start = pos;
         }
         goto value;
     }
@@ -650,7 +773,18 @@ apr_status_t ark_json_scan(const char *buf, apr_size_t len,
 {
     ark_json_limit_t hit;
 
-    return scan(buf, len, fields, nfields, ptop, perr_at,
+    return scan(buf, len, fields, NULL, nfields, ptop, perr_at,
+                ARK_JSON_MAX_DEPTH, APR_SIZE_MAX, &hit);
+}
+
+apr_status_t ark_json_scan_nested(const char *buf, apr_size_t len,
+                                  ark_json_field_t *fields,
+                                  const int *parent, int nfields,
+                                  ark_json_type_t *ptop, apr_size_t *perr_at)
+{
+    ark_json_limit_t hit;
+
+    return scan(buf, len, fields, parent, nfields, ptop, perr_at,
                 ARK_JSON_MAX_DEPTH, APR_SIZE_MAX, &hit);
 }
 
@@ -666,7 +800,7 @@ apr_status_t ark_json_scan_limited(const char *buf, apr_size_t len,
     if (depth <= 0 || depth > ARK_JSON_MAX_DEPTH) {
         depth = ARK_JSON_MAX_DEPTH;
     }
-    return scan(buf, len, fields, nfields, NULL, perr_at, depth,
+    return scan(buf, len, fields, NULL, nfields, NULL, perr_at, depth,
                 lim->max_elements ? lim->max_elements : APR_SIZE_MAX,
                 phit ? phit : &hit);
 }

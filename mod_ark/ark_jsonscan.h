@@ -87,6 +87,27 @@ apr_status_t ark_json_scan(const char *buf, apr_size_t len,
                            ark_json_field_t *fields, int nfields,
                            ark_json_type_t *ptop, apr_size_t *perr_at);
 
+/* ark_json_scan_nested: fields below the top level, found in the same
+ * single pass. parent[i] is -1 for a top-level key, else the index j < i
+ * of the field inside whose value fields[i] is looked for: a member of
+ * that value when it is an object or, when it is an array, of its FIRST
+ * item if that item is an object. Offsets are from buf. Worked example,
+ * for a streamed chat.completion.chunk:
+ *   keys   {"choices", "delta", "content"}   parent {-1, 0, 1}
+ *   {"choices":[{"index":0,"delta":{"content":"Hi"}}]}
+ *   choices: ARRAY, count 1; delta: OBJECT; content: STRING "\"Hi\""
+ * As at the top level, a repeated key reports its last occurrence, and
+ * what was found inside the value of an earlier occurrence is dropped
+ * (fields below it are NONE unless the last value holds them too).
+ * Keys are matched in containers at most ARK_JSON_NEST_DEPTH - 1 deep
+ * (the top-level object is 1 deep). Same outcomes as ark_json_scan
+ * otherwise; APR_EINVAL (a caller's bug) if a parent is out of range. */
+#define ARK_JSON_NEST_DEPTH 8
+apr_status_t ark_json_scan_nested(const char *buf, apr_size_t len,
+                                  ark_json_field_t *fields,
+                                  const int *parent, int nfields,
+                                  ark_json_type_t *ptop, apr_size_t *perr_at);
+
 /* ark_json_scan with limits, checked as the scan goes, so that a
  * document breaking one is refused as soon as the limit is passed,
  * without reading further. Returns APR_SUCCESS; APR_EINVAL for a syntax

@@ -244,6 +244,24 @@ apr_status_t ark_openai_parse_response(const char **pbody, apr_size_t *plen,
     return APR_SUCCESS;
 }
 
+/* Relays a single-line chunk unchanged: from the upstream's own bytes
+ * when they are exactly "data: " data "\n\n" (ev->wire, the usual case:
+ * no copy here, the emitter copies once), else as built here. */
+static apr_status_t relay_event(ark_stream_t *st, const ark_sse_event_t *ev)
+{
+    char *out;
+
+    st->events++;
+    if (ev->wire) {
+        return st->emit(st->emit_ctx, ev->wire, ev->data_len + 8);
+    }
+    out = apr_palloc(st->pool, ev->data_len + 9);
+    memcpy(out, "data: ", 6);
+    memcpy(out + 6, ev->data, ev->data_len);
+    memcpy(out + 6 + ev->data_len, "\n\n", 3);
+    return st->emit(st->emit_ctx, out, ev->data_len + 8);
+}
+
 /* One event through a jansson tree: the general path, for a chunk sent
  * as several data: lines (re-encoded on one line) and a chunk with more
  * than one choice (only counted through the tree). Same outcomes as the
@@ -280,63 +298,44 @@ static apr_status_t stream_event_tree(ark_stream_t *st,
         json_decref(chunk);
         return APR_SUCCESS;
     }
-    if (memchr(ev->data, '\n', ev->data_len)) {
-        /* sent as several data: lines: relayed after a single "data: ",
-         * its second line would be a field of its own; the chunk goes
-         * out re-encoded on one line instead */
-        out = ark_sse_data_make(chunk, &len, st->pool);
-        if (!out) {
-            return APR_ENOMEM;
-        }
-    }
-    else {
+    if (!memchr(ev->data, '\n', ev->data_len)) {
         json_decref(chunk);
-        out = apr_pstrcat(st->pool, "data: ", ev->data, "\n\n", NULL);
-        len = ev->data_len + 8;
+        return relay_event(st, ev);
+    }
+    /* sent as several data: lines: relayed after a single "data: ", its
+     * second line would be a field of its own; the chunk goes out
+     * re-encoded on one line instead */
+    out = ark_sse_data_make(chunk, &len, st->pool);
+    if (!out) {
+        return APR_ENOMEM;
     }
     st->events++;
     return st->emit(st->emit_ctx, out, len);
 }
 
-/* Whether the only choice of a chunk, text[0, len) (the inside of the
- * "choices" array), carries content: a non-empty delta.content string or
- * a non-empty delta.tool_calls list, as ark_stream_count_content decides
- * on a tree. The text is part of a scanned document, so it is valid. */
-static int choice_has_content(const char *text, apr_size_t len)
-{
-    ark_json_field_t f[2];
-    ark_json_type_t top;
-    const char *d;
-
-    f[0].key = "delta";
-    if (ark_json_scan(text, len, f, 1, &top, NULL) != APR_SUCCESS
-        || top != ARK_JSON_OBJECT || f[0].type != ARK_JSON_OBJECT) {
-        return 0;
-    }
-    d = text + f[0].start;
-    f[0].key = "content";
-    f[1].key = "tool_calls";
-    if (ark_json_scan(d, f[0].end - f[0].start, f, 2, &top, NULL)
-        != APR_SUCCESS) {
-        return 0;
-    }
-    /* a string literal longer than its two quotes is not empty: the
-     * scanner refuses \u0000, the only escape that could decode to
-     * nothing visible to jansson's length */
-    return (f[0].type == ARK_JSON_STRING && f[0].end - f[0].start > 2)
-           || (f[1].type == ARK_JSON_ARRAY && f[1].count > 0);
-}
+/* The fields of a chunk ark_openai_stream_event reads, all found in one
+ * scan: the top-level "error", "usage" and "choices", and the "delta" of
+ * the first choice with its "content" and "tool_calls". */
+enum {
+    CF_ERROR, CF_USAGE, CF_CHOICES, CF_DELTA, CF_CONTENT, CF_TOOLS, CF_N
+};
+static const int chunk_parent[CF_N] = {
+    -1, -1, -1, CF_CHOICES, CF_DELTA, CF_DELTA
+};
 
 /* One upstream event. The usual chunk (one data: line, at most one
- * choice) is checked and read with the scanner, without a jansson tree:
- * the scanner accepts exactly what json_loadb accepts and refuses a raw
- * NUL, as the tree path does. */
+ * choice) is checked and read in a single pass of the scanner, without
+ * a jansson tree: the scanner accepts exactly what json_loadb accepts and
+ * refuses a raw NUL, as the tree path does. The only choice carries
+ * content when its delta has a non-empty "content" string or a non-empty
+ * "tool_calls" list, as ark_stream_count_content decides on a tree (a
+ * string literal longer than its two quotes is not empty: the scanner
+ * refuses \u0000, the only escape that could decode to nothing). */
 apr_status_t ark_openai_stream_event(ark_stream_t *st,
                                      const ark_sse_event_t *ev)
 {
-    ark_json_field_t f[3];
+    ark_json_field_t f[CF_N];
     ark_json_type_t top;
-    const char *out;
 
     if (ev->data_len == 6 && !memcmp(ev->data, "[DONE]", 6)) {
         st->done = 1;
@@ -345,37 +344,43 @@ apr_status_t ark_openai_stream_event(ark_stream_t *st,
     if (memchr(ev->data, '\n', ev->data_len)) {
         return stream_event_tree(st, ev);
     }
-    f[0].key = "error";
-    f[1].key = "usage";
-    f[2].key = "choices";
-    if (ark_json_scan(ev->data, ev->data_len, f, 3, &top, NULL)
-        != APR_SUCCESS || top != ARK_JSON_OBJECT) {
+    f[CF_ERROR].key = "error";
+    f[CF_USAGE].key = "usage";
+    f[CF_CHOICES].key = "choices";
+    f[CF_DELTA].key = "delta";
+    f[CF_CONTENT].key = "content";
+    f[CF_TOOLS].key = "tool_calls";
+    if (ark_json_scan_nested(ev->data, ev->data_len, f, chunk_parent, CF_N,
+                             &top, NULL) != APR_SUCCESS
+        || top != ARK_JSON_OBJECT) {
         return APR_EINVAL;
     }
-    if (f[0].type != ARK_JSON_NONE) {
+    if (f[CF_ERROR].type != ARK_JSON_NONE) {
         return APR_EGENERAL;       /* the upstream failed mid-stream */
     }
-    if (f[2].type == ARK_JSON_ARRAY && f[2].count > 1) {
+    if (f[CF_CHOICES].type == ARK_JSON_ARRAY && f[CF_CHOICES].count > 1) {
         return stream_event_tree(st, ev);
     }
-    if (f[1].type == ARK_JSON_OBJECT) {
-        ark_usage_from_openai_text(&st->usage, ev->data + f[1].start,
-                                   f[1].end - f[1].start);
+    if (f[CF_USAGE].type == ARK_JSON_OBJECT) {
+        ark_usage_from_openai_text(&st->usage, ev->data + f[CF_USAGE].start,
+                                   f[CF_USAGE].end - f[CF_USAGE].start);
     }
-    if (f[2].type == ARK_JSON_ARRAY && f[2].count == 1
-        && choice_has_content(ev->data + f[2].start + 1,
-                              f[2].end - f[2].start - 2)) {
+    if (f[CF_CHOICES].type == ARK_JSON_ARRAY && f[CF_CHOICES].count == 1
+        && f[CF_DELTA].type == ARK_JSON_OBJECT
+        && ((f[CF_CONTENT].type == ARK_JSON_STRING
+             && f[CF_CONTENT].end - f[CF_CONTENT].start > 2)
+            || (f[CF_TOOLS].type == ARK_JSON_ARRAY
+                && f[CF_TOOLS].count > 0))) {
         st->content_events++;
     }
     /* the usage-only chunk the gateway asked for on the client's behalf,
      * and choice-less bookkeeping chunks (Azure's prompt filter results) */
-    if (f[2].type == ARK_JSON_ARRAY && f[2].count == 0
-        && (f[1].type == ARK_JSON_OBJECT ? !st->client_wants_usage : 1)) {
+    if (f[CF_CHOICES].type == ARK_JSON_ARRAY && f[CF_CHOICES].count == 0
+        && (f[CF_USAGE].type == ARK_JSON_OBJECT ? !st->client_wants_usage
+                                                : 1)) {
         return APR_SUCCESS;
     }
-    out = apr_pstrcat(st->pool, "data: ", ev->data, "\n\n", NULL);
-    st->events++;
-    return st->emit(st->emit_ctx, out, ev->data_len + 8);
+    return relay_event(st, ev);
 }
 
 void ark_openai_map_error(ark_err_t *err, const ark_provider_t *prov,

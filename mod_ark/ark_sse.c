@@ -5,6 +5,14 @@
  * blank line hands the collected event to the callback. A CR at the very
  * end of a buffer sets `after_cr` so that an LF starting the next buffer
  * is not taken for a second (blank) line.
+ *
+ * A line complete within the fed bytes is interpreted where it lies, and
+ * the first data line of an event, so found, is not copied either: the
+ * event's data points into the fed bytes (`inplace`) until a second data
+ * line arrives or the fed bytes end before the event does; then it is
+ * copied into `data`. The usual upstream event, one "data: ..." line and
+ * a blank line in the same read, is thus handed over without a copy, and
+ * with `wire` set when its bytes are exactly "data: " data "\n\n".
  */
 #include <stdlib.h>
 #include <string.h>
@@ -23,6 +31,9 @@ struct ark_sse_parser_t {
     sse_buf_t data;
     sse_buf_t name;
     apr_size_t max_event;
+    const char *inplace;  /* the event's only data line, in the fed bytes */
+    apr_size_t inplace_len;
+    int inplace_wire;     /* that line was "data: " value, ended by LF */
     int after_cr;
     int has_data;        /* at least one data line in this event */
     int in_event;        /* any field line seen since the last dispatch */
@@ -77,27 +88,62 @@ static apr_status_t buf_add(sse_buf_t *b, const char *s, apr_size_t n,
     return APR_SUCCESS;
 }
 
+/* Copies data kept in place into the data buffer (with the LF that
+ * follows every data line there). */
+static apr_status_t inplace_copy(ark_sse_parser_t *sp)
+{
+    apr_status_t rv;
+
+    if (!sp->inplace) {
+        return APR_SUCCESS;
+    }
+    rv = buf_add(&sp->data, sp->inplace, sp->inplace_len, sp->max_event);
+    if (rv == APR_SUCCESS) {
+        rv = buf_add(&sp->data, "\n", 1, sp->max_event);
+    }
+    sp->inplace = NULL;
+    return rv;
+}
+
 static void event_reset(ark_sse_parser_t *sp)
 {
+    sp->inplace = NULL;
     sp->data.len = 0;
     sp->name.len = 0;
     sp->has_data = 0;
     sp->in_event = 0;
 }
 
-static apr_status_t dispatch(ark_sse_parser_t *sp, ark_sse_cb *cb, void *ctx)
+/* Hands over the event; blank is the blank line that ends it, in place
+ * (its terminator at blank[0]) or NULL. */
+static apr_status_t dispatch(ark_sse_parser_t *sp, const char *blank,
+                             ark_sse_cb *cb, void *ctx)
 {
     ark_sse_event_t ev;
     apr_status_t rv = APR_SUCCESS;
 
     if (sp->has_data) {
-        /* the data buffer ends with the LF added after the last line */
-        if (sp->data.len > 0) {
-            sp->data.len--;
+        ev.wire = NULL;
+        if (sp->inplace) {
+            ev.data = sp->inplace;
+            ev.data_len = sp->inplace_len;
+            /* "data: " value LF, then an LF blank line right after it */
+            if (sp->inplace_wire && blank
+                && blank == sp->inplace + sp->inplace_len + 1
+                && blank[0] == '\n') {
+                ev.wire = sp->inplace - 6;
+            }
         }
-        ev.data = sp->data.buf;
-        ((char *)ev.data)[sp->data.len] = '\0';
-        ev.data_len = sp->data.len;
+        else {
+            /* the data buffer ends with the LF added after the last
+             * line */
+            if (sp->data.len > 0) {
+                sp->data.len--;
+            }
+            ev.data = sp->data.buf;
+            ((char *)ev.data)[sp->data.len] = '\0';
+            ev.data_len = sp->data.len;
+        }
         ev.event = sp->name.len ? sp->name.buf : "";
         rv = cb(ctx, &ev);
     }
@@ -105,15 +151,18 @@ static apr_status_t dispatch(ark_sse_parser_t *sp, ark_sse_cb *cb, void *ctx)
     return rv;
 }
 
+/* Interprets one line; in_place: it lies in the fed bytes, with its
+ * terminator (CR or LF) at line[len]. */
 static apr_status_t process_line(ark_sse_parser_t *sp, const char *line,
-                                 apr_size_t len, ark_sse_cb *cb, void *ctx)
+                                 apr_size_t len, int in_place,
+                                 ark_sse_cb *cb, void *ctx)
 {
     apr_size_t flen, vlen;
     const char *colon, *value;
     apr_status_t rv;
 
     if (len == 0) {
-        return dispatch(sp, cb, ctx);
+        return dispatch(sp, in_place ? line : NULL, cb, ctx);
     }
     if (line[0] == ':') {
         return APR_SUCCESS;        /* comment, e.g. ": keep-alive" */
@@ -135,6 +184,23 @@ static apr_status_t process_line(ark_sse_parser_t *sp, const char *line,
         vlen = 0;
     }
     if (flen == 4 && !memcmp(line, "data", 4)) {
+        if (in_place && !sp->has_data) {
+            /* kept where it is; the limit as buf_add would check it
+             * with the LF that follows */
+            if (vlen >= sp->max_event) {
+                return APR_ENOSPC;
+            }
+            sp->has_data = 1;
+            sp->inplace = value;
+            sp->inplace_len = vlen;
+            sp->inplace_wire = value == line + 6 && line[5] == ' '
+                               && line[len] == '\n';
+            return APR_SUCCESS;
+        }
+        rv = inplace_copy(sp);
+        if (rv != APR_SUCCESS) {
+            return rv;
+        }
         sp->has_data = 1;
         rv = buf_add(&sp->data, value, vlen, sp->max_event);
         if (rv != APR_SUCCESS) {
@@ -190,7 +256,7 @@ apr_status_t ark_sse_feed(ark_sse_parser_t *sp, const char *buf,
             }
             sp->after_cr = (buf[i] == '\r');
             i++;
-            rv = process_line(sp, buf + start, i - 1 - start, cb, ctx);
+            rv = process_line(sp, buf + start, i - 1 - start, 1, cb, ctx);
         }
         else {
             rv = buf_add(&sp->line, buf + start, i - start, sp->max_event);
@@ -204,7 +270,7 @@ apr_status_t ark_sse_feed(ark_sse_parser_t *sp, const char *buf,
             sp->after_cr = (buf[i] == '\r');
             i++;
             rv = process_line(sp, sp->line.buf ? sp->line.buf : "",
-                              sp->line.len, cb, ctx);
+                              sp->line.len, 0, cb, ctx);
             sp->line.len = 0;
         }
         if (rv != APR_SUCCESS) {
@@ -212,7 +278,12 @@ apr_status_t ark_sse_feed(ark_sse_parser_t *sp, const char *buf,
             return rv;
         }
     }
-    return APR_SUCCESS;
+    /* the fed bytes are the caller's only during this call */
+    rv = inplace_copy(sp);
+    if (rv != APR_SUCCESS) {
+        sp->error = rv;
+    }
+    return rv;
 }
 
 int ark_sse_pending(const ark_sse_parser_t *sp)

@@ -21,8 +21,14 @@
 
 typedef struct ark_sse_event_t {
     const char *event;     /* event name, "" when none was given */
-    const char *data;      /* data lines joined by '\n', NUL-terminated */
+    const char *data;      /* data lines joined by '\n', data_len bytes,
+                            * NOT NUL-terminated (a one-line event lying
+                            * in the fed bytes points into them) */
     apr_size_t data_len;
+    const char *wire;      /* when not NULL: the fed bytes of the event
+                            * are exactly "data: " data "\n\n" from
+                            * here (data_len + 8 bytes), so the event
+                            * can be relayed unchanged from them */
 } ark_sse_event_t;
 
 /* Called once per event; the strings are only valid during the call.

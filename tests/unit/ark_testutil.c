@@ -476,6 +476,7 @@ apr_status_t ark_test_stream_data(ark_stream_t *st, const char *data)
     ark_sse_event_t ev;
 
     ev.event = "";
+    ev.wire = NULL;
     ev.data = data;
     ev.data_len = strlen(data);
     return ark_test_stream_event(st, &ev);

@@ -378,6 +378,9 @@ static void ws(gen_t *g)
     puts_(g, w[rnd(g, 7)]);
 }
 
+/* When set, the keys gen_string draws from (NULL-terminated). */
+static const char *const *gen_key_set;
+
 static void gen_string(gen_t *g, int key)
 {
     static const char *const keys[] = {
@@ -394,7 +397,12 @@ static void gen_string(gen_t *g, int key)
     unsigned int n, i;
 
     puts_(g, "\"");
-    if (key) {
+    if (key && gen_key_set) {
+        for (n = 0; gen_key_set[n]; n++) {
+        }
+        puts_(g, gen_key_set[rnd(g, n)]);
+    }
+    else if (key) {
         puts_(g, keys[rnd(g, sizeof(keys) / sizeof(keys[0]))]);
     }
     else {
@@ -525,6 +533,298 @@ static void scan_random_documents(void **state)
     }
     /* most generated documents are valid (top-level scalars are not) */
     assert_true(accepted > 2500);
+}
+
+/* ------------------------------------------------------ nested fields */
+
+/* jansson's answer for nested field i: the member fields[i].key of the
+ * value of its parent (the root for -1), or of the first item of that
+ * value when it is an array. */
+static json_t *nested_want(json_t *root, const ark_json_field_t *f,
+                           const int *parent, int i, json_t **vals)
+{
+    json_t *c = parent[i] < 0 ? root : vals[parent[i]];
+
+    if (json_is_array(c)) {
+        c = json_array_get(c, 0);
+    }
+    return json_is_object(c) ? json_object_get(c, f[i].key) : NULL;
+}
+
+/* ark_json_scan_nested agrees with ark_json_scan on validity and error
+ * offset, and every field it locates is jansson's value at that path
+ * (type, bytes, item count). Returns 1 if accepted. */
+static int nested_agrees(const char *buf, apr_size_t len,
+                         const char *const *keys, const int *parent,
+                         int n)
+{
+    ark_json_field_t f[8], g[8];
+    json_t *vals[8];
+    json_t *root;
+    ark_json_type_t t1 = ARK_JSON_NONE, t2 = ARK_JSON_NONE;
+    apr_size_t e1 = 0, e2 = 0;
+    apr_status_t r1, r2;
+    int i, top = 0, gi[8];
+
+    for (i = 0; i < n; i++) {
+        f[i].key = keys[i];
+        if (parent[i] < 0) {
+            gi[i] = top;
+            g[top++].key = keys[i];
+        }
+    }
+    r1 = ark_json_scan_nested(buf, len, f, parent, n, &t1, &e1);
+    r2 = ark_json_scan(buf, len, g, top, &t2, &e2);
+    if (r1 != r2 || (r1 != APR_SUCCESS && e1 != e2)
+        || (r1 == APR_SUCCESS && t1 != t2)) {
+        fail_msg("nested scan %d at %d, plain scan %d at %d on %.*s", r1,
+                 (int)e1, r2, (int)e2, (int)(len > 300 ? 300 : len), buf);
+    }
+    if (r1 != APR_SUCCESS) {
+        return 0;
+    }
+    root = json_loadb(buf, len, 0, NULL);
+    assert_non_null(root);
+    for (i = 0; i < n; i++) {
+        json_t *want = t1 == ARK_JSON_OBJECT
+                       ? nested_want(root, f, parent, i, vals) : NULL;
+        json_t *got;
+
+        vals[i] = want;
+        if (parent[i] < 0 && t1 == ARK_JSON_OBJECT) {
+            /* a top-level field: as ark_json_scan finds it */
+            assert_int_equal(f[i].type, g[gi[i]].type);
+        }
+        if (!want) {
+            if (f[i].type != ARK_JSON_NONE) {
+                fail_msg("field %d (%s) found at %d in %.*s", i, keys[i],
+                         (int)f[i].start, (int)(len > 300 ? 300 : len), buf);
+            }
+            continue;
+        }
+        assert_true(f[i].key_start < f[i].start && f[i].start < f[i].end
+                    && f[i].end <= len);
+        assert_int_equal(buf[f[i].key_start], '"');
+        got = json_loadb(buf + f[i].start, f[i].end - f[i].start,
+                         JSON_DECODE_ANY, NULL);
+        if (!got || !json_equal(got, want)) {
+            fail_msg("field %d (%s): span '%.*s' differs in %.*s", i,
+                     keys[i], (int)(f[i].end - f[i].start), buf + f[i].start,
+                     (int)(len > 300 ? 300 : len), buf);
+        }
+        json_decref(got);
+        if (json_is_array(want)) {
+            assert_int_equal(f[i].count, json_array_size(want));
+        }
+        else if (json_is_object(want)) {
+            assert_true(f[i].count >= json_object_size(want));
+        }
+        else {
+            assert_int_equal(f[i].count, 0);
+        }
+    }
+    json_decref(root);
+    return 1;
+}
+
+/* The fields of a streamed chunk, as ark_openai_stream_event asks. */
+static const char *const chunk_keys[] = {
+    "error", "usage", "choices", "delta", "content", "tool_calls"
+};
+static const int chunk_parent[] = { -1, -1, -1, 2, 3, 3 };
+
+static void nested_chunk_cases(void **state)
+{
+    static const char *const ok[] = {
+        /* a real chunk */
+        "{\"id\":\"chatcmpl-1\",\"object\":\"chat.completion.chunk\","
+        "\"created\":1,\"model\":\"m\",\"choices\":[{\"index\":0,"
+        "\"delta\":{\"content\":\"Paris\"},\"logprobs\":null,"
+        "\"finish_reason\":null}],\"usage\":null}",
+        /* escapes in the content, in keys ("d\u0065lta" is "delta") */
+        "{\"choices\":[{\"d\\u0065lta\":{\"content\":\"\\\"}]\\n\\ud83d\\ude00\"}}]}",
+        "{\"choices\":[{\"delta\":{\"cont\\u0065nt\":\"{\\\"a\\\":1}\"}}]}",
+        /* usage-only final chunk */
+        "{\"id\":\"c\",\"choices\":[],\"usage\":{\"prompt_tokens\":9,"
+        "\"completion_tokens\":20,\"total_tokens\":29}}",
+        /* an only choice whose index is not 0, several choices */
+        "{\"choices\":[{\"index\":5,\"delta\":{\"content\":\"x\"}}]}",
+        "{\"choices\":[{\"index\":1,\"delta\":{}},{\"index\":0,"
+        "\"delta\":{\"content\":\"x\"}}]}",
+        /* tool_calls deltas */
+        "{\"choices\":[{\"delta\":{\"tool_calls\":[{\"index\":0,\"id\":"
+        "\"call_1\",\"function\":{\"name\":\"f\",\"arguments\":\"\"}}]}}]}",
+        "{\"choices\":[{\"delta\":{\"tool_calls\":[{\"function\":{"
+        "\"arguments\":\"{\\\"city\\\"\"}},{\"index\":1}]}}]}",
+        /* repeated keys: the last value is the one found */
+        "{\"choices\":[{\"delta\":{\"content\":\"x\"}}],\"choices\":[]}",
+        "{\"choices\":[{\"delta\":{\"content\":\"x\"},\"delta\":{"
+        "\"tool_calls\":[]}}]}",
+        "{\"choices\":[{\"delta\":{\"content\":\"x\",\"content\":null}}]}",
+        "{\"choices\":[{\"delta\":{\"content\":\"x\"}}],\"choices\":"
+        "[{\"delta\":{\"tool_calls\":[1,2]}}]}",
+        /* the keys elsewhere: not found */
+        "{\"content\":\"x\",\"delta\":{\"content\":\"y\"},"
+        "\"choices\":[5,{\"delta\":{\"content\":\"z\"}}]}",
+        "{\"choices\":[[{\"delta\":{\"content\":\"x\"}}]]}",
+        "{\"choices\":{\"delta\":{\"content\":\"x\"}}}",
+        "{\"choices\":[{\"x\":{\"delta\":{\"content\":\"x\"}}}]}",
+        "{\"choices\":[{\"delta\":[{\"content\":\"x\"}]}]}",
+        "{\"choices\":[{\"delta\":{\"x\":[{\"content\":\"x\"}]}}]}",
+        /* whitespace everywhere */
+        " {\n \"choices\" : [ { \"delta\" : { \"content\" : \"x\" } } ] } ",
+        "[{\"choices\":[{\"delta\":{\"content\":\"x\"}}]}]",
+        "{}",
+        "{\"error\":null,\"choices\":[]}",
+    };
+    static const char *const bad[] = {
+        "{\"choices\":[{\"delta\":{\"content\":\"x\"}}]",
+        "{\"choices\":[{\"delta\":{\"content\":\"x\"}},]}",
+        "{\"choices\":[{\"delta\":{\"content\":\"x}}]}",
+        "{\"choices\":[{\"delta\":{\"content\":\"\\x\"}}]}",
+        "{\"choices\":[{\"delta\":{\"content\":\"\\u0000\"}}]}",
+        "{\"choices\":[{\"delta\":{\"content\":\"\xc3\"}}]}",
+        "{\"choices\":[{\"delta\":{\"content\" \"x\"}}]}",
+        "{\"choices\":[{\"delta\":{\"content\":01}}]}",
+        "{\"choices\":[{\"delta\":{\"content\":\"x\"}}]} x",
+        "{\"choices\":[{\"delta\":{\"content\":\"x\"}}]}}",
+        "",
+    };
+    ark_json_field_t f[6];
+    int parent[6];
+    apr_size_t i;
+
+    (void)state;
+    for (i = 0; i < sizeof(ok) / sizeof(ok[0]); i++) {
+        if (!nested_agrees(ok[i], strlen(ok[i]), chunk_keys, chunk_parent,
+                           6)) {
+            fail_msg("refused: %s", ok[i]);
+        }
+    }
+    for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        if (nested_agrees(bad[i], strlen(bad[i]), chunk_keys, chunk_parent,
+                          6)) {
+            fail_msg("accepted: %s", bad[i]);
+        }
+    }
+    /* the first case, spelled out */
+    for (i = 0; i < 6; i++) {
+        f[i].key = chunk_keys[i];
+    }
+    assert_int_equal(ark_json_scan_nested(ok[0], strlen(ok[0]), f,
+                                          chunk_parent, 6, NULL, NULL),
+                     APR_SUCCESS);
+    assert_int_equal(f[0].type, ARK_JSON_NONE);
+    assert_int_equal(f[1].type, ARK_JSON_NULL);
+    assert_int_equal(f[2].type, ARK_JSON_ARRAY);
+    assert_int_equal(f[2].count, 1);
+    assert_int_equal(f[3].type, ARK_JSON_OBJECT);
+    assert_int_equal(f[3].count, 1);
+    assert_int_equal(f[4].type, ARK_JSON_STRING);
+    assert_int_equal(f[4].end - f[4].start, 7);
+    assert_memory_equal(ok[0] + f[4].start, "\"Paris\"", 7);
+    assert_int_equal(f[5].type, ARK_JSON_NONE);
+    /* a parent must come before its child (a caller's bug otherwise) */
+    memcpy(parent, chunk_parent, sizeof(parent));
+    parent[3] = 3;
+    assert_int_equal(ark_json_scan_nested("{}", 2, f, parent, 6, NULL, NULL),
+                     APR_EINVAL);
+    parent[3] = -2;
+    assert_int_equal(ark_json_scan_nested("{}", 2, f, parent, 6, NULL, NULL),
+                     APR_EINVAL);
+}
+
+/* Keys are matched down to ARK_JSON_NEST_DEPTH - 1 levels. */
+static void nested_depth_bound(void **state)
+{
+    static const char *const keys[] = {
+        "a", "a", "a", "a", "a", "a", "a", "a"
+    };
+    static const int parent[] = { -1, 0, 1, 2, 3, 4, 5, 6 };
+    ark_json_field_t f[8];
+    const char *doc = "{\"a\":{\"a\":{\"a\":{\"a\":{\"a\":{\"a\":{\"a\":{"
+                      "\"a\":1}}}}}}}}";
+    int i;
+
+    (void)state;
+    for (i = 0; i < 8; i++) {
+        f[i].key = keys[i];
+    }
+    assert_int_equal(ark_json_scan_nested(doc, strlen(doc), f, parent, 8,
+                                          NULL, NULL), APR_SUCCESS);
+    for (i = 0; i < ARK_JSON_NEST_DEPTH - 1; i++) {
+        assert_int_equal(f[i].type, ARK_JSON_OBJECT);
+        assert_int_equal(f[i].count, 1);
+    }
+    /* the eighth "a" is 8 containers deep: not looked for */
+    assert_int_equal(f[7].type, ARK_JSON_NONE);
+}
+
+/* Random documents with keys from the generator's set, located through
+ * several levels, and their mutations: the same as jansson's paths. */
+static void nested_random_documents(void **state)
+{
+    static const char *const keys[] = {
+        "choices", "data", "model", "usage", "usage", "id", "", "choices"
+    };
+    static const int parent[] = { -1, 0, 1, -1, 0, 1, 2, 3 };
+    static const char *const doc_keys[] = {
+        "choices", "data", "model", "usage", "mod\\u0065l", "id", "", NULL
+    };
+    apr_pool_t *p = *state;
+    gen_t g;
+    int n, m, accepted = 0, found = 0;
+
+    g.cap = 1 << 16;
+    g.buf = apr_palloc(p, g.cap);
+    g.seed = 20261128u;
+    gen_key_set = doc_keys;
+    for (n = 0; n < 6000; n++) {
+        unsigned int i, k = 1 + rnd(&g, 7);
+
+        /* mostly objects, whose members are looked for */
+        g.len = 0;
+        if (rnd(&g, 8)) {
+            puts_(&g, "{");
+            for (i = 0; i < k; i++) {
+                puts_(&g, i ? "," : "");
+                gen_string(&g, 1);
+                puts_(&g, ":");
+                gen_value(&g, 1);
+            }
+            puts_(&g, "}");
+        }
+        else {
+            gen_value(&g, 0);
+        }
+        if (nested_agrees(g.buf, g.len, keys, parent, 8)) {
+            ark_json_field_t f[8];
+
+            accepted++;
+            for (i = 0; i < 8; i++) {
+                f[i].key = keys[i];
+            }
+            ark_json_scan_nested(g.buf, g.len, f, parent, 8, NULL, NULL);
+            for (i = 0; i < 8; i++) {
+                found += parent[i] >= 0 && f[i].type != ARK_JSON_NONE;
+            }
+        }
+        for (m = 0; m < 6 && g.len > 0; m++) {
+            char save;
+            apr_size_t at = rnd(&g, (unsigned int)g.len);
+
+            save = g.buf[at];
+            g.buf[at] = (char)rnd(&g, 256);
+            nested_agrees(g.buf, g.len, keys, parent, 8);
+            nested_agrees(g.buf, at, keys, parent, 8);
+            g.buf[at] = save;
+        }
+    }
+    gen_key_set = NULL;
+    assert_true(accepted > 1000);
+    /* nested fields were really found, not only absent (418 with this
+     * seed) */
+    assert_true(found > 300);
 }
 
 /* ------------------------------------------------------------ limits */
@@ -961,6 +1261,9 @@ int main(void)
         ARK_TEST(scan_answer_truncated_everywhere),
         ARK_TEST(scan_answer_every_byte_changed),
         ARK_TEST(scan_random_documents),
+        ARK_TEST(nested_chunk_cases),
+        ARK_TEST(nested_depth_bound),
+        ARK_TEST(nested_random_documents),
         ARK_TEST(scan_limits_cases),
         ARK_TEST(scan_limits_random),
         ARK_TEST(quote_round_trips),

@@ -615,6 +615,34 @@ static void stream_fast_path_agrees_with_tree(void **state)
         "\"prompt_tokens\":5,\"completion_tokens\":1,\"total_tokens\":6}}",
         "{\"choices\":[{\"delta\":{\"content\":\"\\ud800\"}}]}",
         "{\"choices\":[{\"delta\":{\"content\":\"a\x01\"}}]}",
+        /* the single-pass scan (ark_json_scan_nested): escapes in the
+         * content, an only choice whose index is not 0, delta or
+         * choices repeated, content and tool_calls outside
+         * choices[0].delta, nested arrays, malformed chunks */
+        "{\"choices\":[{\"delta\":{\"content\":\"\\\"a\\\\b\\n\\u00e9\\\"\"}}]}",
+        "{\"choices\":[{\"delta\":{\"content\":\"\\\"\"}}]}",
+        "{\"choices\":[{\"index\":3,\"delta\":{\"content\":\"x\"}}]}",
+        "{\"choices\":[{\"delta\":{\"content\":\"x\"},\"delta\":{}}]}",
+        "{\"choices\":[{\"delta\":{},\"delta\":{\"tool_calls\":[1]}}]}",
+        "{\"choices\":[{\"delta\":{\"content\":\"x\"}}],\"choices\":[{}]}",
+        "{\"choices\":[{\"delta\":{\"tool_calls\":[{}]}}],"
+        "\"choices\":[{\"delta\":5}]}",
+        "{\"content\":\"x\",\"delta\":{\"content\":\"x\"},"
+        "\"choices\":[{\"delta\":{}}]}",
+        "{\"choices\":[{\"message\":{\"content\":\"x\"},"
+        "\"delta\":{\"x\":{\"content\":\"y\",\"tool_calls\":[1]}}}]}",
+        "{\"choices\":[[{\"delta\":{\"content\":\"x\"}}]]}",
+        "{\"choices\":[{\"delta\":{\"tool_calls\":{\"a\":1}}}]}",
+        "{\"choices\":[{\"delta\":{\"tool_calls\":[{\"function\":{"
+        "\"arguments\":\"{\\\"city\\\":\\\"Paris\\\"}\"}}]}}]}",
+        "{\"id\":\"c\",\"choices\":[],\"usage\":{\"prompt_tokens\":9,"
+        "\"completion_tokens\":20,\"total_tokens\":29,"
+        "\"prompt_tokens_details\":{\"cached_tokens\":3}}}",
+        "{\"choices\":[{\"delta\":{\"content\":\"x\"}}]",
+        "{\"choices\":[{\"delta\":{\"content\":\"x\"}},]}",
+        "{\"choices\":[{\"delta\":{\"content\":\"x}}]}",
+        "{\"choices\":[{\"delta\":{\"content\" \"x\"}}]}",
+        "{\"choices\":[{\"delta\":{\"content\":\"x\"}}]} x",
     };
     apr_pool_t *p = *state;
     apr_size_t i;
@@ -654,6 +682,64 @@ static void stream_fast_path_agrees_with_tree(void **state)
     }
 }
 
+/* What the single scan of a chunk decides, spelled out: the status, the
+ * events relayed and the content events counted (client not asking for
+ * usage). */
+static void stream_single_pass_outcomes(void **state)
+{
+    static const struct {
+        const char *data;
+        apr_status_t rv;
+        int events, content;
+    } cases[] = {
+        { "{\"choices\":[{\"index\":0,\"delta\":{\"content\":\"Hi\"}}]}",
+          APR_SUCCESS, 1, 1 },
+        { "{\"choices\":[{\"index\":2,\"delta\":{\"content\":\"Hi\"}}]}",
+          APR_SUCCESS, 1, 1 },
+        { "{\"choices\":[{\"delta\":{\"content\":\"\\\"}\\\\\"}}]}",
+          APR_SUCCESS, 1, 1 },
+        { "{\"choices\":[{\"delta\":{\"content\":\"\"}}]}",
+          APR_SUCCESS, 1, 0 },
+        { "{\"choices\":[{\"delta\":{\"role\":\"assistant\"}}]}",
+          APR_SUCCESS, 1, 0 },
+        { "{\"choices\":[{\"delta\":{\"tool_calls\":[{\"index\":0}]}}]}",
+          APR_SUCCESS, 1, 1 },
+        { "{\"choices\":[{\"delta\":{\"tool_calls\":[]}}]}",
+          APR_SUCCESS, 1, 0 },
+        { "{\"choices\":[{\"delta\":{\"content\":\"x\"},\"delta\":{}}]}",
+          APR_SUCCESS, 1, 0 },
+        { "{\"choices\":[{\"delta\":{}}],\"choices\":[{\"delta\":{"
+          "\"content\":\"x\"}}]}", APR_SUCCESS, 1, 1 },
+        { "{\"choices\":[{\"message\":{\"content\":\"x\"}}]}",
+          APR_SUCCESS, 1, 0 },
+        { "{\"choices\":[],\"usage\":{\"prompt_tokens\":1,"
+          "\"completion_tokens\":2,\"total_tokens\":3}}", APR_SUCCESS, 0, 0 },
+        { "{\"choices\":[{\"delta\":{\"content\":\"x\"}}]", APR_EINVAL, 0,
+          0 },
+        { "{\"choices\":[{\"delta\":{\"content\":\"x\"}}],}", APR_EINVAL,
+          0, 0 },
+        { "{\"error\":{\"message\":\"boom\"},\"choices\":[{\"delta\":{"
+          "\"content\":\"x\"}}]}", APR_EGENERAL, 0, 0 },
+    };
+    apr_pool_t *p = *state;
+    apr_size_t i;
+
+    for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        ark_stream_t st;
+        ark_test_client_t c;
+        apr_status_t rv;
+
+        stream_init(&st, &c, 0, p);
+        rv = ark_test_stream_data(&st, cases[i].data);
+        if (rv != cases[i].rv || (int)st.events != cases[i].events
+            || (int)st.content_events != cases[i].content) {
+            fail_msg("case %d: rv %d events %d content %d", (int)i, rv,
+                     (int)st.events, (int)st.content_events);
+        }
+        assert_int_equal(c.out->nelts, cases[i].events);
+    }
+}
+
 /* A raw NUL in the data is refused by both paths. */
 static void stream_fast_path_refuses_nul(void **state)
 {
@@ -665,6 +751,7 @@ static void stream_fast_path_refuses_nul(void **state)
 
     stream_init(&st, &c, 0, p);
     ev.event = "";
+    ev.wire = NULL;
     ev.data = data;
     ev.data_len = sizeof(data) - 1;
     assert_int_equal(ark_test_stream_event(&st, &ev), APR_EINVAL);
@@ -906,6 +993,7 @@ int main(void)
         ARK_TEST(stream_emitter_failure),
         ARK_TEST(stream_whole_path_in_any_split),
         ARK_TEST(stream_fast_path_agrees_with_tree),
+        ARK_TEST(stream_single_pass_outcomes),
         ARK_TEST(stream_fast_path_refuses_nul),
         ARK_TEST(map_error_statuses),
         ARK_TEST(map_error_auth_never_relays_upstream_text),

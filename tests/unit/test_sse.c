@@ -7,6 +7,7 @@
  * repeat that for every single cut, byte by byte, and for many random
  * cuts from a fixed seed.
  */
+#include <stdlib.h>
 #include <string.h>
 
 #include <apr_general.h>
@@ -21,12 +22,15 @@ typedef struct {
     const char *event;
     const char *data;
     apr_size_t data_len;
+    const char *orig;             /* ev->data itself, when keep_ptr */
 } rec_t;
 
 typedef struct {
     apr_pool_t *pool;
     apr_array_header_t *events;   /* rec_t */
     int calls;
+    int wires;                    /* events handed over with their bytes */
+    int keep_ptr;                 /* record ev->data's address */
     int fail_at;                  /* 1-based call that fails, 0 = never */
     apr_status_t fail_rv;
 } collector_t;
@@ -37,10 +41,16 @@ static apr_status_t collect(void *ctx, const ark_sse_event_t *ev)
     rec_t *r;
 
     c->calls++;
-    /* the strings are NUL-terminated and data_len is their length */
+    /* the name is NUL-terminated; the data is data_len bytes, and the
+     * event's bytes when they are given (wire) are "data: " data LF LF */
     assert_non_null(ev->event);
     assert_non_null(ev->data);
-    assert_int_equal(strlen(ev->data), ev->data_len);
+    if (ev->wire) {
+        assert_memory_equal(ev->wire, "data: ", 6);
+        assert_ptr_equal(ev->wire + 6, ev->data);
+        assert_memory_equal(ev->wire + 6 + ev->data_len, "\n\n", 2);
+        c->wires++;
+    }
     if (c->fail_at && c->calls == c->fail_at) {
         return c->fail_rv;
     }
@@ -48,6 +58,7 @@ static apr_status_t collect(void *ctx, const ark_sse_event_t *ev)
     r->event = apr_pstrdup(c->pool, ev->event);
     r->data = apr_pstrmemdup(c->pool, ev->data, ev->data_len);
     r->data_len = ev->data_len;
+    r->orig = c->keep_ptr ? ev->data : NULL;
     return APR_SUCCESS;
 }
 
@@ -75,7 +86,7 @@ static void check_events(const collector_t *c, const rec_t *want,
     }
 }
 
-#define REC(name, data) { name, data, sizeof(data) - 1 }
+#define REC(name, data) { name, data, sizeof(data) - 1, NULL }
 #define NREC(a) ((int)(sizeof(a) / sizeof((a)[0])))
 
 /* Feeds s in pieces cut at the offsets in cuts (ascending, inside s).
@@ -592,6 +603,104 @@ static void sse_callback_error_byte_by_byte(void **state)
     assert_int_equal(c->events->nelts, 0);
 }
 
+/* ------------------------------------------- events in the fed bytes */
+
+/* A one-line event complete within the fed bytes is handed over where it
+ * lies (data pointing into them), with its bytes (wire) when they are
+ * exactly "data: " data LF LF; any other shape is not. */
+static void sse_one_line_event_in_place(void **state)
+{
+    static const struct {
+        const char *stream;
+        int wire;              /* the event comes with its bytes */
+        int in_place;          /* its data points into the stream */
+        const char *data;
+    } cases[] = {
+        { "data: {\"a\":1}\n\n", 1, 1, "{\"a\":1}" },
+        { "event: e\ndata: x\n\n", 1, 1, "x" },
+        { ": ping\ndata: x\n\n", 1, 1, "x" },
+        { "data:x\n\n", 0, 1, "x" },
+        { "data:  x\n\n", 1, 1, " x" },
+        { "data: x\r\n\r\n", 0, 1, "x" },
+        { "data: x\n\r\n", 0, 1, "x" },
+        { "data: x\r\r", 0, 1, "x" },
+        { "data: x\nid: 1\n\n", 0, 1, "x" },
+        { "data: x\ndata: y\n\n", 0, 0, "x\ny" },
+        { "data: x\n: c\n\n", 0, 1, "x" },
+        { "data\n\n", 0, 0, "" },
+    };
+    apr_pool_t *p = *state;
+    apr_size_t i;
+
+    for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        const char *s = cases[i].stream;
+        apr_size_t len = strlen(s);
+        ark_sse_parser_t *sp = ark_sse_parser_make(p, 0);
+        collector_t *c = collector_make(p);
+        const rec_t *got;
+
+        c->keep_ptr = 1;
+        assert_int_equal(ark_sse_feed(sp, s, len, collect, c), APR_SUCCESS);
+        assert_int_equal(c->events->nelts, 1);
+        got = &APR_ARRAY_IDX(c->events, 0, rec_t);
+        assert_int_equal(got->data_len, strlen(cases[i].data));
+        assert_memory_equal(got->data, cases[i].data, got->data_len);
+        if (c->wires != cases[i].wire
+            || (got->orig >= s && got->orig < s + len) != cases[i].in_place) {
+            fail_msg("case %d: wire %d, in place %d", (int)i, c->wires,
+                     got->orig >= s && got->orig < s + len);
+        }
+    }
+}
+
+/* The fed bytes are the caller's only during ark_sse_feed: fed from
+ * buffers that are overwritten and freed after each call, in every
+ * split, a stream still gives the events it gives whole (an event kept
+ * in place when its read ended must have been copied). */
+static void sse_fed_bytes_not_kept(void **state)
+{
+    static const char s[] =
+        "data: {\"id\":1,\"choices\":[]}\n\n"
+        "event: x\ndata: second\n\n"
+        "data: a\ndata: b\n\n"
+        "data: {\"last\":true}\r\n\r\n";
+    static const rec_t want[] = {
+        REC("", "{\"id\":1,\"choices\":[]}"),
+        REC("x", "second"),
+        REC("", "a\nb"),
+        REC("", "{\"last\":true}"),
+    };
+    apr_size_t len = sizeof(s) - 1, a, b;
+    apr_pool_t *p = *state;
+
+    for (a = 0; a <= len; a++) {
+        for (b = a; b <= len; b += 7) {
+            apr_size_t cuts[4] = { 0, a, b, len }, k;
+            ark_sse_parser_t *sp = ark_sse_parser_make(p, 0);
+            collector_t *c = collector_make(p);
+
+            for (k = 0; k < 3; k++) {
+                apr_size_t n = cuts[k + 1] - cuts[k];
+                char *piece = malloc(n + 1);
+
+                assert_non_null(piece);
+                memcpy(piece, s + cuts[k], n);
+                assert_int_equal(ark_sse_feed(sp, piece, n, collect, c),
+                                 APR_SUCCESS);
+                memset(piece, 'X', n + 1);
+                free(piece);
+            }
+            check_events(c, want, NREC(want));
+            /* the two LF-framed one-line events come with their bytes
+             * when not cut (fed whole: both), the CRLF one never */
+            assert_true(c->wires <= 2);
+            if (a == 0 && b == 0) {
+                assert_int_equal(c->wires, 2);
+            }
+        }
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -610,6 +719,8 @@ int main(void)
         ARK_TEST(sse_max_event_default),
         ARK_TEST(sse_callback_error_stops),
         ARK_TEST(sse_callback_error_byte_by_byte),
+        ARK_TEST(sse_one_line_event_in_place),
+        ARK_TEST(sse_fed_bytes_not_kept),
     };
 
     return ARK_TEST_RUN("ark_sse", tests);
