@@ -6,6 +6,9 @@
  * objects are built with jansson and dumped at once, so the exporter's
  * queue holds plain strings and never a json_t.
  */
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -175,28 +178,95 @@ const char *ark_tracestate_check(const char *v, apr_pool_t *p)
     return tracestate_shorten(v, p);
 }
 
+/* Ids come from a per-thread xoshiro256** generator seeded from OpenSSL:
+ * RAND_bytes costs thousands of instructions (locks, DRBG), several times
+ * per request; an id needs to be unique and unguessable enough for a
+ * trace, not a secret. A forked child (httpd's processes) must not repeat
+ * its parent's sequence: the atfork handler moves the generation on, and
+ * a thread whose seed is of another generation seeds again. */
+static _Atomic unsigned long rng_generation;
+static pthread_once_t rng_once = PTHREAD_ONCE_INIT;
+static _Thread_local struct {
+    uint64_t s[4];
+    unsigned long generation;
+    int seeded;
+} rng;
+
+static void rng_forked(void)
+{
+    atomic_fetch_add_explicit(&rng_generation, 1, memory_order_relaxed);
+}
+
+static void rng_register(void)
+{
+    (void)pthread_atfork(NULL, NULL, rng_forked);
+}
+
+static uint64_t rotl64(uint64_t x, int k)
+{
+    return (x << k) | (x >> (64 - k));
+}
+
+static uint64_t rng_next(void)
+{
+    uint64_t *s = rng.s;
+    uint64_t r = rotl64(s[1] * 5, 7) * 9, t = s[1] << 17;
+
+    s[2] ^= s[0];
+    s[3] ^= s[1];
+    s[1] ^= s[2];
+    s[0] ^= s[3];
+    s[2] ^= t;
+    s[3] = rotl64(s[3], 45);
+    return r;
+}
+
+/* Seeds this thread's generator; 0 when no seed could be had. */
+static int rng_seed(void)
+{
+    unsigned char *b = (unsigned char *)rng.s;
+
+    pthread_once(&rng_once, rng_register);
+    rng.generation = atomic_load_explicit(&rng_generation,
+                                          memory_order_relaxed);
+    if (RAND_bytes(b, (int)sizeof(rng.s)) != 1
+        && apr_generate_random_bytes(b, sizeof(rng.s)) != APR_SUCCESS) {
+        return 0;
+    }
+    rng.seeded = (rng.s[0] | rng.s[1] | rng.s[2] | rng.s[3]) != 0;
+    return rng.seeded;
+}
+
 void ark_trace_random(unsigned char *out, apr_size_t n)
 {
     apr_size_t i;
     int any;
 
-    do {
-        if (RAND_bytes(out, (int)n) != 1
-            && apr_generate_random_bytes(out, n) != APR_SUCCESS) {
-            /* both generators failed: time and address, still unique
-             * enough for a trace id, never a secret */
-            apr_uint64_t x = (apr_uint64_t)apr_time_now()
-                             ^ (apr_uint64_t)(apr_uintptr_t)out;
+    if ((!rng.seeded
+         || rng.generation != atomic_load_explicit(&rng_generation,
+                                                   memory_order_relaxed))
+        && !rng_seed()) {
+        /* no generator at all: time and address, still unique enough for
+         * a trace id, never a secret */
+        apr_uint64_t x = (apr_uint64_t)apr_time_now()
+                         ^ (apr_uint64_t)(apr_uintptr_t)out;
 
-            for (i = 0; i < n; i++) {
-                x = x * 6364136223846793005ULL + 1442695040888963407ULL;
-                out[i] = (unsigned char)(x >> 56);
-            }
+        for (i = 0; i < n; i++) {
+            x = x * 6364136223846793005ULL + 1442695040888963407ULL;
+            out[i] = (unsigned char)(x >> 56);
+        }
+        return;
+    }
+    do {
+        for (i = 0; i < n; i += 8) {
+            uint64_t v = rng_next();
+
+            memcpy(out + i, &v, n - i < 8 ? n - i : 8);
         }
         for (i = 0, any = 0; i < n; i++) {
             any |= out[i];
         }
-    } while (!any);
+    } while (!any);                    /* W3C: all zero is invalid */
 }
 
 void ark_trace_new_id(char *out, apr_size_t hexlen)

@@ -81,8 +81,10 @@ const char *ark_tracestate_check(const char *v, apr_pool_t *p);
 void ark_trace_begin(ark_trace_t *t, const char *traceparent,
                      const char *tracestate, apr_pool_t *p);
 
-/* Fills out with n random bytes, not all zero (ids must not be):
- * OpenSSL's RAND_bytes, or APR's generator should OpenSSL fail. */
+/* Fills out with n random bytes, not all zero (ids must not be): a
+ * per-thread xoshiro256** generator seeded from OpenSSL's RAND_bytes (or
+ * APR's generator should OpenSSL fail), seeded again in a forked child.
+ * For ids, never for secrets. */
 void ark_trace_random(unsigned char *out, apr_size_t n);
 
 /* Writes a new random id of hexlen lower-case hex digits (16 or 32) and

@@ -10,6 +10,8 @@
  * on a loopback socket (and a failed one to a closed port).
  */
 #include <stdatomic.h>
+#include <sys/wait.h>
+#include <unistd.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -254,6 +256,65 @@ static void ids_generated(void **state)
             any |= raw[j];
         }
         assert_true(any);
+    }
+}
+
+/* A forked child (an httpd process) never repeats its parent's ids: both
+ * draw after the fork and compare; and threads draw different ids. */
+static void ids_differ_after_fork(void **state)
+{
+    char parent[ARK_TRACE_ID_HEX + 1], child[ARK_TRACE_ID_HEX + 1];
+    int fd[2], status;
+    pid_t pid;
+
+    (void)state;
+    ark_trace_new_id(parent, ARK_TRACE_ID_HEX);   /* parent is seeded */
+    assert_int_equal(pipe(fd), 0);
+    pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        ark_trace_new_id(child, ARK_TRACE_ID_HEX);
+        _exit(write(fd[1], child, ARK_TRACE_ID_HEX) == ARK_TRACE_ID_HEX
+                  ? 0 : 1);
+    }
+    ark_trace_new_id(parent, ARK_TRACE_ID_HEX);
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    assert_int_equal(read(fd[0], child, ARK_TRACE_ID_HEX), ARK_TRACE_ID_HEX);
+    child[ARK_TRACE_ID_HEX] = '\0';
+    close(fd[0]);
+    close(fd[1]);
+    assert_true(is_lower_hex(child, ARK_TRACE_ID_HEX));
+    assert_string_not_equal(parent, child);
+}
+
+static void *APR_THREAD_FUNC draw_id(apr_thread_t *th, void *data)
+{
+    ark_trace_new_id(data, ARK_TRACE_ID_HEX);
+    apr_thread_exit(th, APR_SUCCESS);
+    return NULL;
+}
+
+static void ids_differ_between_threads(void **state)
+{
+    apr_pool_t *p = *state;
+    char ids[4][ARK_TRACE_ID_HEX + 1];
+    apr_thread_t *th[4];
+    apr_status_t rv;
+    int i, j;
+
+    for (i = 0; i < 4; i++) {
+        assert_int_equal(apr_thread_create(&th[i], NULL, draw_id, ids[i], p),
+                         APR_SUCCESS);
+    }
+    for (i = 0; i < 4; i++) {
+        apr_thread_join(&rv, th[i]);
+    }
+    for (i = 0; i < 4; i++) {
+        assert_true(is_lower_hex(ids[i], ARK_TRACE_ID_HEX));
+        for (j = 0; j < i; j++) {
+            assert_string_not_equal(ids[i], ids[j]);
+        }
     }
 }
 
@@ -774,6 +835,8 @@ int main(void)
         ARK_TEST(tracestate_too_many_members),
         ARK_TEST(tracestate_shortened_by_members),
         ARK_TEST(ids_generated),
+        ARK_TEST(ids_differ_after_fork),
+        ARK_TEST(ids_differ_between_threads),
         ARK_TEST(begin_continues_or_starts),
         ARK_TEST(child_formatting),
         ARK_TEST(span_json_shape),
