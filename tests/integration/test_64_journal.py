@@ -30,6 +30,17 @@ def usage(redis, scope, name):
     return total
 
 
+def wait_usage(redis, scope, name, field, want, timeout=10):
+    """The usage once field reaches want (settlement follows the answer:
+    it runs in the log phase)."""
+    deadline = time.time() + timeout
+    while True:
+        u = usage(redis, scope, name)
+        if u.get(field, 0) >= want or time.time() > deadline:
+            return u
+        time.sleep(0.05)
+
+
 def journal_gateway(make_gateway, stub, redis, extra=""):
     ark = openai_provider(stub) + (
         "ArkModel m stub gpt-4o price=2/8\n"
@@ -84,7 +95,7 @@ def test_killed_request_billed_at_estimate(make_gateway, stub, redis_server):
     # journal slot is free again
     words = "one two three four five six seven eight nine ten"
     assert gw.chat(key, "m", "warm up " + words)[0] == 200
-    base = usage(redis_server, "k", "jay")
+    base = wait_usage(redis_server, "k", "jay", "requests", 1)
     assert base["requests"] == 1
     assert base.get("estimated_requests", 0) == 0
 
@@ -110,7 +121,7 @@ def test_killed_request_billed_at_estimate(make_gateway, stub, redis_server):
     assert redis_server.keys("%sdone:%s:*" % (PREFIX, trace)) == []
 
     gw.start()
-    after = usage(redis_server, "k", "jay")
+    after = wait_usage(redis_server, "k", "jay", "requests", 2)
     rec = [x for x in stub.requests() if x.get("usage")][-1]
     served_prompt, served_completion = (rec["usage"]["prompt_tokens"],
                                         rec["usage"]["completion_tokens"])
