@@ -1439,7 +1439,11 @@ typedef struct replay_ctx_t {
     ark_govern_t *g;                   /* made on the first orphan */
     int estimate, known;
     apr_int64_t est_tokens, known_tokens;
+    const char *est_list;              /* "<done id> P/C/spend, ..." */
 } replay_ctx_t;
+
+/* Estimated requests named in one summary line (the rest counted). */
+#define REPLAY_LOG_NAMED 16
 
 static void govern_redis_event(void *baton, int warn, const char *msg);
 
@@ -1469,6 +1473,14 @@ static int replay_one(void *ctx, const ark_journal_entry_t *e)
     if (ok && e->state == ARK_JSLOT_ESTIMATE) {
         c->estimate++;
         c->est_tokens += e->v[1] + e->v[2];
+        if (c->estimate <= REPLAY_LOG_NAMED) {
+            c->est_list = apr_psprintf(c->pool, "%s%s%s key '%s' %"
+                                       APR_INT64_T_FMT "/%" APR_INT64_T_FMT
+                                       "/%" APR_INT64_T_FMT,
+                                       c->est_list ? c->est_list : "",
+                                       c->est_list ? ", " : "", e->done,
+                                       e->key, e->v[1], e->v[2], e->v[4]);
+        }
     }
     else if (ok) {
         c->known++;
@@ -1494,11 +1506,13 @@ static void journal_replay(ark_server_conf_t *sc, server_rec *s, int fresh,
     if (c.estimate + c.known > 0) {
         ap_log_error(APLOG_MARK, APLOG_NOTICE, 0, s, ARKLOGNO(00105)
                      "in-flight journal: billed %d request(s) of dead "
-                     "gateway processes: %d at the estimate (%"
-                     APR_INT64_T_FMT " tokens, an upper bound), %d at their "
-                     "actual usage (%" APR_INT64_T_FMT " tokens)",
-                     c.estimate + c.known, c.estimate, c.est_tokens,
-                     c.known, c.known_tokens);
+                     "gateway processes: %d at their actual usage (%"
+                     APR_INT64_T_FMT " tokens), %d at the estimate (%"
+                     APR_INT64_T_FMT " tokens, an upper bound)%s%s%s",
+                     c.estimate + c.known, c.known, c.known_tokens,
+                     c.estimate, c.est_tokens,
+                     c.est_list ? ": " : "", c.est_list ? c.est_list : "",
+                     c.estimate > REPLAY_LOG_NAMED ? ", ..." : "");
     }
     if (left > 0 && apr_time_now() - last_warn >= ARK_GOVERN_LOG_INTERVAL) {
         last_warn = apr_time_now();
