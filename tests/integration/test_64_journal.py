@@ -178,3 +178,43 @@ def test_foreign_journal_moved_aside(make_gateway, stub, redis_server):
     assert len(aside) == 1
     assert gw.chat(key, "m", "hello there")[0] == 200
     assert gw.metrics()["ark_journal_slots"] == 128
+
+
+def test_dead_child_billed_by_running_parent(make_gateway, stub,
+                                             redis_server):
+    """Only the child serving the request dies (the OOM killer's way):
+    the parent, still running, bills its request from its monitor loop
+    (about every 10 s), once."""
+    gw = journal_gateway(make_gateway, stub, redis_server)
+    key = gw.create_key("em", models="m")
+    gw.start()
+    stub.faults("slow:300")
+    result = {}
+    t = threading.Thread(target=slow_stream,
+                         args=(gw, key, "count slowly to twenty please",
+                               result))
+    t.start()
+    deadline = time.time() + 10
+    while time.time() < deadline and not stub.requests():
+        time.sleep(0.05)
+    assert stub.requests(), "the slow request did not go upstream"
+    time.sleep(1.0)
+    children = gw.children()
+    assert children
+    for pid in children:
+        os.kill(pid, signal.SIGKILL)
+    t.join(30)
+    trace = result["trace"]
+    u = wait_usage(redis_server, "k", "em", "requests", 1, timeout=40)
+    assert u.get("requests") == 1, u
+    assert u["estimated_requests"] == 1
+    assert u["completion_tokens"] == MAX_TOKENS
+    rec = stub.requests()[0]
+    assert u["prompt_tokens"] >= rec["usage"]["prompt_tokens"]
+    assert u["completion_tokens"] >= rec["usage"]["completion_tokens"]
+    assert len(redis_server.keys("%sdone:%s:*" % (PREFIX, trace))) == 1
+    time.sleep(3)
+    # the node serves on; the orphan is not billed again
+    assert gw.chat(key, "m", "and again")[0] == 200
+    u2 = wait_usage(redis_server, "k", "em", "requests", 2)
+    assert u2["requests"] == 2 and u2["estimated_requests"] == 1
