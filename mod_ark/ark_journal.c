@@ -63,13 +63,17 @@ struct ark_journal_t {
 static apr_uint32_t owner_pid;
 static apr_uint64_t owner_start;
 
-/* Field 22 (starttime) of /proc/<pid>/stat, 0 when unreadable. */
-static apr_uint64_t proc_start(apr_uint32_t pid)
+/* Field 22 (starttime) of /proc/<pid>/stat, 0 when unreadable; *state
+ * (may be NULL) gets field 3 ('Z' a zombie, '?' unreadable). */
+static apr_uint64_t proc_start(apr_uint32_t pid, char *state)
 {
     char path[64], buf[1024], *s, *end;
     ssize_t n;
     int fd, field;
 
+    if (state) {
+        *state = '?';
+    }
     snprintf(path, sizeof(path), "/proc/%u/stat", (unsigned)pid);
     if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0) {
         return 0;
@@ -86,6 +90,9 @@ static apr_uint64_t proc_start(apr_uint32_t pid)
         return 0;
     }
     s++;
+    if (state && s[0] == ' ' && s[1]) {
+        *state = s[1];
+    }
     for (field = 3; field < 22 && *s; field++) {
         while (*s == ' ') {
             s++;
@@ -103,12 +110,13 @@ static apr_uint64_t proc_start(apr_uint32_t pid)
 void ark_journal_set_owner(void)
 {
     owner_pid = (apr_uint32_t)getpid();
-    owner_start = proc_start(owner_pid);
+    owner_start = proc_start(owner_pid, NULL);
 }
 
 int ark_journal_owner_alive(apr_uint32_t pid, apr_uint64_t start)
 {
     apr_uint64_t now;
+    char state;
 
     if (pid == 0) {
         return 0;
@@ -116,20 +124,12 @@ int ark_journal_owner_alive(apr_uint32_t pid, apr_uint64_t start)
     if (kill((pid_t)pid, 0) != 0 && errno != EPERM) {
         return 0;
     }
-    now = proc_start(pid);
-    /* a zombie or an unreadable /proc: believe kill() */
-    return now == 0 || start == 0 || now == start;
-}
-
-static apr_status_t journal_unmap(void *data)
-{
-    ark_journal_t *j = data;
-
-    if (j->hdr) {
-        munmap(j->hdr, j->size);
-        j->hdr = NULL;
+    now = proc_start(pid, &state);
+    if (state == 'Z' || state == 'X') {
+        return 0;                      /* dead, not yet reaped */
     }
-    return APR_SUCCESS;
+    /* /proc unreadable: believe kill() */
+    return now == 0 || start == 0 || now == start;
 }
 
 static apr_size_t journal_size(int slots)
@@ -226,7 +226,10 @@ apr_status_t ark_journal_open(ark_journal_t **pj, const char *path,
         j->hdr->slots = (apr_uint32_t)have;
         memcpy(j->hdr->magic, JOURNAL_MAGIC, 8);
     }
-    apr_pool_cleanup_register(p, j, journal_unmap, apr_pool_cleanup_null);
+    /* no pool cleanup unmaps it: the mapping lives as long as the
+     * process (httpd reloads mod_ark.so on a restart, and a cleanup
+     * function in the old copy would be called at exit after it is
+     * gone) */
     *pj = j;
     return APR_SUCCESS;
 }

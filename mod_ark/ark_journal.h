@@ -71,8 +71,9 @@ typedef struct ark_journal_stats_t {
  * slot layout is renamed to path + ".rejected-<unix time>" and a fresh
  * one created; *rejected is then that new name (else NULL). A file of
  * this version with another slot count is kept as it is (its slots may
- * hold orphans); *pslots tells the count in use. The mapping is undone
- * by a cleanup on p. APR error when the file cannot be made or mapped. */
+ * hold orphans; ark_journal_stats tells the count in use). The mapping
+ * lasts until the process exits; p holds the handle. APR error when the
+ * file cannot be made or mapped. */
 apr_status_t ark_journal_open(ark_journal_t **pj, const char *path,
                               int slots, const char **rejected,
                               apr_pool_t *p);

@@ -303,6 +303,13 @@ static int replay_fn(void *ctx, const ark_journal_entry_t *e)
     return ark_govern_replay_entry(r->g, e, r->p);
 }
 
+static int count_fn(void *ctx, const ark_journal_entry_t *e)
+{
+    (void)e;
+    (*(int *)ctx)++;
+    return 1;
+}
+
 /* A forked process claims slots (one with its actual usage known) and
  * dies without releasing them, as a SIGKILLed httpd child would. */
 static void orphan_child(ark_journal_t *j, const ark_journal_entry_t *est,
@@ -392,6 +399,45 @@ static void test_orphans_replayed(void **state)
     assert_int_equal(ark_journal_replay(j, 1, replay_fn, &r, &left), 0);
     assert_int_equal(r.calls, 0);
     assert_int_equal(hget(f->port, kday, "requests"), 2);
+}
+
+/* An owner that died but was not reaped yet (a zombie: kill(pid, 0)
+ * still succeeds) is dead. */
+static void test_zombie_owner_dead(void **state)
+{
+    fixture_t *f = *state;
+    ark_journal_t *j = jopen(f, 64);
+    ark_journal_entry_t e;
+    char path[64], buf[512];
+    int i, zombie = 0, calls = 0;
+    pid_t pid;
+
+    entry(&e, "done:zombie", "zed", "zed", 1, 2, 3);
+    pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        ark_journal_set_owner();
+        _exit(ark_journal_claim(j, &e, 0) < 0);
+    }
+    snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+    for (i = 0; i < 400 && !zombie; i++) {
+        FILE *fp = fopen(path, "r");
+
+        if (fp && fgets(buf, sizeof(buf), fp)) {
+            zombie = strstr(buf, ") Z ") != NULL;
+        }
+        if (fp) {
+            fclose(fp);
+        }
+        if (!zombie) {
+            usleep(10000);
+        }
+    }
+    assert_true(zombie);
+    assert_int_equal(kill(pid, 0), 0);
+    assert_int_equal(ark_journal_replay(j, 0, count_fn, &calls, NULL), 1);
+    assert_int_equal(calls, 1);
+    assert_int_equal(waitpid(pid, NULL, 0), pid);
 }
 
 /* The owner's own settlement was applied, then it died before freeing
@@ -496,6 +542,7 @@ int main(void)
         T(test_survives_reopen),
         T(test_foreign_file_rejected),
         T(test_orphans_replayed),
+        T(test_zombie_owner_dead),
         T(test_done_key_exactly_once),
         T(test_redis_down_kept),
     };
