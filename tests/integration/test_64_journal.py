@@ -220,3 +220,26 @@ def test_dead_child_billed_by_running_parent(make_gateway, stub,
     assert gw.chat(key, "m", "and again")[0] == 200
     u2 = wait_usage(redis_server, "k", "em", "requests", 2)
     assert u2["requests"] == 2 and u2["estimated_requests"] == 1
+
+
+def test_graceful_reload_keeps_journal(make_gateway, stub, redis_server):
+    """A graceful reload (mod_ark.so unloaded and loaded again) keeps the
+    journal mapped; requests after it are journaled and settled, and the
+    server stops cleanly."""
+    gw = journal_gateway(make_gateway, stub, redis_server)
+    key = gw.create_key("gee", models="m")
+    gw.start()
+    assert gw.chat(key, "m", "before the reload")[0] == 200
+    gw.graceful()
+    gw.graceful()
+    for i in range(3):
+        assert gw.chat(key, "m", "after the reload %d" % i)[0] == 200
+    u = wait_usage(redis_server, "k", "gee", "requests", 4)
+    assert u["requests"] == 4 and "estimated_requests" not in u
+    m = gw.metrics()
+    assert m["ark_journal_slots"] == 4096
+    assert m["ark_journal_slots_in_use"] == 0
+    gw.stop()
+    assert gw.proc.returncode == 0        # the parent exited, no crash
+    assert "exit signal" not in gw.error_log()
+    assert "Segmentation" not in gw.error_log()
