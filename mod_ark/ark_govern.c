@@ -931,8 +931,8 @@ static void buffer_usage(ark_govern_t *g, const char *id,
  * with SCAN MATCH <prefix>done:<trace>:* (a client may reuse a trace id
  * for several requests: the random part keeps them apart); without one,
  * "done:<16 random hex>:<pid>:<sequence>". Both fit gov_pending_t.done. */
-static const char *done_id(ark_govern_t *g, const char *trace,
-                           apr_pool_t *p)
+const char *ark_govern_done_id(ark_govern_t *g, const char *trace,
+                               apr_pool_t *p)
 {
     unsigned char rnd[8];
     char hex[17];
@@ -950,6 +950,12 @@ static const char *done_id(ark_govern_t *g, const char *trace,
     }
     return apr_psprintf(p, "done:%s:%ld:%" APR_UINT64_T_FMT, hex,
                         (long)getpid(), atomic_fetch_add(&g->lease_seq, 1));
+}
+
+static const char *done_id(ark_govern_t *g, const char *trace,
+                           apr_pool_t *p)
+{
+    return ark_govern_done_id(g, trace, p);
 }
 
 /* Keeps a maybe-applied settlement's usage for replay; 0 when the ring
@@ -1194,6 +1200,66 @@ static void settle_ops(ark_govern_t *g, ark_gov_ticket_t *t,
 #undef OP4
 }
 
+void ark_govern_usage_values(const ark_gov_usage_t *u, apr_int64_t *v)
+{
+    v[0] = 1;
+    v[1] = u->prompt_tokens > 0 ? u->prompt_tokens : 0;
+    v[2] = u->completion_tokens > 0 ? u->completion_tokens : 0;
+    v[3] = u->cached_tokens > 0 ? u->cached_tokens : 0;
+    v[4] = u->spend_nano;
+    v[5] = u->cache_hit ? 1 : 0;
+    v[6] = u->saved_nano;
+}
+
+int ark_govern_has_redis(const ark_govern_t *g)
+{
+    return g && g->redis != NULL;
+}
+
+int ark_govern_replay_entry(ark_govern_t *g, const ark_journal_entry_t *e,
+                            apr_pool_t *p)
+{
+    apr_array_header_t *ops = apr_array_make(p, 80, sizeof(char *));
+    const char *names[2] = { e->key, e->tenant[0] ? e->tenant : e->key };
+    const char scopes[2] = { ARK_SCOPE_KEY, ARK_SCOPE_TENANT };
+    const ark_period_t periods[2] = { ARK_PERIOD_DAY, ARK_PERIOD_MONTH };
+    int a, b, short_ack = 0;
+    redisReply *r;
+
+    if (!g->redis) {
+        return 1;                      /* nowhere to write it */
+    }
+    PUSH(ops, i64(p, ARK_GOVERN_PERIOD));
+    PUSH(ops, apr_pstrcat(p, g->conf.prefix, e->done, NULL));
+    PUSH(ops, i64(p, apr_time_sec(g->conf.done_ttl)));
+    for (a = 0; a < 2; a++) {
+        for (b = 0; b < 2; b++) {
+            const char *id = ark_rkey_usage(p, "", scopes[a], names[a],
+                                            periods[b], e->time);
+
+            usage_ops(ops, g->conf.prefix, id, periods[b], e->v, p);
+            if (e->state == ARK_JSLOT_ESTIMATE) {
+                const char *key = apr_pstrcat(p, g->conf.prefix, id, NULL);
+
+                PUSH(ops, "h");
+                PUSH(ops, key);
+                PUSH(ops, ARK_UF_EST_REQUESTS);
+                PUSH(ops, "1");
+                PUSH(ops, "h");
+                PUSH(ops, key);
+                PUSH(ops, ARK_UF_EST_TOKENS);
+                PUSH(ops, i64(p, e->v[1] + e->v[2]));
+            }
+        }
+    }
+    r = run_script(g, g->settle_sha, settle_lua, ops, NULL, &short_ack, p);
+    if (!r) {
+        return 0;
+    }
+    freeReplyObject(r);
+    return !short_ack;
+}
+
 void ark_govern_settle(ark_govern_t *g, ark_gov_ticket_t *t,
                        const ark_gov_subject_t *s, const ark_gov_usage_t *u,
                        apr_pool_t *p)
@@ -1216,15 +1282,8 @@ void ark_govern_settle(ark_govern_t *g, ark_gov_ticket_t *t,
         t->subject = *s;
     }
     s = &t->subject;
-    used = (apr_int64_t)(u->prompt_tokens > 0 ? u->prompt_tokens : 0)
-           + (u->completion_tokens > 0 ? u->completion_tokens : 0);
-    v[0] = 1;
-    v[1] = u->prompt_tokens > 0 ? u->prompt_tokens : 0;
-    v[2] = u->completion_tokens > 0 ? u->completion_tokens : 0;
-    v[3] = u->cached_tokens > 0 ? u->cached_tokens : 0;
-    v[4] = u->spend_nano;
-    v[5] = u->cache_hit ? 1 : 0;
-    v[6] = u->saved_nano;
+    ark_govern_usage_values(u, v);
+    used = v[1] + v[2];
     if (s->key) {
         ids[n++] = ark_rkey_usage(p, "", ARK_SCOPE_KEY, s->key,
                                   ARK_PERIOD_DAY, now);
@@ -1244,7 +1303,7 @@ void ark_govern_settle(ark_govern_t *g, ark_gov_ticket_t *t,
         settle_local(g, t, used, u->provider, p);
     }
     if (g->redis) {
-        done = done_id(g, u->trace_id, p);
+        done = u->done_id ? u->done_id : done_id(g, u->trace_id, p);
         ops = apr_array_make(p, 64, sizeof(char *));
         PUSH(ops, i64(p, ARK_GOVERN_PERIOD));
         PUSH(ops, apr_pstrcat(p, g->conf.prefix, done, NULL));

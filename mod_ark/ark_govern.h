@@ -33,6 +33,7 @@
 #include <apr_time.h>
 
 #include "ark_cache_client.h"
+#include "ark_journal.h"
 #include "ark_keys.h"
 #include "ark_limit.h"
 
@@ -145,6 +146,10 @@ typedef struct ark_gov_usage_t {
                                        * done-key, so that whether a
                                        * request was billed can be looked
                                        * up by its trace id */
+    const char *done_id;              /* a done-key id made beforehand by
+                                       * ark_govern_done_id (the one in
+                                       * the request's journal slot), or
+                                       * NULL: a new one */
 } ark_gov_usage_t;
 
 /* Records the usage of a request (admitted or not yet asked: t may be a
@@ -154,6 +159,30 @@ typedef struct ark_gov_usage_t {
 void ark_govern_settle(ark_govern_t *g, ark_gov_ticket_t *t,
                        const ark_gov_subject_t *s, const ark_gov_usage_t *u,
                        apr_pool_t *p);
+
+/* A fresh done-key id (without the prefix) for a settlement, with the
+ * trace id in it when trace is one (32 hex digits); at most
+ * ARK_JOURNAL_DONE_MAX - 1 characters. */
+const char *ark_govern_done_id(ark_govern_t *g, const char *trace,
+                               apr_pool_t *p);
+
+/* The usage hash fields (ARK_JOURNAL_FIELDS) ark_govern_settle writes
+ * for u. */
+void ark_govern_usage_values(const ark_gov_usage_t *u, apr_int64_t *v);
+
+/* Whether a governance Redis is configured. */
+int ark_govern_has_redis(const ark_govern_t *g);
+
+/* Settles an orphaned journal entry: adds its usage to the key's and the
+ * tenant's day and month usage hashes (of the entry's time) under its
+ * done-key, so that it counts once even if its owner's settlement was
+ * applied; an ESTIMATE entry also adds 1 to estimated_requests and its
+ * tokens to estimated_tokens. Token reservations and concurrency leases
+ * are left alone (a lease expires by itself; the reservation stays
+ * taken, which errs on the safe side). Returns 1 when Redis has it, 0
+ * when Redis could not be reached (keep the entry, try later). */
+int ark_govern_replay_entry(ark_govern_t *g, const ark_journal_entry_t *e,
+                            apr_pool_t *p);
 
 typedef struct ark_gov_stats_t {
     int redis_configured;

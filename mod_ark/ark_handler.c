@@ -67,6 +67,8 @@ typedef struct ark_rctx_t {
     int governed;
     ark_gov_subject_t subject;
     ark_gov_ticket_t ticket;
+    int jslot;                        /* its in-flight journal slot, or -1 */
+    const char *jdone;                /* the done-key id written there */
     const ark_channel_t *answered;    /* channel whose answer was sent */
     const ark_model_t *model;
     /* tracing: the request's context, the traceparent of the gateway's
@@ -1635,6 +1637,74 @@ static int govern_admit(ark_gw_t *gw)
     return DECLINED;
 }
 
+/* Journals the request before it goes upstream (see ark_journal.h):
+ * what it can cost at most (the prompt as estimated at admission, the
+ * completion tokens reserved, the highest price among the model's
+ * channels) under the done-key its settlement will use, so that the
+ * node's death while the provider answers does not lose its spend. */
+static void journal_claim(ark_gw_t *gw)
+{
+    static apr_time_t last_full;
+    ark_rctx_t *rc = gw->rc;
+    ark_journal_t *j = ark_journal_get();
+    ark_govern_t *g = ark_govern_client();
+    ark_journal_entry_t e;
+    apr_int64_t best = 0;
+    apr_time_t now;
+    long prompt, out;
+    int i;
+
+    if (!j || !g || !rc->governed || !ark_govern_has_redis(g)) {
+        return;
+    }
+    now = apr_time_now();
+    prompt = (long)((gw->req->body_len + 3) / 4);
+    out = ark_req_max_out(gw->req);
+    if (out <= 0) {
+        out = gw->sc->govern.token_estimate;
+    }
+    memset(&e, 0, sizeof(e));
+    e.time = now;
+    rc->jdone = ark_govern_done_id(g, rc->trace.trace_id, gw->r->pool);
+    apr_cpystrn(e.done, rc->jdone, sizeof(e.done));
+    if (strlen(rc->jdone) >= sizeof(e.done)
+        || strlen(rc->subject.key) >= sizeof(e.key)
+        || strlen(rc->subject.tenant) >= sizeof(e.tenant)) {
+        e.key[0] = '\0';              /* counted as too long */
+    }
+    else {
+        apr_cpystrn(e.key, rc->subject.key, sizeof(e.key));
+        apr_cpystrn(e.tenant, rc->subject.tenant, sizeof(e.tenant));
+    }
+    for (i = 0; i < gw->model->channels->nelts; i++) {
+        const ark_channel_t *ch = &APR_ARRAY_IDX(gw->model->channels, i,
+                                                 ark_channel_t);
+        apr_int64_t c = ark_cost_nano(prompt, 0, out, ch->price_in,
+                                      ch->price_out, ch->price_cached);
+
+        best = c > best ? c : best;
+    }
+    e.v[0] = 1;
+    e.v[1] = prompt;
+    e.v[2] = out;
+    e.v[4] = best;
+    rc->jslot = ark_journal_claim(j, &e, (unsigned)gw->r->connection->id
+                                         * 2654435761u
+                                         ^ (unsigned)apr_time_usec(now));
+    if (rc->jslot < 0) {
+        rc->jdone = NULL;
+        if (now - last_full >= ARK_GOVERN_LOG_INTERVAL && e.key[0]) {
+            last_full = now;
+            ap_log_rerror(APLOG_MARK, APLOG_WARNING, 0, gw->r,
+                          ARKLOGNO(00106) "in-flight journal %s is full: "
+                          "requests go upstream unjournaled, their spend is "
+                          "lost if this process dies before they end "
+                          "(raise ArkGovernJournal slots=; logged once a "
+                          "minute per process)", ark_journal_path(j));
+        }
+    }
+}
+
 /* Price of a channel for usage, in nano-units. */
 static apr_int64_t usage_cost(const ark_channel_t *ch, const ark_usage_t *u)
 {
@@ -1695,8 +1765,21 @@ static void account(request_rec *r, ark_rctx_t *rc)
     }
     rc->log.spend_nano = u.spend_nano;
     u.trace_id = rc->trace.trace_id;
+    if (rc->governed && rc->jslot >= 0) {
+        /* the actual usage first: dying during the settlement call
+         * replays it, under the same done-key */
+        apr_int64_t v[ARK_JOURNAL_FIELDS];
+
+        ark_govern_usage_values(&u, v);
+        ark_journal_known(ark_journal_get(), rc->jslot, v, now);
+        u.done_id = rc->jdone;
+    }
     if (rc->governed) {
         ark_govern_settle(g, &rc->ticket, &rc->subject, &u, r->pool);
+    }
+    if (rc->jslot >= 0) {
+        ark_journal_release(ark_journal_get(), rc->jslot);
+        rc->jslot = -1;
     }
     if (rc->ticket.verdict != ARK_GOV_OK) {
         return;                        /* refused: counted as such */
@@ -1806,6 +1889,7 @@ static int handle_completion(request_rec *r, ark_rctx_t *rc,
     if ((rv = route(gw)) != DECLINED) {
         return rv;
     }
+    journal_claim(gw);
     return call_upstreams(gw);
 }
 
@@ -1897,6 +1981,7 @@ int ark_gateway_handler(request_rec *r)
 
     ark_access_init(&rc->log, r->request_time);
     rc->cache_lookup_us = -1;
+    rc->jslot = -1;
     rc->log.method = r->method;
     rc->log.path = r->uri;
     ap_set_module_config(r->request_config, &ark_module, rc);

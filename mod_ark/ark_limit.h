@@ -132,5 +132,9 @@ const char *ark_rkey_usage(apr_pool_t *p, const char *prefix, char scope,
 #define ARK_UF_SPEND      "spend_nano"
 #define ARK_UF_CACHE_HITS "cache_hits"
 #define ARK_UF_SAVED      "saved_nano"
+/* counted only by the replay of a request a node died serving, billed
+ * at its estimate (see ark_journal.h) */
+#define ARK_UF_EST_REQUESTS "estimated_requests"
+#define ARK_UF_EST_TOKENS   "estimated_tokens"
 
 #endif /* ARK_LIMIT_H */

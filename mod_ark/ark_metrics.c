@@ -205,6 +205,43 @@ static void cache_metrics(request_rec *r, ark_govern_t *g)
                (double)c.v[6] / 1e6, c.v[0]);
 }
 
+/* The in-flight journal (ArkGovernJournal). */
+static void journal_metrics(request_rec *r)
+{
+    ark_journal_t *j = ark_journal_get();
+    ark_journal_stats_t js;
+
+    if (!j) {
+        return;
+    }
+    ark_journal_stats(j, &js);
+    ap_rprintf(r,
+        "# HELP ark_journal_slots_in_use Requests in flight recorded in "
+        "the crash-safe journal.\n"
+        "# TYPE ark_journal_slots_in_use gauge\n"
+        "ark_journal_slots_in_use %d\n"
+        "# HELP ark_journal_slots Size of the in-flight journal.\n"
+        "# TYPE ark_journal_slots gauge\n"
+        "ark_journal_slots %d\n"
+        "# HELP ark_journal_replays_total Requests of dead gateway "
+        "processes billed from the journal, at the estimate or at their "
+        "actual usage.\n"
+        "# TYPE ark_journal_replays_total counter\n"
+        "ark_journal_replays_total{kind=\"estimate\"} %" APR_UINT64_T_FMT
+        "\n"
+        "ark_journal_replays_total{kind=\"known\"} %" APR_UINT64_T_FMT "\n"
+        "# HELP ark_journal_full_total Requests that went upstream "
+        "unjournaled: no free slot (raise ArkGovernJournal slots=).\n"
+        "# TYPE ark_journal_full_total counter\n"
+        "ark_journal_full_total %" APR_UINT64_T_FMT "\n"
+        "# HELP ark_journal_too_long_total Requests unjournaled because a "
+        "name did not fit a slot.\n"
+        "# TYPE ark_journal_too_long_total counter\n"
+        "ark_journal_too_long_total %" APR_UINT64_T_FMT "\n",
+        js.in_use, js.slots, js.replay_estimate, js.replay_known, js.full,
+        js.too_long);
+}
+
 /* Node-wide governance health and refusals. */
 static void governance_metrics(request_rec *r)
 {
@@ -268,6 +305,7 @@ static void governance_metrics(request_rec *r)
                    ark_gov_verdict_name((ark_gov_verdict_t)v),
                    st.refused[v]);
     }
+    journal_metrics(r);
 }
 
 int ark_metrics_handler(request_rec *r)

@@ -24,6 +24,7 @@
 #include <http_request.h>
 #include <ap_expr.h>
 #include <ap_mpm.h>
+#include <mpm_common.h>
 
 #include "mod_ark.h"
 #include "../common/sentinel.h"
@@ -34,6 +35,12 @@ static ark_cache_queue_t *ark_cache_stores;  /* its background stores */
 static ark_govern_t *ark_gov;          /* likewise */
 static void *ark_gov_shm;              /* governance table, from post_config */
 static ark_trace_exporter_t *ark_tracer;   /* per child, if ArkTraceExport */
+static ark_journal_t *ark_jrnl;        /* in-flight journal, post_config */
+
+ark_journal_t *ark_journal_get(void)
+{
+    return ark_jrnl;
+}
 
 ark_trace_exporter_t *ark_trace_exporter(void)
 {
@@ -133,6 +140,7 @@ static void *create_server_conf(apr_pool_t *p, server_rec *s)
     sc->cache_models = apr_hash_make(p);
     ark_govern_conf_init(&sc->govern);
     sc->govern.redis.servers = apr_array_make(p, 2, sizeof(const char *));
+    sc->journal_slots = ARK_JOURNAL_DEFAULT_SLOTS;
     ark_trace_export_conf_init(&sc->trace_export);
     return sc;
 }
@@ -1077,6 +1085,48 @@ static const char *cmd_govern(cmd_parms *cmd, void *dc, const char *arg)
     return NULL;
 }
 
+/* ArkGovernJournal <path>|off [slots=N] */
+static const char *cmd_journal(cmd_parms *cmd, void *dc, int argc,
+                               char *const argv[])
+{
+    ark_server_conf_t *sc = server_conf(cmd);
+    const char *err;
+    apr_int64_t n;
+    int i;
+
+    (void)dc;
+    if ((err = ap_check_cmd_context(cmd, GLOBAL_ONLY))) {
+        return err;
+    }
+    if (argc < 1 || argc > 2) {
+        return "ArkGovernJournal takes a file path or off, and optionally "
+               "slots=N";
+    }
+    if (!strcasecmp(argv[0], "off")) {
+        sc->journal_path = "";
+    }
+    else {
+        sc->journal_path = ap_runtime_dir_relative(cmd->pool, argv[0]);
+        if (!sc->journal_path) {
+            return apr_psprintf(cmd->pool, "ArkGovernJournal: invalid "
+                                "path '%s'", argv[0]);
+        }
+    }
+    for (i = 1; i < argc; i++) {
+        if (strncasecmp(argv[i], "slots=", 6)) {
+            return apr_psprintf(cmd->pool, "ArkGovernJournal: unknown "
+                                "option '%s' (slots=N)", argv[i]);
+        }
+        if ((err = parse_count(&n, argv[i] + 6, ARK_JOURNAL_MIN_SLOTS,
+                               ARK_JOURNAL_MAX_SLOTS, "ArkGovernJournal "
+                               "slots", cmd->pool))) {
+            return err;
+        }
+        sc->journal_slots = (int)n;
+    }
+    return NULL;
+}
+
 static const char *cmd_limit_default(cmd_parms *cmd, void *dc, int argc,
                                      char *const argv[])
 {
@@ -1215,6 +1265,10 @@ static const command_rec ark_cmds[] = {
         "lifetime of a concurrency slot whose node died (default 10m)"),
     AP_INIT_TAKE1("ArkGovernSlots", cmd_govern, NULL, RSRC_CONF,
         "size of the node-local counter table (default 16384)"),
+    AP_INIT_TAKE_ARGV("ArkGovernJournal", cmd_journal, NULL, RSRC_CONF,
+        "<path>|off [slots=N]: the crash-safe journal of requests in "
+        "flight, so that a node's death does not lose their spend "
+        "(default ark-journal in DefaultRuntimeDir, 4096 slots)"),
     AP_INIT_TAKE1("ArkTokenEstimate", cmd_govern, NULL, RSRC_CONF,
         "output tokens reserved for a request without max_tokens "
         "(default 256)"),
@@ -1375,6 +1429,173 @@ static int create_govern_shm(ark_server_conf_t *sc, server_rec *s)
     return OK;
 }
 
+/* ------------------------------------------------- in-flight journal */
+
+/* Replay state of one walk over the journal (the parent). */
+typedef struct replay_ctx_t {
+    ark_server_conf_t *sc;
+    server_rec *s;
+    apr_pool_t *pool;
+    ark_govern_t *g;                   /* made on the first orphan */
+    int estimate, known;
+    apr_int64_t est_tokens, known_tokens;
+    const char *est_list;              /* "<done id> P/C/spend, ..." */
+} replay_ctx_t;
+
+/* Estimated requests named in one summary line (the rest counted). */
+#define REPLAY_LOG_NAMED 16
+
+static void govern_redis_event(void *baton, int warn, const char *msg);
+
+static int replay_one(void *ctx, const ark_journal_entry_t *e)
+{
+    replay_ctx_t *c = ctx;
+    apr_pool_t *sp;
+    int ok;
+
+    if (!c->g) {
+        ark_govern_conf_t gc = c->sc->govern;
+
+        gc.redis.on_event = govern_redis_event;
+        gc.redis.baton = c->s;
+        if (ark_govern_create(&c->g, &gc, ark_gov_shm, c->pool)
+            != APR_SUCCESS) {
+            c->g = NULL;
+            return 0;
+        }
+    }
+    if (!ark_govern_has_redis(c->g)) {
+        return 1;                      /* no Redis: nothing to bill into */
+    }
+    apr_pool_create(&sp, c->pool);
+    ok = ark_govern_replay_entry(c->g, e, sp);
+    apr_pool_destroy(sp);
+    if (ok && e->state == ARK_JSLOT_ESTIMATE) {
+        c->estimate++;
+        c->est_tokens += e->v[1] + e->v[2];
+        if (c->estimate <= REPLAY_LOG_NAMED) {
+            c->est_list = apr_psprintf(c->pool, "%s%s%s key '%s' %"
+                                       APR_INT64_T_FMT "/%" APR_INT64_T_FMT
+                                       "/%" APR_INT64_T_FMT,
+                                       c->est_list ? c->est_list : "",
+                                       c->est_list ? ", " : "", e->done,
+                                       e->key, e->v[1], e->v[2], e->v[4]);
+        }
+    }
+    else if (ok) {
+        c->known++;
+        c->known_tokens += e->v[1] + e->v[2];
+    }
+    return ok;
+}
+
+/* Settles the journal's orphans (fresh: the server is starting, nothing
+ * of ours runs) and logs what was done. */
+static void journal_replay(ark_server_conf_t *sc, server_rec *s, int fresh,
+                           apr_pool_t *p)
+{
+    static apr_time_t last_warn;
+    replay_ctx_t c;
+    int left = 0;
+
+    memset(&c, 0, sizeof(c));
+    c.sc = sc;
+    c.s = s;
+    apr_pool_create(&c.pool, p);
+    ark_journal_replay(ark_jrnl, fresh, replay_one, &c, &left);
+    if (c.estimate + c.known > 0) {
+        ap_log_error(APLOG_MARK, APLOG_NOTICE, 0, s, ARKLOGNO(00105)
+                     "in-flight journal: billed %d request(s) of dead "
+                     "gateway processes: %d at their actual usage (%"
+                     APR_INT64_T_FMT " tokens), %d at the estimate (%"
+                     APR_INT64_T_FMT " tokens, an upper bound)%s%s%s",
+                     c.estimate + c.known, c.known, c.known_tokens,
+                     c.estimate, c.est_tokens,
+                     c.est_list ? ": " : "", c.est_list ? c.est_list : "",
+                     c.estimate > REPLAY_LOG_NAMED ? ", ..." : "");
+    }
+    if (left > 0 && apr_time_now() - last_warn >= ARK_GOVERN_LOG_INTERVAL) {
+        last_warn = apr_time_now();
+        ap_log_error(APLOG_MARK, APLOG_WARNING, 0, s, ARKLOGNO(00109)
+                     "in-flight journal: %d request(s) of dead gateway "
+                     "processes could not be billed, the governance Redis "
+                     "is unreachable (%s); kept and retried",
+                     left, c.g ? ark_govern_last_error(c.g) : "no client");
+    }
+    apr_pool_destroy(c.pool);
+}
+
+/* Opens the journal once per server process (it survives graceful
+ * restarts, like the governance table) and, at a fresh start, bills
+ * what the previous run left in flight. Failure is logged: the server
+ * runs without a journal. */
+static void journal_open(ark_server_conf_t *sc, server_rec *s,
+                         apr_pool_t *ptemp)
+{
+    static const char *const tag = "ark_journal";
+    apr_pool_t *pp = s->process->pool;
+    const char *path = sc->journal_path, *rejected = NULL;
+    ark_journal_t *j = NULL;
+    apr_status_t rv;
+    int fresh;
+
+    if (path && !*path) {
+        ark_jrnl = NULL;               /* ArkGovernJournal off */
+        return;
+    }
+    if (!sc->govern.redis.servers || sc->govern.redis.servers->nelts == 0) {
+        ark_jrnl = NULL;               /* spend is node-local anyway */
+        return;
+    }
+    if (!path) {
+        path = ap_runtime_dir_relative(ptemp, ARK_JOURNAL_DEFAULT_FILE);
+    }
+    apr_pool_userdata_get((void **)&j, tag, pp);
+    fresh = j == NULL;
+    if (j && !strcmp(ark_journal_path(j), path)) {
+        ark_jrnl = j;
+        return;
+    }
+    rv = ark_journal_open(&j, path, sc->journal_slots, &rejected, pp);
+    if (rejected) {
+        ap_log_error(APLOG_MARK, APLOG_WARNING, 0, s, ARKLOGNO(00107)
+                     "ArkGovernJournal: %s is not an in-flight journal of "
+                     "this version: moved aside to %s, not replayed",
+                     path, rejected);
+    }
+    if (rv != APR_SUCCESS) {
+        ap_log_error(APLOG_MARK, APLOG_ERR, rv, s, ARKLOGNO(00108)
+                     "ArkGovernJournal: cannot open %s: spend of requests "
+                     "in flight when a process dies is lost", path);
+        ark_jrnl = NULL;
+        return;
+    }
+    ark_jrnl = j;
+    apr_pool_userdata_set(j, tag, apr_pool_cleanup_null, pp);
+    if (fresh) {
+        journal_replay(sc, s, 1, ptemp);
+    }
+}
+
+/* The parent, about once a second: bills the requests of children that
+ * died (a crash, the OOM killer), every ARK_JOURNAL_SCAN seconds. */
+#define ARK_JOURNAL_SCAN apr_time_from_sec(2)
+
+static int ark_monitor(apr_pool_t *p, server_rec *s)
+{
+    static apr_time_t last;
+    ark_server_conf_t *sc = ap_get_module_config(s->module_config,
+                                                 &ark_module);
+    apr_time_t now = apr_time_now();
+
+    if (!ark_jrnl || now - last < ARK_JOURNAL_SCAN) {
+        return DECLINED;
+    }
+    last = now;
+    journal_replay(sc, s, 0, p);
+    return DECLINED;
+}
+
 static int ark_post_config(apr_pool_t *pconf, apr_pool_t *plog,
                            apr_pool_t *ptemp, server_rec *s)
 {
@@ -1391,6 +1612,7 @@ static int ark_post_config(apr_pool_t *pconf, apr_pool_t *plog,
         || create_govern_shm(sc, s) != OK) {
         return HTTP_INTERNAL_SERVER_ERROR;
     }
+    journal_open(sc, s, ptemp);
     if (apr_hash_count(sc->models) > 0 && !sc->keys) {
         ap_log_error(APLOG_MARK, APLOG_WARNING, 0, s, ARKLOGNO(00003)
                      "models are configured but no ArkKeysFile: every "
@@ -1482,6 +1704,7 @@ static void ark_child_init(apr_pool_t *pchild, server_rec *s)
                      "process stores answers on the request's thread");
     }
 
+    ark_journal_set_owner();
     ark_gov = NULL;
     sc->govern.redis.on_event = govern_redis_event;
     sc->govern.redis.baton = s;
@@ -1574,6 +1797,7 @@ static void register_hooks(apr_pool_t *p)
     ap_hook_open_logs(ark_open_logs, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_post_config(ark_post_config, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_child_init(ark_child_init, NULL, NULL, APR_HOOK_MIDDLE);
+    ap_hook_monitor(ark_monitor, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_handler(ark_handler, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_log_transaction(ark_log_transaction, NULL, NULL, APR_HOOK_MIDDLE);
 }

@@ -59,7 +59,13 @@ typedef struct ark_server_conf_t {
     double shift_ratio;               /* ArkBudgetShift, 0: off */
     ark_weights_t shift_weights;
     ark_trace_export_conf_t trace_export;   /* ArkTraceExport */
+    const char *journal_path;         /* ArkGovernJournal, NULL: default,
+                                       * "": off */
+    int journal_slots;
 } ark_server_conf_t;
+
+/* Default ArkGovernJournal file, under DefaultRuntimeDir. */
+#define ARK_JOURNAL_DEFAULT_FILE "ark-journal"
 
 /* Cache settings of a location or alias; unset fields (< 0, NULL) come
  * from the next level: alias, location, built-in. */
@@ -133,6 +139,10 @@ enum {
 
 /* The process's governance client, created in child_init. */
 ark_govern_t *ark_govern_client(void);
+
+/* The node's in-flight journal (ArkGovernJournal), or NULL when off or
+ * not open. */
+ark_journal_t *ark_journal_get(void);
 
 /* The process's span exporter, or NULL when ArkTraceExport is off
  * (counters: ark_trace_exporter_counters). */

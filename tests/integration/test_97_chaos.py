@@ -23,11 +23,13 @@ What the clients must see, printed as a table per phase:
   - every request of the phases whose failure the gateway is designed to
     absorb (cache, Redis, provider faults, graceful reload) succeeds.
 Afterwards:
-  - spend: the usage recorded in Redis (key and tenant hashes) equals the
-    tokens the stub providers served, exactly, except the tokens of
-    requests in flight on the killed node (served by a stub, never
-    settled: the node died before its log phase), which are identified by
-    their trace id (no node's access log has it) and printed;
+  - spend: every request a stub served is billed (a done-key with its
+    trace id, or an access log line); the usage recorded in Redis (key and
+    tenant hashes) equals the tokens the stub providers served, exactly,
+    for the requests settled normally, plus the estimates of the requests
+    the killed node had in flight, billed by its restart from its
+    in-flight journal (named by ARK00105, counted in estimated_requests
+    and estimated_tokens; each at least what its stub served);
   - cache: every entry stored before the faults is still in Redis (by id)
     and still answered as a hit by every node.
 
@@ -315,6 +317,19 @@ def billed_traces(cluster):
             if len(k.split(":")) == 4 and len(k.split(":")[2]) == 32}
 
 
+def journal_estimates(node):
+    """{trace id: (prompt, completion, spend_nano)} of the requests the
+    node's in-flight journal billed at the estimate after its restart
+    (its ARK00105 lines name them)."""
+    out = {}
+    for line in node.error_lines(r"ARK00105"):
+        for m in re.finditer(r"done:([0-9a-f]{32}):[0-9a-f]{16} key '[^']*' "
+                             r"(\d+)/(\d+)/(-?\d+)", line):
+            out[m.group(1)] = (int(m.group(2)), int(m.group(3)),
+                               int(m.group(4)))
+    return out
+
+
 def served_records(cluster):
     """Every stub record that served tokens: (stub, trace id, usage)."""
     out = []
@@ -499,12 +514,16 @@ def test_97_01_chaos(cluster):
     print("governance after the run (nodes since their last start): "
           + ", ".join("%s %d" % (k, v) for k, v in sorted(gov.items())))
 
-    # -- spend: Redis == what the stubs served, minus the killed node's
+    # -- spend: Redis == what the stubs served; the requests in flight on
+    # the killed node are billed by its restart from its in-flight
+    # journal, at their actual usage when it was known, else at the
+    # estimate (an upper bound, counted in estimated_requests/_tokens)
     usage = settle(c)
     tenant = usage_totals(c, "t", "chaos")
     served = served_records(c)
     logged = access_traces(c)
     billed = billed_traces(c)
+    estimated = journal_estimates(c.nodes[KILLED_NODE])
     # settled while Redis was up: by done-key; while it was down (spend
     # buffered, flushed later without per-request keys): by access log
     recorded = logged | billed
@@ -513,7 +532,8 @@ def test_97_01_chaos(cluster):
               len(served), len(logged), len(billed),
               len({t for _, t, _ in served if t in billed - logged})))
     lost = [(s, t, u) for s, t, u in served if t not in recorded]
-    kept = [(s, t, u) for s, t, u in served if t in recorded]
+    kept = [(s, t, u) for s, t, u in served
+            if t in recorded and t not in estimated]
     want = Counter()
     for s, _, u in kept:
         pin, pout = ark_cluster.PRICES[s]
@@ -521,21 +541,39 @@ def test_97_01_chaos(cluster):
                      "completion_tokens": u["completion_tokens"],
                      "spend_nano": 1000 * (pin * u["prompt_tokens"]
                                            + pout * u["completion_tokens"])})
-    lost_tokens = sum(u["prompt_tokens"] + u["completion_tokens"]
-                      for _, _, u in lost)
+    est_want = Counter()
+    for t, (p, comp, spend) in estimated.items():
+        est_want.update({"prompt_tokens": p, "completion_tokens": comp,
+                         "spend_nano": spend})
+    served_of = defaultdict(lambda: [0, 0])
+    for _, t, u in served:
+        served_of[t][0] += u["prompt_tokens"]
+        served_of[t][1] += u["completion_tokens"]
     print("spend: stubs served %d answers; Redis has prompt %d completion "
-          "%d spend_nano %d; unsettled (in flight on the killed node): %d "
-          "answers, %d tokens" % (
+          "%d spend_nano %d; unbilled: %d" % (
               len(served), usage.get("prompt_tokens", 0),
               usage.get("completion_tokens", 0), usage.get("spend_nano", 0),
-              len(lost), lost_tokens))
+              len(lost)))
     print("killed node's governance state just before the kill: %s"
           % events["killed_node_state"])
     print("requests in flight at the kill (%.0f ms until the last process "
           "of node%d was gone): %d (%d not ok)" % (
               (k1 - k0) * 1000, KILLED_NODE, len(at_kill_all),
               len(in_flight_at_kill)))
-    diff = {f: want[f] - usage.get(f, 0)
+    print("billed from the killed node's journal at the estimate: %d "
+          "requests, %d tokens estimated, %d tokens served by the stubs "
+          "(%s)" % (len(estimated),
+                    est_want["prompt_tokens"] + est_want["completion_tokens"],
+                    sum(sum(served_of[t]) for t in estimated),
+                    ", ".join("%s.. est %d+%d served %d+%d"
+                              % (t[:8], e[0], e[1], served_of[t][0],
+                                 served_of[t][1])
+                              for t, e in sorted(estimated.items()))))
+    for i, node in enumerate(c.nodes):
+        for line in node.error_lines(r"ARK0010[5-9]"):
+            print("  node%d: %s" % (i, line))
+    want_all = want + est_want
+    diff = {f: want_all[f] - usage.get(f, 0)
             for f in ("prompt_tokens", "completion_tokens", "spend_nano")}
     if any(diff.values()):
         # what the nodes said about governance, to find where it went
@@ -543,11 +581,22 @@ def test_97_01_chaos(cluster):
         for i, node in enumerate(c.nodes):
             for line in node.error_lines(r"ARK000(5\d|6\d|9\d)")[-10:]:
                 print("  node%d: %s" % (i, line))
+    # every request a stub served is billed (done-key or access log line)
+    assert not lost, lost
     for f in ("prompt_tokens", "completion_tokens", "spend_nano"):
-        assert usage.get(f, 0) == want[f], (f, usage, dict(want))
-        assert tenant.get(f, 0) == want[f], (f, tenant, dict(want))
-    # only requests that could have been on the killed node are unsettled
-    assert len(lost) <= len(at_kill_all)
+        assert usage.get(f, 0) == want_all[f], (f, usage, dict(want_all))
+        assert tenant.get(f, 0) == want_all[f], (f, tenant, dict(want_all))
+    assert usage.get("estimated_requests", 0) == len(estimated)
+    assert tenant.get("estimated_requests", 0) == len(estimated)
+    assert usage.get("estimated_tokens", 0) == (
+        est_want["prompt_tokens"] + est_want["completion_tokens"])
+    # an estimate is an upper bound of what was served, and only
+    # requests that could have been on the killed node are estimated
+    for t, (p, comp, _) in estimated.items():
+        assert p >= served_of[t][0] and comp >= served_of[t][1], (
+            t, estimated[t], served_of[t])
+        assert t in billed
+    assert len(estimated) <= len(at_kill_all)
 
     # -- cache: every pre-fault entry is still there and still a hit
     now_ids = set(c.redis_cmd("KEYS", "ark:cache:e:*"))
