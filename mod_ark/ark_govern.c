@@ -31,6 +31,7 @@
 #include <openssl/sha.h>
 
 #include "ark_govern.h"
+#include "ark_trace.h"
 
 static const char admit_lua[] =
     "local t = redis.call('TIME')\n"
@@ -938,9 +939,7 @@ const char *ark_govern_done_id(ark_govern_t *g, const char *trace,
     char hex[17];
     int i;
 
-    if (apr_generate_random_bytes(rnd, sizeof(rnd)) != APR_SUCCESS) {
-        memset(rnd, 0, sizeof(rnd));
-    }
+    ark_trace_random(rnd, sizeof(rnd));
     for (i = 0; i < 8; i++) {
         apr_snprintf(hex + 2 * i, 3, "%02x", rnd[i]);
     }
@@ -952,11 +951,6 @@ const char *ark_govern_done_id(ark_govern_t *g, const char *trace,
                         (long)getpid(), atomic_fetch_add(&g->lease_seq, 1));
 }
 
-static const char *done_id(ark_govern_t *g, const char *trace,
-                           apr_pool_t *p)
-{
-    return ark_govern_done_id(g, trace, p);
-}
 
 /* Keeps a maybe-applied settlement's usage for replay; 0 when the ring
  * is full. */
@@ -1080,7 +1074,7 @@ static void flush_buffered(ark_govern_t *g, apr_pool_t *p)
             continue;
         }
         hash = s->id;
-        done = done_id(g, NULL, sp);
+        done = ark_govern_done_id(g, NULL, sp);
         buffered_add(g, hash, v, -1);  /* moves to the pending record */
         if (!pending_push(g, done, 1, &hash, v)) {
             for (f = 0; f < NFIELDS; f++) {
@@ -1303,7 +1297,8 @@ void ark_govern_settle(ark_govern_t *g, ark_gov_ticket_t *t,
         settle_local(g, t, used, u->provider, p);
     }
     if (g->redis) {
-        done = u->done_id ? u->done_id : done_id(g, u->trace_id, p);
+        done = u->done_id ? u->done_id
+                          : ark_govern_done_id(g, u->trace_id, p);
         ops = apr_array_make(p, 64, sizeof(char *));
         PUSH(ops, i64(p, ARK_GOVERN_PERIOD));
         PUSH(ops, apr_pstrcat(p, g->conf.prefix, done, NULL));

@@ -10,6 +10,7 @@
 #include <jansson.h>
 
 #include "ark_provider.h"
+#include "ark_trace.h"
 
 /* Every provider type, one row each. */
 static const ark_provider_type_t *const provider_types[] = {
@@ -324,13 +325,7 @@ const char *ark_completion_id_make(apr_pool_t *p)
     char *id = apr_palloc(p, 10 + sizeof(raw));
     apr_size_t i;
 
-    if (apr_generate_random_bytes(raw, sizeof(raw)) != APR_SUCCESS) {
-        apr_time_t t = apr_time_now();
-
-        for (i = 0; i < sizeof(raw); i++) {
-            raw[i] = (unsigned char)(t >> (i % 8 * 8)) ^ (unsigned char)i;
-        }
-    }
+    ark_trace_random(raw, sizeof(raw));
     memcpy(id, "chatcmpl-", 9);
     for (i = 0; i < sizeof(raw); i++) {
         id[9 + i] = alphabet[raw[i] % (sizeof(alphabet) - 1)];
