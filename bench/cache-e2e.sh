@@ -21,8 +21,12 @@
 #
 # Usage: bench/cache-e2e.sh [--rounds N] [--duration D]
 #            [--connections "1 4 32"] [--profile strace] [--requests N]
-#            [--unix] [--packaged]
+#            [--unix] [--packaged] [--pin]
 # --unix: mod_ark reaches ark-cached over a Unix socket instead of TCP.
+# --pin: the servers (nginx, ark-cached, httpd) on CPU 1 and wrk on CPU 0
+#   (taskset), so that every variant runs with the same placement: at one
+#   connection, unpinned runs swing 3 x between rounds with where the
+#   scheduler puts wrk and the httpd thread (same or other CPU).
 # --packaged: use the installed Debian packages (libapache2-mod-ark's
 #   /usr/lib/apache2/modules/mod_ark.so and /usr/bin/ark-keys, ark-cached's
 #   /usr/sbin/ark-cached) instead of the built tree; prints their versions.
@@ -30,7 +34,7 @@
 # for --profile, perf for ARK_PERF_DIR.
 set -eu
 top=$(cd "$(dirname "$0")/.." && pwd)
-rounds=3 duration=8s conns="1 4 32" profile="" requests=200 unix=0 packaged=0
+rounds=3 duration=8s conns="1 4 32" profile="" requests=200 unix=0 packaged=0 spin="" cpin=""
 while [ $# -gt 0 ]; do
     case "$1" in
     --rounds) rounds=$2; shift 2 ;;
@@ -40,7 +44,8 @@ while [ $# -gt 0 ]; do
     --requests) requests=$2; shift 2 ;;
     --unix) unix=1; shift ;;
     --packaged) packaged=1; shift ;;
-    *) echo "usage: $0 [--rounds N] [--duration D] [--connections \"1 4 32\"] [--profile strace] [--requests N] [--unix] [--packaged]" >&2; exit 2 ;;
+    --pin) spin="taskset -c 1" cpin="taskset -c 0"; shift ;;
+    *) echo "usage: $0 [--rounds N] [--duration D] [--connections \"1 4 32\"] [--profile strace] [--requests N] [--unix] [--packaged] [--pin]" >&2; exit 2 ;;
     esac
 done
 case "$profile" in ""|strace) ;; *) echo "--profile: strace" >&2; exit 2 ;; esac
@@ -67,11 +72,11 @@ mkdir -p "$tmp/ngx/logs" "$tmp/ngx/tmp" "$tmp/www" "$tmp/logs" "$tmp/run" "$tmp/
 chmod 755 "$tmp/www"
 sed -e "s|@PREFIX@|$tmp/ngx|g" -e "s|@PORT@|$UP|g" -e "s|@STATUS_PORT@|$ST|g" \
     "$top/bench/upstream-nginx.conf.in" > "$tmp/ngx/nginx.conf"
-nginx -p "$tmp/ngx" -c "$tmp/ngx/nginx.conf" -e "$tmp/ngx/logs/error.log" &
+$spin nginx -p "$tmp/ngx" -c "$tmp/ngx/nginx.conf" -e "$tmp/ngx/logs/error.log" &
 ngx=$!
 sock=""
 [ $unix = 1 ] && sock="--unixsocket $tmp/cached.sock --unixsocketperm 777"
-"$cached" --bind 127.0.0.1 --port $CP $sock \
+$spin "$cached" --bind 127.0.0.1 --port $CP $sock \
     --threads 2 --logfile "$tmp/cached.log" &
 cpid=$!
 cleanup() {
@@ -135,7 +140,7 @@ $timeouts
 CONF
 chmod 640 "$tmp/keys"
 export ARK_BENCH_PROVIDER_KEY=sk-bench
-/usr/sbin/apache2 -d "$tmp" -f "$tmp/httpd.conf" -k start
+$spin /usr/sbin/apache2 -d "$tmp" -f "$tmp/httpd.conf" -k start
 for _ in $(seq 100); do
     grep -q "resuming normal operations" "$tmp/logs/error.log" 2>/dev/null && break
     sleep 0.1
@@ -224,9 +229,9 @@ run() {  # variant connections -> "rps p50 p99 non2xx other_cpu_pct hit_pct"
         sleep 0.3
     fi
     case $1 in
-    hit)    wrk -t$(( $2 < 2 ? 1 : 2 )) -c$2 -d$duration -s "$top/bench/chat.lua" $url/v1/chat/completions ;;
-    miss)   ARK_BENCH_RUN="$$-$1-$2-$(date +%s%N)" wrk -t$(( $2 < 2 ? 1 : 2 )) -c$2 -d$duration -s "$top/bench/chat-unique.lua" $url/v1/chat/completions ;;
-    static) wrk -t$(( $2 < 2 ? 1 : 2 )) -c$2 -d$duration -s "$top/bench/get.lua" $url/answer.json ;;
+    hit)    $cpin wrk -t$(( $2 < 2 ? 1 : 2 )) -c$2 -d$duration -s "$top/bench/chat.lua" $url/v1/chat/completions ;;
+    miss)   ARK_BENCH_RUN="$$-$1-$2-$(date +%s%N)" $cpin wrk -t$(( $2 < 2 ? 1 : 2 )) -c$2 -d$duration -s "$top/bench/chat-unique.lua" $url/v1/chat/completions ;;
+    static) $cpin wrk -t$(( $2 < 2 ? 1 : 2 )) -c$2 -d$duration -s "$top/bench/get.lua" $url/answer.json ;;
     esac > "$out"
     [ -n "${perf_pid:-}" ] && { kill -INT $perf_pid; wait $perf_pid || true; perf_pid=""; }
     t1=$(sys_ticks); o1=$(cpu_ticks $ngx $cpid $hroot); w1=$(child_ticks)
