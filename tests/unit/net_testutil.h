@@ -1,6 +1,6 @@
 /* Small helpers of the unit tests that start servers of their own
- * (redis-server): a free loopback port and a sleep that survives
- * signals. Header-only, because both the mod_ark tests (APR) and the
+ * (redis-server): a free loopback port, a redis-server of their own and
+ * a sleep that survives signals. Header-only, because both the mod_ark tests (APR) and the
  * ark-cached tests (no APR) use it; include it after <cmocka.h>. */
 #ifndef ARK_NET_TESTUTIL_H
 #define ARK_NET_TESTUTIL_H
@@ -8,10 +8,14 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/types.h>
 #include <time.h>
 #include <unistd.h>
+
+#include <hiredis/hiredis.h>
 
 /* A TCP port on 127.0.0.1 that was free a moment ago. */
 static inline int test_free_port(void)
@@ -38,6 +42,62 @@ static inline void test_sleep_ms(int ms)
 
     while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
     }
+}
+
+/* Starts redis-server on 127.0.0.1:port, no persistence, files in dir
+ * (NULL: the current directory), a replica of master_port unless it is
+ * 0; returns its pid once it answers PING (fails the test after 5 s). */
+static inline pid_t test_redis_start(const char *dir, int port,
+                                     int master_port)
+{
+    char ps[16], ms[16];
+    pid_t pid;
+    int i;
+
+    snprintf(ps, sizeof(ps), "%d", port);
+    snprintf(ms, sizeof(ms), "%d", master_port);
+    pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        const char *argv[16] = {"redis-server", "--port", ps, "--bind",
+                                "127.0.0.1", "--save", "", "--appendonly",
+                                "no", "--repl-diskless-sync-delay", "0"};
+        int n = 11;
+
+        if (dir) {
+            argv[n++] = "--dir";
+            argv[n++] = dir;
+        }
+        if (master_port) {
+            argv[n++] = "--replicaof";
+            argv[n++] = "127.0.0.1";
+            argv[n++] = ms;
+        }
+        argv[n] = NULL;
+        if (!freopen("/dev/null", "w", stdout)) {
+            _exit(127);
+        }
+        execvp("redis-server", (char *const *)argv);
+        _exit(127);
+    }
+    for (i = 0; i < 200; i++) {
+        redisContext *c = redisConnect("127.0.0.1", port);
+        redisReply *r = c && !c->err ? redisCommand(c, "PING") : NULL;
+        int ok = r && r->type == REDIS_REPLY_STATUS;
+
+        if (r) {
+            freeReplyObject(r);
+        }
+        if (c) {
+            redisFree(c);
+        }
+        if (ok) {
+            return pid;
+        }
+        test_sleep_ms(25);
+    }
+    fail_msg("redis-server did not start on port %d", port);
+    return -1;
 }
 
 #endif

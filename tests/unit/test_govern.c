@@ -373,52 +373,6 @@ static void test_table_full(void **state)
 
 /* ---- wait-replicas against a real redis-server ----------------------- */
 
-/* A redis-server on port (a replica of master_port when not 0), up and
- * answering PING when this returns. */
-static pid_t redis_start(const char *dir, int port, int master_port)
-{
-    char ps[16], ms[16];
-    pid_t pid;
-    int i;
-
-    snprintf(ps, sizeof(ps), "%d", port);
-    snprintf(ms, sizeof(ms), "%d", master_port);
-    pid = fork();
-    assert_true(pid >= 0);
-    if (pid == 0) {
-        const char *argv[] = {"redis-server", "--port", ps, "--bind",
-                              "127.0.0.1", "--save", "", "--appendonly",
-                              "no", "--repl-diskless-sync-delay", "0",
-                              "--dir", dir,
-                              master_port ? "--replicaof" : NULL,
-                              "127.0.0.1", ms, NULL};
-
-        if (!freopen("/dev/null", "w", stdout)) {
-            _exit(127);
-        }
-        execvp("redis-server", (char *const *)argv);
-        _exit(127);
-    }
-    for (i = 0; i < 200; i++) {
-        redisContext *c = redisConnect("127.0.0.1", port);
-        redisReply *r = c && !c->err ? redisCommand(c, "PING") : NULL;
-        int ok = r && r->type == REDIS_REPLY_STATUS;
-
-        if (r) {
-            freeReplyObject(r);
-        }
-        if (c) {
-            redisFree(c);
-        }
-        if (ok) {
-            return pid;
-        }
-        usleep(25000);
-    }
-    fail_msg("redis-server did not start on port %d", port);
-    return -1;
-}
-
 /* Starts a redis-server for f (skips the test without one) and points
  * the governance configuration at it; returns its port. */
 static int with_redis(fixture_t *f)
@@ -431,7 +385,7 @@ static int with_redis(fixture_t *f)
     snprintf(f->dir, sizeof(f->dir), "/tmp/ark-govern-XXXXXX");
     assert_non_null(mkdtemp(f->dir));
     port = test_free_port();
-    f->servers[0] = redis_start(f->dir, port, 0);
+    f->servers[0] = test_redis_start(f->dir, port, 0);
     APR_ARRAY_PUSH(f->conf.redis.servers, const char *) =
         apr_psprintf(f->p, "127.0.0.1:%d", port);
     return port;
@@ -506,7 +460,7 @@ static void test_wait_replicas_replay(void **state)
 
     /* a replica joins: WAIT 1 succeeds, the replays are no-ops */
     rport = test_free_port();
-    f->servers[1] = redis_start(f->dir, rport, port);
+    f->servers[1] = test_redis_start(f->dir, rport, port);
     for (i = 0; i < 600 && !replica_online(port); i++) {
         usleep(50000);                 /* up to 30 s on a busy machine */
     }

@@ -199,46 +199,6 @@ static void test_foreign_file_rejected(void **state)
 
 /* ---- replay against a real redis-server ------------------------------ */
 
-static pid_t redis_start(int port)
-{
-    char ps[16];
-    pid_t pid;
-    int i;
-
-    snprintf(ps, sizeof(ps), "%d", port);
-    pid = fork();
-    assert_true(pid >= 0);
-    if (pid == 0) {
-        const char *argv[] = {"redis-server", "--port", ps, "--bind",
-                              "127.0.0.1", "--save", "", "--appendonly",
-                              "no", NULL};
-
-        if (!freopen("/dev/null", "w", stdout)) {
-            _exit(127);
-        }
-        execvp("redis-server", (char *const *)argv);
-        _exit(127);
-    }
-    for (i = 0; i < 200; i++) {
-        redisContext *c = redisConnect("127.0.0.1", port);
-        redisReply *r = c && !c->err ? redisCommand(c, "PING") : NULL;
-        int ok = r && r->type == REDIS_REPLY_STATUS;
-
-        if (r) {
-            freeReplyObject(r);
-        }
-        if (c) {
-            redisFree(c);
-        }
-        if (ok) {
-            return pid;
-        }
-        usleep(25000);
-    }
-    fail_msg("redis-server did not start on port %d", port);
-    return -1;
-}
-
 /* HGET as a number, -1 when absent. */
 static long long hget(int port, const char *key, const char *field)
 {
@@ -281,7 +241,7 @@ static ark_govern_t *redis_client(fixture_t *f)
         return NULL;
     }
     f->port = test_free_port();
-    f->redis = redis_start(f->port);
+    f->redis = test_redis_start(NULL, f->port, 0);
     APR_ARRAY_PUSH(f->conf.redis.servers, const char *) =
         apr_psprintf(f->p, "127.0.0.1:%d", f->port);
     assert_int_equal(ark_govern_create(&g, &f->conf, f->shm, f->p),
