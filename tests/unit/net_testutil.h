@@ -59,7 +59,7 @@ static inline pid_t test_redis_start(const char *dir, int port,
     pid = fork();
     assert_true(pid >= 0);
     if (pid == 0) {
-        const char *argv[16] = {"redis-server", "--port", ps, "--bind",
+        const char *argv[20] = {"redis-server", "--port", ps, "--bind",
                                 "127.0.0.1", "--save", "", "--appendonly",
                                 "no", "--repl-diskless-sync-delay", "0"};
         int n = 11;
