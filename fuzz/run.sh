@@ -80,7 +80,7 @@ cs_inc="-I$top/cachesvc"
 # that calls in turn. No httpd headers, no configure-made config.h.
 ark_srcs="ark_error ark_front_anthropic ark_jsonscan ark_jsonbuild ark_keys ark_limit
 ark_provider ark_provider_anthropic ark_provider_azure ark_provider_gemini
-ark_provider_openai ark_request ark_route ark_signals ark_sse"
+ark_provider_openai ark_request ark_route ark_signals ark_sse ark_trace"
 cs_srcs="cs_common cs_resp"
 
 # ---------------------------------------------------------------- build
