@@ -9,6 +9,7 @@
 #include <errno.h>
 #include <netinet/in.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/types.h>
@@ -98,6 +99,27 @@ static inline pid_t test_redis_start(const char *dir, int port,
     }
     fail_msg("redis-server did not start on port %d", port);
     return -1;
+}
+
+/* HGET key field on the redis-server at port, as a number; -1 when
+ * absent. */
+static inline long long test_redis_hget(int port, const char *key,
+                                        const char *field)
+{
+    redisContext *c = redisConnect("127.0.0.1", port);
+    redisReply *r;
+    long long v = -1;
+
+    assert_non_null(c);
+    assert_int_equal(c->err, 0);
+    r = redisCommand(c, "HGET %s %s", key, field);
+    assert_non_null(r);
+    if (r->type == REDIS_REPLY_STRING) {
+        v = atoll(r->str);
+    }
+    freeReplyObject(r);
+    redisFree(c);
+    return v;
 }
 
 #endif

@@ -391,24 +391,6 @@ static int with_redis(fixture_t *f)
     return port;
 }
 
-static long long usage_field(int port, const char *key, const char *field)
-{
-    redisContext *c = redisConnect("127.0.0.1", port);
-    redisReply *r;
-    long long v = -1;
-
-    assert_non_null(c);
-    assert_int_equal(c->err, 0);
-    r = redisCommand(c, "HGET %s %s", key, field);
-    assert_non_null(r);
-    if (r->type == REDIS_REPLY_STRING) {
-        v = atoll(r->str);
-    }
-    freeReplyObject(r);
-    redisFree(c);
-    return v;
-}
-
 /* 1 when a replica of the server on port confirms writes (WAIT 1). */
 static int replica_online(int port)
 {
@@ -456,7 +438,7 @@ static void test_wait_replicas_replay(void **state)
     assert_int_equal(st.wait_short, 3);
     assert_int_equal(st.pending, 3);       /* kept for replay */
     assert_int_equal(st.uncertain, 0);
-    assert_int_equal(usage_field(port, key, "spend_nano"), 3000);
+    assert_int_equal(test_redis_hget(port, key, "spend_nano"), 3000);
 
     /* a replica joins: WAIT 1 succeeds, the replays are no-ops */
     rport = test_free_port();
@@ -464,16 +446,16 @@ static void test_wait_replicas_replay(void **state)
     for (i = 0; i < 600 && !replica_online(port); i++) {
         usleep(50000);                 /* up to 30 s on a busy machine */
     }
-    assert_int_equal(usage_field(rport, key, "spend_nano"), 3000);
+    assert_int_equal(test_redis_hget(rport, key, "spend_nano"), 3000);
     memset(&t, 0, sizeof(t));
     used(&u, 1, 2, 500, NULL);
     ark_govern_settle(g, &t, &s, &u, f->p);
     ark_govern_stats(g, &st);
     assert_int_equal(st.pending, 0);
     assert_int_equal(st.uncertain, 0);
-    assert_int_equal(usage_field(port, key, "spend_nano"), 3500);
-    assert_int_equal(usage_field(port, key, "requests"), 4);
-    assert_int_equal(usage_field(port, key, "prompt_tokens"), 31);
+    assert_int_equal(test_redis_hget(port, key, "spend_nano"), 3500);
+    assert_int_equal(test_redis_hget(port, key, "requests"), 4);
+    assert_int_equal(test_redis_hget(port, key, "prompt_tokens"), 31);
     assert_int_equal(st.buffered_nano, 0);
 }
 
@@ -547,8 +529,8 @@ static void test_done_key_trace(void **state)
         freeReplyObject(r);
         redisFree(c);
     }
-    assert_int_equal(usage_field(port, key, "requests"), 4);
-    assert_int_equal(usage_field(port, key, "spend_nano"), 2200);
+    assert_int_equal(test_redis_hget(port, key, "requests"), 4);
+    assert_int_equal(test_redis_hget(port, key, "spend_nano"), 2200);
 }
 
 int main(void)

@@ -199,25 +199,6 @@ static void test_foreign_file_rejected(void **state)
 
 /* ---- replay against a real redis-server ------------------------------ */
 
-/* HGET as a number, -1 when absent. */
-static long long hget(int port, const char *key, const char *field)
-{
-    redisContext *c = redisConnect("127.0.0.1", port);
-    redisReply *r;
-    long long v = -1;
-
-    assert_non_null(c);
-    assert_int_equal(c->err, 0);
-    r = redisCommand(c, "HGET %s %s", key, field);
-    assert_non_null(r);
-    if (r->type == REDIS_REPLY_STRING) {
-        v = atoll(r->str);
-    }
-    freeReplyObject(r);
-    redisFree(c);
-    return v;
-}
-
 static int exists(int port, const char *key)
 {
     redisContext *c = redisConnect("127.0.0.1", port);
@@ -336,15 +317,15 @@ static void test_orphans_replayed(void **state)
                           ARK_PERIOD_MONTH, est.time);
     tday = ark_rkey_usage(f->p, f->conf.prefix, ARK_SCOPE_TENANT, "acme",
                           ARK_PERIOD_DAY, est.time);
-    assert_int_equal(hget(f->port, kday, "requests"), 2);
-    assert_int_equal(hget(f->port, kday, "prompt_tokens"), 110);
-    assert_int_equal(hget(f->port, kday, "completion_tokens"), 276);
-    assert_int_equal(hget(f->port, kday, "spend_nano"), 5300);
-    assert_int_equal(hget(f->port, kday, ARK_UF_EST_REQUESTS), 1);
-    assert_int_equal(hget(f->port, kday, ARK_UF_EST_TOKENS), 356);
-    assert_int_equal(hget(f->port, kmon, "spend_nano"), 5300);
-    assert_int_equal(hget(f->port, tday, "requests"), 2);
-    assert_int_equal(hget(f->port, tday, ARK_UF_EST_REQUESTS), 1);
+    assert_int_equal(test_redis_hget(f->port, kday, "requests"), 2);
+    assert_int_equal(test_redis_hget(f->port, kday, "prompt_tokens"), 110);
+    assert_int_equal(test_redis_hget(f->port, kday, "completion_tokens"), 276);
+    assert_int_equal(test_redis_hget(f->port, kday, "spend_nano"), 5300);
+    assert_int_equal(test_redis_hget(f->port, kday, ARK_UF_EST_REQUESTS), 1);
+    assert_int_equal(test_redis_hget(f->port, kday, ARK_UF_EST_TOKENS), 356);
+    assert_int_equal(test_redis_hget(f->port, kmon, "spend_nano"), 5300);
+    assert_int_equal(test_redis_hget(f->port, tday, "requests"), 2);
+    assert_int_equal(test_redis_hget(f->port, tday, ARK_UF_EST_REQUESTS), 1);
     assert_int_equal(exists(f->port, apr_pstrcat(f->p, f->conf.prefix,
                                                  est.done, NULL)), 1);
     assert_int_equal(exists(f->port, apr_pstrcat(f->p, f->conf.prefix,
@@ -358,7 +339,7 @@ static void test_orphans_replayed(void **state)
     r.calls = 0;
     assert_int_equal(ark_journal_replay(j, 1, replay_fn, &r, &left), 0);
     assert_int_equal(r.calls, 0);
-    assert_int_equal(hget(f->port, kday, "requests"), 2);
+    assert_int_equal(test_redis_hget(f->port, kday, "requests"), 2);
 }
 
 /* An owner that died but was not reaped yet (a zombie: kill(pid, 0)
@@ -430,7 +411,7 @@ static void test_done_key_exactly_once(void **state)
     ark_govern_settle(g, &t, &s, &u, f->p);
     kday = ark_rkey_usage(f->p, f->conf.prefix, ARK_SCOPE_KEY, "bob",
                           ARK_PERIOD_DAY, apr_time_now());
-    assert_int_equal(hget(f->port, kday, "requests"), 1);
+    assert_int_equal(test_redis_hget(f->port, kday, "requests"), 1);
 
     /* the same settlement orphaned, with its actual usage, and (as if
      * killed before that was written) at the estimate */
@@ -443,10 +424,10 @@ static void test_done_key_exactly_once(void **state)
     assert_int_equal(ark_journal_replay(j, 0, replay_fn, &r, &left), 2);
     assert_int_equal(r.calls, 2);
     assert_int_equal(left, 0);
-    assert_int_equal(hget(f->port, kday, "requests"), 1);
-    assert_int_equal(hget(f->port, kday, "prompt_tokens"), 7);
-    assert_int_equal(hget(f->port, kday, "spend_nano"), 70);
-    assert_int_equal(hget(f->port, kday, ARK_UF_EST_REQUESTS), -1);
+    assert_int_equal(test_redis_hget(f->port, kday, "requests"), 1);
+    assert_int_equal(test_redis_hget(f->port, kday, "prompt_tokens"), 7);
+    assert_int_equal(test_redis_hget(f->port, kday, "spend_nano"), 70);
+    assert_int_equal(test_redis_hget(f->port, kday, ARK_UF_EST_REQUESTS), -1);
 }
 
 /* Redis unreachable: the orphan is kept (never dropped), and billed
@@ -488,7 +469,7 @@ static void test_redis_down_kept(void **state)
     r.g = g;
     assert_int_equal(ark_journal_replay(j, 0, replay_fn, &r, &left), 1);
     assert_int_equal(left, 0);
-    assert_int_equal(hget(f->port, ark_rkey_usage(f->p, f->conf.prefix,
+    assert_int_equal(test_redis_hget(f->port, ark_rkey_usage(f->p, f->conf.prefix,
                                                   ARK_SCOPE_KEY, "carol",
                                                   ARK_PERIOD_DAY, est.time),
                           "requests"), 1);
