@@ -186,30 +186,7 @@ fi
 
 # ------------------------------------------------------------ wrk
 cpu_ticks() {  # CPU ticks used so far by the process trees of the pids
-    /usr/bin/python3 - "$@" <<'PY'
-import os, sys
-roots = {int(a) for a in sys.argv[1:]}
-procs = {}
-for d in os.listdir("/proc"):
-    if not d.isdigit():
-        continue
-    try:
-        with open("/proc/%s/stat" % d) as f:
-            st = f.read()
-    except OSError:
-        continue
-    f = st[st.rindex(")") + 2:].split()
-    procs[int(d)] = (int(f[1]), int(f[11]) + int(f[12]))
-total, todo, seen = 0, list(roots), set()
-while todo:
-    p = todo.pop()
-    if p in seen or p not in procs:
-        continue
-    seen.add(p)
-    total += procs[p][1]
-    todo += [c for c, (pp, _) in procs.items() if pp == p]
-print(total)
-PY
+    /usr/bin/python3 "$top/bench/tree_ticks.py" "$@"
 }
 sys_ticks() { awk '/^cpu / { print $2+$3+$4+$7+$8+$9, $2+$3+$4+$5+$6+$7+$8+$9 }' /proc/stat; }
 child_ticks() { awk '{ print $16 + $17 }' "/proc/$$/stat"; }

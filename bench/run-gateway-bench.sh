@@ -348,30 +348,7 @@ PY
 
 # CPU seconds (user+system) used so far by a process and its children
 cpu_ticks() {
-    "$PY" - "$@" <<'PY'
-import os, sys
-roots = {int(a) for a in sys.argv[1:]}
-procs = {}
-for d in os.listdir("/proc"):
-    if not d.isdigit():
-        continue
-    try:
-        with open("/proc/%s/stat" % d) as f:
-            st = f.read()
-    except OSError:
-        continue
-    f = st[st.rindex(")") + 2:].split()
-    procs[int(d)] = (int(f[1]), int(f[11]) + int(f[12]))
-total, todo, seen = 0, list(roots), set()
-while todo:
-    p = todo.pop()
-    if p in seen or p not in procs:
-        continue
-    seen.add(p)
-    total += procs[p][1]
-    todo += [c for c, (pp, _) in procs.items() if pp == p]
-print(total)
-PY
+    "$PY" "$SRC/bench/tree_ticks.py" "$@"
 }
 
 # whole-machine CPU ticks: "busy steal total" (all CPUs, from /proc/stat)
